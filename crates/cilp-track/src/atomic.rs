@@ -88,7 +88,10 @@ mod tests {
         write_atomic_str(&p, "bye").unwrap();
         assert_eq!(fs::read_to_string(&p).unwrap(), "bye");
         // no temp files left behind
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 1, "{names:?}");
     }
 
@@ -101,7 +104,10 @@ mod tests {
         fs::write(p.join("x"), b"x").unwrap();
         let err = write_atomic(&p, b"data").unwrap_err();
         assert!(err.to_string().contains("sub"), "{err}");
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 1, "temp file left: {names:?}");
         // missing parent directory -> error naming the path, nothing created
         let q = dir.path().join("missing").join("f.txt");

@@ -54,6 +54,16 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// `CreateMode::New` on an existing non-empty directory that is not a run (e.g. a group directory).
+    #[error(
+        "directory {} exists, is not empty and is not a run directory; choose another run name",
+        path.display()
+    )]
+    DirNotEmpty {
+        /// The directory.
+        path: PathBuf,
+    },
+
     /// A run name that is empty, absolute or escapes the runs root.
     #[error("invalid run name {name:?}: {reason}")]
     InvalidRunName {

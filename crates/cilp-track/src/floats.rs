@@ -173,7 +173,18 @@ mod tests {
 
     #[test]
     fn format_and_parse_round_trip() {
-        for v in [0.0, 1.0, -2.5, 0.1, 1e-5, 3e-12, 1e20, 123456.789, f64::INFINITY, f64::NEG_INFINITY] {
+        for v in [
+            0.0,
+            1.0,
+            -2.5,
+            0.1,
+            1e-5,
+            3e-12,
+            1e20,
+            123456.789,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ] {
             let s = format_f64(v);
             assert_eq!(parse_f64(&s), Some(v), "{s}");
         }

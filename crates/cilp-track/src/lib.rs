@@ -1,1 +1,114 @@
-//! cilp-track
+//! # cilp-track — run directories, metrics, TensorBoard events, run comparison
+//!
+//! Experiment tracking for cilp without any external service: everything the
+//! Python original sent to Weights & Biases / TensorBoard is written to plain
+//! files in a *run directory*, plus TensorBoard event files that the real
+//! `tensorboard --logdir runs/` reads (no TensorFlow needed on our side).
+//! This crate does not depend on burn.
+//!
+//! ## Run-directory contract
+//!
+//! A run lives in `<runs_root>/<name>` where `name` is `run` or `group/run`:
+//!
+//! ```text
+//! runs/<name>/
+//! ├── config.toml        resolved config, written first (atomically)
+//! ├── config.json        the same config as JSON
+//! ├── metrics.jsonl      one JSON object per epoch and split (source of truth)
+//! ├── metrics.csv        the same rows, fixed header (see below)
+//! ├── summary.json       RunSummary: status, best epoch/val loss, final metrics, timing, git commit…
+//! ├── checkpoints/       model/optimizer checkpoints (owned by the trainer)
+//! └── events.out.tfevents.<secs>.<hostname>.<pid>.cilp   TensorBoard events (one file per session)
+//! ```
+//!
+//! * **Creation** ([`RunDir::create`]): [`CreateMode::New`] refuses a directory
+//!   that already holds a run (error names the path and suggests `--resume` /
+//!   `--force`); [`CreateMode::Force`] deletes the old run first (it never
+//!   deletes a non-empty directory that is not a run); [`CreateMode::Resume`]
+//!   reopens an existing run. A directory "holds a run" if it contains
+//!   `config.toml`, `summary.json`, `metrics.jsonl` or an event file.
+//! * **Atomicity**: every file except the append-only logs (`metrics.*`, event
+//!   files) is written with [`write_atomic`] (temp file in the same directory,
+//!   fsync, rename), so readers never see a truncated `config.toml` or
+//!   `summary.json`. Metrics appends are fsynced; a partial last line left by a
+//!   crash is ignored on read and repaired on the next append/resume.
+//! * **Metrics rows** ([`EpochMetrics`]): `epoch` (cilp counts from 1),
+//!   `split` (`train`/`val`), `loss`, `accuracy?`, `lr?`, `epoch_seconds`,
+//!   `samples_per_s`, `peak_memory_bytes?`, `extra` (map, e.g.
+//!   `rgb_to_lidar/R@1`, `logit_scale`). Non-finite floats are stored as
+//!   `"NaN"`/`"inf"`/`"-inf"` in JSON and `NaN`/`inf`/`-inf` in CSV.
+//!   `metrics.csv` header: `epoch,split,loss,accuracy,lr,epoch_seconds,samples_per_s,peak_memory_bytes,extra`
+//!   where empty cells mean "not recorded" and `extra` is `name=value` pairs
+//!   joined by `;` (see [`metrics`]).
+//! * **Resume**: after loading the checkpoint of epoch `e`, call
+//!   [`RunDir::resume_after`]`(e)`: metrics rows with `epoch > e` are removed (no
+//!   duplicates after re-running) and a new event file starts with a
+//!   `SessionLog.START` at step `e + 1`, which makes TensorBoard discard the
+//!   stale points of the old session.
+//! * **TensorBoard tags** (step = epoch; see [`names`]): `<split>/loss`,
+//!   `<split>/accuracy`, `lr`, `<split>/epoch_seconds`, `<split>/samples_per_s`,
+//!   `<split>/peak_memory_mb`, `<split>/<extra key>`; the config as hparams
+//!   (HParams dashboard) and as text tag `config`; images (e.g. the similarity
+//!   matrix heatmap) as PNG. Events are flushed after every epoch, so a running
+//!   TensorBoard shows progress.
+//! * **summary.json** ([`RunSummary`]): `name`, `kind` (`train`, `cilp`,
+//!   `projector`, …), `model`, `parameters`, `best_epoch`, `best_val_loss`,
+//!   `final_metrics` (tag → value), `total_seconds`, `git_commit`, `device`,
+//!   `seed`, `status` (`running` | `completed` | `failed`), `started_at`,
+//!   `finished_at` (RFC 3339 UTC), `extra` (free JSON). Write it at start with
+//!   status `running` and again at the end.
+//!
+//! ## Listing and comparing
+//!
+//! [`list_runs`] reads every run under a root (runs may be grouped one level
+//! deep; broken runs are listed with their errors), [`render_table`] prints a
+//! W&B-style run table, [`render_json`] the same as JSON and
+//! [`render_comparison`] a `metric | run A | run B | difference` table.
+//!
+//! ## Example
+//!
+//! ```no_run
+//! use cilp_track::{CreateMode, EpochMetrics, RunDir, RunStatus, RunSummary, names};
+//! # fn main() -> cilp_track::Result<()> {
+//! # #[derive(serde::Serialize)] struct Config { lr: f64 }
+//! # let config = Config { lr: 1e-3 };
+//! let mut run = RunDir::create("runs".as_ref(), "fusion/late", CreateMode::New)?;
+//! run.write_config(&config)?;
+//! run.log_hparams(&config, &[names::VAL_LOSS, names::VAL_ACCURACY])?;
+//! let mut summary = RunSummary::started(run.name(), "train");
+//! run.write_summary(&summary)?;
+//! for epoch in 1..=10 {
+//!     let mut train = EpochMetrics::new(epoch, names::TRAIN, 0.5);
+//!     train.lr = Some(1e-3);
+//!     let val = EpochMetrics::new(epoch, names::VAL, 0.6);
+//!     run.log_epoch(&[train, val])?;
+//! }
+//! summary.update_from_metrics(&run.read_metrics()?);
+//! summary.finish(RunStatus::Completed);
+//! run.write_summary(&summary)?;
+//! # Ok(()) }
+//! ```
+
+pub mod atomic;
+pub mod compare;
+pub mod error;
+mod floats;
+pub mod metrics;
+pub mod names;
+pub mod run;
+pub mod tb;
+
+pub use atomic::{write_atomic, write_atomic_str};
+pub use compare::{
+    Column, RunRecord, RunStats, list_runs, load_run, render_comparison, render_json, render_table,
+};
+pub use error::{Error, Result};
+pub use metrics::{
+    CSV_HEADER, EpochMetrics, append_metrics, read_metrics, read_metrics_csv,
+    truncate_metrics_after,
+};
+pub use run::{
+    CreateMode, RunDir, RunStatus, RunSummary, git_commit, holds_run, read_config, read_summary,
+    timestamp_utc, timestamp_utc_now,
+};
+pub use tb::{EventWriter, HParamValue, HParams, HParamsStatus, encode_png_rgb8};

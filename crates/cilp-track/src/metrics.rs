@@ -106,7 +106,9 @@ impl EpochMetrics {
             opt(self.lr),
             format_f64(self.epoch_seconds),
             format_f64(self.samples_per_s),
-            self.peak_memory_bytes.map(|b| b.to_string()).unwrap_or_default(),
+            self.peak_memory_bytes
+                .map(|b| b.to_string())
+                .unwrap_or_default(),
             csv_escape(&extra),
         ]
         .join(",")
@@ -119,17 +121,23 @@ impl EpochMetrics {
             return Err(format!("expected 9 columns, found {}", cells.len()));
         }
         let f = |i: usize, name: &str| -> std::result::Result<f64, String> {
-            parse_f64(&cells[i]).ok_or_else(|| format!("column {name}: not a number: {:?}", cells[i]))
+            parse_f64(&cells[i])
+                .ok_or_else(|| format!("column {name}: not a number: {:?}", cells[i]))
         };
         let of = |i: usize, name: &str| -> std::result::Result<Option<f64>, String> {
-            if cells[i].is_empty() { Ok(None) } else { f(i, name).map(Some) }
+            if cells[i].is_empty() {
+                Ok(None)
+            } else {
+                f(i, name).map(Some)
+            }
         };
         let mut extra = BTreeMap::new();
         for pair in cells[8].split(';').filter(|p| !p.is_empty()) {
             let (k, v) = pair
                 .rsplit_once('=')
                 .ok_or_else(|| format!("column extra: expected name=value, found {pair:?}"))?;
-            let v = parse_f64(v).ok_or_else(|| format!("column extra: not a number in {pair:?}"))?;
+            let v =
+                parse_f64(v).ok_or_else(|| format!("column extra: not a number in {pair:?}"))?;
             extra.insert(k.to_owned(), v);
         }
         Ok(EpochMetrics {
@@ -345,7 +353,10 @@ pub fn write_metrics(run_dir: &Path, rows: &[EpochMetrics]) -> Result<()> {
 pub fn truncate_metrics_after(run_dir: &Path, last_kept_epoch: usize) -> Result<usize> {
     let rows = read_metrics(run_dir)?;
     let before = rows.len();
-    let kept: Vec<_> = rows.into_iter().filter(|r| r.epoch <= last_kept_epoch).collect();
+    let kept: Vec<_> = rows
+        .into_iter()
+        .filter(|r| r.epoch <= last_kept_epoch)
+        .collect();
     let removed = before - kept.len();
     if removed > 0
         || has_partial_last_line(&jsonl_path(run_dir))?
@@ -375,7 +386,12 @@ mod tests {
     #[test]
     fn append_read_and_csv_round_trip() {
         let dir = tempfile::tempdir().unwrap();
-        let rows = vec![row(1, "train"), row(1, "val"), row(2, "train"), row(2, "val")];
+        let rows = vec![
+            row(1, "train"),
+            row(1, "val"),
+            row(2, "train"),
+            row(2, "val"),
+        ];
         for r in &rows {
             append_metrics(dir.path(), r).unwrap();
         }
@@ -383,7 +399,10 @@ mod tests {
         let csv = fs::read_to_string(dir.path().join(METRICS_CSV)).unwrap();
         assert!(csv.starts_with(&format!("{CSV_HEADER}\n")));
         assert_eq!(csv.lines().count(), 5);
-        assert_eq!(read_metrics_csv(&dir.path().join(METRICS_CSV)).unwrap(), rows);
+        assert_eq!(
+            read_metrics_csv(&dir.path().join(METRICS_CSV)).unwrap(),
+            rows
+        );
     }
 
     #[test]
@@ -395,7 +414,9 @@ mod tests {
         append_metrics(dir.path(), &r).unwrap();
         for back in [
             read_metrics(dir.path()).unwrap().remove(0),
-            read_metrics_csv(&dir.path().join(METRICS_CSV)).unwrap().remove(0),
+            read_metrics_csv(&dir.path().join(METRICS_CSV))
+                .unwrap()
+                .remove(0),
         ] {
             assert!(back.loss.is_nan());
             assert_eq!(back.accuracy, Some(f64::INFINITY));
@@ -414,7 +435,10 @@ mod tests {
         let back = read_metrics(dir.path()).unwrap();
         assert_eq!(back.len(), 4);
         assert!(back.iter().all(|r| r.epoch <= 2));
-        assert_eq!(read_metrics_csv(&dir.path().join(METRICS_CSV)).unwrap(), back);
+        assert_eq!(
+            read_metrics_csv(&dir.path().join(METRICS_CSV)).unwrap(),
+            back
+        );
         // re-running epoch 3 gives no duplicates
         append_metrics(dir.path(), &row(3, "train")).unwrap();
         let back = read_metrics(dir.path()).unwrap();
