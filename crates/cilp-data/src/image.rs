@@ -64,6 +64,35 @@ pub fn read_dataset_png(path: &Path) -> Result<RgbaImage> {
     Ok(img)
 }
 
+/// Decodes PNG bytes that must be an `IMAGE_SIZE` x `IMAGE_SIZE` image straight into `out`
+/// (`64*64*4` RGBA bytes). Same checks and messages as [`decode_png`] plus the size check of
+/// [`read_dataset_png`]; 8-bit RGBA images (the dataset's) decode without a temporary buffer.
+pub fn decode_dataset_png_into(bytes: &[u8], path: &Path, out: &mut [u8]) -> Result<()> {
+    let n = IMAGE_SIZE * IMAGE_SIZE * 4;
+    if out.len() != n {
+        return Err(err(path, format!("output buffer holds {} bytes, a {IMAGE_SIZE}x{IMAGE_SIZE} RGBA image needs {n}", out.len())));
+    }
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = decoder.read_info().map_err(|e| err(path, e.to_string()))?;
+    let (width, height) = {
+        let info = reader.info();
+        (info.width as usize, info.height as usize)
+    };
+    if width != IMAGE_SIZE || height != IMAGE_SIZE {
+        return Err(err(path, format!("image is {width}x{height}, expected {IMAGE_SIZE}x{IMAGE_SIZE}")));
+    }
+    if reader.output_color_type() == (png::ColorType::Rgba, png::BitDepth::Eight) && reader.output_buffer_size() == Some(n) {
+        reader.next_frame(out).map_err(|e| err(path, format!("corrupt or truncated image data: {e}")))?;
+        return Ok(());
+    }
+    // Other colour types: decode the usual way and convert.
+    drop(reader);
+    let img = decode_png(bytes, path)?;
+    out.copy_from_slice(&img.pixels);
+    Ok(())
+}
+
 /// Encodes RGBA8 pixels as a PNG (8-bit RGBA, like the real dataset).
 pub fn encode_rgba_png(width: usize, height: usize, pixels: &[u8]) -> Vec<u8> {
     encode_png(width, height, pixels, png::ColorType::Rgba)
@@ -114,6 +143,40 @@ mod tests {
         // RGB input is expanded to RGBA with opaque alpha.
         let rgb = encode_rgb_png(2, 1, &[1, 2, 3, 4, 5, 6]);
         assert_eq!(decode_png(&rgb, Path::new("b.png")).unwrap().pixels, vec![1, 2, 3, 255, 4, 5, 6, 255]);
+    }
+
+    #[test]
+    fn decode_into_matches_decode() {
+        let px: Vec<u8> = (0..64 * 64 * 4).map(|i| (i % 253) as u8).collect();
+        let mut out = vec![0u8; 64 * 64 * 4];
+        decode_dataset_png_into(&encode_rgba_png(64, 64, &px), Path::new("a.png"), &mut out).unwrap();
+        assert_eq!(out, px);
+        // RGB input goes through the conversion path.
+        let rgb: Vec<u8> = (0..64 * 64 * 3).map(|i| (i % 7) as u8).collect();
+        decode_dataset_png_into(&encode_rgb_png(64, 64, &rgb), Path::new("b.png"), &mut out).unwrap();
+        assert_eq!(&out[..8], &[0, 1, 2, 255, 3, 4, 5, 255]);
+        let e = decode_dataset_png_into(&encode_rgba_png(2, 2, &[0; 16]), Path::new("c.png"), &mut out).unwrap_err().to_string();
+        assert!(e.contains("c.png") && e.contains("2x2") && e.contains("expected 64x64"), "{e}");
+        let bytes = encode_rgba_png(64, 64, &px);
+        let e = decode_dataset_png_into(&bytes[..bytes.len() / 2], Path::new("d.png"), &mut out).unwrap_err().to_string();
+        assert!(e.contains("d.png"), "{e}");
+    }
+
+    /// The fuzz seed corpus (`fuzz/corpus/png`): every file but `truncated`/`bad_*` decodes.
+    #[test]
+    fn fuzz_seed_corpus() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/png");
+        let Ok(rd) = std::fs::read_dir(&dir) else { return };
+        for e in rd.flatten().filter(|e| e.path().is_file()) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let r = decode_png(&std::fs::read(e.path()).unwrap(), &e.path());
+            if name.starts_with("truncated") || name.starts_with("bad_") {
+                assert!(r.is_err(), "{name} decoded");
+            } else {
+                let img = r.unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert_eq!(img.pixels.len(), img.width * img.height * 4);
+            }
+        }
     }
 
     #[test]

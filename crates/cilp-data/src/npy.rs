@@ -51,6 +51,52 @@ pub fn read_npy_shape(path: &Path, expected: &[usize]) -> Result<NpyArray> {
 
 /// Parses the bytes of a `.npy` file; `path` is only used in error messages.
 pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<NpyArray> {
+    let parts = parse_parts(bytes, path)?;
+    let mut data = vec![0f32; parts.count];
+    decode_payload(&parts, &mut data);
+    Ok(NpyArray { shape: parts.shape, data })
+}
+
+/// Parses `.npy` bytes whose shape must be exactly `expected`, decoding straight into `out`
+/// (whose length must be the product of `expected`). Same checks and messages as
+/// [`parse_npy`] followed by the shape check of [`read_npy_shape`], without allocating the
+/// data.
+pub fn parse_npy_into(bytes: &[u8], path: &Path, expected: &[usize], out: &mut [f32]) -> Result<()> {
+    let parts = parse_parts(bytes, path)?;
+    if parts.shape != expected {
+        return Err(err(path, format!("expected shape {expected:?}, found {:?}", parts.shape)));
+    }
+    if out.len() != parts.count {
+        return Err(err(path, format!("output buffer holds {} values, shape {expected:?} has {}", out.len(), parts.count)));
+    }
+    decode_payload(&parts, out);
+    Ok(())
+}
+
+/// A validated header and the data section it describes.
+struct Parts<'a> {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    count: usize,
+    payload: &'a [u8],
+}
+
+fn decode_payload(parts: &Parts<'_>, out: &mut [f32]) {
+    match parts.dtype {
+        Dtype::F32 => {
+            for (o, c) in out.iter_mut().zip(parts.payload.chunks_exact(4)) {
+                *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            }
+        }
+        Dtype::F64 => {
+            for (o, c) in out.iter_mut().zip(parts.payload.chunks_exact(8)) {
+                *o = f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32;
+            }
+        }
+    }
+}
+
+fn parse_parts<'a>(bytes: &'a [u8], path: &Path) -> Result<Parts<'a>> {
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err(err(path, "missing the \\x93NUMPY magic string (not a .npy file)"));
     }
@@ -94,14 +140,7 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<NpyArray> {
             format!("data section has {} bytes, shape {shape:?} of {} needs {expected}", payload.len(), dtype_name(dtype)),
         ));
     }
-    let data = match dtype {
-        Dtype::F32 => payload.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-        Dtype::F64 => payload
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
-            .collect(),
-    };
-    Ok(NpyArray { shape, data })
+    Ok(Parts { dtype, shape, count, payload })
 }
 
 fn dtype_name(d: Dtype) -> &'static str {
@@ -273,6 +312,40 @@ mod tests {
         let bytes = encode_npy(&[4, 4], &[1.0; 16]);
         for n in 0..bytes.len() {
             assert!(parse_npy(&bytes[..n], p()).is_err());
+        }
+    }
+
+    #[test]
+    fn parse_into_checks_shape_and_decodes() {
+        let data: Vec<f32> = (0..6).map(|i| i as f32).collect();
+        let bytes = encode_npy(&[2, 3], &data);
+        let mut out = [0f32; 6];
+        parse_npy_into(&bytes, p(), &[2, 3], &mut out).unwrap();
+        assert_eq!(out.to_vec(), data);
+        let e = parse_npy_into(&bytes, p(), &[3, 2], &mut out).unwrap_err().to_string();
+        assert!(e.contains("x.npy") && e.contains("expected shape [3, 2], found [2, 3]"), "{e}");
+        assert!(parse_npy_into(&bytes, p(), &[2, 3], &mut [0f32; 5]).is_err());
+        // float64 is converted.
+        let h = "{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }\n";
+        let mut out = [0f32; 1];
+        parse_npy_into(&with_header(h, &2.5f64.to_le_bytes()), p(), &[1], &mut out).unwrap();
+        assert_eq!(out[0], 2.5);
+    }
+
+    /// The fuzz seed corpus (`fuzz/corpus/npy`): `valid_*` files parse, `bad_*` files do not
+    /// (except `bad_nan`, whose values are only rejected by the dataset's depth check).
+    #[test]
+    fn fuzz_seed_corpus() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/npy");
+        let Ok(rd) = std::fs::read_dir(&dir) else { return };
+        for e in rd.flatten().filter(|e| e.path().is_file()) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let r = parse_npy(&std::fs::read(e.path()).unwrap(), &e.path());
+            if name.starts_with("valid_") || name == "bad_nan.npy" {
+                assert!(r.is_ok(), "{name}: {r:?}");
+            } else if name.starts_with("bad_") {
+                assert!(r.is_err(), "{name} parsed");
+            }
         }
     }
 
