@@ -1,0 +1,62 @@
+//! The crate's error type.
+
+use std::path::PathBuf;
+
+/// Result alias of this crate.
+pub type Result<T, E = ReportError> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while exploring, exporting or reporting.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// A file or directory could not be read or written.
+    #[error("{path}: {action}: {source}")]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The dataset could not be read.
+    #[error(transparent)]
+    Data(#[from] cilp_data::DataError),
+    /// The runs directory could not be read.
+    #[error(transparent)]
+    Track(#[from] cilp_track::Error),
+    /// A JSON file is malformed or has an unexpected shape.
+    #[error("{path}: invalid JSON: {reason}")]
+    Json { path: PathBuf, reason: String },
+    /// A PCD file is malformed or uses a feature this reader does not support.
+    #[error("invalid PCD: {0}")]
+    Pcd(String),
+    /// An option is out of range.
+    #[error("invalid option: {0}")]
+    Invalid(String),
+}
+
+impl ReportError {
+    /// Shorthand for an I/O error on `path`.
+    pub fn io(path: impl Into<PathBuf>, action: &'static str, source: std::io::Error) -> Self {
+        ReportError::Io { path: path.into(), action, source }
+    }
+}
+
+/// `fs::write` with the path in the error.
+pub(crate) fn write_file(path: &std::path::Path, bytes: impl AsRef<[u8]>) -> Result<()> {
+    std::fs::write(path, bytes).map_err(|e| ReportError::io(path, "write", e))
+}
+
+/// `fs::create_dir_all` with the path in the error.
+pub(crate) fn create_dir(path: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(path).map_err(|e| ReportError::io(path, "create directory", e))
+}
+
+/// `fs::read` with the path in the error.
+pub(crate) fn read_file(path: &std::path::Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| ReportError::io(path, "read", e))
+}
+
+/// Reads and parses a JSON file.
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T> {
+    let bytes = read_file(path)?;
+    serde_json::from_slice(&bytes).map_err(|e| ReportError::Json { path: path.to_owned(), reason: e.to_string() })
+}

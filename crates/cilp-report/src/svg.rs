@@ -1,0 +1,449 @@
+//! Small hand-written SVG charts (bar chart, histogram, line chart, scatter plot) with axes,
+//! ticks, labels and legends. The SVG is inline in the page, uses the page's font and makes no
+//! network request. All text is escaped.
+
+use std::fmt::Write as _;
+
+use crate::html::{escape_html, fmt_num};
+
+/// Colours for series, in order (Tableau 10).
+pub const PALETTE: [&str; 10] =
+    ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"];
+
+/// The `i`-th palette colour (wrapping).
+pub fn colour(i: usize) -> &'static str {
+    PALETTE[i % PALETTE.len()]
+}
+
+/// One named series of (x, y) points.
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub name: String,
+    pub colour: String,
+    pub points: Vec<(f64, f64)>,
+    /// Draw dashed (e.g. training curves next to validation curves).
+    pub dashed: bool,
+}
+
+/// "Nice" tick values covering `[lo, hi]` (about `n` of them).
+pub fn nice_ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
+    if !(lo.is_finite() && hi.is_finite()) || hi <= lo {
+        return vec![lo];
+    }
+    let raw = (hi - lo) / n.max(1) as f64;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * mag).find(|s| *s >= raw).unwrap_or(10.0 * mag);
+    let start = (lo / step).ceil() * step;
+    let mut t = Vec::new();
+    let mut v = start;
+    while v <= hi + step * 1e-9 {
+        t.push(if v.abs() < step * 1e-9 { 0.0 } else { v });
+        v += step;
+    }
+    t
+}
+
+fn tick_label(v: f64) -> String {
+    fmt_num(v, 4)
+}
+
+/// Plot area geometry and the data-to-pixel mapping.
+struct Frame {
+    w: f64,
+    h: f64,
+    left: f64,
+    right: f64,
+    top: f64,
+    bottom: f64,
+    x0: f64,
+    x1: f64,
+    y0: f64,
+    y1: f64,
+    log_y: bool,
+}
+
+impl Frame {
+    fn px(&self, x: f64) -> f64 {
+        let span = if self.x1 > self.x0 { self.x1 - self.x0 } else { 1.0 };
+        self.left + (x - self.x0) / span * (self.w - self.left - self.right)
+    }
+    fn py(&self, y: f64) -> f64 {
+        let (y, y0, y1) = if self.log_y { (y.max(1e-300).log10(), self.y0, self.y1) } else { (y, self.y0, self.y1) };
+        let span = if y1 > y0 { y1 - y0 } else { 1.0 };
+        self.h - self.bottom - (y - y0) / span * (self.h - self.top - self.bottom)
+    }
+}
+
+fn open(s: &mut String, w: f64, h: f64, title: &str) {
+    let _ = write!(
+        s,
+        "<svg class=\"chart\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" \
+         font-family=\"system-ui,'DejaVu Sans',Arial,sans-serif\" font-size=\"11\" role=\"img\">\
+         <title>{t}</title><rect width=\"{w}\" height=\"{h}\" fill=\"#fff\"/>\
+         <text x=\"{cx}\" y=\"17\" text-anchor=\"middle\" font-size=\"13\" font-weight=\"600\" fill=\"#1d2330\">{t}</text>",
+        t = escape_html(title),
+        cx = w / 2.0
+    );
+}
+
+/// Axes, grid lines, tick labels and axis titles. `x_ticks` are (value, label) pairs.
+fn axes(s: &mut String, f: &Frame, x_ticks: &[(f64, String)], y_ticks: &[f64], x_label: &str, y_label: &str) {
+    let (l, r, t, b) = (f.left, f.w - f.right, f.top, f.h - f.bottom);
+    for &v in y_ticks {
+        let y = f.py(if f.log_y { 10f64.powf(v) } else { v });
+        let lab = if f.log_y { format!("1e{}", v as i64) } else { tick_label(v) };
+        let _ = write!(
+            s,
+            "<line x1=\"{l}\" x2=\"{r}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#e6e9ef\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#5b6473\">{}</text>",
+            l - 5.0,
+            y + 3.5,
+            escape_html(&lab)
+        );
+    }
+    for (v, lab) in x_ticks {
+        let x = f.px(*v);
+        let _ = write!(
+            s,
+            "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{b}\" y2=\"{:.1}\" stroke=\"#5b6473\"/>\
+             <text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#5b6473\">{}</text>",
+            b + 4.0,
+            b + 16.0,
+            escape_html(lab)
+        );
+    }
+    let _ = write!(
+        s,
+        "<line x1=\"{l}\" x2=\"{r}\" y1=\"{b}\" y2=\"{b}\" stroke=\"#5b6473\"/>\
+         <line x1=\"{l}\" x2=\"{l}\" y1=\"{t}\" y2=\"{b}\" stroke=\"#5b6473\"/>\
+         <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#1d2330\">{}</text>\
+         <text transform=\"translate(13,{:.1}) rotate(-90)\" text-anchor=\"middle\" fill=\"#1d2330\">{}</text>",
+        (l + r) / 2.0,
+        f.h - 6.0,
+        escape_html(x_label),
+        (t + b) / 2.0,
+        escape_html(y_label)
+    );
+}
+
+/// Positions of legend items laid out in rows under the title, and the height they take.
+fn legend_layout(items: &[(String, String, bool)], w: f64) -> (Vec<(f64, f64)>, f64) {
+    let widths: Vec<f64> = items.iter().map(|(n, _, _)| n.chars().count() as f64 * 6.4 + 34.0).collect();
+    let (mut rows, mut cur, mut cur_w) = (Vec::new(), Vec::new(), 0.0);
+    for (i, &iw) in widths.iter().enumerate() {
+        if !cur.is_empty() && cur_w + iw > w - 40.0 {
+            rows.push(std::mem::take(&mut cur));
+            cur_w = 0.0;
+        }
+        cur.push(i);
+        cur_w += iw;
+    }
+    if !cur.is_empty() {
+        rows.push(cur);
+    }
+    let mut pos = vec![(0.0, 0.0); items.len()];
+    for (r, row) in rows.iter().enumerate() {
+        let total: f64 = row.iter().map(|&i| widths[i]).sum();
+        let mut x = (w - total) / 2.0;
+        for &i in row {
+            pos[i] = (x, 36.0 + r as f64 * 15.0);
+            x += widths[i];
+        }
+    }
+    (pos, rows.len() as f64 * 15.0)
+}
+
+/// Top margin of a chart with a legend of `items` under its title.
+fn top_with_legend(items: &[(String, String, bool)], w: f64) -> f64 {
+    if items.is_empty() { 28.0 } else { 32.0 + legend_layout(items, w).1 }
+}
+
+fn legend(s: &mut String, f: &Frame, items: &[(String, String, bool)]) {
+    let (pos, _) = legend_layout(items, f.w);
+    for ((name, col, dashed), (x, y)) in items.iter().zip(pos) {
+        let _ = write!(
+            s,
+            "<line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"{}\" stroke-width=\"2.5\"{}/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" fill=\"#1d2330\">{}</text>",
+            x + 4.0,
+            x + 22.0,
+            y - 3.5,
+            y - 3.5,
+            escape_html(col),
+            if *dashed { " stroke-dasharray=\"4 3\"" } else { "" },
+            x + 26.0,
+            y,
+            escape_html(name)
+        );
+    }
+}
+
+/// A vertical bar chart, one bar per label, value printed above each bar.
+pub fn bar_chart(
+    title: &str,
+    labels: &[String],
+    values: &[f64],
+    colours: &[String],
+    y_label: &str,
+    w: f64,
+    h: f64,
+) -> String {
+    let mut s = String::new();
+    open(&mut s, w, h, title);
+    let ymax = values.iter().cloned().fold(0.0, f64::max);
+    let ymax = if ymax > 0.0 { ymax * 1.15 } else { 1.0 };
+    let ticks = nice_ticks(0.0, ymax, 5);
+    let f = Frame {
+        w,
+        h,
+        left: 56.0,
+        right: 14.0,
+        top: 28.0,
+        bottom: 36.0,
+        x0: 0.0,
+        x1: labels.len().max(1) as f64,
+        y0: 0.0,
+        y1: ymax,
+        log_y: false,
+    };
+    let xt: Vec<(f64, String)> = labels.iter().enumerate().map(|(i, l)| (i as f64 + 0.5, l.clone())).collect();
+    axes(&mut s, &f, &xt, &ticks, "", y_label);
+    let bw = (f.px(1.0) - f.px(0.0)) * 0.6;
+    for (i, &v) in values.iter().enumerate() {
+        let x = f.px(i as f64 + 0.5) - bw / 2.0;
+        let y = f.py(v);
+        let c = colours.get(i).map(String::as_str).unwrap_or(colour(i));
+        let _ = write!(
+            s,
+            "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{bw:.1}\" height=\"{:.1}\" fill=\"{}\"><title>{}: {}</title></rect>\
+             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#1d2330\">{}</text>",
+            (f.py(0.0) - y).max(0.0),
+            escape_html(c),
+            escape_html(labels.get(i).map(String::as_str).unwrap_or("")),
+            fmt_num(v, 4),
+            x + bw / 2.0,
+            y - 4.0,
+            fmt_num(v, 4)
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// Bin counts of `values` over `bins` equal bins spanning `[lo, hi]` (values outside are
+/// clamped into the first/last bin; non-finite values are skipped).
+pub fn bin_counts(values: impl IntoIterator<Item = f64>, lo: f64, hi: f64, bins: usize) -> Vec<usize> {
+    let bins = bins.max(1);
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    let mut c = vec![0usize; bins];
+    for v in values {
+        if v.is_finite() {
+            let b = (((v - lo) / span) * bins as f64).floor().clamp(0.0, bins as f64 - 1.0) as usize;
+            c[b] += 1;
+        }
+    }
+    c
+}
+
+/// Histograms of several series (name, colour, bin counts) over shared equal bins spanning
+/// `[lo, hi]`; the bars of one bin are drawn side by side.
+pub fn histogram(
+    title: &str,
+    series: &[(String, String, Vec<usize>)],
+    lo: f64,
+    hi: f64,
+    x_label: &str,
+    w: f64,
+    h: f64,
+) -> String {
+    let bins = series.iter().map(|s| s.2.len()).max().unwrap_or(1).max(1);
+    let (lo, hi) = if hi > lo { (lo, hi) } else { (lo - 0.5, lo + 0.5) };
+    let ymax = series.iter().flat_map(|s| s.2.iter()).copied().max().unwrap_or(0) as f64;
+    let ymax = if ymax > 0.0 { ymax * 1.1 } else { 1.0 };
+    let mut s = String::new();
+    open(&mut s, w, h, title);
+    let items: Vec<_> = series.iter().map(|(n, c, _)| (n.clone(), c.clone(), false)).collect();
+    let top = top_with_legend(&items, w);
+    let f = Frame { w, h, left: 52.0, right: 14.0, top, bottom: 38.0, x0: lo, x1: hi, y0: 0.0, y1: ymax, log_y: false };
+    let xt: Vec<(f64, String)> = nice_ticks(lo, hi, 6).into_iter().map(|v| (v, tick_label(v))).collect();
+    axes(&mut s, &f, &xt, &nice_ticks(0.0, ymax, 5), x_label, "samples");
+    let bin_w = (hi - lo) / bins as f64;
+    let k = series.len().max(1) as f64;
+    for (si, (name, col, c)) in series.iter().enumerate() {
+        for (b, &n) in c.iter().enumerate() {
+            if n == 0 {
+                continue;
+            }
+            let xa = f.px(lo + bin_w * (b as f64 + 0.05 + 0.9 * si as f64 / k));
+            let xb = f.px(lo + bin_w * (b as f64 + 0.05 + 0.9 * (si as f64 + 1.0) / k));
+            let y = f.py(n as f64);
+            let _ = write!(
+                s,
+                "<rect x=\"{xa:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{}\" fill-opacity=\"0.85\"><title>{}: {} in [{}, {})</title></rect>",
+                (xb - xa).max(0.5),
+                f.py(0.0) - y,
+                escape_html(col),
+                escape_html(name),
+                n,
+                fmt_num(lo + bin_w * b as f64, 4),
+                fmt_num(lo + bin_w * (b + 1) as f64, 4)
+            );
+        }
+    }
+    legend(&mut s, &f, &items);
+    s.push_str("</svg>");
+    s
+}
+
+/// A line chart of several series with markers. With `log_y` the y axis is logarithmic
+/// (non-positive values are dropped).
+pub fn line_chart(title: &str, series: &[Series], x_label: &str, y_label: &str, w: f64, h: f64, log_y: bool) -> String {
+    let pts = || {
+        series
+            .iter()
+            .flat_map(|s| s.points.iter())
+            .filter(|(x, y)| x.is_finite() && y.is_finite() && (!log_y || *y > 0.0))
+    };
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+    for &(x, y) in pts() {
+        let y = if log_y { y.log10() } else { y };
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    let mut s = String::new();
+    open(&mut s, w, h, title);
+    if !x0.is_finite() {
+        let _ = write!(
+            s,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#5b6473\">no data</text></svg>",
+            w / 2.0,
+            h / 2.0
+        );
+        return s;
+    }
+    if x1 <= x0 {
+        x0 -= 0.5;
+        x1 += 0.5;
+    }
+    let (y0, y1) = if log_y {
+        (y0.floor(), if y1.ceil() > y0.floor() { y1.ceil() } else { y0.floor() + 1.0 })
+    } else {
+        let pad = if y1 > y0 { (y1 - y0) * 0.08 } else { y0.abs().max(1.0) * 0.1 };
+        let lo = if y0 >= 0.0 && y0 - pad < 0.0 { 0.0 } else { y0 - pad };
+        (lo, y1 + pad)
+    };
+    let items: Vec<_> = series.iter().map(|s| (s.name.clone(), s.colour.clone(), s.dashed)).collect();
+    let f =
+        Frame { w, h, left: 58.0, right: 14.0, top: top_with_legend(&items, w), bottom: 38.0, x0, x1, y0, y1, log_y };
+    let y_ticks = if log_y { (y0 as i64..=y1 as i64).map(|v| v as f64).collect() } else { nice_ticks(y0, y1, 5) };
+    let integer_x = series.iter().flat_map(|s| &s.points).all(|(x, _)| x.fract() == 0.0);
+    let mut xt: Vec<(f64, String)> = nice_ticks(x0, x1, 6).into_iter().map(|v| (v, tick_label(v))).collect();
+    if integer_x {
+        xt.retain(|(v, _)| v.fract() == 0.0);
+    }
+    axes(&mut s, &f, &xt, &y_ticks, x_label, y_label);
+    for se in series {
+        let p: Vec<(f64, f64)> =
+            se.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite() && (!log_y || *y > 0.0)).collect();
+        if p.is_empty() {
+            continue;
+        }
+        let mut d = String::new();
+        for (i, &(x, y)) in p.iter().enumerate() {
+            let _ = write!(d, "{}{:.1},{:.1}", if i == 0 { "M" } else { " L" }, f.px(x), f.py(y));
+        }
+        let c = escape_html(&se.colour);
+        let _ = write!(
+            s,
+            "<path d=\"{d}\" fill=\"none\" stroke=\"{c}\" stroke-width=\"2\"{}/>",
+            if se.dashed { " stroke-dasharray=\"5 3\"" } else { "" }
+        );
+        if p.len() <= 60 {
+            for &(x, y) in &p {
+                let _ = write!(
+                    s,
+                    "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.6\" fill=\"{c}\"><title>{}: ({}, {})</title></circle>",
+                    f.px(x),
+                    f.py(y),
+                    escape_html(&se.name),
+                    fmt_num(x, 4),
+                    fmt_num(y, 5)
+                );
+            }
+        }
+    }
+    legend(&mut s, &f, &items);
+    s.push_str("</svg>");
+    s
+}
+
+/// A scatter plot; every point has its own colour (e.g. the object's mean colour).
+#[allow(clippy::too_many_arguments)]
+pub fn scatter(
+    title: &str,
+    points: &[(f64, f64, String)],
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+    x_label: &str,
+    y_label: &str,
+    w: f64,
+    h: f64,
+) -> String {
+    let mut s = String::new();
+    open(&mut s, w, h, title);
+    let f = Frame { w, h, left: 52.0, right: 14.0, top: 28.0, bottom: 38.0, x0, x1, y0, y1, log_y: false };
+    let xt: Vec<(f64, String)> = nice_ticks(x0, x1, 6).into_iter().map(|v| (v, tick_label(v))).collect();
+    axes(&mut s, &f, &xt, &nice_ticks(y0, y1, 5), x_label, y_label);
+    for (x, y, c) in points {
+        if x.is_finite() && y.is_finite() {
+            let _ = write!(
+                s,
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{}\" stroke=\"#333\" stroke-width=\"0.4\"/>",
+                f.px(*x),
+                f.py(*y),
+                escape_html(c)
+            );
+        }
+    }
+    s.push_str("</svg>");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks() {
+        assert_eq!(nice_ticks(0.0, 10.0, 5), vec![0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
+        let t = nice_ticks(0.13, 0.87, 4);
+        assert!(t.first().unwrap() >= &0.13 && t.last().unwrap() <= &0.87 && t.len() >= 3);
+    }
+
+    #[test]
+    fn charts_escape_text() {
+        let se =
+            Series { name: "<x>".into(), colour: "#000".into(), points: vec![(1.0, 2.0), (2.0, 1.0)], dashed: false };
+        let svg = line_chart("<t>", &[se], "epoch", "loss", 400.0, 300.0, false);
+        assert!(svg.contains("&lt;t&gt;") && svg.contains("&lt;x&gt;") && !svg.contains("<x>"));
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
+        let svg = line_chart(
+            "log",
+            &[Series { name: "a".into(), colour: "#000".into(), points: vec![(1.0, 1e-3), (2.0, 0.5)], dashed: true }],
+            "e",
+            "l",
+            400.0,
+            300.0,
+            true,
+        );
+        assert!(svg.contains("1e-3"));
+        let svg = bar_chart("b", &["<c>".into()], &[3.0], &[], "n", 300.0, 200.0);
+        assert!(svg.contains("&lt;c&gt;"));
+        let c = bin_counts([1.0, 2.0, 2.5, f64::NAN], 0.0, 3.0, 3);
+        assert_eq!(c, vec![0, 1, 2]);
+        let svg = histogram("h", &[("a".into(), "#111".into(), c)], 0.0, 3.0, "v", 300.0, 200.0);
+        assert_eq!(svg.matches("<rect x=").count(), 2); // 2 non-empty bins
+    }
+}
