@@ -55,8 +55,8 @@ pub use seed::{
     IntermediateFusionConfig, LateFusion, LateFusionConfig,
 };
 pub use zoo::{
-    Classifier, InputKind, ModelInfo, ModelInputs, ModelSpec, ModelTask, Prediction,
-    build_classifier, build_cilp, catalog, classifier_names, model_info, model_names, predict,
+    Classifier, InputKind, ModelInfo, ModelInputs, ModelSpec, ModelTask, Prediction, build_cilp,
+    build_classifier, catalog, classifier_names, model_info, model_names, predict,
     predicted_classes, sphere_probability,
 };
 

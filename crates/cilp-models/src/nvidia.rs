@@ -16,7 +16,7 @@ pub const LIDAR_EMBEDDING: usize = 3200;
 /// Size of the CILP embeddings.
 pub const CILP_EMBEDDING: usize = 200;
 /// Initial CLIP logit scale, `ln(1 / 0.07)`.
-pub const CLIP_LOGIT_SCALE_INIT: f32 = 2.659_260_1;
+pub const CLIP_LOGIT_SCALE_INIT: f32 = 2.659_26;
 /// Upper clamp of the CLIP logit scale, `ln(100)` (OpenCLIP's practice).
 pub const CLIP_LOGIT_SCALE_MAX: f32 = 4.605_170_2;
 
@@ -77,7 +77,9 @@ impl NvidiaEmbedder {
 }
 
 /// Which contrastive loss a [`Cilp`] model trains with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum CilpLoss {
     /// NVIDIA: cosine similarities mapped by `(sim + 1) / 2`, no temperature.
@@ -181,9 +183,12 @@ impl Cilp {
 
     /// Current logit scale `s` (not `exp(s)`), if any.
     pub fn logit_scale_value(&self) -> Option<f32> {
-        self.logit_scale
-            .as_ref()
-            .map(|p| p.val().into_data().to_vec::<f32>().expect("f32 logit scale")[0])
+        self.logit_scale.as_ref().map(|p| {
+            p.val()
+                .into_data()
+                .try_into_vec_as::<f32>()
+                .expect("f32 logit scale")[0]
+        })
     }
 }
 

@@ -103,7 +103,9 @@ impl StateDict {
             other => {
                 return Err(ModelError::PyTorch {
                     path: self.path.clone(),
-                    message: format!("tensor '{key}' has dtype {other:?}; expected float32/float64"),
+                    message: format!(
+                        "tensor '{key}' has dtype {other:?}; expected float32/float64"
+                    ),
                 });
             }
         };

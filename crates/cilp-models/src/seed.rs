@@ -213,8 +213,8 @@ impl IntermediateFusion {
         let b = self.xyza.forward(xyza); // [batch, 100, 8, 8]
         let fused = match self.mode {
             FusionMode::Concat => Tensor::cat(vec![a, b], 1), // [batch, 200, 8, 8]
-            FusionMode::Add => a + b,                          // [batch, 100, 8, 8]
-            FusionMode::Hadamard => a * b,                     // [batch, 100, 8, 8]
+            FusionMode::Add => a + b,                         // [batch, 100, 8, 8]
+            FusionMode::Hadamard => a * b,                    // [batch, 100, 8, 8]
         };
         self.head.forward(fused.flatten(1, 3)) // [batch, 2]
     }

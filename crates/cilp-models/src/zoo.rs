@@ -186,7 +186,9 @@ impl ModelSpec {
     fn downsample_text(d: Downsample) -> &'static str {
         match d {
             Downsample::MaxPool => "MaxPool2d(2) downsampling",
-            Downsample::StridedExtraConv => "strided-conv (extra learnable stride-2 conv) downsampling",
+            Downsample::StridedExtraConv => {
+                "strided-conv (extra learnable stride-2 conv) downsampling"
+            }
             Downsample::StridedConv => "stride-2 main convs, no pooling",
         }
     }
@@ -211,19 +213,23 @@ impl ModelSpec {
             }
             ModelSpec::Single(_) => "Unimodal baseline: seed Embedder(4,2) on XYZA only".into(),
             ModelSpec::LidarClassifier => {
-                "NVIDIA pretrained LiDAR CNN on raw depth (lidar_cnn.pt), 1 logit (> 0 = sphere)".into()
+                "NVIDIA pretrained LiDAR CNN on raw depth (lidar_cnn.pt), 1 logit (> 0 = sphere)"
+                    .into()
             }
             ModelSpec::RgbToLidar => {
-                "CILP image encoder -> projector -> LiDAR classifier head, 1 logit (> 0 = sphere)".into()
+                "CILP image encoder -> projector -> LiDAR classifier head, 1 logit (> 0 = sphere)"
+                    .into()
             }
             ModelSpec::Cilp(CilpLoss::Nvidia) => {
                 "CILP dual encoder (RGB + depth -> 200-d), NVIDIA (cos+1)/2 contrastive loss".into()
             }
             ModelSpec::Cilp(CilpLoss::Clip) => {
-                "CILP dual encoder (RGB + depth -> 200-d), CLIP loss with learnable logit scale".into()
+                "CILP dual encoder (RGB + depth -> 200-d), CLIP loss with learnable logit scale"
+                    .into()
             }
             ModelSpec::Projector => {
-                "Projector 200 -> 1000 -> 500 -> 3200 from CILP image to LiDAR-CNN embeddings (MSE)".into()
+                "Projector 200 -> 1000 -> 500 -> 3200 from CILP image to LiDAR-CNN embeddings (MSE)"
+                    .into()
             }
         }
     }
@@ -266,7 +272,10 @@ impl ModelSpec {
     pub fn num_params(&self) -> usize {
         let device = Device::flex();
         match self {
-            ModelSpec::Cilp(loss) => CilpConfig::new().with_loss(*loss).init(&device).num_params(),
+            ModelSpec::Cilp(loss) => CilpConfig::new()
+                .with_loss(*loss)
+                .init(&device)
+                .num_params(),
             ModelSpec::Projector => ProjectorConfig::new().init(&device).num_params(),
             _ => self
                 .build_classifier(&device)
@@ -538,9 +547,15 @@ pub fn predicted_classes(logits: Tensor<2>) -> Tensor<1, Int> {
 pub fn predict(logits: Tensor<2>) -> Vec<Prediction> {
     let [batch, classes] = logits.dims();
     let probs: Vec<f32> = if classes == 1 {
-        sigmoid(logits).into_data().convert::<f32>().to_vec().expect("f32 data")
+        sigmoid(logits)
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .expect("f32 data")
     } else {
-        softmax(logits, 1).into_data().convert::<f32>().to_vec().expect("f32 data")
+        softmax(logits, 1)
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .expect("f32 data")
     };
     (0..batch)
         .map(|i| {
