@@ -1,1 +1,22 @@
-//! cilp-train
+//! cilp's training engine: batching dataset samples into tensors, the epoch loop with metrics,
+//! crash-safe checkpoints and resume, the NaN guard, seeding, progress, and prediction.
+//!
+//! Determinism: with the same config and seed on the CPU device, two runs produce bit-identical
+//! metrics and checkpoints (model init is seeded through the device, shuffling per (seed, epoch)).
+
+pub mod assess;
+pub mod batching;
+pub mod bench;
+pub mod checkpoint;
+pub mod config;
+pub mod data;
+pub mod device;
+pub mod engine;
+pub mod error;
+pub mod memory;
+pub mod predict;
+pub mod studies;
+
+pub use config::{DataConfig, SplitConfig, TrainConfig};
+pub use engine::{PreparedData, RunOptions, TrainOutcome, train};
+pub use error::{Result, TrainError};

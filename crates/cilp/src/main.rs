@@ -1,1 +1,288 @@
-fn main() {}
+//! `cilp`: the command-line front end. Thin by design: it parses flags, resolves settings
+//! (flags over config file over defaults) and makes one library call per subcommand.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+mod assess_cmd;
+mod bench_cmd;
+mod commands;
+mod studies_cmd;
+
+#[derive(Parser, Debug)]
+#[command(name = "cilp", version, about = "Multimodal RGB + LiDAR deep learning: data, fusion studies, CILP assessment, tracking")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log level for diagnostics on stderr (error, warn, info, debug, trace).
+    #[arg(long, global = true, default_value = "warn", env = "CILP_LOG")]
+    log: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// The main job: generate the default data if missing, summarise it, train the quick study, list the runs.
+    Run(RunArgs),
+    /// Generate a synthetic cubes/spheres dataset in the real dataset's exact layout.
+    Generate(GenerateArgs),
+    /// Load a dataset and print its summary (pairs, unpaired files, load time).
+    Info(InfoArgs),
+    /// List the model zoo with exact parameter counts.
+    Models(ModelsArgs),
+    /// Train one model from the zoo; writes a run directory.
+    Train(TrainArgs),
+    /// Classify RGB PNGs or LiDAR .npy depth maps with a trained model or PyTorch weights.
+    Predict(PredictArgs),
+    /// Explore a dataset: statistics and a self-contained HTML page (the FiftyOne part).
+    Explore(ExploreArgs),
+    /// Write one self-contained HTML report comparing every run under a directory.
+    Report(ReportArgs),
+    /// The fusion study: early, late and intermediate (concat/add/Hadamard) fusion compared over seeds.
+    Fusion(studies_cmd::FusionArgs),
+    /// The ablation: MaxPool2d vs strided-convolution downsampling on the best fusion model.
+    Ablation(studies_cmd::AblationArgs),
+    /// NVIDIA's assessment: CILP pretraining, projector, RGB classification through the LiDAR classifier.
+    Assess(assess_cmd::AssessArgs),
+    /// Measure training and inference samples/second of every architecture.
+    Bench(bench_cmd::BenchArgs),
+    /// List and compare run directories.
+    Runs {
+        #[command(subcommand)]
+        command: RunsCommand,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Dataset to use; by default `data/default`, generated if missing.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Where run directories go.
+    #[arg(long, default_value = "runs")]
+    pub out: PathBuf,
+    /// quick (minutes on 2 cores) or full (all data, the original epochs).
+    #[arg(long, value_enum, default_value_t = Preset::Quick)]
+    pub preset: Preset,
+    /// Compute device.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Replace existing runs of the same names.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Preset {
+    Quick,
+    Full,
+}
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    /// Output dataset root (gets cubes/ and spheres/).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Pairs per class (the original has 9,999).
+    #[arg(long, default_value_t = 9999)]
+    pub per_class: usize,
+    /// Random seed; the same seed gives the same bytes.
+    #[arg(long, default_value_t = 51)]
+    pub seed: u64,
+    /// Scene preset: `default` (faithful to the real data) or `hard` (noise, occlusion, more classes).
+    #[arg(long, default_value = "default")]
+    pub preset: String,
+    /// Write into a non-empty directory.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    /// Dataset root.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Load at most N pairs per class.
+    #[arg(long)]
+    pub limit_per_class: Option<usize>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExploreArgs {
+    /// Dataset root.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Output folder for stats.json and index.html.
+    #[arg(long, required_unless_present = "fiftyone")]
+    pub out: Option<PathBuf>,
+    /// Also (or only) export the dataset for FiftyOne into this folder: PNGs, PCD point clouds, labels, a loader script.
+    #[arg(long)]
+    pub fiftyone: Option<PathBuf>,
+    /// Gallery samples per class.
+    #[arg(long, default_value_t = 4)]
+    pub gallery: usize,
+    /// Load at most N pairs per class.
+    #[arg(long)]
+    pub limit_per_class: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Directory holding run directories.
+    #[arg(long, default_value = "runs")]
+    pub runs: PathBuf,
+    /// Output HTML file.
+    #[arg(long, default_value = "report.html")]
+    pub out: PathBuf,
+    /// An exploration folder (from `cilp explore --out`) to include.
+    #[arg(long)]
+    pub explore: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ModelsArgs {
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Zoo model name (see `cilp models`).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Dataset root.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Parent directory for run directories.
+    #[arg(long, default_value = "runs")]
+    pub out: PathBuf,
+    /// Run directory name (default: the model name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A TOML config file (a run's config.toml works); flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Adam learning rate.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// cpu (default) or wgpu (builds with --features wgpu).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// ratio (seeded stratified, see --val-fraction) or nvidia (per-class index split).
+    #[arg(long)]
+    pub split: Option<String>,
+    #[arg(long)]
+    pub val_fraction: Option<f64>,
+    #[arg(long)]
+    pub limit_per_class: Option<usize>,
+    /// Depth-to-XYZA convention: seed, spherical or nvidia.
+    #[arg(long)]
+    pub xyza: Option<String>,
+    /// Drop the last incomplete batch.
+    #[arg(long)]
+    pub drop_last: bool,
+    /// Continue an interrupted run from its last checkpoint, with its saved config.
+    #[arg(long, conflicts_with = "force")]
+    pub resume: bool,
+    /// Overwrite an existing run directory of the same name.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the resolved config and exit.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// Zoo model name (optional with a run directory, whose config names it).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// A run directory or a .bpk checkpoint file.
+    #[arg(long, conflicts_with = "weights", required_unless_present = "weights")]
+    pub checkpoint: Option<PathBuf>,
+    /// A PyTorch state dict (.pt), e.g. NVIDIA's lidar_cnn.pt.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// One JSON object per input line.
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// RGB .png or LiDAR .npy files (fusion models find the paired file in the sibling folder).
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RunsCommand {
+    /// Table of the runs under a directory.
+    List {
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Side-by-side comparison of runs.
+    Compare {
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    match dispatch(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cmd: Command) -> Result<()> {
+    match cmd {
+        Command::Run(a) => commands::run(a),
+        Command::Generate(a) => commands::generate(a),
+        Command::Info(a) => commands::info(a),
+        Command::Models(a) => commands::models(a),
+        Command::Train(a) => commands::train(a),
+        Command::Predict(a) => commands::predict(a),
+        Command::Explore(a) => commands::explore(a),
+        Command::Report(a) => commands::report(a),
+        Command::Fusion(a) => studies_cmd::fusion(a),
+        Command::Ablation(a) => studies_cmd::ablation(a),
+        Command::Assess(a) => assess_cmd::assess(a),
+        Command::Bench(a) => bench_cmd::bench(a),
+        Command::Runs { command } => commands::runs(command),
+    }
+}
+
+/// Seconds since `t`, for messages.
+pub fn secs(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64()
+}
+
+/// Errors if `p` does not exist, naming it.
+pub fn must_exist(p: &Path, what: &str) -> Result<()> {
+    if !p.exists() {
+        bail!("{}: {what} not found", p.display());
+    }
+    Ok(())
+}

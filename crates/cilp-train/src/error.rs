@@ -1,0 +1,28 @@
+//! Errors of the training engine.
+
+use std::path::PathBuf;
+
+/// Anything that stops a training run or a prediction.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Data(#[from] cilp_data::DataError),
+    #[error(transparent)]
+    Track(#[from] cilp_track::Error),
+    #[error(transparent)]
+    Model(#[from] cilp_models::ModelError),
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("{path}: {reason}")]
+    Checkpoint { path: PathBuf, reason: String },
+    /// The loss became NaN or infinite; the last good checkpoint is kept.
+    #[error(
+        "training diverged: the loss is {value} at epoch {epoch}, step {step}; the last good checkpoint \
+         (epoch {last_good_epoch}) is kept in {run_dir}. Lower the learning rate and retry (or --resume)."
+    )]
+    NonFiniteLoss { value: f64, epoch: usize, step: usize, last_good_epoch: usize, run_dir: PathBuf },
+    #[error("{0}")]
+    Other(String),
+}
+
+pub type Result<T, E = TrainError> = std::result::Result<T, E>;

@@ -1,0 +1,360 @@
+//! One function per subcommand.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use cilp_data::tensorize::XyzaConvention;
+use cilp_track::run::CreateMode;
+use cilp_train::{RunOptions, SplitConfig, TrainConfig};
+
+use crate::{ExploreArgs, GenerateArgs, InfoArgs, ReportArgs, ModelsArgs, PredictArgs, Preset, RunArgs, RunsCommand, TrainArgs, secs};
+
+/// The default dataset location of `cilp run`.
+pub const DEFAULT_DATA: &str = "data/default";
+
+pub fn generate(a: GenerateArgs) -> Result<()> {
+    let mut opts = cilp_synth::GenerateOptions::preset(&a.preset).map_err(|e| anyhow::anyhow!("{e}"))?;
+    opts.per_class = a.per_class;
+    opts.seed = a.seed;
+    opts.overwrite = a.force;
+    let t = Instant::now();
+    let report = cilp_synth::generate(&a.out, &opts)?;
+    let classes: Vec<&str> = report.classes.iter().map(|c| c.name()).collect();
+    eprintln!(
+        "generated {} pairs ({} per class: {}) in {} in {:.1}s ({:.1} MiB)",
+        report.samples,
+        report.per_class,
+        classes.join(", "),
+        report.out.display(),
+        secs(t),
+        report.bytes as f64 / (1u64 << 20) as f64
+    );
+    Ok(())
+}
+
+fn load_summary(data: &Path, limit: Option<usize>) -> Result<serde_json::Value> {
+    let t = Instant::now();
+    let opts = cilp_data::dataset::LoadOptions { limit_per_class: limit, ..Default::default() };
+    let (ds, report) = cilp_data::dataset::Dataset::open(data, &opts)?;
+    let seconds = secs(t);
+    let mut per_class = serde_json::Map::new();
+    for (c, name) in ds.classes().iter().enumerate() {
+        let n = (0..ds.len()).filter(|&i| ds.sample(i).class == c).count();
+        per_class.insert(name.clone(), n.into());
+    }
+    Ok(serde_json::json!({
+        "data": data.display().to_string(),
+        "pairs": ds.len(),
+        "classes": ds.classes(),
+        "pairs_per_class": per_class,
+        "report": report,
+        "load_seconds": seconds,
+        "pairs_per_second": ds.len() as f64 / seconds.max(1e-9),
+        "memory_bytes": ds.memory_bytes(),
+    }))
+}
+
+fn print_summary(v: &serde_json::Value) {
+    println!("dataset   {}", v["data"].as_str().unwrap_or_default());
+    println!("pairs     {}", v["pairs"]);
+    if let Some(m) = v["pairs_per_class"].as_object() {
+        for (k, n) in m {
+            println!("  {k:<10} {n}");
+        }
+    }
+    println!(
+        "loaded in {:.2}s ({:.0} pairs/s, {:.0} MiB in memory)",
+        v["load_seconds"].as_f64().unwrap_or(0.0),
+        v["pairs_per_second"].as_f64().unwrap_or(0.0),
+        v["memory_bytes"].as_f64().unwrap_or(0.0) / (1u64 << 20) as f64
+    );
+    println!("load report: {}", v["report"]);
+}
+
+pub fn info(a: InfoArgs) -> Result<()> {
+    let v = load_summary(&a.data, a.limit_per_class)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print_summary(&v);
+    }
+    Ok(())
+}
+
+pub fn explore(a: ExploreArgs) -> Result<()> {
+    let load = cilp_data::dataset::LoadOptions { limit_per_class: a.limit_per_class, ..Default::default() };
+    if let Some(out) = &a.out {
+        let opts = cilp_report::ExploreOptions { load: load.clone(), gallery_per_class: a.gallery, ..Default::default() };
+        let s = cilp_report::explore(&a.data, out, &opts)?;
+        println!("{}", s.index_html.display());
+    }
+    if let Some(fo) = &a.fiftyone {
+        let opts = cilp_report::ExportOptions { load, ..Default::default() };
+        let s = cilp_report::export_fiftyone(&a.data, fo, &opts)?;
+        eprintln!(
+            "exported {} samples ({} train / {} val, {} points) for FiftyOne; load them with: python {}",
+            s.samples,
+            s.train,
+            s.val,
+            s.points,
+            s.script.display()
+        );
+        println!("{}", s.out.display());
+    }
+    Ok(())
+}
+
+pub fn report(a: ReportArgs) -> Result<()> {
+    let opts = cilp_report::ReportOptions { explore_dir: a.explore.clone(), ..Default::default() };
+    cilp_report::report(&a.runs, &a.out, &opts)?;
+    println!("{}", a.out.display());
+    Ok(())
+}
+
+pub fn models(a: ModelsArgs) -> Result<()> {
+    let cat = cilp_models::catalog();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&cat)?);
+        return Ok(());
+    }
+    let w = cat.iter().map(|m| m.name.len()).max().unwrap_or(4);
+    println!("{:<w$}  {:>12}  {:<18}  description", "name", "parameters", "inputs");
+    for m in &cat {
+        let inputs: Vec<String> = m.inputs.iter().map(|k| k.name().to_string()).collect();
+        println!("{:<w$}  {:>12}  {:<18}  {}", m.name, group(m.parameters as u64), inputs.join("+"), m.description);
+    }
+    Ok(())
+}
+
+/// 13147202 -> "13,147,202".
+fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn parse_xyza(s: &str) -> Result<XyzaConvention> {
+    serde_json::from_value(serde_json::Value::String(s.to_string()))
+        .with_context(|| format!("unknown XYZA convention {s:?} (expected seed, spherical or nvidia)"))
+}
+
+/// Flags over config file over defaults.
+fn resolve_train_config(a: &TrainArgs) -> Result<TrainConfig> {
+    let mut cfg = match &a.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read config", path.display()))?;
+            toml::from_str::<TrainConfig>(&text).with_context(|| format!("{}: not a valid training config", path.display()))?
+        }
+        None => {
+            let model = a.model.clone().context("--model NAME is required (or --config FILE); see `cilp models`")?;
+            let data = a.data.clone().context("--data DIR is required (or --config FILE)")?;
+            TrainConfig::new(model, data)
+        }
+    };
+    if let Some(m) = &a.model {
+        cfg.model = m.clone();
+    }
+    if let Some(d) = &a.data {
+        cfg.data.dir = d.clone();
+    }
+    if let Some(v) = a.epochs {
+        cfg.epochs = v;
+    }
+    if let Some(v) = a.batch_size {
+        cfg.batch_size = v;
+    }
+    if let Some(v) = a.lr {
+        cfg.lr = v;
+    }
+    if let Some(v) = a.seed {
+        cfg.seed = v;
+    }
+    if let Some(v) = &a.device {
+        cfg.device = v.clone();
+    }
+    if let Some(v) = a.limit_per_class {
+        cfg.data.limit_per_class = Some(v);
+    }
+    if let Some(v) = &a.xyza {
+        cfg.data.xyza = parse_xyza(v)?;
+    }
+    match (a.split.as_deref(), a.val_fraction) {
+        (Some("nvidia"), None) => cfg.data.split = SplitConfig::Nvidia,
+        (Some("nvidia"), Some(_)) => bail!("--val-fraction applies to --split ratio, not nvidia"),
+        (Some("ratio") | None, Some(f)) => cfg.data.split = SplitConfig::Ratio { val_fraction: f },
+        (Some("ratio"), None) => {
+            if !matches!(cfg.data.split, SplitConfig::Ratio { .. }) {
+                cfg.data.split = SplitConfig::Ratio { val_fraction: 0.2 };
+            }
+        }
+        (None, None) => {}
+        (Some(other), _) => bail!("unknown split {other:?} (expected ratio or nvidia)"),
+    }
+    if a.drop_last {
+        cfg.drop_last = true;
+    }
+    cilp_models::model_info(&cfg.model)?;
+    cfg.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    Ok(cfg)
+}
+
+pub fn train(a: TrainArgs) -> Result<()> {
+    let name = a.name.clone().or_else(|| a.model.clone());
+    let cfg = if a.resume {
+        let name = name.clone().context("--resume needs --name or --model to find the run directory")?;
+        let path = a.out.join(&name).join("config.toml");
+        let text = std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read the run's config to resume", path.display()))?;
+        let mut cfg: TrainConfig = toml::from_str(&text).with_context(|| format!("{}: not a valid training config", path.display()))?;
+        if let Some(d) = &a.device {
+            cfg.device = d.clone();
+        }
+        cfg
+    } else {
+        resolve_train_config(&a)?
+    };
+    if a.dry_run {
+        print!("{}", toml::to_string(&cfg)?);
+        return Ok(());
+    }
+    let mut opts = RunOptions::new(&a.out);
+    opts.name = name;
+    opts.mode = if a.resume {
+        CreateMode::Resume
+    } else if a.force {
+        CreateMode::Force
+    } else {
+        CreateMode::New
+    };
+    let (data, report) = cilp_train::data::prepare(&cfg.data, cfg.seed)?;
+    report_unpaired(&report);
+    eprintln!(
+        "training {} on {} samples ({} train / {} val) for {} epochs on {}",
+        cfg.model,
+        data.dataset.len(),
+        data.split.train.len(),
+        data.split.val.len(),
+        cfg.epochs,
+        cfg.device
+    );
+    let out = cilp_train::train(&cfg, &data, &opts)?;
+    println!("{}", out.run_dir.display());
+    Ok(())
+}
+
+fn report_unpaired(report: &cilp_data::dataset::LoadReport) {
+    let text = report.to_string();
+    if !text.is_empty() {
+        eprintln!("{text}");
+    }
+}
+
+pub fn predict(a: PredictArgs) -> Result<()> {
+    let device = cilp_train::device::device(&a.device)?;
+    let source = match (&a.checkpoint, &a.weights) {
+        (Some(c), None) => cilp_train::predict::WeightsSource::Checkpoint(c.clone()),
+        (None, Some(w)) => cilp_train::predict::WeightsSource::PyTorch(w.clone()),
+        _ => bail!("give exactly one of --checkpoint or --weights"),
+    };
+    let (model, name, xyza) = cilp_train::predict::load_classifier(a.model.as_deref(), &source, &device)?;
+    let preds = cilp_train::predict::predict_files(&model, xyza, &a.inputs, &device)?;
+    for p in preds {
+        if a.json {
+            println!("{}", serde_json::to_string(&p)?);
+        } else {
+            println!("{}\t{}\t{:.4}\t({name})", p.input, p.prediction, p.probability);
+        }
+    }
+    Ok(())
+}
+
+pub fn runs(cmd: RunsCommand) -> Result<()> {
+    match cmd {
+        RunsCommand::List { dir, json } => {
+            let records = cilp_track::compare::list_runs(&dir)?;
+            if records.is_empty() {
+                bail!("{}: no run directories found", dir.display());
+            }
+            print_runs(&records, json)
+        }
+        RunsCommand::Compare { runs, json } => {
+            let records: Vec<_> = runs
+                .iter()
+                .map(|r| {
+                    let name = r.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| r.display().to_string());
+                    cilp_track::compare::load_run(r, &name)
+                })
+                .collect();
+            if json {
+                println!("{}", cilp_track::compare::render_json(&records)?);
+            } else {
+                print!("{}", cilp_track::compare::render_table(&records, &cilp_track::compare::Column::ALL));
+                println!();
+                print!("{}", cilp_track::compare::render_comparison(&records));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_runs(records: &[cilp_track::compare::RunRecord], json: bool) -> Result<()> {
+    if json {
+        println!("{}", cilp_track::compare::render_json(records)?);
+    } else {
+        print!("{}", cilp_track::compare::render_table(records, &cilp_track::compare::Column::ALL));
+    }
+    Ok(())
+}
+
+/// The quick preset's scale: per-class pairs loaded and epochs.
+fn preset_scale(p: Preset) -> (Option<usize>, usize, f64) {
+    match p {
+        Preset::Quick => (Some(600), 3, 1e-3),
+        Preset::Full => (None, 10, 1e-4),
+    }
+}
+
+pub fn run(a: RunArgs) -> Result<()> {
+    let t = Instant::now();
+    let data = a.data.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA));
+    if a.data.is_none() && !data.join("cubes").exists() {
+        eprintln!("no dataset at {}: generating the default synthetic set (2 x 9,999 pairs)", data.display());
+        generate(GenerateArgs { out: data.clone(), per_class: 9999, seed: 51, preset: "default".into(), force: false })?;
+    }
+    let (limit, epochs, lr) = preset_scale(a.preset);
+    let summary = load_summary(&data, limit)?;
+    print_summary(&summary);
+    let mut cfg = TrainConfig::new("late-fusion", &data);
+    cfg.data.limit_per_class = limit;
+    cfg.epochs = epochs;
+    cfg.lr = lr;
+    cfg.device = a.device.clone();
+    let (prepared, _) = cilp_train::data::prepare(&cfg.data, cfg.seed)?;
+    for model in ["late-fusion", "intermediate-add"] {
+        let mut c = cfg.clone();
+        c.model = model.into();
+        let mut opts = RunOptions::new(&a.out);
+        opts.mode = if a.force { CreateMode::Force } else { CreateMode::New };
+        cilp_train::train(&c, &prepared, &opts)?;
+    }
+    let records = cilp_track::compare::list_runs(&a.out)?;
+    print_runs(&records, false)?;
+    let explore_dir = a.out.join("explore");
+    let ex = cilp_report::ExploreOptions {
+        load: cilp_data::dataset::LoadOptions { limit_per_class: limit, ..Default::default() },
+        ..Default::default()
+    };
+    cilp_report::explore(&data, &explore_dir, &ex)?;
+    let html = a.out.join("report.html");
+    let ropts = cilp_report::ReportOptions { explore_dir: Some(explore_dir), ..Default::default() };
+    cilp_report::report(&a.out, &html, &ropts)?;
+    eprintln!("done in {:.0}s; runs in {}", secs(t), a.out.display());
+    println!("report: {}", html.display());
+    Ok(())
+}

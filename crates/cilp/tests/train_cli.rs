@@ -1,0 +1,151 @@
+//! End-to-end tests of `cilp models`, `train`, `predict` and `runs` on tiny generated data.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+fn metrics(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The fields that must be bit-identical across runs (times and memory legitimately vary).
+fn learned(rows: &[serde_json::Value]) -> Vec<(u64, String, String, String)> {
+    rows.iter()
+        .map(|r| (r["epoch"].as_u64().unwrap(), r["split"].to_string(), r["loss"].to_string(), r["accuracy"].to_string()))
+        .collect()
+}
+
+#[test]
+fn models_json_has_the_reference_parameter_counts() {
+    let v: serde_json::Value = serde_json::from_str(&ok(&["models", "--json"])).unwrap();
+    let want = [
+        ("late-fusion", 13147202u64),
+        ("late-fusion-strided", 13383802),
+        ("intermediate-concat", 13015952),
+        ("intermediate-add", 6615952),
+        ("intermediate-hadamard", 6615952),
+        ("intermediate-add-strided", 6852552),
+        ("nvidia-lidar-classifier", 906201),
+        ("projector", 2304700),
+    ];
+    for (name, params) in want {
+        let m = v.as_array().unwrap().iter().find(|m| m["name"] == name).unwrap_or_else(|| panic!("{name} missing"));
+        assert_eq!(m["parameters"].as_u64(), Some(params), "{name}");
+    }
+}
+
+fn train_args<'a>(data: &'a str, out: &'a str, name: &'a str) -> Vec<&'a str> {
+    vec![
+        "train", "--model", "nvidia-lidar-classifier", "--data", data, "--out", out, "--name", name, "--epochs", "3",
+        "--batch-size", "8", "--lr", "0.001", "--seed", "5",
+    ]
+}
+
+#[test]
+fn training_is_deterministic_resumable_and_predicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = generate(dir.path(), "data", 20, 11);
+    let runs = dir.path().join("runs");
+    let (d, r) = (s(&data), s(&runs));
+
+    // Two uninterrupted runs with the same seed: bit-identical losses and accuracies.
+    ok(&train_args(d, r, "a"));
+    ok(&train_args(d, r, "b"));
+    let (a, b) = (metrics(&runs.join("a")), metrics(&runs.join("b")));
+    assert_eq!(a.len(), 6, "3 epochs x (train, val)");
+    assert_eq!(learned(&a), learned(&b));
+    // Training learns something on this easy task.
+    let last_train = &a[4];
+    let first_train = &a[0];
+    assert!(last_train["loss"].as_f64().unwrap() < first_train["loss"].as_f64().unwrap(), "loss should fall: {a:?}");
+
+    // A run killed mid-epoch (abort: no cleanup, like SIGKILL) and resumed ends identical.
+    let out = cilp().args(train_args(d, r, "c")).env("CILP_TEST_ABORT_AT", "2:1").output().unwrap();
+    assert!(!out.status.success(), "the abort hook must kill the run");
+    let partial = metrics(&runs.join("c"));
+    assert_eq!(partial.len(), 2, "only epoch 1 was recorded before the crash");
+    let resumed = ok(&["train", "--resume", "--out", r, "--name", "c"]);
+    assert!(resumed.contains("c"));
+    assert_eq!(learned(&metrics(&runs.join("c"))), learned(&a), "resumed run must match an uninterrupted one");
+    let ckpt_a = std::fs::read(runs.join("a/checkpoints/best.bpk")).unwrap();
+    let ckpt_c = std::fs::read(runs.join("c/checkpoints/best.bpk")).unwrap();
+    assert_eq!(ckpt_a, ckpt_c, "checkpoints must be bit-identical");
+
+    // A run directory is never overwritten without --force or --resume.
+    let err = fails(&train_args(d, r, "a"));
+    assert!(err.contains("--force") || err.contains("--resume"), "{err}");
+
+    // Summary and run listing.
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(runs.join("a/summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["status"], "completed");
+    assert_eq!(summary["parameters"], 906201);
+    let listing = ok(&["runs", "list", r]);
+    for name in ["a", "b", "c"] {
+        assert!(listing.contains(name), "{listing}");
+    }
+
+    // Predict with the run directory on two depth maps.
+    let inputs = [data.join("cubes/lidar/0000.npy"), data.join("spheres/lidar/0000.npy")];
+    let out = ok(&["predict", "--checkpoint", s(&runs.join("a")), "--json", s(&inputs[0]), s(&inputs[1])]);
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    for l in &lines {
+        assert_eq!(l["logits"].as_array().unwrap().len(), 1);
+        let p = l["probability"].as_f64().unwrap();
+        assert!((0.5..=1.0).contains(&p), "probability of the predicted class: {p}");
+        assert!(l["prediction"] == "cubes" || l["prediction"] == "spheres");
+    }
+}
+
+#[test]
+fn non_finite_loss_stops_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = generate(dir.path(), "data", 8, 2);
+    let runs = dir.path().join("runs");
+    let out = cilp()
+        .args(train_args(s(&data), s(&runs), "nan"))
+        .env("CILP_TEST_NAN_AT", "2:0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("diverged") && err.contains("epoch 2"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // Epoch 1's checkpoint survives and the run can be resumed from it.
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(runs.join("nan/checkpoints/last.json")).unwrap()).unwrap();
+    assert_eq!(state["epoch"], 1);
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(runs.join("nan/summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["status"], "failed");
+}
+
+/// NVIDIA's pretrained classifier (trained on the real scans) must load from its PyTorch file and
+/// recognise generated scans: the generator's fidelity check.
+#[test]
+fn pretrained_lidar_cnn_classifies_generated_scans() {
+    let weights = lidar_cnn_fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let data = generate(dir.path(), "data", 150, 51);
+    let mut args = vec!["predict".to_string(), "--weights".into(), s(&weights).into(), "--json".into()];
+    let mut truth = Vec::new();
+    for class in ["cubes", "spheres"] {
+        for i in 0..150 {
+            args.push(s(&data.join(format!("{class}/lidar/{i:04}.npy"))).to_string());
+            truth.push(class);
+        }
+    }
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = ok(&argv);
+    let preds: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(preds.len(), truth.len());
+    let correct = preds.iter().zip(&truth).filter(|(p, t)| p["prediction"] == **t).count();
+    let acc = correct as f64 / truth.len() as f64;
+    eprintln!("lidar_cnn.pt accuracy on 300 generated scans: {acc:.4}");
+    assert!(acc >= 0.95, "NVIDIA's classifier gets {acc:.3} on generated scans (need >= 0.95)");
+}
