@@ -416,6 +416,18 @@ fn discover_classes(root: &Path) -> Result<Vec<String>> {
         ));
     }
     found.sort_by(|a, b| class_rank(a).cmp(&class_rank(b)).then_with(|| a.cmp(b)));
+    if found.len() < 2 {
+        // A classifier needs two classes; one folder alone means the other went missing.
+        let missing = DEFAULT_CLASS_ORDER.iter().find(|c| !found.iter().any(|f| f == *c)).copied().unwrap_or("spheres");
+        return Err(layout(
+            &root.join(missing),
+            format!(
+                "class folder missing: only {}/ was found, and a classification dataset needs at least two classes \
+                 (expected cubes/ and spheres/); pass the classes explicitly to load a single class",
+                found[0]
+            ),
+        ));
+    }
     Ok(found)
 }
 
@@ -1030,6 +1042,14 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_single_discovered_class_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        write_class(dir.path(), "cubes", 0, &["0", "1"]);
+        let e = open_err(dir.path());
+        assert!(e.contains(&dir.path().join("spheres").display().to_string()) && e.contains("class folder missing"), "{e}");
+    }
+
+    #[test]
     fn natural_order() {
         let mut v = vec!["10", "9", "0010", "a2", "a10", "a1b", "", "1"];
         v.sort_by(|a, b| natural_cmp(a, b));
@@ -1041,8 +1061,9 @@ pub(crate) mod tests {
         let names: Vec<String> = (1..=12).map(|i| i.to_string()).collect();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         write_class(dir.path(), "cubes", 0, &names);
+        write_class(dir.path(), "spheres", 1, &["1"]);
         let (ds, _) = open(dir.path()).unwrap();
-        let got: Vec<&str> = ds.iter().map(|s| s.stem).collect();
+        let got: Vec<&str> = ds.iter().filter(|s| s.class == 0).map(|s| s.stem).collect();
         assert_eq!(got, names);
     }
 
