@@ -244,6 +244,7 @@ pub enum RunsCommand {
 }
 
 fn main() -> ExitCode {
+    cilp_train::bench::tune_allocator();
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
