@@ -174,7 +174,7 @@ impl Cilp {
         self.logit_scale = self.logit_scale.map(|p| {
             p.map(|t| {
                 let require_grad = t.is_require_grad();
-                let t = t.detach().clamp_max(CLIP_LOGIT_SCALE_MAX);
+                let t = t.clamp_max(CLIP_LOGIT_SCALE_MAX).detach();
                 if require_grad { t.require_grad() } else { t }
             })
         });

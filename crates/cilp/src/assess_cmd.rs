@@ -1,12 +1,162 @@
-//! (in progress: being written)
+//! `cilp assess`: NVIDIA's graded assessment (CILP pretraining, LiDAR classifier, projector,
+//! RGB -> LiDAR classifier), with the thresholds table on stdout.
+
+use std::path::PathBuf;
 
 use anyhow::{Result, bail};
-use clap::Args;
+use cilp_models::CilpLoss;
+use cilp_train::assess::{AssessConfig, AssessOptions, AssessPreset, run_assessment};
+use cilp_train::config::SplitConfig;
+use clap::{Args, ValueEnum};
 
-#[derive(Args, Debug)]
-pub struct AssessArgs {}
+use crate::Preset;
 
-pub fn assess(_a: AssessArgs) -> Result<()> {
-    bail!("not available yet")
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LossArg {
+    /// NVIDIA's loss: (cos + 1) / 2 logits, no temperature.
+    Nvidia,
+    /// CLIP's loss: exp(s) * cos with a learnable logit scale s, clamped to ln(100).
+    Clip,
 }
 
+#[derive(Args, Debug)]
+pub struct AssessArgs {
+    /// Dataset root (cubes/ and spheres/).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Output directory: a group of stage runs plus summary.json and study_table.json.
+    #[arg(long, default_value = "runs/assess")]
+    pub out: PathBuf,
+    /// NVIDIA's pretrained LiDAR classifier (lidar_cnn.pt); without it one is trained on LiDAR first.
+    #[arg(long)]
+    pub lidar_classifier: Option<PathBuf>,
+    /// Contrastive loss variant.
+    #[arg(long, value_enum, default_value_t = LossArg::Nvidia)]
+    pub loss: LossArg,
+    /// quick (a subset, minutes on 2 cores) or full (all data, NVIDIA's epochs).
+    #[arg(long, value_enum, default_value_t = Preset::Quick)]
+    pub preset: Preset,
+    /// Load at most N pairs per class (overrides the preset; 0 = all).
+    #[arg(long)]
+    pub limit_per_class: Option<usize>,
+    /// nvidia (NVIDIA's per-class index split; the full preset's) or ratio (seeded stratified, see --val-fraction; the quick preset's, 0.1).
+    #[arg(long)]
+    pub split: Option<String>,
+    /// Validation fraction of --split ratio.
+    #[arg(long, default_value_t = 0.1)]
+    pub val_fraction: f64,
+    #[arg(long)]
+    pub cilp_epochs: Option<usize>,
+    #[arg(long)]
+    pub cilp_lr: Option<f64>,
+    /// Epochs of the LiDAR classifier (only without --lidar-classifier).
+    #[arg(long)]
+    pub lidar_epochs: Option<usize>,
+    #[arg(long)]
+    pub lidar_lr: Option<f64>,
+    #[arg(long)]
+    pub projector_epochs: Option<usize>,
+    #[arg(long)]
+    pub projector_lr: Option<f64>,
+    /// Fine-tuning epochs of the RGB -> LiDAR classifier (0: evaluate the assembled chain as is).
+    #[arg(long)]
+    pub finetune_epochs: Option<usize>,
+    #[arg(long)]
+    pub finetune_lr: Option<f64>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// cpu (default) or wgpu (builds with --features wgpu).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Replace a previous assessment in --out.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the resolved config and exit.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// No per-epoch progress lines on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// The resolved config: preset, then flags.
+pub fn resolve(a: &AssessArgs) -> Result<AssessConfig> {
+    let preset = match a.preset {
+        Preset::Quick => AssessPreset::Quick,
+        Preset::Full => AssessPreset::Full,
+    };
+    let mut c = AssessConfig::preset(preset, &a.data);
+    c.loss = match a.loss {
+        LossArg::Nvidia => CilpLoss::Nvidia,
+        LossArg::Clip => CilpLoss::Clip,
+    };
+    c.lidar_classifier = a.lidar_classifier.clone();
+    c.device = a.device.clone();
+    if let Some(l) = a.limit_per_class {
+        c.data.limit_per_class = (l > 0).then_some(l);
+    }
+    match a.split.as_deref() {
+        None => {}
+        Some("nvidia") => c.data.split = SplitConfig::Nvidia,
+        Some("ratio") => c.data.split = SplitConfig::Ratio { val_fraction: a.val_fraction },
+        Some(other) => bail!("unknown --split {other:?}; use nvidia or ratio"),
+    }
+    let set = |s: &mut cilp_train::assess::StageConfig, e: Option<usize>, lr: Option<f64>| {
+        if let Some(e) = e {
+            s.epochs = e;
+        }
+        if let Some(lr) = lr {
+            s.lr = lr;
+        }
+    };
+    set(&mut c.cilp, a.cilp_epochs, a.cilp_lr);
+    set(&mut c.lidar, a.lidar_epochs, a.lidar_lr);
+    set(&mut c.projector, a.projector_epochs, a.projector_lr);
+    set(&mut c.finetune, a.finetune_epochs, a.finetune_lr);
+    if let Some(b) = a.batch_size {
+        c.batch_size = b;
+    }
+    if let Some(s) = a.seed {
+        c.seed = s;
+    }
+    Ok(c)
+}
+
+pub fn assess(a: AssessArgs) -> Result<()> {
+    let cfg = resolve(&a)?;
+    if a.dry_run {
+        print!("{}", toml::to_string_pretty(&cfg)?);
+        return Ok(());
+    }
+    if let Err(e) = cfg.validate() {
+        bail!("{e}");
+    }
+    crate::must_exist(&a.data, "dataset")?;
+    let opts = AssessOptions { out: a.out.clone(), force: a.force, quiet: a.quiet };
+    let outcome = run_assessment(&cfg, &opts)?;
+    let s = &outcome.summary;
+    println!("{}", s.table());
+    println!(
+        "batch accuracies: {}",
+        s.classifier_batch_accuracies.iter().map(|a| format!("{:.2}%", 100.0 * a)).collect::<Vec<_>>().join(", ")
+    );
+    println!(
+        "retrieval (all {} validation pairs): RGB->LiDAR R@1 {:.3} R@5 {:.3} mean rank {:.1} | LiDAR->RGB R@1 {:.3} R@5 {:.3} mean rank {:.1}",
+        s.retrieval.samples,
+        s.retrieval.rgb_to_lidar.r_at_1,
+        s.retrieval.rgb_to_lidar.r_at_5,
+        s.retrieval.rgb_to_lidar.mean_rank,
+        s.retrieval.lidar_to_rgb.r_at_1,
+        s.retrieval.lidar_to_rgb.r_at_5,
+        s.retrieval.lidar_to_rgb.mean_rank
+    );
+    println!(
+        "{} in {:.0}s; summary: {}",
+        if s.all_passed { "all NVIDIA thresholds passed" } else { "NOT all NVIDIA thresholds passed" },
+        s.wall_seconds,
+        outcome.out.join("summary.json").display()
+    );
+    Ok(())
+}

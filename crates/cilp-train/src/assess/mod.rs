@@ -1,1 +1,1082 @@
-//! (in progress)
+//! NVIDIA's graded assessment (`cilp assess`): contrastive image/LiDAR pretraining (CILP), the
+//! LiDAR classifier, the projector from CILP image embeddings to the LiDAR classifier's
+//! embedding, and the RGB -> LiDAR classifier, each stage a run directory.
+//!
+//! Layout of the output directory `OUT` (see [`run_assessment`]):
+//!
+//! | path | what |
+//! |---|---|
+//! | `assess.toml`, `assess.json` | the resolved [`AssessConfig`], written first |
+//! | `cilp/` | run: CILP pretraining (metrics with retrieval R@1/R@5/mean rank, logit scale, similarity heatmap in TensorBoard) |
+//! | `lidar-classifier/` | run: the LiDAR classifier, only when it is trained here (no `--lidar-classifier`) |
+//! | `projector/` | run: the projector (MSE on cached embeddings) |
+//! | `rgb-to-lidar/` | run: the fine-tuned RGB -> LiDAR classifier; `cilp predict --checkpoint OUT/rgb-to-lidar` |
+//! | `summary.json` | the [`AssessSummary`] (thresholds, pass flags, retrieval, ...) |
+//! | `study_table.json` | the thresholds table for the HTML report |
+//! | `similarity_matrix.png`, `predictions.png`, `predictions.md` | visuals |
+//!
+//! The assessment's own config is `assess.toml` rather than `config.toml` so that `OUT` is a
+//! group of runs (not a run) for `cilp runs list` and the report.
+
+pub mod retrieval;
+pub mod visuals;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use cilp_data::batch::Batches;
+use cilp_data::dataset::Dataset;
+use cilp_data::tensorize::{depth_chw, rgb_chw};
+use cilp_models::loss::{classification_loss, mse};
+use cilp_models::nvidia::{CILP_EMBEDDING, LIDAR_EMBEDDING};
+use cilp_models::{
+    Cilp, CilpLoss, Classifier, InputKind, LidarClassifier, Projector, ProjectorConfig, RgbToLidar,
+    build_cilp, load_lidar_classifier_pt,
+};
+use cilp_track::metrics::EpochMetrics;
+use cilp_track::names;
+use cilp_track::run::{CreateMode, RunDir, RunStatus, RunSummary};
+use serde::{Deserialize, Serialize};
+
+use crate::batching::make_batch;
+use crate::checkpoint::{Checkpoints, TrainState};
+use crate::config::{DataConfig, SplitConfig, TrainConfig};
+use crate::device::train_device;
+use crate::engine::{PreparedData, RunOptions};
+use crate::error::{Result, TrainError};
+use crate::predict::CLASS_NAMES;
+
+use self::retrieval::{CrossModalRetrieval, retrieval_metrics, similarity_matrix};
+use self::visuals::{SamplePrediction, prediction_grid, predictions_markdown, similarity_heatmap};
+
+/// NVIDIA's pass threshold: CILP validation loss (NVIDIA loss) below this.
+pub const CILP_LOSS_THRESHOLD: f64 = 3.2;
+/// NVIDIA's pass threshold: projector validation MSE below this.
+pub const PROJECTOR_MSE_THRESHOLD: f64 = 2.5;
+/// NVIDIA's pass threshold: classifier accuracy above this on each graded batch.
+pub const ACCURACY_THRESHOLD: f64 = 0.95;
+/// Validation batches graded for accuracy.
+pub const GRADED_BATCHES: usize = 5;
+
+/// Stage run names.
+pub const CILP_RUN: &str = "cilp";
+pub const LIDAR_RUN: &str = "lidar-classifier";
+pub const PROJECTOR_RUN: &str = "projector";
+pub const CLASSIFIER_RUN: &str = "rgb-to-lidar";
+/// The assessment's resolved config in `OUT`.
+pub const ASSESS_TOML: &str = "assess.toml";
+/// Tag of the sample-prediction image (the Markdown table is [`names::TEXT_PREDICTIONS`]).
+pub const IMAGE_PREDICTIONS: &str = "val/prediction_samples";
+
+/// Epochs and Adam learning rate of one stage.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageConfig {
+    pub epochs: usize,
+    pub lr: f64,
+}
+
+/// Sizes of the two presets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AssessPreset {
+    /// A subset of the data and short stages: a few minutes on 2 CPU cores.
+    Quick,
+    /// NVIDIA's scale: all data, 3 CILP epochs, 40 projector epochs, 5 fine-tuning epochs.
+    Full,
+}
+
+/// Everything that determines an assessment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssessConfig {
+    pub preset: AssessPreset,
+    pub data: DataConfig,
+    pub batch_size: usize,
+    /// Drop the last incomplete batch (NVIDIA's loaders do; the contrastive loss needs full batches).
+    pub drop_last: bool,
+    pub seed: u64,
+    /// `cpu` or `wgpu`.
+    pub device: String,
+    /// CILP loss variant.
+    pub loss: CilpLoss,
+    /// NVIDIA's pretrained `lidar_cnn.pt`; `None` trains a LiDAR classifier first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lidar_classifier: Option<PathBuf>,
+    pub cilp: StageConfig,
+    /// Only used when no pretrained LiDAR classifier is given.
+    pub lidar: StageConfig,
+    pub projector: StageConfig,
+    pub finetune: StageConfig,
+    /// Rows of the sample-prediction table.
+    pub prediction_samples: usize,
+}
+
+impl AssessConfig {
+    /// The resolved config of a preset on a dataset.
+    pub fn preset(preset: AssessPreset, data_dir: impl Into<PathBuf>) -> AssessConfig {
+        // The quick preset holds out 10% (a seeded stratified split) so that 800 pairs per class
+        // still give the 5 graded validation batches of 32; NVIDIA's split would leave 52.
+        let (limit, split, cilp, lidar, projector, finetune) = match preset {
+            AssessPreset::Quick => (
+                Some(800),
+                SplitConfig::Ratio { val_fraction: 0.1 },
+                StageConfig { epochs: 2, lr: 5e-4 },
+                StageConfig { epochs: 2, lr: 1e-3 },
+                StageConfig { epochs: 30, lr: 1e-3 },
+                StageConfig { epochs: 1, lr: 1e-4 },
+            ),
+            AssessPreset::Full => (
+                None,
+                SplitConfig::Nvidia,
+                StageConfig { epochs: 3, lr: 1e-4 },
+                StageConfig { epochs: 3, lr: 1e-4 },
+                StageConfig { epochs: 40, lr: 1e-3 },
+                StageConfig { epochs: 5, lr: 1e-4 },
+            ),
+        };
+        AssessConfig {
+            preset,
+            data: DataConfig {
+                dir: data_dir.into(),
+                limit_per_class: limit,
+                split,
+                split_seed: None,
+                xyza: Default::default(),
+            },
+            batch_size: 32,
+            drop_last: true,
+            seed: cilp_data::split::DEFAULT_SEED,
+            device: "cpu".into(),
+            loss: CilpLoss::Nvidia,
+            lidar_classifier: None,
+            cilp,
+            lidar,
+            projector,
+            finetune,
+            prediction_samples: 8,
+        }
+    }
+
+    /// Checks values that would make the assessment meaningless.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.batch_size < 2 {
+            return Err("batch_size must be at least 2 (the contrastive loss compares pairs in a batch)".into());
+        }
+        if self.cilp.epochs == 0 || self.projector.epochs == 0 {
+            return Err("the CILP and projector stages need at least 1 epoch".into());
+        }
+        if self.lidar_classifier.is_none() && self.lidar.epochs == 0 {
+            return Err("without --lidar-classifier the LiDAR classifier needs at least 1 epoch".into());
+        }
+        for (name, s) in [("cilp", self.cilp), ("lidar", self.lidar), ("projector", self.projector), ("finetune", self.finetune)] {
+            if !(s.lr.is_finite() && s.lr > 0.0) {
+                return Err(format!("{name} lr must be a positive number, got {}", s.lr));
+            }
+        }
+        if let Some(p) = &self.lidar_classifier {
+            if !p.is_file() {
+                return Err(format!(
+                    "{}: LiDAR classifier weights not found (NVIDIA's lidar_cnn.pt; omit --lidar-classifier to train one)",
+                    p.display()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Zoo name of the CILP model (`cilp` or `cilp-clip`).
+    pub fn cilp_model(&self) -> &'static str {
+        match self.loss {
+            CilpLoss::Nvidia => "cilp",
+            CilpLoss::Clip => "cilp-clip",
+        }
+    }
+
+    fn train_config(&self, model: &str, stage: StageConfig) -> TrainConfig {
+        TrainConfig {
+            model: model.into(),
+            data: self.data.clone(),
+            epochs: stage.epochs,
+            batch_size: self.batch_size,
+            lr: stage.lr,
+            seed: self.seed,
+            device: self.device.clone(),
+            drop_last: self.drop_last,
+        }
+    }
+}
+
+/// The config a stage run writes to its `config.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct StageRunConfig {
+    model: String,
+    data: DataConfig,
+    epochs: usize,
+    batch_size: usize,
+    lr: f64,
+    seed: u64,
+    device: String,
+    drop_last: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    loss: Option<CilpLoss>,
+}
+
+impl StageRunConfig {
+    fn new(cfg: &AssessConfig, model: &str, stage: StageConfig) -> Self {
+        StageRunConfig {
+            model: model.into(),
+            data: cfg.data.clone(),
+            epochs: stage.epochs,
+            batch_size: cfg.batch_size,
+            lr: stage.lr,
+            seed: cfg.seed,
+            device: cfg.device.clone(),
+            drop_last: cfg.drop_last,
+            loss: None,
+        }
+    }
+}
+
+/// Where the assessment goes and how it reports progress.
+#[derive(Debug, Clone)]
+pub struct AssessOptions {
+    /// Output directory (a group of stage runs).
+    pub out: PathBuf,
+    /// Replace an existing assessment in `out`.
+    pub force: bool,
+    /// No per-epoch lines on stderr.
+    pub quiet: bool,
+}
+
+/// One NVIDIA threshold with its measured value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdRow {
+    pub metric: String,
+    pub value: f64,
+    /// `< 3.2`, `> 95%` ...
+    pub threshold: String,
+    pub passed: bool,
+}
+
+/// Pass flags, one per NVIDIA threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Passed {
+    /// CILP validation loss (NVIDIA loss) < 3.2.
+    pub cilp_val_loss: bool,
+    /// Projector validation MSE < 2.5.
+    pub projector_val_mse: bool,
+    /// Accuracy > 95% on each of the 5 graded validation batches of 32.
+    pub classifier_accuracy: bool,
+}
+
+/// Where the LiDAR classifier came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LidarClassifierInfo {
+    /// `pretrained` (a `.pt` file) or `trained` (the `lidar-classifier` run).
+    pub source: String,
+    pub path: String,
+    /// Its accuracy on raw validation depth maps.
+    pub val_accuracy: f64,
+}
+
+/// `OUT/summary.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AssessSummary {
+    /// `"assess"`: marks this `summary.json` as a study summary, so `OUT` is a group of runs.
+    pub study: String,
+    pub title: String,
+    /// `nvidia` or `clip`.
+    pub cilp_loss_variant: CilpLoss,
+    /// Final CILP validation loss of the trained variant (mean over full validation batches).
+    pub cilp_val_loss: f64,
+    /// The NVIDIA loss of the same validation embeddings (equals `cilp_val_loss` for the NVIDIA
+    /// variant); NVIDIA's `< 3.2` threshold is graded on this.
+    pub cilp_val_loss_nvidia: f64,
+    pub projector_val_mse: f64,
+    /// Accuracy of the final RGB -> LiDAR classifier over the whole validation set.
+    pub classifier_accuracy: f64,
+    /// Accuracy on each graded validation batch (5 batches of 32, seeded shuffle).
+    pub classifier_batch_accuracies: Vec<f64>,
+    /// Accuracy over the whole validation set before fine-tuning.
+    pub classifier_accuracy_before_finetune: f64,
+    pub passed: Passed,
+    pub all_passed: bool,
+    pub thresholds: Vec<ThresholdRow>,
+    /// Retrieval over the whole validation set with the final CILP encoders.
+    pub retrieval: CrossModalRetrieval,
+    /// `exp(s)` after each CILP epoch (CLIP variant; empty for NVIDIA's).
+    pub logit_scale_per_epoch: Vec<f64>,
+    pub lidar_classifier: LidarClassifierInfo,
+    pub train_samples: usize,
+    pub val_samples: usize,
+    /// Stage run directories, relative to `OUT`.
+    pub runs: Vec<String>,
+    pub wall_seconds: f64,
+    /// Images in `OUT` (also embedded by `study_table.json`).
+    pub images: Vec<String>,
+    pub config: AssessConfig,
+}
+
+impl AssessSummary {
+    /// The table `cilp assess` prints (Markdown, like the original README).
+    pub fn table(&self) -> String {
+        let mut s = String::from("| metric | value | threshold | pass |\n|---|---|---|---|\n");
+        for r in &self.thresholds {
+            let v = if r.metric.contains("accuracy") { format!("{:.2}%", 100.0 * r.value) } else { format!("{:.4}", r.value) };
+            s.push_str(&format!("| {} | {} | {} | {} |\n", r.metric, v, r.threshold, if r.passed { "yes" } else { "NO" }));
+        }
+        s
+    }
+}
+
+fn other(e: impl std::fmt::Display) -> TrainError {
+    TrainError::Other(e.to_string())
+}
+
+fn to_vec(t: Tensor<2>) -> Vec<f32> {
+    t.into_data().try_into_vec_as::<f32>().expect("f32 tensor")
+}
+
+fn say(quiet: bool, msg: impl AsRef<str>) {
+    if !quiet {
+        eprintln!("{}", msg.as_ref());
+    }
+}
+
+/// Batch tensor of rows `rows` of a row-major `[n, dim]` buffer.
+fn gather_rows(buf: &[f32], dim: usize, rows: &[usize], device: &Device) -> Tensor<2> {
+    let mut out = Vec::with_capacity(rows.len() * dim);
+    for &r in rows {
+        out.extend_from_slice(&buf[r * dim..(r + 1) * dim]);
+    }
+    Tensor::from_data(TensorData::new(out, [rows.len(), dim]), device)
+}
+
+fn rgb_batch(ds: &Dataset, idx: &[usize], device: &Device) -> Tensor<4> {
+    let plane = 4 * 64 * 64;
+    let mut buf = vec![0f32; idx.len() * plane];
+    for (chunk, &i) in buf.chunks_exact_mut(plane).zip(idx) {
+        rgb_chw(ds.sample(i).rgb, chunk);
+    }
+    Tensor::from_data(TensorData::new(buf, [idx.len(), 4, 64, 64]), device)
+}
+
+fn depth_batch(ds: &Dataset, idx: &[usize], device: &Device) -> Tensor<4> {
+    let plane = 64 * 64;
+    let mut buf = vec![0f32; idx.len() * plane];
+    for (chunk, &i) in buf.chunks_exact_mut(plane).zip(idx) {
+        depth_chw(ds.sample(i).depth, chunk);
+    }
+    Tensor::from_data(TensorData::new(buf, [idx.len(), 1, 64, 64]), device)
+}
+
+/// Inference chunk size (independent of the training batch size).
+const EVAL_CHUNK: usize = 128;
+
+/// CILP image embeddings (`[n, 200]` row-major) of `indices`.
+fn image_embeddings(cilp: &Cilp, ds: &Dataset, indices: &[usize], device: &Device) -> Vec<f32> {
+    let mut out = Vec::with_capacity(indices.len() * CILP_EMBEDDING);
+    for chunk in indices.chunks(EVAL_CHUNK) {
+        out.extend(to_vec(cilp.image.forward(rgb_batch(ds, chunk, device))));
+    }
+    out
+}
+
+/// CILP LiDAR embeddings (`[n, 200]`) of `indices`.
+fn lidar_cilp_embeddings(cilp: &Cilp, ds: &Dataset, indices: &[usize], device: &Device) -> Vec<f32> {
+    let mut out = Vec::with_capacity(indices.len() * CILP_EMBEDDING);
+    for chunk in indices.chunks(EVAL_CHUNK) {
+        out.extend(to_vec(cilp.lidar.forward(depth_batch(ds, chunk, device))));
+    }
+    out
+}
+
+/// LiDAR classifier embeddings (`[n, 3200]`) and logits of `indices`.
+fn lidar_classifier_embeddings(lidar: &LidarClassifier, ds: &Dataset, indices: &[usize], device: &Device) -> (Vec<f32>, Vec<f32>) {
+    let mut emb = Vec::with_capacity(indices.len() * LIDAR_EMBEDDING);
+    let mut logits = Vec::with_capacity(indices.len());
+    for chunk in indices.chunks(EVAL_CHUNK) {
+        let e = lidar.embed(depth_batch(ds, chunk, device));
+        logits.extend(to_vec(lidar.head(e.clone())));
+        emb.extend(to_vec(e));
+    }
+    (emb, logits)
+}
+
+fn accuracy_of(logits: &[f32], ds: &Dataset, indices: &[usize]) -> f64 {
+    let correct = logits.iter().zip(indices).filter(|&(&l, &i)| ((l > 0.0) as usize) == ds.sample(i).class).count();
+    correct as f64 / indices.len().max(1) as f64
+}
+
+/// Validation batches for the contrastive loss and the graded accuracy: the validation set
+/// shuffled once with the run's seed (so batches mix both classes, as in a shuffled loader),
+/// in batches of `batch_size`, dropping an incomplete last batch when configured (and at
+/// least one batch is full).
+fn val_batches(cfg: &AssessConfig, val: &[usize]) -> Batches {
+    let drop = cfg.drop_last && val.len() >= cfg.batch_size;
+    Batches::new(val, cfg.batch_size, Some(cfg.seed), 0, drop)
+}
+
+fn epoch_row(epoch: usize, split: &str, loss: f64, seconds: f64, samples: usize) -> EpochMetrics {
+    let mut m = EpochMetrics::new(epoch, split, loss);
+    m.epoch_seconds = seconds;
+    m.samples_per_s = if seconds > 0.0 { samples as f64 / seconds } else { 0.0 };
+    m
+}
+
+fn nonfinite(value: f32, epoch: usize, step: usize, last_good: usize, run: &RunDir) -> TrainError {
+    TrainError::NonFiniteLoss { value: value as f64, epoch, step, last_good_epoch: last_good, run_dir: run.path().to_path_buf() }
+}
+
+fn new_state() -> TrainState {
+    TrainState {
+        epoch: 0,
+        best_epoch: 0,
+        best_val_loss: f64::INFINITY,
+        elapsed_seconds: 0.0,
+        model_file: String::new(),
+        optim_file: String::new(),
+    }
+}
+
+/// Saves an epoch checkpoint (and `best.bpk` when `val_loss` improved).
+fn checkpoint<M: Module>(
+    ckpt: &Checkpoints,
+    state: TrainState,
+    model: &M,
+    optim: &burn::optim::ModuleOptimizer,
+    val_loss: f64,
+) -> Result<TrainState> {
+    let mut state = state;
+    let bytes = model.clone().into_record().into_bytes().map_err(other)?;
+    if val_loss < state.best_val_loss || state.best_epoch == 0 {
+        state.best_val_loss = val_loss;
+        state.best_epoch = state.epoch;
+        ckpt.save_best(&bytes)?;
+    }
+    let obytes = optim.into_bytes().map_err(other)?;
+    ckpt.save(state, &bytes, &obytes)
+}
+
+struct StageRun {
+    run: RunDir,
+    ckpt: Checkpoints,
+    summary: RunSummary,
+    history: Vec<EpochMetrics>,
+    started: Instant,
+}
+
+impl StageRun {
+    fn create<C: Serialize>(out: &Path, name: &str, kind: &str, model: &str, params: usize, cfg: &AssessConfig, config: &C, metrics: &[&str]) -> Result<StageRun> {
+        let mut run = RunDir::create(out, name, CreateMode::Force)?;
+        run.write_config(config)?;
+        run.log_hparams(config, metrics)?;
+        let mut summary = RunSummary::started(name, kind);
+        summary.model = model.into();
+        summary.parameters = params as u64;
+        summary.device = cfg.device.clone();
+        summary.seed = cfg.seed;
+        run.write_summary(&summary)?;
+        let ckpt = Checkpoints::new(run.checkpoints_dir());
+        Ok(StageRun { run, ckpt, summary, history: Vec::new(), started: Instant::now() })
+    }
+
+    fn log(&mut self, rows: &[EpochMetrics], last: bool) -> Result<()> {
+        self.run.log_epoch(rows)?;
+        self.history.extend(rows.iter().cloned());
+        self.summary.update_from_metrics(&self.history);
+        self.summary.total_seconds = self.started.elapsed().as_secs_f64();
+        if last {
+            self.summary.finish(RunStatus::Completed);
+        }
+        Ok(self.run.write_summary(&self.summary)?)
+    }
+
+    fn fail(&mut self) {
+        self.summary.finish(RunStatus::Failed);
+        let _ = self.run.write_summary(&self.summary);
+    }
+}
+
+struct CilpOutcome {
+    model: Cilp,
+    val_loss: f64,
+    val_loss_nvidia: f64,
+    retrieval: CrossModalRetrieval,
+    logit_scales: Vec<f64>,
+    heatmap: visuals::Png,
+}
+
+/// Stage 1: contrastive pretraining.
+fn cilp_stage(cfg: &AssessConfig, data: &PreparedData, opts: &AssessOptions, device: &Device) -> Result<CilpOutcome> {
+    let eval = device.clone().without_autodiff();
+    let model_name = cfg.cilp_model();
+    let mut rc = StageRunConfig::new(cfg, model_name, cfg.cilp);
+    rc.loss = Some(cfg.loss);
+    let params = cilp_models::model_info(model_name)?.parameters;
+    let mut st = StageRun::create(&opts.out, CILP_RUN, "cilp", model_name, params, cfg, &rc, &[names::VAL_LOSS, names::VAL_RGB_TO_LIDAR_R1, names::TRAIN_LOSS])?;
+    device.seed(cfg.seed);
+    let mut model = build_cilp(model_name, device)?;
+    let mut optim = AdamConfig::new().init();
+    let mut state = new_state();
+    let kinds = [InputKind::Rgb, InputKind::Depth];
+    let (ds, split) = (&data.dataset, &data.split);
+    let vb = val_batches(cfg, &split.val);
+    let mut logit_scales = Vec::new();
+    let mut last = None;
+    for epoch in 1..=cfg.cilp.epochs {
+        let start = Instant::now();
+        let batches = Batches::new(&split.train, cfg.batch_size, Some(cfg.seed), epoch, cfg.drop_last);
+        let (mut loss_sum, mut n) = (0f64, 0usize);
+        for (step, batch) in batches.iter().enumerate() {
+            if batch.len() < 2 {
+                continue;
+            }
+            let (inputs, _, _) = make_batch(ds, batch, &kinds, cfg.data.xyza, device);
+            let (img, lid) = model.forward(inputs.rgb.expect("rgb"), inputs.depth.expect("depth"));
+            let loss = model.loss(img, lid);
+            let v: f32 = loss.clone().into_scalar();
+            if !v.is_finite() {
+                st.fail();
+                return Err(nonfinite(v, epoch, step, state.epoch, &st.run));
+            }
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(cfg.cilp.lr, model, grads).clamp_logit_scale();
+            loss_sum += v as f64 * batch.len() as f64;
+            n += batch.len();
+        }
+        let train_secs = start.elapsed().as_secs_f64();
+        // ---- validate: embeddings of the whole validation set, loss per batch, retrieval.
+        let vstart = Instant::now();
+        let valid = model.valid();
+        let order = vb.order().to_vec();
+        let img = image_embeddings(&valid, ds, &order, &eval);
+        let lid = lidar_cilp_embeddings(&valid, ds, &order, &eval);
+        let d = CILP_EMBEDDING;
+        let (mut vloss, mut vloss_nv, mut vn) = (0f64, 0f64, 0usize);
+        for (b, batch) in vb.iter().enumerate() {
+            if batch.len() < 2 {
+                continue;
+            }
+            let rows: Vec<usize> = (b * cfg.batch_size..b * cfg.batch_size + batch.len()).collect();
+            let ti = gather_rows(&img, d, &rows, &eval);
+            let tl = gather_rows(&lid, d, &rows, &eval);
+            let l: f32 = valid.loss(ti.clone(), tl.clone()).into_scalar();
+            let lnv: f32 = cilp_models::loss::cilp_nvidia_loss(ti, tl).into_scalar();
+            vloss += l as f64 * batch.len() as f64;
+            vloss_nv += lnv as f64 * batch.len() as f64;
+            vn += batch.len();
+        }
+        let vloss = vloss / vn.max(1) as f64;
+        let vloss_nv = vloss_nv / vn.max(1) as f64;
+        // Retrieval over the whole validation set (the batches' order is a permutation of it).
+        let retrieval = retrieval_metrics(&img, &lid, d, &eval);
+        let first = cfg.batch_size.min(order.len());
+        let sim = similarity_matrix(&img[..first * d], &lid[..first * d], d, &eval);
+        let heatmap = similarity_heatmap(&sim, first, 8)?;
+        let val_secs = vstart.elapsed().as_secs_f64();
+
+        let mut train_row = epoch_row(epoch, names::TRAIN, loss_sum / n.max(1) as f64, train_secs, n);
+        train_row.lr = Some(cfg.cilp.lr);
+        let scale = valid.logit_scale_value().map(|s| (s as f64).exp());
+        if let Some(s) = scale {
+            train_row.extra.insert("logit_scale".into(), s);
+            logit_scales.push(s);
+        }
+        let mut val_row = epoch_row(epoch, names::VAL, vloss, val_secs, order.len());
+        for (k, v) in retrieval.extra() {
+            val_row.extra.insert(k, v);
+        }
+        if cfg.loss != CilpLoss::Nvidia {
+            val_row.extra.insert("nvidia_loss".into(), vloss_nv);
+        }
+        let w = st.run.events()?;
+        w.add_image_png(names::IMAGE_SIMILARITY_MATRIX, &heatmap.bytes, heatmap.width, heatmap.height, epoch as i64)?;
+        st.log(&[train_row, val_row], epoch == cfg.cilp.epochs)?;
+        state.epoch = epoch;
+        state.elapsed_seconds += train_secs + val_secs;
+        state = checkpoint(&st.ckpt, state, &model, &optim, vloss)?;
+        say(
+            opts.quiet,
+            format!(
+                "cilp: epoch {epoch}/{}  train loss {:.4}  val loss {:.4}{}  R@1 {:.3}/{:.3}  R@5 {:.3}/{:.3}  mean rank {:.1}/{:.1}{}  {:.1}s",
+                cfg.cilp.epochs,
+                loss_sum / n.max(1) as f64,
+                vloss,
+                if cfg.loss != CilpLoss::Nvidia { format!(" (nvidia {vloss_nv:.4})") } else { String::new() },
+                retrieval.rgb_to_lidar.r_at_1,
+                retrieval.lidar_to_rgb.r_at_1,
+                retrieval.rgb_to_lidar.r_at_5,
+                retrieval.lidar_to_rgb.r_at_5,
+                retrieval.rgb_to_lidar.mean_rank,
+                retrieval.lidar_to_rgb.mean_rank,
+                scale.map(|s| format!("  logit scale {s:.2}")).unwrap_or_default(),
+                train_secs + val_secs
+            ),
+        );
+        last = Some((vloss, vloss_nv, retrieval, heatmap));
+    }
+    std::fs::write(st.run.path().join("similarity_matrix.png"), &last.as_ref().expect("one epoch").3.bytes)
+        .map_err(|e| TrainError::Other(format!("{}: {e}", st.run.path().display())))?;
+    st.run.flush()?;
+    let (val_loss, val_loss_nvidia, retrieval, heatmap) = last.expect("at least one epoch");
+    Ok(CilpOutcome { model, val_loss, val_loss_nvidia, retrieval, logit_scales, heatmap })
+}
+
+/// Stage 2: the LiDAR classifier, pretrained or trained on LiDAR alone.
+fn lidar_stage(cfg: &AssessConfig, data: &PreparedData, opts: &AssessOptions, device: &Device) -> Result<(LidarClassifier, LidarClassifierInfo)> {
+    match &cfg.lidar_classifier {
+        Some(path) => {
+            let m = load_lidar_classifier_pt(path, device)?;
+            say(opts.quiet, format!("lidar classifier: loaded pretrained weights from {}", path.display()));
+            Ok((m, LidarClassifierInfo { source: "pretrained".into(), path: path.display().to_string(), val_accuracy: f64::NAN }))
+        }
+        None => {
+            let tc = cfg.train_config("nvidia-lidar-classifier", cfg.lidar);
+            let mut ro = RunOptions::new(&opts.out);
+            ro.name = Some(LIDAR_RUN.into());
+            ro.mode = CreateMode::Force;
+            ro.quiet = opts.quiet;
+            let outcome = crate::engine::train(&tc, data, &ro)?;
+            let source = crate::predict::WeightsSource::Checkpoint(outcome.run_dir.clone());
+            let (c, _, _) = crate::predict::load_classifier(Some("nvidia-lidar-classifier"), &source, device)?;
+            match c {
+                Classifier::Lidar(m) => Ok((m, LidarClassifierInfo { source: "trained".into(), path: LIDAR_RUN.into(), val_accuracy: f64::NAN })),
+                _ => Err(TrainError::Other("the LiDAR classifier run holds another model".into())),
+            }
+        }
+    }
+}
+
+struct ProjectorOutcome {
+    model: Projector,
+    val_mse: f64,
+}
+
+/// Stage 3: the projector, trained with MSE on cached embeddings (the CILP image encoder and
+/// the LiDAR classifier are frozen, so their embeddings are computed once).
+fn projector_stage(
+    cfg: &AssessConfig,
+    data: &PreparedData,
+    opts: &AssessOptions,
+    device: &Device,
+    cilp: &Cilp,
+    lidar: &LidarClassifier,
+) -> Result<ProjectorOutcome> {
+    let eval = device.clone().without_autodiff();
+    let (ds, split) = (&data.dataset, &data.split);
+    let t = Instant::now();
+    let (ci, li) = (cilp.clone().valid(), lidar.clone().valid());
+    let x_train = image_embeddings(&ci, ds, &split.train, &eval);
+    let (y_train, _) = lidar_classifier_embeddings(&li, ds, &split.train, &eval);
+    let x_val = image_embeddings(&ci, ds, &split.val, &eval);
+    let (y_val, _) = lidar_classifier_embeddings(&li, ds, &split.val, &eval);
+    say(opts.quiet, format!("projector: cached {} + {} embeddings in {:.1}s", split.train.len(), split.val.len(), t.elapsed().as_secs_f64()));
+    let rc = StageRunConfig::new(cfg, "projector", cfg.projector);
+    let params = cilp_models::model_info("projector")?.parameters;
+    let mut st = StageRun::create(&opts.out, PROJECTOR_RUN, "projector", "projector", params, cfg, &rc, &[names::VAL_LOSS, names::VAL_ACCURACY, names::TRAIN_LOSS])?;
+    device.seed(cfg.seed.wrapping_add(1));
+    let mut model = ProjectorConfig::new().init(device);
+    let mut optim = AdamConfig::new().init();
+    let mut state = new_state();
+    let positions: Vec<usize> = (0..split.train.len()).collect();
+    let val_pos: Vec<usize> = (0..split.val.len()).collect();
+    let labels: Vec<usize> = split.val.iter().map(|&i| ds.sample(i).class).collect();
+    let (d_in, d_out) = (CILP_EMBEDDING, LIDAR_EMBEDDING);
+    let mut val_mse = f64::NAN;
+    for epoch in 1..=cfg.projector.epochs {
+        let start = Instant::now();
+        let batches = Batches::new(&positions, cfg.batch_size, Some(cfg.seed), epoch, cfg.drop_last);
+        let (mut loss_sum, mut n) = (0f64, 0usize);
+        for (step, rows) in batches.iter().enumerate() {
+            let x = gather_rows(&x_train, d_in, rows, device);
+            let y = gather_rows(&y_train, d_out, rows, device);
+            let loss = mse(model.forward(x), y);
+            let v: f32 = loss.clone().into_scalar();
+            if !v.is_finite() {
+                st.fail();
+                return Err(nonfinite(v, epoch, step, state.epoch, &st.run));
+            }
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(cfg.projector.lr, model, grads);
+            loss_sum += v as f64 * rows.len() as f64;
+            n += rows.len();
+        }
+        let train_secs = start.elapsed().as_secs_f64();
+        let vstart = Instant::now();
+        let valid = model.valid();
+        let (mut se, mut correct) = (0f64, 0usize);
+        for rows in val_pos.chunks(EVAL_CHUNK) {
+            let x = gather_rows(&x_val, d_in, rows, &eval);
+            let y = gather_rows(&y_val, d_out, rows, &eval);
+            let p = valid.forward(x);
+            let l: f32 = mse(p.clone(), y).into_scalar();
+            se += l as f64 * rows.len() as f64;
+            let logits = to_vec(li.head(p));
+            correct += rows.iter().zip(&logits).filter(|&(&r, &l)| ((l > 0.0) as usize) == labels[r]).count();
+        }
+        val_mse = se / val_pos.len().max(1) as f64;
+        let acc = correct as f64 / val_pos.len().max(1) as f64;
+        let val_secs = vstart.elapsed().as_secs_f64();
+        let mut tr = epoch_row(epoch, names::TRAIN, loss_sum / n.max(1) as f64, train_secs, n);
+        tr.lr = Some(cfg.projector.lr);
+        let mut vr = epoch_row(epoch, names::VAL, val_mse, val_secs, val_pos.len());
+        // Accuracy of the LiDAR head on projected RGB embeddings (the chain before fine-tuning).
+        vr.accuracy = Some(acc);
+        st.log(&[tr, vr], epoch == cfg.projector.epochs)?;
+        state.epoch = epoch;
+        state.elapsed_seconds += train_secs + val_secs;
+        state = checkpoint(&st.ckpt, state, &model, &optim, val_mse)?;
+        let every = (cfg.projector.epochs / 8).max(1);
+        if epoch % every == 0 || epoch == cfg.projector.epochs {
+            say(
+                opts.quiet,
+                format!(
+                    "projector: epoch {epoch}/{}  train mse {:.4}  val mse {val_mse:.4}  head accuracy {:.2}%  {:.1}s",
+                    cfg.projector.epochs,
+                    loss_sum / n.max(1) as f64,
+                    100.0 * acc,
+                    train_secs + val_secs
+                ),
+            );
+        }
+    }
+    st.run.flush()?;
+    Ok(ProjectorOutcome { model, val_mse })
+}
+
+struct ClassifierOutcome {
+    accuracy: f64,
+    accuracy_before: f64,
+    batch_accuracies: Vec<f64>,
+    predictions: Vec<SamplePrediction>,
+    grid: visuals::Png,
+}
+
+/// Logits `[n]` of an RGB -> LiDAR classifier on `indices`.
+fn classifier_logits(model: &RgbToLidar, ds: &Dataset, indices: &[usize], device: &Device) -> Vec<f32> {
+    let mut out = Vec::with_capacity(indices.len());
+    for chunk in indices.chunks(EVAL_CHUNK) {
+        out.extend(to_vec(model.forward(rgb_batch(ds, chunk, device))));
+    }
+    out
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Stage 4: assemble image encoder -> projector -> LiDAR head and fine-tune it (BCE on logits).
+fn classifier_stage(
+    cfg: &AssessConfig,
+    data: &PreparedData,
+    opts: &AssessOptions,
+    device: &Device,
+    model: RgbToLidar,
+) -> Result<ClassifierOutcome> {
+    let eval = device.clone().without_autodiff();
+    let (ds, split) = (&data.dataset, &data.split);
+    let tc = cfg.train_config("rgb-to-lidar", cfg.finetune);
+    let params = cilp_models::model_info("rgb-to-lidar")?.parameters;
+    let mut st = StageRun::create(&opts.out, CLASSIFIER_RUN, "classifier", "rgb-to-lidar", params, cfg, &tc, &[names::VAL_LOSS, names::VAL_ACCURACY, names::TRAIN_LOSS])?;
+    let mut model = Classifier::RgbToLidar(model);
+    let mut optim = AdamConfig::new().init();
+    let mut state = new_state();
+    let vb = val_batches(cfg, &split.val);
+    let order = vb.order().to_vec();
+    let eval_val = |m: &Classifier| -> (f64, f64, Vec<f32>) {
+        let Classifier::RgbToLidar(r) = m.clone().valid() else { unreachable!("rgb-to-lidar") };
+        let logits = classifier_logits(&r, ds, &order, &eval);
+        let targets: Vec<f32> = order.iter().map(|&i| ds.sample(i).class as f32).collect();
+        let n = logits.len();
+        let lt = Tensor::<1>::from_data(TensorData::new(logits.clone(), [n]), &eval);
+        let tt = Tensor::<1>::from_data(TensorData::new(targets, [n]), &eval);
+        let loss: f32 = cilp_models::loss::bce_with_logits(lt, tt).into_scalar();
+        let ordered: Vec<usize> = order.clone();
+        (loss as f64, accuracy_of(&logits, ds, &ordered), logits)
+    };
+    let (loss0, acc0, _) = eval_val(&model);
+    say(opts.quiet, format!("rgb-to-lidar: before fine-tuning  val loss {loss0:.4} acc {:.2}%", 100.0 * acc0));
+    let mut last = (loss0, acc0, Vec::new());
+    if cfg.finetune.epochs == 0 {
+        // Nothing to train: record the assembled model as epoch 0.
+        let mut vr = epoch_row(0, names::VAL, loss0, 0.0, order.len());
+        vr.accuracy = Some(acc0);
+        st.log(&[vr], true)?;
+        state = checkpoint(&st.ckpt, state, &model, &optim, loss0)?;
+        last = eval_val(&model);
+    }
+    for epoch in 1..=cfg.finetune.epochs {
+        let start = Instant::now();
+        let batches = Batches::new(&split.train, cfg.batch_size, Some(cfg.seed), epoch, cfg.drop_last);
+        let (mut loss_sum, mut correct, mut n) = (0f64, 0usize, 0usize);
+        for (step, batch) in batches.iter().enumerate() {
+            let rgb = rgb_batch(ds, batch, device);
+            let targets: Vec<i64> = batch.iter().map(|&i| ds.sample(i).class as i64).collect();
+            let tt = Tensor::<1, Int>::from_data(TensorData::new(targets.clone(), [batch.len()]), device);
+            let Classifier::RgbToLidar(ref r) = model else { unreachable!("rgb-to-lidar") };
+            let logits = r.forward(rgb);
+            let loss = classification_loss(logits.clone(), tt);
+            let v: f32 = loss.clone().into_scalar();
+            if !v.is_finite() {
+                st.fail();
+                return Err(nonfinite(v, epoch, step, state.epoch, &st.run));
+            }
+            let lv = to_vec(logits.detach());
+            correct += lv.iter().zip(&targets).filter(|&(&l, &t)| ((l > 0.0) as i64) == t).count();
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(cfg.finetune.lr, model, grads);
+            loss_sum += v as f64 * batch.len() as f64;
+            n += batch.len();
+        }
+        let train_secs = start.elapsed().as_secs_f64();
+        let vstart = Instant::now();
+        let (vl, va, logits) = eval_val(&model);
+        let val_secs = vstart.elapsed().as_secs_f64();
+        let mut tr = epoch_row(epoch, names::TRAIN, loss_sum / n.max(1) as f64, train_secs, n);
+        tr.lr = Some(cfg.finetune.lr);
+        tr.accuracy = Some(correct as f64 / n.max(1) as f64);
+        let mut vr = epoch_row(epoch, names::VAL, vl, val_secs, order.len());
+        vr.accuracy = Some(va);
+        st.log(&[tr, vr], epoch == cfg.finetune.epochs)?;
+        state.epoch = epoch;
+        state.elapsed_seconds += train_secs + val_secs;
+        state = checkpoint(&st.ckpt, state, &model, &optim, vl)?;
+        say(
+            opts.quiet,
+            format!(
+                "rgb-to-lidar: epoch {epoch}/{}  train loss {:.4} acc {:.2}%  val loss {vl:.4} acc {:.2}%  {:.1}s",
+                cfg.finetune.epochs,
+                loss_sum / n.max(1) as f64,
+                100.0 * correct as f64 / n.max(1) as f64,
+                100.0 * va,
+                train_secs + val_secs
+            ),
+        );
+        last = (vl, va, logits);
+    }
+    // The final model is what `cilp predict --checkpoint OUT/rgb-to-lidar` loads.
+    let final_bytes = model.clone().into_record().into_bytes().map_err(other)?;
+    st.ckpt.save_best(&final_bytes)?;
+    let (_, accuracy, logits) = last;
+    // Graded batches: the first 5 batches of the shuffled validation order.
+    let bs = cfg.batch_size;
+    let batch_accuracies: Vec<f64> = (0..GRADED_BATCHES.min(vb.len()))
+        .map(|b| {
+            let r = b * bs..(b * bs + bs).min(order.len());
+            accuracy_of(&logits[r.clone()], ds, &order[r])
+        })
+        .collect();
+    // Sample predictions.
+    let k = cfg.prediction_samples.min(order.len());
+    let mut predictions = Vec::with_capacity(k);
+    let (mut rgbs, mut depths, mut correct) = (Vec::new(), Vec::new(), Vec::new());
+    for (&i, &l) in order.iter().zip(&logits).take(k) {
+        let s = ds.sample(i);
+        let p = sigmoid(l);
+        let pred = (l > 0.0) as usize;
+        let class_name = |c: usize| ds.classes().get(c).cloned().unwrap_or_else(|| CLASS_NAMES[c.min(1)].to_string());
+        predictions.push(SamplePrediction {
+            index: i,
+            sample: format!("{}/{}", class_name(s.class), s.stem),
+            truth: class_name(s.class),
+            prediction: class_name(pred),
+            probability: if pred == 1 { p } else { 1.0 - p },
+        });
+        rgbs.push(s.rgb);
+        depths.push(s.depth);
+        correct.push(pred == s.class);
+    }
+    let grid = prediction_grid(&rgbs, &depths, &correct, 2)?;
+    let w = st.run.events()?;
+    let step = cfg.finetune.epochs as i64;
+    w.add_image_png(IMAGE_PREDICTIONS, &grid.bytes, grid.width, grid.height, step)?;
+    w.add_text(names::TEXT_PREDICTIONS, &predictions_markdown(&predictions), step)?;
+    std::fs::write(st.run.path().join("predictions.png"), &grid.bytes).map_err(other)?;
+    st.run.flush()?;
+    Ok(ClassifierOutcome { accuracy, accuracy_before: acc0, batch_accuracies, predictions, grid })
+}
+
+/// Prepares `opts.out`: refuses to overwrite anything without `force`, and with `force` only
+/// deletes a previous assessment (or an empty directory).
+fn prepare_out(opts: &AssessOptions) -> Result<()> {
+    let out = &opts.out;
+    if out.exists() {
+        let empty = std::fs::read_dir(out).map_err(other)?.next().is_none();
+        if !empty {
+            let ours = out.join(ASSESS_TOML).is_file() || out.join(cilp_track::run::SUMMARY_JSON).is_file();
+            if !opts.force {
+                return Err(TrainError::Config(format!(
+                    "{} already exists and is not empty; pass --force to replace {}",
+                    out.display(),
+                    if ours { "the previous assessment" } else { "it" }
+                )));
+            }
+            if !ours {
+                return Err(TrainError::Config(format!(
+                    "{} is not empty and does not hold an assessment (no {ASSESS_TOML}); refusing to delete it",
+                    out.display()
+                )));
+            }
+            std::fs::remove_dir_all(out).map_err(|e| TrainError::Other(format!("{}: cannot delete: {e}", out.display())))?;
+        }
+    }
+    std::fs::create_dir_all(out).map_err(|e| TrainError::Other(format!("{}: cannot create: {e}", out.display())))?;
+    Ok(())
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    cilp_track::atomic::write_atomic(path, bytes)?;
+    Ok(())
+}
+
+/// What [`run_assessment`] returns.
+#[derive(Debug, Clone)]
+pub struct AssessOutcome {
+    pub summary: AssessSummary,
+    pub out: PathBuf,
+}
+
+/// Runs the whole assessment into `opts.out` and writes `summary.json` and
+/// `study_table.json` there.
+pub fn run_assessment(cfg: &AssessConfig, opts: &AssessOptions) -> Result<AssessOutcome> {
+    cfg.validate().map_err(TrainError::Config)?;
+    let t = Instant::now();
+    prepare_out(opts)?;
+    let toml = toml::to_string_pretty(cfg).map_err(other)?;
+    write_file(&opts.out.join(ASSESS_TOML), toml.as_bytes())?;
+    write_file(&opts.out.join("assess.json"), serde_json::to_string_pretty(cfg).map_err(other)?.as_bytes())?;
+
+    let (data, report) = crate::data::prepare(&cfg.data, cfg.seed)?;
+    if data.split.train.len() < cfg.batch_size || data.split.val.len() < 2 {
+        return Err(TrainError::Config(format!(
+            "too little data: {} training and {} validation samples (need a full batch of {} and 2 validation samples); use more --limit-per-class",
+            data.split.train.len(),
+            data.split.val.len(),
+            cfg.batch_size
+        )));
+    }
+    say(
+        opts.quiet,
+        format!(
+            "assess: {} pairs ({} train / {} val), CILP loss {}, device {}",
+            report.total_pairs(),
+            data.split.train.len(),
+            data.split.val.len(),
+            cfg.cilp_model(),
+            cfg.device
+        ),
+    );
+    let device = train_device(&cfg.device)?;
+    let eval = device.clone().without_autodiff();
+
+    let cilp = cilp_stage(cfg, &data, opts, &device)?;
+    let (lidar, mut lidar_info) = lidar_stage(cfg, &data, opts, &device)?;
+    let (_, lidar_logits) = lidar_classifier_embeddings(&lidar.clone().valid(), &data.dataset, &data.split.val, &eval);
+    lidar_info.val_accuracy = accuracy_of(&lidar_logits, &data.dataset, &data.split.val);
+    say(opts.quiet, format!("lidar classifier: validation accuracy on depth {:.2}%", 100.0 * lidar_info.val_accuracy));
+    let projector = projector_stage(cfg, &data, opts, &device, &cilp.model, &lidar)?;
+    let rgb2lidar = RgbToLidar::from_parts(cilp.model.clone(), projector.model.clone(), lidar);
+    let cls = classifier_stage(cfg, &data, opts, &device, rgb2lidar)?;
+
+    // ---- summary
+    let min_batch = cls.batch_accuracies.iter().copied().fold(f64::INFINITY, f64::min);
+    let passed = Passed {
+        cilp_val_loss: cilp.val_loss_nvidia < CILP_LOSS_THRESHOLD,
+        projector_val_mse: projector.val_mse < PROJECTOR_MSE_THRESHOLD,
+        classifier_accuracy: cls.batch_accuracies.len() == GRADED_BATCHES && cls.batch_accuracies.iter().all(|&a| a > ACCURACY_THRESHOLD),
+    };
+    let thresholds = vec![
+        ThresholdRow {
+            metric: "CILP validation loss (NVIDIA loss)".into(),
+            value: cilp.val_loss_nvidia,
+            threshold: format!("< {CILP_LOSS_THRESHOLD}"),
+            passed: passed.cilp_val_loss,
+        },
+        ThresholdRow {
+            metric: "projector validation MSE".into(),
+            value: projector.val_mse,
+            threshold: format!("< {PROJECTOR_MSE_THRESHOLD}"),
+            passed: passed.projector_val_mse,
+        },
+        ThresholdRow {
+            metric: format!("classifier accuracy (min of {GRADED_BATCHES} batches of {})", cfg.batch_size),
+            value: if min_batch.is_finite() { min_batch } else { f64::NAN },
+            threshold: format!("> {}%", ACCURACY_THRESHOLD * 100.0),
+            passed: passed.classifier_accuracy,
+        },
+    ];
+    std::fs::write(opts.out.join("similarity_matrix.png"), &cilp.heatmap.bytes).map_err(other)?;
+    std::fs::write(opts.out.join("predictions.png"), &cls.grid.bytes).map_err(other)?;
+    std::fs::write(opts.out.join("predictions.md"), predictions_markdown(&cls.predictions)).map_err(other)?;
+    let mut runs = vec![CILP_RUN.to_string()];
+    if cfg.lidar_classifier.is_none() {
+        runs.push(LIDAR_RUN.into());
+    }
+    runs.extend([PROJECTOR_RUN.to_string(), CLASSIFIER_RUN.to_string()]);
+    let notes = vec![
+        format!(
+            "CILP loss variant {}; the graded loss is NVIDIA's (cos+1)/2 loss of the validation embeddings, in batches of {} from a seeded shuffle of the validation set.",
+            cfg.cilp_model(),
+            cfg.batch_size
+        ),
+        format!(
+            "Retrieval over all {} validation pairs: RGB->LiDAR R@1 {:.3}, R@5 {:.3}, mean rank {:.1}; LiDAR->RGB R@1 {:.3}, R@5 {:.3}, mean rank {:.1}.",
+            cilp.retrieval.samples,
+            cilp.retrieval.rgb_to_lidar.r_at_1,
+            cilp.retrieval.rgb_to_lidar.r_at_5,
+            cilp.retrieval.rgb_to_lidar.mean_rank,
+            cilp.retrieval.lidar_to_rgb.r_at_1,
+            cilp.retrieval.lidar_to_rgb.r_at_5,
+            cilp.retrieval.lidar_to_rgb.mean_rank
+        ),
+        format!(
+            "LiDAR classifier: {} ({}), {:.2}% validation accuracy on depth. RGB->LiDAR accuracy over the whole validation set {:.2}% ({:.2}% before fine-tuning).",
+            lidar_info.source,
+            lidar_info.path,
+            100.0 * lidar_info.val_accuracy,
+            100.0 * cls.accuracy,
+            100.0 * cls.accuracy_before
+        ),
+        format!("Preset {:?}, {:.0}s wall time on {}.", cfg.preset, t.elapsed().as_secs_f64(), cfg.device),
+    ];
+    let charts = vec!["similarity_matrix.png".to_string(), "predictions.png".to_string()];
+    let summary = AssessSummary {
+        study: "assess".into(),
+        title: "NVIDIA assessment: CILP -> projector -> RGB->LiDAR classifier".into(),
+        cilp_loss_variant: cfg.loss,
+        cilp_val_loss: cilp.val_loss,
+        cilp_val_loss_nvidia: cilp.val_loss_nvidia,
+        projector_val_mse: projector.val_mse,
+        classifier_accuracy: cls.accuracy,
+        classifier_batch_accuracies: cls.batch_accuracies.clone(),
+        classifier_accuracy_before_finetune: cls.accuracy_before,
+        passed,
+        all_passed: passed.cilp_val_loss && passed.projector_val_mse && passed.classifier_accuracy,
+        thresholds: thresholds.clone(),
+        retrieval: cilp.retrieval,
+        logit_scale_per_epoch: cilp.logit_scales.clone(),
+        lidar_classifier: lidar_info,
+        train_samples: data.split.train.len(),
+        val_samples: data.split.val.len(),
+        runs,
+        wall_seconds: t.elapsed().as_secs_f64(),
+        images: charts.clone(),
+        config: cfg.clone(),
+    };
+    let json = serde_json::to_string_pretty(&summary).map_err(other)?;
+    write_file(&opts.out.join(cilp_track::run::SUMMARY_JSON), format!("{json}\n").as_bytes())?;
+    let table = serde_json::json!({
+        "title": "NVIDIA assessment thresholds",
+        "columns": ["metric", "value", "threshold", "pass"],
+        "rows": thresholds.iter().map(|r| serde_json::json!([r.metric, r.value, r.threshold, r.passed])).collect::<Vec<_>>(),
+        "notes": notes,
+        "charts": charts,
+    });
+    write_file(&opts.out.join("study_table.json"), serde_json::to_string_pretty(&table).map_err(other)?.as_bytes())?;
+    Ok(AssessOutcome { summary, out: opts.out.clone() })
+}

@@ -1,0 +1,113 @@
+//! End to end: `cilp assess` on a tiny generated dataset, then `cilp predict` with its final model.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn assess_args<'a>(data: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec![
+        "assess", "--data", data, "--out", out, "--quiet", "--split", "ratio", "--val-fraction", "0.5", "--batch-size", "8",
+        "--cilp-epochs", "1", "--projector-epochs", "2",
+    ]
+}
+
+fn read_json(p: &std::path::Path) -> Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+}
+
+fn has_tag(run: &std::path::Path, tag: &str) -> bool {
+    std::fs::read_dir(run).unwrap().flatten().any(|e| {
+        e.file_name().to_string_lossy().starts_with("events.out.tfevents")
+            && std::fs::read(e.path()).unwrap().windows(tag.len()).any(|w| w == tag.as_bytes())
+    })
+}
+
+#[test]
+fn assess_with_pretrained_lidar_classifier_then_predict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = generate(tmp.path(), "data", 40, 5);
+    let runs = tmp.path().join("runs");
+    let out = runs.join("assess");
+    let fixture = lidar_cnn_fixture();
+    let mut args = assess_args(s(&data), s(&out));
+    args.extend(["--lidar-classifier", s(&fixture), "--finetune-epochs", "1"]);
+    let stdout = ok(&args);
+    assert!(stdout.contains("| metric | value | threshold | pass |"), "{stdout}");
+    assert!(stdout.contains("CILP validation loss") && stdout.contains("projector validation MSE") && stdout.contains("classifier accuracy"), "{stdout}");
+
+    let summary = read_json(&out.join("summary.json"));
+    assert_eq!(summary["cilp_loss_variant"], "nvidia");
+    for k in ["cilp_val_loss", "projector_val_mse", "classifier_accuracy"] {
+        assert!(summary[k].as_f64().is_some_and(f64::is_finite), "{k}: {}", summary[k]);
+    }
+    assert_eq!(summary["classifier_batch_accuracies"].as_array().unwrap().len(), 5);
+    let passed = summary["passed"].as_object().unwrap();
+    for k in ["cilp_val_loss", "projector_val_mse", "classifier_accuracy"] {
+        assert!(passed[k].is_boolean(), "passed.{k}");
+    }
+    assert_eq!(summary["lidar_classifier"]["source"], "pretrained");
+    for dir in ["rgb_to_lidar", "lidar_to_rgb"] {
+        let r = &summary["retrieval"][dir];
+        assert!(r["R@1"].as_f64().unwrap() <= r["R@5"].as_f64().unwrap());
+        assert!(r["mean_rank"].as_f64().unwrap() >= 1.0);
+    }
+    let table = read_json(&out.join("study_table.json"));
+    assert_eq!(table["rows"].as_array().unwrap().len(), 3);
+    for f in ["similarity_matrix.png", "predictions.png", "assess.toml"] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    // Stage runs with checkpoints; no LiDAR classifier run with pretrained weights.
+    for run in ["cilp", "projector", "rgb-to-lidar"] {
+        assert!(out.join(run).join("checkpoints/best.bpk").is_file(), "{run}");
+        assert!(out.join(run).join("metrics.jsonl").is_file(), "{run}");
+    }
+    assert!(!out.join("lidar-classifier").exists());
+    assert!(has_tag(&out.join("cilp"), "val/similarity_matrix"));
+    assert!(has_tag(&out.join("cilp"), "val/rgb_to_lidar/R@1"));
+    assert!(has_tag(&out.join("rgb-to-lidar"), "val/predictions"));
+
+    // `cilp runs list` on the parent sees the stage runs (the folder is a group, not a run).
+    let listing = ok(&["runs", "list", s(&runs), "--json"]);
+    let names: Vec<String> =
+        serde_json::from_str::<Value>(&listing).unwrap().as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_string()).collect();
+    for n in ["assess/cilp", "assess/projector", "assess/rgb-to-lidar"] {
+        assert!(names.iter().any(|x| x == n), "{n} not in {names:?}");
+    }
+
+    // The final model classifies an RGB PNG.
+    let png = data.join("spheres/rgb/0001.png");
+    let pred = ok(&["predict", "--model", "rgb-to-lidar", "--checkpoint", s(&out.join("rgb-to-lidar")), "--json", s(&png)]);
+    let line: Value = serde_json::from_str(pred.lines().next().unwrap()).unwrap();
+    assert!(["cubes", "spheres"].contains(&line["prediction"].as_str().unwrap()));
+    assert!(line["probability"].as_f64().unwrap() >= 0.5);
+
+    // A second run into the same folder needs --force.
+    let err = fails(&args);
+    assert!(err.contains("--force"), "{err}");
+}
+
+#[test]
+fn assess_trains_its_own_lidar_classifier_with_clip_loss() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = generate(tmp.path(), "data", 40, 6);
+    let out = tmp.path().join("assess-clip");
+    let mut args = assess_args(s(&data), s(&out));
+    args.extend(["--loss", "clip", "--lidar-epochs", "1", "--finetune-epochs", "0"]);
+    ok(&args);
+    let summary = read_json(&out.join("summary.json"));
+    assert_eq!(summary["cilp_loss_variant"], "clip");
+    assert_eq!(summary["lidar_classifier"]["source"], "trained");
+    let scales = summary["logit_scale_per_epoch"].as_array().unwrap();
+    assert_eq!(scales.len(), 1);
+    assert!(scales[0].as_f64().unwrap() <= 100.0 + 1e-3, "clamped to exp(ln 100)");
+    assert!(out.join("lidar-classifier/checkpoints/best.bpk").is_file());
+    assert!(has_tag(&out.join("cilp"), "train/logit_scale"));
+}
+
+#[test]
+fn assess_reports_a_missing_lidar_classifier() {
+    let tmp = tempfile::tempdir().unwrap();
+    let err = fails(&["assess", "--data", s(tmp.path()), "--out", s(&tmp.path().join("o")), "--lidar-classifier", "/nonexistent/lidar_cnn.pt"]);
+    assert!(err.contains("lidar_cnn.pt") && err.contains("not found"), "{err}");
+}
