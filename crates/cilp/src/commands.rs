@@ -312,14 +312,10 @@ fn print_runs(records: &[cilp_track::compare::RunRecord], json: bool) -> Result<
     Ok(())
 }
 
-/// The quick preset's scale: per-class pairs loaded and epochs.
-fn preset_scale(p: Preset) -> (Option<usize>, usize, f64) {
-    match p {
-        Preset::Quick => (Some(600), 3, 1e-3),
-        Preset::Full => (None, 10, 1e-4),
-    }
-}
-
+/// The main job: data (generated if missing), exploration, the fusion study, the ablation, the
+/// assessment and the HTML report, each through its own subcommand so that they behave exactly as
+/// when run by hand. Studies already in `--out` are resumed (a completed one is reused as it is);
+/// `--force` redoes everything.
 pub fn run(a: RunArgs) -> Result<()> {
     let t = Instant::now();
     let data = a.data.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA));
@@ -327,34 +323,58 @@ pub fn run(a: RunArgs) -> Result<()> {
         eprintln!("no dataset at {}: generating the default synthetic set (2 x 9,999 pairs)", data.display());
         generate(GenerateArgs { out: data.clone(), per_class: 9999, seed: 51, preset: "default".into(), force: false })?;
     }
-    let (limit, epochs, lr) = preset_scale(a.preset);
-    let summary = load_summary(&data, limit)?;
+    let summary = load_summary(&data, None)?;
     print_summary(&summary);
-    let mut cfg = TrainConfig::new("late-fusion", &data);
-    cfg.data.limit_per_class = limit;
-    cfg.epochs = epochs;
-    cfg.lr = lr;
-    cfg.device = a.device.clone();
-    let (prepared, _) = cilp_train::data::prepare(&cfg.data, cfg.seed)?;
-    for model in ["late-fusion", "intermediate-add"] {
-        let mut c = cfg.clone();
-        c.model = model.into();
-        let mut opts = RunOptions::new(&a.out);
-        opts.mode = if a.force { CreateMode::Force } else { CreateMode::New };
-        cilp_train::train(&c, &prepared, &opts)?;
-    }
-    let records = cilp_track::compare::list_runs(&a.out)?;
-    print_runs(&records, false)?;
-    let explore_dir = a.out.join("explore");
-    let ex = cilp_report::ExploreOptions {
-        load: cilp_data::dataset::LoadOptions { limit_per_class: limit, ..Default::default() },
-        ..Default::default()
+    let preset = match a.preset {
+        Preset::Quick => "quick",
+        Preset::Full => "full",
     };
-    cilp_report::explore(&data, &explore_dir, &ex)?;
-    let html = a.out.join("report.html");
+    let out = &a.out;
+    let p = |x: &Path| x.display().to_string();
+    let d = p(&data);
+    let explore_dir = out.join("explore");
+    crate::run_subcommand(&["explore", "--data", &d, "--out", &p(&explore_dir)])?;
+
+    let mode = |dir: &Path| -> Vec<&'static str> {
+        if a.force {
+            vec!["--force"]
+        } else if dir.exists() {
+            vec!["--resume"]
+        } else {
+            vec![]
+        }
+    };
+    let fusion_dir = out.join("fusion");
+    let mut args = vec!["fusion", "--data", &d, "--out", &fusion_dir.to_str().context("non-UTF-8 path")?, "--preset", preset, "--device", &a.device];
+    args.extend(mode(&fusion_dir));
+    crate::run_subcommand(&args)?;
+
+    let ablation_dir = out.join("ablation");
+    let (fd, ad) = (p(&fusion_dir), p(&ablation_dir));
+    let mut args = vec!["ablation", "--data", &d, "--out", &ad, "--fusion", &fd, "--preset", preset, "--device", &a.device];
+    args.extend(mode(&ablation_dir));
+    crate::run_subcommand(&args)?;
+
+    let assess_dir = out.join("assess");
+    if assess_dir.join("summary.json").exists() && !a.force {
+        eprintln!("assess: reusing the finished assessment in {} (pass --force to redo it)", assess_dir.display());
+    } else {
+        let sd = p(&assess_dir);
+        let lc = a.lidar_classifier.as_deref().map(p);
+        let mut args = vec!["assess", "--data", &d, "--out", &sd, "--preset", preset, "--device", &a.device];
+        if let Some(lc) = &lc {
+            args.extend(["--lidar-classifier", lc.as_str()]);
+        }
+        if a.force || assess_dir.exists() {
+            args.push("--force");
+        }
+        crate::run_subcommand(&args)?;
+    }
+
+    let html = out.join("report.html");
     let ropts = cilp_report::ReportOptions { explore_dir: Some(explore_dir), ..Default::default() };
-    cilp_report::report(&a.out, &html, &ropts)?;
-    eprintln!("done in {:.0}s; runs in {}", secs(t), a.out.display());
+    cilp_report::report(out, &html, &ropts)?;
+    eprintln!("done in {:.0}s; runs in {}", secs(t), out.display());
     println!("report: {}", html.display());
     Ok(())
 }

@@ -70,9 +70,12 @@ pub struct RunArgs {
     /// Compute device.
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Replace existing runs of the same names.
+    /// Redo every study from scratch, replacing earlier results in --out.
     #[arg(long)]
     pub force: bool,
+    /// NVIDIA's pretrained lidar_cnn.pt for the assessment (otherwise a LiDAR classifier is trained first).
+    #[arg(long)]
+    pub lidar_classifier: Option<PathBuf>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -255,6 +258,13 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs a subcommand from an argument list, exactly as if typed (used by `cilp run`).
+pub fn run_subcommand<I: AsRef<std::ffi::OsStr>>(args: &[I]) -> Result<()> {
+    let argv = std::iter::once(std::ffi::OsStr::new("cilp")).chain(args.iter().map(|a| a.as_ref()));
+    let cli = Cli::try_parse_from(argv)?;
+    dispatch(cli.command)
 }
 
 fn dispatch(cmd: Command) -> Result<()> {
