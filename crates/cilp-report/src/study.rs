@@ -193,7 +193,8 @@ pub fn find_studies(runs_dir: &Path) -> Vec<FoundStudy> {
     let mut paths = Vec::new();
     for d in STUDY_DIRS {
         let p = runs_dir.join(d).join("summary.json");
-        if p.is_file() && is_study_summary(&p) {
+        // A study that also wrote a `study_table.json` next to its summary is shown once, from that.
+        if p.is_file() && is_study_summary(&p) && !p.with_file_name(STUDY_TABLE_JSON).is_file() {
             paths.push(p);
         }
     }

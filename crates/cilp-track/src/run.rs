@@ -239,13 +239,24 @@ pub fn validate_run_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// True if `dir` contains a run marker: `config.toml`, `summary.json`,
-/// `metrics.jsonl` or a TensorBoard event file.
+/// True if `dir` contains a run marker: `config.toml`, `summary.json` (unless it is a study
+/// summary, see [`is_study_summary`]), `metrics.jsonl` or a TensorBoard event file.
 pub fn holds_run(dir: &Path) -> bool {
-    [CONFIG_TOML, SUMMARY_JSON, METRICS_JSONL]
+    [CONFIG_TOML, METRICS_JSONL]
         .iter()
         .any(|f| dir.join(f).is_file())
+        || (dir.join(SUMMARY_JSON).is_file() && !is_study_summary(&dir.join(SUMMARY_JSON)))
         || tb::event_files(dir).map(|v| !v.is_empty()).unwrap_or(false)
+}
+
+/// True if `path` is a study summary: a JSON object with a `"study"` key, as `cilp fusion` and
+/// `cilp ablation` write into the folder that groups their runs. Such a folder is a group of
+/// runs, not a run. Unreadable or non-JSON files are not study summaries.
+pub fn is_study_summary(path: &Path) -> bool {
+    fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|v| v.get("study").is_some())
 }
 
 fn is_empty_dir(dir: &Path) -> Result<bool> {
@@ -574,6 +585,22 @@ mod tests {
     struct Opt {
         name: String,
         wd: f64,
+    }
+
+    #[test]
+    fn study_summary_is_not_a_run_marker() {
+        let tmp = tempfile::tempdir().unwrap();
+        let group = tmp.path().join("fusion");
+        fs::create_dir_all(group.join("late-fusion-s51")).unwrap();
+        fs::write(group.join("late-fusion-s51").join(SUMMARY_JSON), "{}").unwrap();
+        fs::write(group.join(SUMMARY_JSON), r#"{"study": "fusion", "rows": []}"#).unwrap();
+        assert!(is_study_summary(&group.join(SUMMARY_JSON)));
+        assert!(!holds_run(&group));
+        assert!(holds_run(&group.join("late-fusion-s51")));
+        fs::write(group.join(SUMMARY_JSON), r#"{"name": "x", "status": "completed"}"#).unwrap();
+        assert!(holds_run(&group));
+        fs::write(group.join(SUMMARY_JSON), "not json").unwrap();
+        assert!(holds_run(&group));
     }
 
     fn cfg() -> Cfg {

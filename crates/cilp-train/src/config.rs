@@ -26,6 +26,10 @@ pub struct DataConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit_per_class: Option<usize>,
     pub split: SplitConfig,
+    /// Seed of the ratio split when it must not follow the run's `seed` (the studies keep one
+    /// split for every seed and vary only initialisation and shuffling); `None`: the run's seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_seed: Option<u64>,
     /// Depth-to-XYZA convention for models that take XYZA input.
     pub xyza: XyzaConvention,
 }
@@ -41,7 +45,8 @@ pub struct TrainConfig {
     pub batch_size: usize,
     /// Adam learning rate.
     pub lr: f64,
-    /// Seeds model initialisation, the split and the per-epoch shuffling.
+    /// Seeds model initialisation, the per-epoch shuffling and (unless `data.split_seed` is set)
+    /// the split.
     pub seed: u64,
     /// `cpu` or `wgpu`.
     pub device: String,
@@ -58,6 +63,7 @@ impl TrainConfig {
                 dir: data_dir.into(),
                 limit_per_class: None,
                 split: SplitConfig::Ratio { val_fraction: 0.2 },
+                split_seed: None,
                 xyza: XyzaConvention::default(),
             },
             epochs: 5,

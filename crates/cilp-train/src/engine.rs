@@ -347,3 +347,39 @@ pub fn train(cfg: &TrainConfig, data: &PreparedData, opts: &RunOptions) -> Resul
     run.flush()?;
     Ok(TrainOutcome { run_dir: run.path().to_path_buf(), summary, history })
 }
+
+/// Like [`train`], but idempotent, for pipelines such as `cilp run`: a run directory that
+/// already holds a *completed* run of the same config is reused as it is, an interrupted one
+/// with the same config is resumed, and one with a different config is an error (unless
+/// `opts.mode` is `Force`, which retrains from scratch).
+pub fn train_or_reuse(cfg: &TrainConfig, data: &PreparedData, opts: &RunOptions) -> Result<TrainOutcome> {
+    let name = opts.name.clone().unwrap_or_else(|| cfg.model.clone());
+    let dir = opts.runs_dir.join(&name);
+    if opts.mode == CreateMode::Force || !cilp_track::run::holds_run(&dir) {
+        let mut o = opts.clone();
+        if o.mode == CreateMode::Resume {
+            o.mode = CreateMode::New;
+        }
+        return train(cfg, data, &o);
+    }
+    let existing = RunDir::open(&dir)?;
+    let saved: Option<TrainConfig> = existing.read_config().ok();
+    if saved.as_ref() != Some(cfg) {
+        return Err(TrainError::Config(format!(
+            "{}: holds a run with a different config; pass --force to replace it",
+            dir.display()
+        )));
+    }
+    if let Ok(summary) = existing.read_summary() {
+        if summary.status == RunStatus::Completed {
+            if !opts.quiet {
+                eprintln!("{name}: reusing the completed run in {}", dir.display());
+            }
+            let history = existing.read_metrics()?;
+            return Ok(TrainOutcome { run_dir: dir, summary, history });
+        }
+    }
+    let mut o = opts.clone();
+    o.mode = CreateMode::Resume;
+    train(cfg, data, &o)
+}

@@ -1,19 +1,167 @@
-//! (in progress: being written)
+//! `cilp fusion` and `cilp ablation`: the studies of cilp_train::studies, over several seeds.
 
-use anyhow::{Result, bail};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
 use clap::Args;
+use cilp_train::studies::{self, StudyMode, StudyOptions, StudySettings, StudySummary};
 
-#[derive(Args, Debug)]
-pub struct FusionArgs {}
+/// Flags shared by both studies.
+#[derive(Args, Debug, Clone)]
+pub struct StudyFlags {
+    /// Dataset root (cubes/ and spheres/).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// quick: 100 pairs per class, 3 epochs, batch 8, Adam 5e-4 (minutes on 2 cores);
+    /// full: all pairs, 10 epochs, batch 32, Adam 1e-4 (the original scale; days on a CPU).
+    #[arg(long, default_value = "quick", value_parser = ["quick", "full"])]
+    pub preset: String,
+    /// Seeds (comma-separated); each model is trained once per seed. The split stays fixed.
+    #[arg(long, value_delimiter = ',', default_value = "51,52,53")]
+    pub seeds: Vec<u64>,
+    /// Override the preset's epochs.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Override the preset's pairs per class (0 = all).
+    #[arg(long)]
+    pub limit_per_class: Option<usize>,
+    /// Override the preset's learning rate.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Override the preset's batch size.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Seed of the 80/20 split, the same for every run.
+    #[arg(long, default_value_t = 51)]
+    pub split_seed: u64,
+    /// Compute device.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Replace existing runs of the study.
+    #[arg(long, conflicts_with = "resume")]
+    pub force: bool,
+    /// Continue an interrupted study: finished runs are read back, unfinished ones resumed.
+    #[arg(long)]
+    pub resume: bool,
+    /// No per-epoch lines.
+    #[arg(long)]
+    pub quiet: bool,
+}
 
-pub fn fusion(_a: FusionArgs) -> Result<()> {
-    bail!("not available yet")
+impl StudyFlags {
+    fn settings(&self) -> Result<StudySettings> {
+        let mut s = StudySettings::preset(&self.preset, &self.data)?;
+        let custom = self.epochs.is_some() || self.limit_per_class.is_some() || self.lr.is_some() || self.batch_size.is_some();
+        if let Some(e) = self.epochs {
+            s.epochs = e;
+        }
+        if let Some(l) = self.limit_per_class {
+            s.data.limit_per_class = (l > 0).then_some(l);
+        }
+        if let Some(lr) = self.lr {
+            s.lr = lr;
+        }
+        if let Some(b) = self.batch_size {
+            s.batch_size = b;
+        }
+        if custom {
+            s.preset = format!("{} (overridden)", self.preset);
+        }
+        s.seeds = self.seeds.clone();
+        s.data.split_seed = Some(self.split_seed);
+        s.device = self.device.clone();
+        Ok(s)
+    }
+
+    fn options(&self, out: &Path) -> StudyOptions {
+        let mut o = StudyOptions::new(out);
+        o.mode = if self.force {
+            StudyMode::Force
+        } else if self.resume {
+            StudyMode::Resume
+        } else {
+            StudyMode::New
+        };
+        o.quiet = self.quiet;
+        o
+    }
 }
 
 #[derive(Args, Debug)]
-pub struct AblationArgs {}
-
-pub fn ablation(_a: AblationArgs) -> Result<()> {
-    bail!("not available yet")
+pub struct FusionArgs {
+    #[command(flatten)]
+    pub study: StudyFlags,
+    /// Study folder: run directories <model>-s<seed>/ plus summary.json, results.md/.csv and charts.
+    #[arg(long, default_value = "runs/fusion")]
+    pub out: PathBuf,
+    /// Models to compare (comma-separated; default: the five fusion models). For tests and subsets.
+    #[arg(long, value_delimiter = ',', hide = true)]
+    pub models: Vec<String>,
 }
 
+fn print_done(s: &StudySummary, out: &Path, t: Instant) {
+    match std::fs::read_to_string(out.join(studies::report::RESULTS_MD)) {
+        Ok(md) => println!("{md}"),
+        Err(_) => println!("{}", s.title),
+    }
+    eprintln!("{} study done in {:.0}s; results in {}", s.study, t.elapsed().as_secs_f64(), out.display());
+}
+
+pub fn fusion(a: FusionArgs) -> Result<()> {
+    let t = Instant::now();
+    let settings = a.study.settings()?;
+    let models: Vec<String> =
+        if a.models.is_empty() { studies::FUSION_MODELS.iter().map(|s| s.to_string()).collect() } else { a.models.clone() };
+    let s = studies::fusion(&settings, &models, &a.study.options(&a.out)).with_context(|| format!("fusion study in {}", a.out.display()))?;
+    print_done(&s, &a.out, t);
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct AblationArgs {
+    #[command(flatten)]
+    pub study: StudyFlags,
+    /// Study folder.
+    #[arg(long, default_value = "runs/ablation")]
+    pub out: PathBuf,
+    /// The MaxPool2d model to ablate (a fusion model name). Default: the best model of the fusion
+    /// study in --fusion; without one, late-fusion.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// A fusion study folder (or its summary.json) to take the best model from. Default: a
+    /// `fusion` folder next to --out, if it holds a fusion summary.
+    #[arg(long)]
+    pub fusion: Option<PathBuf>,
+}
+
+fn pick_model(a: &AblationArgs) -> Result<String> {
+    if let Some(m) = &a.model {
+        return Ok(m.clone());
+    }
+    if let Some(f) = &a.fusion {
+        let m = studies::best_fusion_model(f)?;
+        eprintln!("ablating {m}, the best model of the fusion study in {}", f.display());
+        return Ok(m);
+    }
+    let sibling = a.out.parent().map(|p| p.join("fusion")).unwrap_or_else(|| PathBuf::from("fusion"));
+    if let Ok(m) = studies::best_fusion_model(&sibling) {
+        eprintln!("ablating {m}, the best model of the fusion study in {}", sibling.display());
+        return Ok(m);
+    }
+    eprintln!("no fusion study found at {} (pass --model or --fusion): ablating late-fusion", sibling.display());
+    Ok("late-fusion".into())
+}
+
+pub fn ablation(a: AblationArgs) -> Result<()> {
+    let t = Instant::now();
+    let model = pick_model(&a)?;
+    if studies::ablation_models(&model).is_err() {
+        bail!("{model} has no strided variants in the zoo; pick one of: {}", studies::FUSION_MODELS.join(", "));
+    }
+    let settings = a.study.settings()?;
+    let s = studies::ablation(&settings, &model, &a.study.options(&a.out))
+        .with_context(|| format!("ablation study in {}", a.out.display()))?;
+    print_done(&s, &a.out, t);
+    Ok(())
+}

@@ -1,1 +1,23 @@
-//! (in progress)
+//! The studies: the fusion comparison (`cilp fusion`) and the MaxPool2d-vs-strided ablation
+//! (`cilp ablation`), each trained over several seeds with honest statistics.
+//!
+//! * [`runner`]: trains a list of models x seeds on one dataset loaded once. The split is fixed
+//!   across seeds (`data.split_seed`, 51 by default, recorded in every run's config.toml): all
+//!   runs see the same training and validation samples, and the seeds vary only the model
+//!   initialisation and the shuffling, so the seed-to-seed spread is the training noise the
+//!   comparisons are judged against. Runs are ordinary run directories `<model>-s<seed>/`
+//!   inside the study folder, so `cilp runs list/compare` and `cilp report` read them.
+//! * [`stats`]: mean, sample std, Welch's t-test and the verdict rule.
+//! * [`report`]: the comparisons and the files a study writes next to its runs:
+//!   `summary.json` (everything, with a `"study"` key that marks the folder as a group of runs,
+//!   see `cilp_track::run::is_study_summary`), `study_table.json` (the table the HTML report
+//!   shows), `results.md`, `results.csv` (mean/std per model), `runs.csv` (per run) and SVG
+//!   charts (`val_loss.svg`, `accuracy.svg`, `best_val_loss.svg`, `parameters.svg`,
+//!   `time_per_epoch.svg`, `peak_memory.svg`).
+
+pub mod report;
+pub mod runner;
+pub mod stats;
+
+pub use report::{FUSION_MODELS, StudySummary, ablation, ablation_models, best_fusion_model, fusion};
+pub use runner::{StudyMode, StudyOptions, StudySettings, run_models};

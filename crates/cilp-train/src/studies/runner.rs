@@ -1,0 +1,370 @@
+//! Running a set of models over several seeds on one dataset, loaded once.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use cilp_track::names;
+use cilp_track::run::CreateMode;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{DataConfig, SplitConfig, TrainConfig};
+use crate::engine::{RunOptions, TrainOutcome, train};
+use crate::error::{Result, TrainError};
+use crate::studies::stats::MetricSummary;
+
+/// The seeds every study uses unless told otherwise (the seed implementation's 51, and two more).
+pub const DEFAULT_SEEDS: [u64; 3] = [51, 52, 53];
+/// Quick preset: pairs per class loaded (80/20 split: 160 train, 40 validation samples).
+pub const QUICK_LIMIT_PER_CLASS: usize = 100;
+/// Quick preset: epochs.
+pub const QUICK_EPOCHS: usize = 3;
+/// Quick preset: batch size (small, for more optimiser steps in a short run).
+pub const QUICK_BATCH_SIZE: usize = 8;
+/// Quick preset: Adam learning rate (higher than the original's so a short run moves).
+pub const QUICK_LR: f64 = 5e-4;
+/// Full preset: the original scale (all pairs, 10 epochs, Adam 1e-4, batch 32).
+pub const FULL_EPOCHS: usize = 10;
+pub const FULL_LR: f64 = 1e-4;
+
+/// Everything that determines a study's runs except the model list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StudySettings {
+    /// `quick`, `full` or `custom` (for the record).
+    pub preset: String,
+    /// Dataset, subset and split. `split_seed` is always set: every seed of every model trains
+    /// and validates on the same samples; the seeds vary initialisation and shuffling only.
+    pub data: DataConfig,
+    pub seeds: Vec<u64>,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub device: String,
+}
+
+impl StudySettings {
+    /// `quick` (100 pairs per class, 3 epochs, batch 8, Adam 5e-4: a few minutes on 2 CPU cores
+    /// for 5 models x 3 seeds; a smoke-scale comparison, the models barely leave chance) or
+    /// `full` (all data, the original 10 epochs at Adam 1e-4, batch 32). Both use an 80/20
+    /// split with seed 51 and seeds 51, 52, 53.
+    pub fn preset(name: &str, data_dir: impl Into<PathBuf>) -> Result<StudySettings> {
+        let (limit, epochs, lr, batch) = match name {
+            "quick" => (Some(QUICK_LIMIT_PER_CLASS), QUICK_EPOCHS, QUICK_LR, QUICK_BATCH_SIZE),
+            "full" => (None, FULL_EPOCHS, FULL_LR, 32),
+            other => return Err(TrainError::Config(format!("unknown study preset {other:?} (quick or full)"))),
+        };
+        let base = TrainConfig::new("late-fusion", data_dir);
+        let mut data = base.data;
+        data.limit_per_class = limit;
+        data.split_seed = Some(cilp_data::split::DEFAULT_SEED);
+        Ok(StudySettings {
+            preset: name.to_owned(),
+            data,
+            seeds: DEFAULT_SEEDS.to_vec(),
+            epochs,
+            batch_size: batch,
+            lr,
+            device: base.device,
+        })
+    }
+
+    /// The run config of one model and seed.
+    pub fn train_config(&self, model: &str, seed: u64) -> TrainConfig {
+        let mut c = TrainConfig::new(model, &self.data.dir);
+        c.data = self.data.clone();
+        c.epochs = self.epochs;
+        c.batch_size = self.batch_size;
+        c.lr = self.lr;
+        c.seed = seed;
+        c.device = self.device.clone();
+        c
+    }
+
+    /// The seed of the (fixed) split.
+    pub fn split_seed(&self) -> u64 {
+        self.data.split_seed.unwrap_or(cilp_data::split::DEFAULT_SEED)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.seeds.is_empty() {
+            return Err(TrainError::Config("a study needs at least one seed".into()));
+        }
+        for (i, s) in self.seeds.iter().enumerate() {
+            if self.seeds[..i].contains(s) {
+                return Err(TrainError::Config(format!("seed {s} is listed twice")));
+            }
+        }
+        self.train_config("late-fusion", self.seeds[0]).validate().map_err(TrainError::Config)
+    }
+}
+
+/// What to do with run directories that already exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StudyMode {
+    /// Refuse to start if any of the study's run directories exists.
+    New,
+    /// Replace existing run directories of the same names.
+    Force,
+    /// Continue runs that exist (finished ones are just read back), start missing ones.
+    Resume,
+}
+
+/// Where a study's runs and tables go and how it reports progress.
+#[derive(Debug, Clone)]
+pub struct StudyOptions {
+    /// The study folder: run directories `<model>-s<seed>/` plus the tables and charts.
+    pub out: PathBuf,
+    pub mode: StudyMode,
+    /// Progress bars (only drawn on a terminal).
+    pub progress: bool,
+    /// No per-epoch lines on stderr.
+    pub quiet: bool,
+}
+
+impl StudyOptions {
+    pub fn new(out: impl Into<PathBuf>) -> Self {
+        StudyOptions { out: out.into(), mode: StudyMode::New, progress: true, quiet: false }
+    }
+}
+
+/// Run directory name of one model and seed inside the study folder.
+pub fn run_name(model: &str, seed: u64) -> String {
+    format!("{model}-s{seed}")
+}
+
+/// The numbers one run contributes to a study.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeedRun {
+    pub seed: u64,
+    /// Run directory, relative to the study folder.
+    pub run: String,
+    /// Lowest validation loss over the epochs.
+    pub best_val_loss: f64,
+    /// Validation accuracy after the last epoch, in [0, 1].
+    pub final_val_accuracy: f64,
+    /// Training plus validation wall time of the run, seconds.
+    pub total_seconds: f64,
+    /// Mean wall time of a training epoch (without validation), seconds.
+    pub seconds_per_epoch: f64,
+    /// Highest training peak resident memory of the process (VmHWM), MiB.
+    pub peak_memory_mb: Option<f64>,
+    /// Validation loss per epoch.
+    pub val_loss_curve: Vec<f64>,
+}
+
+impl SeedRun {
+    fn from_outcome(seed: u64, run: String, o: &TrainOutcome) -> SeedRun {
+        let mut val: Vec<_> = o.history.iter().filter(|r| r.split == names::VAL).collect();
+        val.sort_by_key(|r| r.epoch);
+        let train: Vec<_> = o.history.iter().filter(|r| r.split == names::TRAIN).collect();
+        let epoch_secs: Vec<f64> = train.iter().map(|r| r.epoch_seconds).collect();
+        let best = val.iter().map(|r| r.loss).filter(|l| l.is_finite()).fold(f64::INFINITY, f64::min);
+        SeedRun {
+            seed,
+            run,
+            best_val_loss: o.summary.best_val_loss.unwrap_or(best),
+            final_val_accuracy: val.last().and_then(|r| r.accuracy).unwrap_or(f64::NAN),
+            total_seconds: o.summary.total_seconds,
+            seconds_per_epoch: crate::studies::stats::mean(&epoch_secs),
+            peak_memory_mb: train.iter().filter_map(|r| r.peak_memory_bytes).max().map(|b| b as f64 / 1048576.0),
+            val_loss_curve: val.iter().map(|r| r.loss).collect(),
+        }
+    }
+}
+
+/// A metric a study reports per model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    BestValLoss,
+    ValAccuracy,
+    Parameters,
+    TrainingSeconds,
+    SecondsPerEpoch,
+    PeakMemoryMb,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 6] = [
+        Metric::BestValLoss,
+        Metric::ValAccuracy,
+        Metric::Parameters,
+        Metric::TrainingSeconds,
+        Metric::SecondsPerEpoch,
+        Metric::PeakMemoryMb,
+    ];
+
+    /// Key in JSON and CSV.
+    pub fn key(self) -> &'static str {
+        match self {
+            Metric::BestValLoss => "best_val_loss",
+            Metric::ValAccuracy => "val_accuracy",
+            Metric::Parameters => "parameters",
+            Metric::TrainingSeconds => "training_seconds",
+            Metric::SecondsPerEpoch => "seconds_per_epoch",
+            Metric::PeakMemoryMb => "peak_memory_mb",
+        }
+    }
+
+    /// Label in tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            Metric::BestValLoss => "best val loss",
+            Metric::ValAccuracy => "val accuracy",
+            Metric::Parameters => "parameters",
+            Metric::TrainingSeconds => "training time (s)",
+            Metric::SecondsPerEpoch => "time/epoch (s)",
+            Metric::PeakMemoryMb => "peak memory (MiB)",
+        }
+    }
+}
+
+/// All seeds of one model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelRuns {
+    pub model: String,
+    pub parameters: u64,
+    pub runs: Vec<SeedRun>,
+}
+
+impl ModelRuns {
+    /// Per-seed values of a metric (NaN-free: missing values are left out).
+    pub fn values(&self, m: Metric) -> Vec<f64> {
+        self.runs
+            .iter()
+            .filter_map(|r| match m {
+                Metric::BestValLoss => Some(r.best_val_loss),
+                Metric::ValAccuracy => Some(r.final_val_accuracy),
+                Metric::Parameters => Some(self.parameters as f64),
+                Metric::TrainingSeconds => Some(r.total_seconds),
+                Metric::SecondsPerEpoch => Some(r.seconds_per_epoch),
+                Metric::PeakMemoryMb => r.peak_memory_mb,
+            })
+            .filter(|v| v.is_finite())
+            .collect()
+    }
+
+    pub fn summary(&self, m: Metric) -> MetricSummary {
+        MetricSummary::of(&self.values(m))
+    }
+
+    /// Validation loss per epoch, averaged over seeds (epochs every seed reached).
+    pub fn mean_val_curve(&self) -> Vec<f64> {
+        let n = self.runs.iter().map(|r| r.val_loss_curve.len()).min().unwrap_or(0);
+        (0..n)
+            .map(|e| crate::studies::stats::mean(&self.runs.iter().map(|r| r.val_loss_curve[e]).collect::<Vec<_>>()))
+            .collect()
+    }
+}
+
+/// Size of the split every run used.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SplitInfo {
+    pub train: usize,
+    pub val: usize,
+    pub split_seed: u64,
+}
+
+/// Everything run by [`run_models`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StudyRuns {
+    pub settings: StudySettings,
+    pub split: SplitInfo,
+    pub models: Vec<ModelRuns>,
+    /// Wall time of the whole study (loading included), seconds.
+    pub wall_seconds: f64,
+}
+
+fn check_out(out: &Path) -> Result<()> {
+    if cilp_track::run::holds_run(out) {
+        return Err(TrainError::Config(format!(
+            "{} is a run directory; a study needs its own folder (e.g. runs/fusion)",
+            out.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Trains every model with every seed (models in order, seeds inner), loading the dataset once
+/// and using one split for all runs. Run directories are `opts.out/<model>-s<seed>`.
+pub fn run_models(settings: &StudySettings, models: &[String], opts: &StudyOptions) -> Result<StudyRuns> {
+    let start = Instant::now();
+    settings.validate()?;
+    if models.is_empty() {
+        return Err(TrainError::Config("a study needs at least one model".into()));
+    }
+    let mut params = Vec::new();
+    for m in models {
+        params.push(cilp_models::model_info(m)?.parameters as u64);
+    }
+    check_out(&opts.out)?;
+    if opts.mode == StudyMode::New {
+        let existing: Vec<String> = models
+            .iter()
+            .flat_map(|m| settings.seeds.iter().map(move |&s| run_name(m, s)))
+            .filter(|n| opts.out.join(n).exists())
+            .collect();
+        if !existing.is_empty() {
+            return Err(TrainError::Config(format!(
+                "{} already holds {} of this study's runs ({}{}); pass --force to replace them or --resume to continue",
+                opts.out.display(),
+                existing.len(),
+                existing[..existing.len().min(3)].join(", "),
+                if existing.len() > 3 { ", ..." } else { "" }
+            )));
+        }
+    }
+    let split_seed = settings.split_seed();
+    let mut data_cfg = settings.data.clone();
+    data_cfg.split_seed = Some(split_seed);
+    if !opts.quiet {
+        eprintln!("loading {} ...", data_cfg.dir.display());
+    }
+    let (data, _) = crate::data::prepare(&data_cfg, split_seed)?;
+    if data.split.train.is_empty() || data.split.val.is_empty() {
+        return Err(TrainError::Config(format!(
+            "the split has {} training and {} validation samples; a study needs both (load more pairs per class)",
+            data.split.train.len(),
+            data.split.val.len()
+        )));
+    }
+    if matches!(data_cfg.split, SplitConfig::Nvidia) && !opts.quiet {
+        eprintln!("note: NVIDIA index split; the split does not depend on any seed");
+    }
+    let total = models.len() * settings.seeds.len();
+    let mut out = Vec::new();
+    let mut k = 0;
+    for (m, &p) in models.iter().zip(&params) {
+        let mut runs = Vec::new();
+        for &seed in &settings.seeds {
+            k += 1;
+            let name = run_name(m, seed);
+            let mut cfg = settings.train_config(m, seed);
+            cfg.data = data_cfg.clone();
+            let mode = match opts.mode {
+                StudyMode::New => CreateMode::New,
+                StudyMode::Force => CreateMode::Force,
+                StudyMode::Resume if opts.out.join(&name).join("config.toml").is_file() => CreateMode::Resume,
+                StudyMode::Resume => CreateMode::Force,
+            };
+            if !opts.quiet {
+                eprintln!("[{k}/{total}] {name} ({:.0}s elapsed)", start.elapsed().as_secs_f64());
+            }
+            let ropts = RunOptions {
+                runs_dir: opts.out.clone(),
+                name: Some(name.clone()),
+                mode,
+                progress: opts.progress,
+                quiet: opts.quiet,
+            };
+            let outcome = train(&cfg, &data, &ropts)?;
+            runs.push(SeedRun::from_outcome(seed, name, &outcome));
+        }
+        out.push(ModelRuns { model: m.clone(), parameters: p, runs });
+    }
+    Ok(StudyRuns {
+        settings: StudySettings { data: data_cfg, ..settings.clone() },
+        split: SplitInfo { train: data.split.train.len(), val: data.split.val.len(), split_seed },
+        models: out,
+        wall_seconds: start.elapsed().as_secs_f64(),
+    })
+}

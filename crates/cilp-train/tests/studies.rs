@@ -1,0 +1,127 @@
+//! The study tables and verdicts from hand-made results (no training), and the study folder as
+//! a group of runs for the run listing.
+
+use cilp_train::studies::report::{ablation_models, best_fusion_model, write_ablation, write_fusion};
+use cilp_train::studies::runner::{ModelRuns, SeedRun, SplitInfo, StudyRuns};
+use cilp_train::studies::stats::Verdict;
+use cilp_train::studies::{StudySettings, run_models, StudyOptions};
+
+fn model(name: &str, params: u64, losses: &[f64], accs: &[f64]) -> ModelRuns {
+    let runs = losses
+        .iter()
+        .zip(accs)
+        .enumerate()
+        .map(|(i, (&l, &a))| SeedRun {
+            seed: 51 + i as u64,
+            run: format!("{name}-s{}", 51 + i),
+            best_val_loss: l,
+            final_val_accuracy: a,
+            total_seconds: 10.0 + i as f64,
+            seconds_per_epoch: 4.0 + 0.1 * i as f64,
+            peak_memory_mb: Some(500.0 + i as f64),
+            val_loss_curve: vec![2.0 * l, l],
+        })
+        .collect();
+    ModelRuns { model: name.into(), parameters: params, runs }
+}
+
+fn study(models: Vec<ModelRuns>) -> StudyRuns {
+    StudyRuns {
+        settings: StudySettings::preset("quick", "data").unwrap(),
+        split: SplitInfo { train: 320, val: 80, split_seed: 51 },
+        models,
+        wall_seconds: 42.0,
+    }
+}
+
+#[test]
+fn fusion_tables_and_verdicts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("runs").join("fusion");
+    let st = study(vec![
+        model("late-fusion", 13_147_202, &[0.10, 0.11, 0.12], &[0.95, 0.96, 0.97]),
+        // Clearly worse: d = 0.4, sd 0.02.
+        model("intermediate-add", 6_615_952, &[0.50, 0.52, 0.48], &[0.80, 0.81, 0.79]),
+        // Within noise of the best.
+        model("intermediate-concat", 13_015_952, &[0.105, 0.125, 0.115], &[0.96, 0.95, 0.97]),
+    ]);
+    let s = write_fusion(&out, &st).unwrap();
+    assert_eq!(s.baseline, "late-fusion");
+    let verdict = |other: &str, metric: &str| {
+        let c = s.comparisons.iter().find(|c| c.other == other && serde_json::to_value(c.metric).unwrap() == metric).unwrap();
+        c.comparison.verdict
+    };
+    assert_eq!(verdict("intermediate-add", "best_val_loss"), Verdict::Larger);
+    assert_eq!(verdict("intermediate-add", "val_accuracy"), Verdict::Larger);
+    assert_eq!(verdict("intermediate-concat", "best_val_loss"), Verdict::Within);
+    assert_eq!(verdict("intermediate-concat", "val_accuracy"), Verdict::Within);
+    let add = s.comparisons.iter().find(|c| c.other == "intermediate-add").unwrap();
+    assert!((add.comparison.difference - 0.39).abs() < 1e-12);
+    // Rows: model, params, loss mean ± sd, ...
+    assert_eq!(s.rows[0][0], "late-fusion");
+    assert_eq!(s.rows[0][2], "0.1100 ± 0.0100");
+    assert_eq!(s.rows[0][3], "96.00% ± 1.00");
+    assert_eq!(s.rows[0][7], "best");
+    assert_eq!(s.rows[1][8], "larger than seed spread");
+    assert_eq!(s.rows[2][8], "within seed spread");
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(md.contains("| model | parameters | best val loss | val accuracy |"), "{md}");
+    assert!(md.contains("larger than seed spread") && md.contains("within seed spread"));
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 4);
+    assert!(csv.lines().next().unwrap().starts_with("model,seeds,best_val_loss_mean,best_val_loss_std"));
+    for c in &s.charts {
+        let svg = std::fs::read_to_string(out.join(c)).unwrap();
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"), "{c}");
+    }
+    assert_eq!(s.charts.len(), 6);
+    assert_eq!(best_fusion_model(&out).unwrap(), "late-fusion");
+
+    // The study folder holds a summary.json but is a group of runs, not a (broken) run.
+    let run = out.join("late-fusion-s51");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(run.join("metrics.jsonl"), "").unwrap();
+    assert!(!cilp_track::run::holds_run(&out));
+    let listed = cilp_track::compare::list_runs(&tmp.path().join("runs")).unwrap();
+    assert_eq!(listed.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["fusion/late-fusion-s51"]);
+}
+
+#[test]
+fn ablation_table() {
+    assert_eq!(ablation_models("late-fusion").unwrap(), ["late-fusion", "late-fusion-strided", "late-fusion-strided-conv"]);
+    assert_eq!(ablation_models("intermediate-add-strided").unwrap()[0], "intermediate-add");
+    assert!(ablation_models("embedder-rgb").is_err());
+    let tmp = tempfile::tempdir().unwrap();
+    let st = study(vec![
+        model("late-fusion", 13_147_202, &[0.10, 0.11, 0.12], &[0.95, 0.96, 0.97]),
+        model("late-fusion-strided", 13_383_802, &[0.10, 0.12, 0.11], &[0.96, 0.95, 0.97]),
+        model("late-fusion-strided-conv", 13_147_202, &[0.30, 0.31, 0.32], &[0.95, 0.96, 0.97]),
+    ]);
+    let s = write_ablation(tmp.path(), &st).unwrap();
+    assert_eq!(s.rows.len(), 12);
+    assert_eq!(s.columns[1..5], ["metric", "MaxPool2d", "strided", "difference"]);
+    let get = |model: &str, metric: &str| {
+        s.rows.iter().find(|r| r[0].as_str().unwrap().starts_with(&format!("{model} (")) && r[1] == metric).unwrap().clone()
+    };
+    assert_eq!(get("late-fusion-strided", "best val loss")[6], "within seed spread");
+    assert_eq!(get("late-fusion-strided", "parameters")[4], "+236,600");
+    assert_eq!(get("late-fusion-strided", "parameters")[6], "larger than seed spread");
+    assert_eq!(get("late-fusion-strided-conv", "best val loss")[6], "larger than seed spread");
+    assert_eq!(get("late-fusion-strided-conv", "parameters")[6], "within seed spread");
+    let md = std::fs::read_to_string(tmp.path().join("results.md")).unwrap();
+    assert_eq!(md.matches("| metric | MaxPool2d | strided | difference | Welch p | verdict |").count(), 2, "{md}");
+}
+
+#[test]
+fn bad_study_settings_fail_before_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut settings = StudySettings::preset("quick", tmp.path().join("nodata")).unwrap();
+    let opts = StudyOptions::new(tmp.path().join("out"));
+    settings.seeds = vec![51, 51];
+    let err = run_models(&settings, &["late-fusion".into()], &opts).unwrap_err().to_string();
+    assert!(err.contains("twice"), "{err}");
+    settings.seeds = vec![51];
+    let err = run_models(&settings, &["no-such-model".into()], &opts).unwrap_err().to_string();
+    assert!(err.to_lowercase().contains("no-such-model"), "{err}");
+    assert!(StudySettings::preset("medium", "d").is_err());
+}

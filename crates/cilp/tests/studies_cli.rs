@@ -1,0 +1,95 @@
+//! End to end: `cilp fusion` then `cilp ablation` on a tiny dataset (2 models, 2 seeds, 1 epoch),
+//! then `cilp runs list` and `cilp report` over the runs directory holding both studies.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn read_json(p: &std::path::Path) -> Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+}
+
+const TINY: [&str; 8] = ["--seeds", "51,52", "--epochs", "1", "--limit-per-class", "12", "--batch-size", "8"];
+
+#[test]
+fn fusion_then_ablation_then_runs_and_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = generate(tmp.path(), "data", 12, 7);
+    let runs = tmp.path().join("runs");
+    let fusion = runs.join("fusion");
+    let mut args = vec!["fusion", "--data", s(&data), "--out", s(&fusion), "--quiet", "--models", "intermediate-add,early-fusion"];
+    args.extend(TINY);
+    let stdout = ok(&args);
+    assert!(stdout.contains("| model | parameters | best val loss |"), "{stdout}");
+    assert!(stdout.contains("seed spread"), "{stdout}");
+
+    let summary = read_json(&fusion.join("summary.json"));
+    assert_eq!(summary["study"], "fusion");
+    let best = summary["baseline"].as_str().unwrap().to_owned();
+    assert!(best == "intermediate-add" || best == "early-fusion", "{best}");
+    let models = summary["models"].as_array().unwrap();
+    assert_eq!(models.len(), 2);
+    assert_eq!(models[0]["parameters"], 6_615_952);
+    assert_eq!(models[0]["metrics"]["best_val_loss"]["n"], 2);
+    assert!(models[0]["metrics"]["best_val_loss"]["std"].as_f64().is_some());
+    assert_eq!(summary["split"]["split_seed"], 51);
+    assert_eq!(summary["rows"].as_array().unwrap().len(), 2);
+    // 1 other model x 4 compared metrics.
+    assert_eq!(summary["comparisons"].as_array().unwrap().len(), 4);
+    for c in summary["comparisons"].as_array().unwrap() {
+        let v = c["verdict"].as_str().unwrap();
+        assert!(["larger", "within"].contains(&v), "{v}");
+    }
+    for f in ["study_table.json", "results.md", "results.csv", "runs.csv", "val_loss.svg", "accuracy.svg", "parameters.svg", "time_per_epoch.svg", "peak_memory.svg"] {
+        assert!(fusion.join(f).is_file(), "{f}");
+    }
+    let csv = std::fs::read_to_string(fusion.join("runs.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 4, "{csv}");
+    for r in ["intermediate-add-s51", "intermediate-add-s52", "early-fusion-s51", "early-fusion-s52"] {
+        assert!(fusion.join(r).join("config.toml").is_file(), "{r}");
+        let cfg = std::fs::read_to_string(fusion.join(r).join("config.toml")).unwrap();
+        assert!(cfg.contains("split_seed = 51"), "{cfg}");
+    }
+
+    // Refuses to overwrite; --resume reads finished runs back without training.
+    let err = fails(&args);
+    assert!(err.contains("--force") && err.contains("--resume"), "{err}");
+    let mut resume = args.clone();
+    resume.push("--resume");
+    ok(&resume);
+
+    // The ablation picks the best fusion model from the sibling fusion folder.
+    let ablation = runs.join("ablation");
+    let mut args = vec!["ablation", "--data", s(&data), "--out", s(&ablation), "--quiet"];
+    args.extend(TINY);
+    let stdout = ok(&args);
+    assert!(stdout.contains("| metric | MaxPool2d | strided | difference |"), "{stdout}");
+    let summary = read_json(&ablation.join("summary.json"));
+    assert_eq!(summary["study"], "ablation");
+    assert_eq!(summary["baseline"], best.as_str());
+    // 2 strided styles x 6 metrics.
+    assert_eq!(summary["rows"].as_array().unwrap().len(), 12);
+    assert!(ablation.join(format!("{best}-strided-conv-s52")).join("summary.json").is_file());
+
+    // The runs listing sees the study folders as groups of runs, not as broken runs.
+    let list = ok(&["runs", "list", s(&runs)]);
+    assert!(list.contains(&format!("fusion/{best}-s51")), "{list}");
+    assert!(list.contains(&format!("ablation/{best}-strided-s52")), "{list}");
+    assert!(!list.contains("broken"), "{list}");
+
+    let r1 = fusion.join(format!("{best}-s51"));
+    let r2 = ablation.join(format!("{best}-strided-s51"));
+    let cmp = ok(&["runs", "compare", s(&r1), s(&r2)]);
+    assert!(cmp.contains(&format!("{best}-strided-s51")), "{cmp}");
+
+    let html = tmp.path().join("report.html");
+    ok(&["report", "--runs", s(&runs), "--out", s(&html)]);
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("Fusion comparison") && page.contains("MaxPool2d vs strided"), "report lacks the study tables");
+    assert_eq!(page.matches("Fusion comparison (").count(), 1, "the fusion table is shown once");
+
+    // A bad model name fails cleanly.
+    let err = fails(&["ablation", "--data", s(&data), "--out", s(&tmp.path().join("x")), "--model", "embedder-rgb"]);
+    assert!(err.contains("strided"), "{err}");
+}
