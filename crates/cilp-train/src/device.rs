@@ -1,4 +1,7 @@
-//! Picking the compute device at run time (`--device cpu|wgpu`).
+//! Picking the compute device at run time (`--device cpu|wgpu|cuda`).
+//!
+//! `cuda` is an opt-in cargo feature that does not build on machines without network access:
+//! cubecl-cuda's build script downloads an LLVM bundle. `wgpu` (Vulkan) is the tested GPU path.
 
 use burn::tensor::Device;
 
@@ -10,6 +13,9 @@ pub fn available_devices() -> Vec<&'static str> {
     if cfg!(feature = "wgpu") {
         v.push("wgpu");
     }
+    if cfg!(feature = "cuda") {
+        v.push("cuda");
+    }
     v
 }
 
@@ -20,6 +26,8 @@ pub fn device(name: &str) -> Result<Device> {
         "cpu" | "flex" => Ok(Device::flex()),
         #[cfg(feature = "wgpu")]
         "wgpu" | "gpu" => Ok(Device::wgpu(burn::tensor::DeviceKind::default())),
+        #[cfg(feature = "cuda")]
+        "cuda" => Ok(Device::cuda(burn::tensor::DeviceIndex::Default)),
         other => Err(TrainError::Config(format!(
             "unknown device {other:?}; this build supports: {} (GPU support needs `--features wgpu`)",
             available_devices().join(", ")
