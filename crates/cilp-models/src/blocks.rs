@@ -123,13 +123,17 @@ impl ConvBlock {
     /// - input: `[batch, in_channels, h, w]`
     /// - output: `[batch, out_channels, h / 2, w / 2]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.activation.forward(self.conv.forward(x)); // [batch, out, h', w']
+        if let (Some(pool), None) = (&self.pool, &self.down_conv) {
+            // conv -> ReLU -> MaxPool2d(2) as one fused op on the CPU backend.
+            return cilp_kernels::conv2d_relu_maxpool_module(&self.conv, pool, x); // [batch, out, h/2, w/2]
+        }
+        let x = self.activation.forward(cilp_kernels::conv2d_module(&self.conv, x)); // [batch, out, h', w']
         let x = match &self.pool {
             Some(pool) => pool.forward(x),
             None => x,
         };
         match &self.down_conv {
-            Some(conv) => conv.forward(x),
+            Some(conv) => cilp_kernels::conv2d_module(conv, x),
             None => x,
         }
     }

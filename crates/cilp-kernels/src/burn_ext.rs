@@ -1,0 +1,205 @@
+//! The convolution kernels of [`crate::conv`] plugged into burn as a backend extension: a
+//! forward op on the flex backend, and on `Autodiff<Flex>` the same forward plus a hand-written
+//! backward that computes the input, weight and bias gradients in one pass.
+
+use burn::backend::autodiff::{
+    Autodiff,
+    checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
+    grads::Gradients,
+    ops::{Backward, Ops, OpsKind},
+};
+use burn::backend::flex::{FlexTensor, Layout};
+use burn::backend::{Backend, Flex, backend_extension, tensor::FloatTensor};
+use std::sync::Arc;
+
+use burn::backend::autodiff::NodeId;
+use burn::tensor::{Bytes, DType, Shape};
+
+use crate::conv::{self, Conv2dDims, Wanted};
+
+/// Hyper-parameters of [`FastConvBackend::cilp_conv2d`] (stride and symmetric padding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvParams {
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+}
+
+#[backend_extension(Flex, Autodiff)]
+pub trait FastConvBackend: Backend {
+    /// 2-D convolution with bias: `x [B, Cin, H, W]`, `weight [Cout, Cin, kh, kw]`,
+    /// `bias [Cout]` -> `[B, Cout, Hout, Wout]`. f32 only, groups 1, dilation 1.
+    fn cilp_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        params: ConvParams,
+    ) -> FloatTensor<Self>;
+
+    /// `MaxPool2d(2)(ReLU(conv2d(x) + bias))` in one op: `[B, Cout, Hout/2, Wout/2]`. The
+    /// full-resolution activation is never stored; the backward pass keeps one byte per output.
+    fn cilp_conv2d_relu_maxpool(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        params: ConvParams,
+    ) -> FloatTensor<Self>;
+}
+
+/// A contiguous f32 view of a flex tensor (copying only when the layout is strided).
+struct F32View(FlexTensor);
+
+impl F32View {
+    fn new(t: &FlexTensor) -> F32View {
+        assert_eq!(t.dtype(), DType::F32, "cilp_conv2d: f32 tensors only, got {:?}", t.dtype());
+        F32View(if t.layout().contiguous_offsets().is_some() { t.clone() } else { t.to_contiguous() })
+    }
+    fn slice(&self) -> &[f32] {
+        let (start, end) = self.0.layout().contiguous_offsets().expect("contiguous after copy");
+        &self.0.storage::<f32>()[start..end]
+    }
+    fn dims(&self) -> Vec<usize> {
+        self.0.layout().shape().to_vec()
+    }
+}
+
+fn flex_tensor(data: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+    FlexTensor::new(Bytes::from_elems(data), Layout::contiguous(Shape::from(shape)), DType::F32)
+}
+
+/// The dims of a convolution from its input and weight shapes.
+fn dims_of(x: &[usize], w: &[usize], params: ConvParams) -> Conv2dDims {
+    assert!(x.len() == 4 && w.len() == 4, "cilp_conv2d: expected 4-d input and weight, got {x:?} and {w:?}");
+    assert_eq!(x[1], w[1], "cilp_conv2d: input has {} channels, weight expects {}", x[1], w[1]);
+    Conv2dDims {
+        batch: x[0],
+        c_in: x[1],
+        h: x[2],
+        w: x[3],
+        c_out: w[0],
+        kh: w[2],
+        kw: w[3],
+        stride: params.stride,
+        padding: params.padding,
+    }
+}
+
+fn forward(x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor, params: ConvParams) -> FlexTensor {
+    let (xv, wv, bv) = (F32View::new(x), F32View::new(weight), F32View::new(bias));
+    let d = dims_of(&xv.dims(), &wv.dims(), params);
+    let y = conv::conv2d_forward(xv.slice(), wv.slice(), Some(bv.slice()), &d);
+    flex_tensor(y, vec![d.batch, d.c_out, d.out_h(), d.out_w()])
+}
+
+fn forward_relu_pool(x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor, params: ConvParams) -> (FlexTensor, Vec<u8>) {
+    let (xv, wv, bv) = (F32View::new(x), F32View::new(weight), F32View::new(bias));
+    let d = dims_of(&xv.dims(), &wv.dims(), params);
+    let out = conv::conv2d_relu_maxpool_forward(xv.slice(), wv.slice(), bv.slice(), &d);
+    let (hp, wp) = d.pooled();
+    (flex_tensor(out.y, vec![d.batch, d.c_out, hp, wp]), out.arg)
+}
+
+impl FastConvBackend for Flex {
+    fn cilp_conv2d(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, params: ConvParams) -> FlexTensor {
+        forward(&x, &weight, &bias, params)
+    }
+
+    fn cilp_conv2d_relu_maxpool(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, params: ConvParams) -> FlexTensor {
+        forward_relu_pool(&x, &weight, &bias, params).0
+    }
+}
+
+#[derive(Debug)]
+struct ConvBackward;
+
+impl Backward<Flex, 3> for ConvBackward {
+    // Input and weight (shared buffers, not copies), the parameters.
+    type State = (FlexTensor, FlexTensor, ConvParams);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let [node_x, node_w, node_b] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let (x, weight, params) = ops.state;
+        let (xv, wv, dyv) = (F32View::new(&x), F32View::new(&weight), F32View::new(&dy));
+        let (x_shape, w_shape) = (xv.dims(), wv.dims());
+        let d = dims_of(&x_shape, &w_shape, params);
+        let want = Wanted { x: node_x.is_some(), w: node_w.is_some(), b: node_b.is_some() };
+        let g = conv::conv2d_backward(xv.slice(), wv.slice(), dyv.slice(), &d, want);
+        register(grads, [node_x, node_w, node_b].map(|n| n.map(|n| n.id)), g, x_shape, w_shape, d.c_out);
+    }
+}
+
+/// Registers the gradients of a convolution's three parents.
+fn register(
+    grads: &mut Gradients,
+    [node_x, node_w, node_b]: [Option<NodeId>; 3],
+    g: conv::Conv2dGrads,
+    x_shape: Vec<usize>,
+    w_shape: Vec<usize>,
+    c_out: usize,
+) {
+    if let (Some(node), Some(dx)) = (node_x, g.dx) {
+        grads.register::<Flex>(node, flex_tensor(dx, x_shape));
+    }
+    if let (Some(node), Some(dw)) = (node_w, g.dw) {
+        grads.register::<Flex>(node, flex_tensor(dw, w_shape));
+    }
+    if let (Some(node), Some(db)) = (node_b, g.db) {
+        grads.register::<Flex>(node, flex_tensor(db, vec![c_out]));
+    }
+}
+
+#[derive(Debug)]
+struct ConvReluPoolBackward;
+
+impl Backward<Flex, 3> for ConvReluPoolBackward {
+    // Input, weight, the argmax code of every pooled output, the parameters.
+    type State = (FlexTensor, FlexTensor, Arc<Vec<u8>>, ConvParams);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let [node_x, node_w, node_b] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let (x, weight, arg, params) = ops.state;
+        let (xv, wv, dyv) = (F32View::new(&x), F32View::new(&weight), F32View::new(&dy));
+        let (x_shape, w_shape) = (xv.dims(), wv.dims());
+        let d = dims_of(&x_shape, &w_shape, params);
+        let want = Wanted { x: node_x.is_some(), w: node_w.is_some(), b: node_b.is_some() };
+        let g = conv::conv2d_relu_maxpool_backward(xv.slice(), wv.slice(), dyv.slice(), &arg, &d, want);
+        register(grads, [node_x, node_w, node_b].map(|n| n.map(|n| n.id)), g, x_shape, w_shape, d.c_out);
+    }
+}
+
+impl<C: CheckpointStrategy> FastConvBackend for Autodiff<Flex, C> {
+    fn cilp_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        params: ConvParams,
+    ) -> FloatTensor<Self> {
+        match ConvBackward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (xp, wp) = (x.primitive().clone(), weight.primitive().clone());
+                let y = forward(&xp, &wp, bias.primitive(), params);
+                prep.finish((xp, wp, params), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(forward(x.primitive(), weight.primitive(), bias.primitive(), params)),
+        }
+    }
+
+    fn cilp_conv2d_relu_maxpool(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        params: ConvParams,
+    ) -> FloatTensor<Self> {
+        match ConvReluPoolBackward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (xp, wp) = (x.primitive().clone(), weight.primitive().clone());
+                let (y, arg) = forward_relu_pool(&xp, &wp, bias.primitive(), params);
+                prep.finish((xp, wp, Arc::new(arg), params), y)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(forward_relu_pool(x.primitive(), weight.primitive(), bias.primitive(), params).0)
+            }
+        }
+    }
+}

@@ -1,0 +1,908 @@
+//! 2-D convolution (NCHW, groups 1, dilation 1, any kernel / stride / symmetric padding) on
+//! plain `f32` slices: forward, and one backward pass giving the input, weight and bias
+//! gradients.
+//!
+//! Every pass is "im2col + one GEMM per group of samples", with the GEMM done by the `gemm`
+//! crate (the one burn's flex backend uses) and the groups spread over rayon's threads:
+//!
+//! - forward: `Y_b[Cout, P] = W[Cout, K] · col_b[K, P] + bias`, written straight into the NCHW
+//!   output (no NHWC transpose, no scatter) when a sample is big enough on its own;
+//! - weight gradient: `dW[Cout, K] += dY_g[Cout, nP] · col_gᵀ[nP, K]` accumulated per slab of
+//!   samples, then summed in a fixed order (burn computes it as a convolution with batch and channels swapped, which costs
+//!   two layout copies);
+//! - input gradient: `dcol_g[K, nP] = Wᵀ[K, Cout] · dY_g[Cout, nP]`, then col2im.
+//!
+//! `K = Cin·kh·kw`, `P = Hout·Wout`. Samples whose `P` is small (deep layers) are grouped so
+//! each GEMM has at least [`TARGET_COLUMNS`] columns. Scratch buffers are reused per thread.
+
+use std::cell::RefCell;
+use std::sync::Mutex;
+
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+/// Minimum GEMM width (columns of `col`) a group of samples is made to reach.
+pub const TARGET_COLUMNS: usize = 512;
+
+/// Weight-gradient partials per backward pass (fixed, so sums never depend on the thread count).
+pub const MAX_SLABS: usize = 8;
+
+/// Shapes and hyper-parameters of one convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conv2dDims {
+    pub batch: usize,
+    pub c_in: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c_out: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+}
+
+impl Conv2dDims {
+    /// Output height.
+    pub fn out_h(&self) -> usize {
+        (self.h + 2 * self.padding[0] - self.kh) / self.stride[0] + 1
+    }
+    /// Output width.
+    pub fn out_w(&self) -> usize {
+        (self.w + 2 * self.padding[1] - self.kw) / self.stride[1] + 1
+    }
+    /// Rows of the im2col matrix: `Cin·kh·kw`.
+    pub fn k(&self) -> usize {
+        self.c_in * self.kh * self.kw
+    }
+    /// Output pixels per sample: `Hout·Wout`.
+    pub fn p(&self) -> usize {
+        self.out_h() * self.out_w()
+    }
+    /// Whether these kernels handle the shape (non-empty, kernel fits the padded input,
+    /// non-zero strides). Callers fall back to burn's convolution otherwise.
+    pub fn is_supported(&self) -> bool {
+        self.batch > 0
+            && self.c_in > 0
+            && self.c_out > 0
+            && self.kh > 0
+            && self.kw > 0
+            && self.stride[0] > 0
+            && self.stride[1] > 0
+            && self.h + 2 * self.padding[0] >= self.kh
+            && self.w + 2 * self.padding[1] >= self.kw
+    }
+    fn x_len(&self) -> usize {
+        self.batch * self.c_in * self.h * self.w
+    }
+    fn y_len(&self) -> usize {
+        self.batch * self.c_out * self.p()
+    }
+    /// Samples per GEMM group.
+    fn group(&self) -> usize {
+        TARGET_COLUMNS.div_ceil(self.p()).clamp(1, self.batch)
+    }
+}
+
+thread_local! {
+    static COL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static AUX: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's scratch buffer `slot`, grown to `len`. The buffer is taken out of
+/// the slot while in use, so a re-entrant call (rayon work stealing inside a parallel GEMM)
+/// allocates its own instead of panicking.
+fn with_scratch<R>(
+    slot: &'static std::thread::LocalKey<RefCell<Vec<f32>>>,
+    len: usize,
+    f: impl FnOnce(&mut [f32]) -> R,
+) -> R {
+    let mut buf = slot.with(|c| c.take());
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    let r = f(&mut buf[..len]);
+    slot.with(|c| {
+        let mut cur = c.borrow_mut();
+        if cur.len() < buf.len() {
+            *cur = buf;
+        }
+    });
+    r
+}
+
+/// The range of output columns `ow` whose input column `ow·s + j - pad` lies inside `[0, w)`.
+fn valid_range(out: usize, s: usize, j: usize, pad: usize, w: usize) -> (usize, usize) {
+    let lo = if j >= pad { 0 } else { (pad - j).div_ceil(s) };
+    let hi_num = (w + pad) as isize - 1 - j as isize;
+    let hi = if hi_num < 0 { 0 } else { (hi_num as usize / s + 1).min(out) };
+    (lo.min(hi), hi)
+}
+
+/// im2col of one sample `x[Cin, H, W]` into columns `col0..col0+P` of `col[K, ld]`.
+fn im2col(x: &[f32], d: &Conv2dDims, col: &mut [f32], ld: usize, col0: usize) {
+    let (ho, wo) = (d.out_h(), d.out_w());
+    let (sh, sw) = (d.stride[0], d.stride[1]);
+    let (ph, pw) = (d.padding[0], d.padding[1]);
+    for c in 0..d.c_in {
+        let plane = &x[c * d.h * d.w..(c + 1) * d.h * d.w];
+        for i in 0..d.kh {
+            for j in 0..d.kw {
+                let r = (c * d.kh + i) * d.kw + j;
+                let row = &mut col[r * ld + col0..r * ld + col0 + ho * wo];
+                let (lo, hi) = valid_range(wo, sw, j, pw, d.w);
+                for oh in 0..ho {
+                    let dst = &mut row[oh * wo..(oh + 1) * wo];
+                    let ih = (oh * sh + i) as isize - ph as isize;
+                    if ih < 0 || ih >= d.h as isize {
+                        dst.fill(0.0);
+                        continue;
+                    }
+                    let src = &plane[ih as usize * d.w..(ih as usize + 1) * d.w];
+                    dst[..lo].fill(0.0);
+                    dst[hi..].fill(0.0);
+                    if hi > lo {
+                        let first = lo * sw + j - pw;
+                        if sw == 1 {
+                            dst[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);
+                        } else {
+                            for (k, v) in dst[lo..hi].iter_mut().enumerate() {
+                                *v = src[first + k * sw];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// col2im of columns `col0..col0+P` of `col[K, ld]`, accumulated into one sample `dx[Cin, H, W]`.
+fn col2im(col: &[f32], ld: usize, col0: usize, d: &Conv2dDims, dx: &mut [f32]) {
+    let (ho, wo) = (d.out_h(), d.out_w());
+    let (sh, sw) = (d.stride[0], d.stride[1]);
+    let (ph, pw) = (d.padding[0], d.padding[1]);
+    for c in 0..d.c_in {
+        let plane = &mut dx[c * d.h * d.w..(c + 1) * d.h * d.w];
+        for i in 0..d.kh {
+            for j in 0..d.kw {
+                let r = (c * d.kh + i) * d.kw + j;
+                let row = &col[r * ld + col0..r * ld + col0 + ho * wo];
+                let (lo, hi) = valid_range(wo, sw, j, pw, d.w);
+                if hi <= lo {
+                    continue;
+                }
+                for oh in 0..ho {
+                    let ih = (oh * sh + i) as isize - ph as isize;
+                    if ih < 0 || ih >= d.h as isize {
+                        continue;
+                    }
+                    let src = &row[oh * wo + lo..oh * wo + hi];
+                    let dst = &mut plane[ih as usize * d.w..(ih as usize + 1) * d.w];
+                    let first = lo * sw + j - pw;
+                    if sw == 1 {
+                        for (o, v) in dst[first..first + (hi - lo)].iter_mut().zip(src) {
+                            *o += v;
+                        }
+                    } else {
+                        for (k, v) in src.iter().enumerate() {
+                            dst[first + k * sw] += v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A row-major matrix view for [`gemm_f32`]: element `(r, c)` is at `ptr[r·rs + c·cs]`.
+#[derive(Clone, Copy)]
+struct Mat {
+    ptr: *const f32,
+    rs: isize,
+    cs: isize,
+}
+
+// SAFETY: a `Mat` is a read-only view into a slice borrowed for the whole parallel section that
+// uses it (the weight, the input gradient, or a thread's own scratch buffer); it never writes.
+unsafe impl Send for Mat {}
+unsafe impl Sync for Mat {}
+
+/// `dst[m, n] (row stride ld_dst) = (accumulate ? dst : 0) + lhs[m, k] · rhs[k, n]`.
+///
+/// Safety contract (checked by the callers' slice lengths): `dst` holds `m` rows of `ld_dst`
+/// with `n <= ld_dst`, and every `(r, c)` addressed through `lhs` / `rhs` is inside the slice
+/// the view was made from.
+#[allow(clippy::too_many_arguments)]
+fn gemm_f32(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    ld_dst: usize,
+    accumulate: bool,
+    lhs: Mat,
+    rhs: Mat,
+    par: Parallelism,
+) {
+    assert!(m == 0 || dst.len() >= (m - 1) * ld_dst + n, "gemm: dst too small");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for r in 0..m {
+                dst[r * ld_dst..r * ld_dst + n].fill(0.0);
+            }
+        }
+        return;
+    }
+    // SAFETY: `dst` is a live exclusive slice covering every (r, c) < (m, n) at r·ld_dst + c
+    // (asserted above); `lhs` and `rhs` point into live slices the callers sized for exactly
+    // these shapes and strides; no other reference to `dst` exists during the call.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            ld_dst as isize,
+            accumulate,
+            lhs.ptr,
+            lhs.cs,
+            lhs.rs,
+            rhs.ptr,
+            rhs.cs,
+            rhs.rs,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
+/// GEMM parallelism: inside the per-group rayon tasks the GEMM runs on its own thread, unless
+/// there are fewer groups than threads (a batch of 1 at inference), where the GEMM splits.
+fn inner_parallelism(groups: usize) -> Parallelism {
+    let threads = rayon::current_num_threads();
+    if groups >= threads || threads == 1 {
+        Parallelism::None
+    } else {
+        Parallelism::Rayon(threads)
+    }
+}
+
+fn check_lengths(d: &Conv2dDims, x: &[f32], w: &[f32]) {
+    assert!(d.is_supported(), "conv2d: unsupported dims {d:?}");
+    assert_eq!(x.len(), d.x_len(), "conv2d: input length does not match {d:?}");
+    assert_eq!(w.len(), d.c_out * d.k(), "conv2d: weight length does not match {d:?}");
+}
+
+/// Forward convolution. `x`: `[B, Cin, H, W]`, `w`: `[Cout, Cin, kh, kw]`, `bias`: `[Cout]`;
+/// returns `[B, Cout, Hout, Wout]`, all row-major.
+pub fn conv2d_forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, d: &Conv2dDims) -> Vec<f32> {
+    check_lengths(d, x, w);
+    if let Some(b) = bias {
+        assert_eq!(b.len(), d.c_out, "conv2d: bias length does not match {d:?}");
+    }
+    let (p, co) = (d.p(), d.c_out);
+    let mut y = vec![0.0f32; d.y_len()];
+    forward_groups(x, w, d, &mut y, co * p, |_, ns, yg, product| match product {
+        // One sample: the GEMM already wrote `yg` (bias pre-filled, see `forward_groups`).
+        Product::InPlace => {}
+        Product::Scratch(tmp, ld) => {
+            for s in 0..ns {
+                for c in 0..co {
+                    let dst = &mut yg[(s * co + c) * p..(s * co + c + 1) * p];
+                    let src = &tmp[c * ld + s * p..c * ld + (s + 1) * p];
+                    match bias {
+                        Some(b) => {
+                            for (o, v) in dst.iter_mut().zip(src) {
+                                *o = v + b[c];
+                            }
+                        }
+                        None => dst.copy_from_slice(src),
+                    }
+                }
+            }
+        }
+    }, bias);
+    y
+}
+
+/// Where a group's GEMM product is, for a forward epilogue.
+enum Product<'a> {
+    /// Written straight into the group's output (one sample, plain convolution).
+    InPlace,
+    /// In scratch as `[Cout, ld]`, samples side by side (`ld = ns·P`).
+    Scratch(&'a [f32], usize),
+}
+
+/// The forward GEMMs, group by group in parallel. `out` is split into chunks of
+/// `out_per_sample · g` values, one per group; `epilogue(gi, ns, chunk, product)` turns the product
+/// into the chunk (`gi` is the group index). With `in_place_bias` (plain convolution) a one-sample group's GEMM writes the
+/// chunk directly on top of the bias.
+fn forward_groups(
+    x: &[f32],
+    w: &[f32],
+    d: &Conv2dDims,
+    out: &mut [f32],
+    out_per_sample: usize,
+    epilogue: impl Fn(usize, usize, &mut [f32], Product<'_>) + Sync,
+    in_place_bias: Option<&[f32]>,
+) {
+    let (k, p, co) = (d.k(), d.p(), d.c_out);
+    let g = d.group();
+    let par = inner_parallelism(d.batch.div_ceil(g));
+    let w_mat = Mat { ptr: w.as_ptr(), rs: k as isize, cs: 1 };
+    let sample_x = d.c_in * d.h * d.w;
+    let in_place = out_per_sample == co * p;
+    out.par_chunks_mut(g * out_per_sample).enumerate().for_each(|(gi, og)| {
+        let b0 = gi * g;
+        let ns = og.len() / out_per_sample;
+        let ld = ns * p;
+        with_scratch(&COL, k * ld, |col| {
+            for s in 0..ns {
+                im2col(&x[(b0 + s) * sample_x..(b0 + s + 1) * sample_x], d, col, ld, s * p);
+            }
+            let col_mat = Mat { ptr: col.as_ptr(), rs: ld as isize, cs: 1 };
+            if ns == 1 && in_place {
+                // Bias first, then accumulate the product onto it: one pass over the output.
+                if let Some(b) = in_place_bias {
+                    for (c, row) in og.chunks_mut(p).enumerate() {
+                        row.fill(b[c]);
+                    }
+                }
+                gemm_f32(co, p, k, og, p, in_place_bias.is_some(), w_mat, col_mat, par);
+                epilogue(gi, ns, og, Product::InPlace);
+            } else {
+                with_scratch(&AUX, co * ld, |tmp| {
+                    gemm_f32(co, ld, k, tmp, ld, false, w_mat, col_mat, par);
+                    epilogue(gi, ns, og, Product::Scratch(tmp, ld));
+                });
+            }
+        });
+    });
+}
+
+/// Gradients of one convolution.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conv2dGrads {
+    /// `[B, Cin, H, W]`, when asked for.
+    pub dx: Option<Vec<f32>>,
+    /// `[Cout, Cin, kh, kw]`, when asked for.
+    pub dw: Option<Vec<f32>>,
+    /// `[Cout]`, when asked for.
+    pub db: Option<Vec<f32>>,
+}
+
+/// Which gradients [`conv2d_backward`] computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wanted {
+    pub x: bool,
+    pub w: bool,
+    pub b: bool,
+}
+
+/// Backward convolution: from the output gradient `dy` (`[B, Cout, Hout, Wout]`), the input
+/// `x` and the weight `w`, the gradients that `want` asks for.
+pub fn conv2d_backward(x: &[f32], w: &[f32], dy: &[f32], d: &Conv2dDims, want: Wanted) -> Conv2dGrads {
+    check_lengths(d, x, w);
+    assert_eq!(dy.len(), d.y_len(), "conv2d backward: output gradient length does not match {d:?}");
+    let (p, co) = (d.p(), d.c_out);
+    backward_groups(x, w, d, want, |b0, ns, buf| {
+        let dy_g = &dy[b0 * co * p..(b0 + ns) * co * p];
+        if ns == 1 {
+            return Some(dy_g);
+        }
+        let ld = ns * p;
+        for s in 0..ns {
+            for c in 0..co {
+                buf[c * ld + s * p..c * ld + (s + 1) * p].copy_from_slice(&dy_g[(s * co + c) * p..(s * co + c + 1) * p]);
+            }
+        }
+        None
+    })
+}
+
+/// The backward GEMMs, group by group. `dy_of(b0, ns, buf)` provides the group's output
+/// gradient as a `[Cout, ns·P]` matrix: either a slice it returns (one sample, already in that
+/// layout) or written into `buf` (returning `None`).
+fn backward_groups<'a>(
+    x: &[f32],
+    w: &[f32],
+    d: &Conv2dDims,
+    want: Wanted,
+    dy_of: impl Fn(usize, usize, &mut [f32]) -> Option<&'a [f32]> + Sync,
+) -> Conv2dGrads {
+    let (k, p, co) = (d.k(), d.p(), d.c_out);
+    let g = d.group();
+    let groups = d.batch.div_ceil(g);
+    // Fixed slabs of consecutive groups, each with its own dW/db partial, summed in slab order:
+    // the result does not depend on scheduling or on the thread count (bit-identical runs).
+    let slab_groups = groups.div_ceil(MAX_SLABS);
+    let slabs = groups.div_ceil(slab_groups);
+    let par = inner_parallelism(slabs);
+    let sample_x = d.c_in * d.h * d.w;
+    let w_t = Mat { ptr: w.as_ptr(), rs: 1, cs: k as isize }; // Wᵀ[K, Cout]
+    let db_at = if want.w { co * k } else { 0 };
+    let acc_len = db_at + if want.b { co } else { 0 };
+
+    // One group: accumulates dW / db into `acc`, writes dX into `dxg` if given.
+    let group = |gi: usize, dxg: Option<&mut [f32]>, acc: &mut [f32]| {
+        let b0 = gi * g;
+        let ns = g.min(d.batch - b0);
+        let ld = ns * p;
+        with_scratch(&AUX, co * ld, |buf| {
+            let dy_mat = match dy_of(b0, ns, buf) {
+                Some(view) => view,
+                None => &buf[..],
+            };
+            if want.b {
+                let db = &mut acc[db_at..];
+                for (c, v) in db.iter_mut().enumerate() {
+                    *v += dy_mat[c * ld..(c + 1) * ld].iter().sum::<f32>();
+                }
+            }
+            if !want.w && dxg.is_none() {
+                return;
+            }
+            let dy_m = Mat { ptr: dy_mat.as_ptr(), rs: ld as isize, cs: 1 };
+            with_scratch(&COL, k * ld, |col| {
+                if want.w {
+                    for s in 0..ns {
+                        im2col(&x[(b0 + s) * sample_x..(b0 + s + 1) * sample_x], d, col, ld, s * p);
+                    }
+                    // dW[Cout, K] += dY[Cout, ld] · colᵀ[ld, K]
+                    let col_t = Mat { ptr: col.as_ptr(), rs: 1, cs: ld as isize };
+                    gemm_f32(co, k, ld, &mut acc[..co * k], k, true, dy_m, col_t, par);
+                }
+                if let Some(dxg) = dxg {
+                    // dcol[K, ld] = Wᵀ[K, Cout] · dY[Cout, ld], then col2im.
+                    gemm_f32(k, ld, co, col, ld, false, w_t, dy_m, par);
+                    dxg.fill(0.0);
+                    for s in 0..ns {
+                        col2im(col, ld, s * p, d, &mut dxg[s * sample_x..(s + 1) * sample_x]);
+                    }
+                }
+            });
+        });
+    };
+
+    let run_slab = |si: usize, dxs: Option<&mut [f32]>| {
+        let mut acc = vec![0.0f32; acc_len];
+        match dxs {
+            Some(dxs) => {
+                for (li, dxg) in dxs.chunks_mut(g * sample_x).enumerate() {
+                    group(si * slab_groups + li, Some(dxg), &mut acc);
+                }
+            }
+            None => {
+                for gi in si * slab_groups..((si + 1) * slab_groups).min(groups) {
+                    group(gi, None, &mut acc);
+                }
+            }
+        }
+        acc
+    };
+    let (dx, partials): (Option<Vec<f32>>, Vec<Vec<f32>>) = if want.x {
+        let mut dx = vec![0.0f32; d.x_len()];
+        let partials = dx
+            .par_chunks_mut(slab_groups * g * sample_x)
+            .enumerate()
+            .map(|(si, dxs)| run_slab(si, Some(dxs)))
+            .collect();
+        (Some(dx), partials)
+    } else {
+        (None, (0..slabs).into_par_iter().map(|si| run_slab(si, None)).collect())
+    };
+    let mut acc = vec![0.0f32; acc_len];
+    for part in &partials {
+        for (a, v) in acc.iter_mut().zip(part) {
+            *a += v;
+        }
+    }
+    let db = want.b.then(|| acc.split_off(db_at));
+    let dw = want.w.then_some(acc);
+    Conv2dGrads { dx, dw, db }
+}
+
+/// Code in [`ReluPoolOutput::arg`] of a window whose maximum is not positive (ReLU made the
+/// output 0 and lets no gradient through).
+pub const ARG_NONE: u8 = u8::MAX;
+
+/// Output of [`conv2d_relu_maxpool_forward`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReluPoolOutput {
+    /// `[B, Cout, Hout/2, Wout/2]`.
+    pub y: Vec<f32>,
+    /// Per output value, the position `2·dy + dx` of its maximum in the 2x2 window, or
+    /// [`ARG_NONE`]: what the backward pass needs (the pre-pool activation is never stored).
+    pub arg: Vec<u8>,
+}
+
+impl Conv2dDims {
+    /// Height and width after `MaxPool2d(2)` (floor, like PyTorch's default).
+    pub fn pooled(&self) -> (usize, usize) {
+        (self.out_h() / 2, self.out_w() / 2)
+    }
+}
+
+/// `MaxPool2d(2)(ReLU(conv2d(x) + bias))` in one pass: the pooling reads each group's GEMM
+/// product while it is still in cache, so the full-resolution activation is never written.
+pub fn conv2d_relu_maxpool_forward(x: &[f32], w: &[f32], bias: &[f32], d: &Conv2dDims) -> ReluPoolOutput {
+    check_lengths(d, x, w);
+    assert_eq!(bias.len(), d.c_out, "conv2d: bias length does not match {d:?}");
+    let (p, co, wo) = (d.p(), d.c_out, d.out_w());
+    let (hp, wp) = d.pooled();
+    assert!(hp > 0 && wp > 0, "conv2d + maxpool: output {}x{} is too small to pool", d.out_h(), wo);
+    let per_sample = co * hp * wp;
+    let mut y = vec![0.0f32; d.batch * per_sample];
+    let mut arg = vec![ARG_NONE; d.batch * per_sample];
+    // One uncontended lock per group: the argmax chunks travel beside the output chunks.
+    let arg_chunks: Vec<Mutex<&mut [u8]>> = arg.chunks_mut(d.group() * per_sample).map(Mutex::new).collect();
+    forward_groups(x, w, d, &mut y, per_sample, |gi, ns, yg, product| {
+        let Product::Scratch(tmp, ld) = product else { unreachable!("a pooled output is never written in place") };
+        let mut ag = arg_chunks[gi].lock().expect("argmax chunk lock");
+        for s in 0..ns {
+            for c in 0..co {
+                let plane = &tmp[c * ld + s * p..c * ld + (s + 1) * p];
+                let b = bias[c];
+                let base = (s * co + c) * hp * wp;
+                for i in 0..hp {
+                    let r0 = &plane[2 * i * wo..2 * i * wo + wo];
+                    let r1 = &plane[(2 * i + 1) * wo..(2 * i + 1) * wo + wo];
+                    for j in 0..wp {
+                        // First maximum wins on ties, like PyTorch.
+                        let cand = [r0[2 * j], r0[2 * j + 1], r1[2 * j], r1[2 * j + 1]];
+                        let (mut best, mut at) = (cand[0], 0u8);
+                        for (q, &v) in cand.iter().enumerate().skip(1) {
+                            if v > best {
+                                best = v;
+                                at = q as u8;
+                            }
+                        }
+                        let v = best + b;
+                        let o = base + i * wp + j;
+                        if v > 0.0 {
+                            yg[o] = v;
+                            ag[o] = at;
+                        } else {
+                            yg[o] = 0.0;
+                            ag[o] = ARG_NONE;
+                        }
+                    }
+                }
+            }
+        }
+    }, None);
+    drop(arg_chunks);
+    ReluPoolOutput { y, arg }
+}
+
+/// Backward of [`conv2d_relu_maxpool_forward`] from the pooled output gradient `dy`
+/// (`[B, Cout, Hout/2, Wout/2]`) and the argmax codes it returned.
+pub fn conv2d_relu_maxpool_backward(
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    arg: &[u8],
+    d: &Conv2dDims,
+    want: Wanted,
+) -> Conv2dGrads {
+    check_lengths(d, x, w);
+    let (p, co, wo) = (d.p(), d.c_out, d.out_w());
+    let (hp, wp) = d.pooled();
+    let per_sample = co * hp * wp;
+    assert_eq!(dy.len(), d.batch * per_sample, "conv2d + maxpool backward: gradient length does not match {d:?}");
+    assert_eq!(arg.len(), dy.len(), "conv2d + maxpool backward: argmax length does not match the gradient");
+    backward_groups(x, w, d, want, |b0, ns, buf| {
+        let ld = ns * p;
+        buf[..co * ld].fill(0.0);
+        for s in 0..ns {
+            for c in 0..co {
+                let base = ((b0 + s) * co + c) * hp * wp;
+                let plane = &mut buf[c * ld + s * p..c * ld + (s + 1) * p];
+                for i in 0..hp {
+                    for j in 0..wp {
+                        let a = arg[base + i * wp + j];
+                        if a != ARG_NONE {
+                            let (di, dj) = ((a >> 1) as usize, (a & 1) as usize);
+                            plane[(2 * i + di) * wo + 2 * j + dj] = dy[base + i * wp + j];
+                        }
+                    }
+                }
+            }
+        }
+        None
+    })
+}
+
+/// Naive reference implementations (direct loops, f64 accumulation) the kernels are tested
+/// against. Public so other crates' tests can use them.
+pub mod reference {
+    use super::Conv2dDims;
+
+    fn at(x: &[f32], d: &Conv2dDims, b: usize, c: usize, ih: isize, iw: isize) -> Option<usize> {
+        (ih >= 0 && iw >= 0 && (ih as usize) < d.h && (iw as usize) < d.w)
+            .then(|| ((b * d.c_in + c) * d.h + ih as usize) * d.w + iw as usize)
+            .filter(|&i| i < x.len())
+    }
+
+    /// Direct forward convolution.
+    pub fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, d: &Conv2dDims) -> Vec<f32> {
+        let (ho, wo) = (d.out_h(), d.out_w());
+        let mut y = vec![0.0f32; d.batch * d.c_out * ho * wo];
+        for b in 0..d.batch {
+            for o in 0..d.c_out {
+                for oh in 0..ho {
+                    for ow in 0..wo {
+                        let mut s = bias.map_or(0.0, |bb| bb[o] as f64);
+                        for c in 0..d.c_in {
+                            for i in 0..d.kh {
+                                for j in 0..d.kw {
+                                    let ih = (oh * d.stride[0] + i) as isize - d.padding[0] as isize;
+                                    let iw = (ow * d.stride[1] + j) as isize - d.padding[1] as isize;
+                                    if let Some(xi) = at(x, d, b, c, ih, iw) {
+                                        s += x[xi] as f64 * w[((o * d.c_in + c) * d.kh + i) * d.kw + j] as f64;
+                                    }
+                                }
+                            }
+                        }
+                        y[((b * d.c_out + o) * ho + oh) * wo + ow] = s as f32;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    /// Direct gradients `(dx, dw, db)` of `sum(y · dy)`.
+    pub fn backward(x: &[f32], w: &[f32], dy: &[f32], d: &Conv2dDims) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let (ho, wo) = (d.out_h(), d.out_w());
+        let mut dx = vec![0.0f64; x.len()];
+        let mut dw = vec![0.0f64; w.len()];
+        let mut db = vec![0.0f64; d.c_out];
+        for b in 0..d.batch {
+            for o in 0..d.c_out {
+                for oh in 0..ho {
+                    for ow in 0..wo {
+                        let g = dy[((b * d.c_out + o) * ho + oh) * wo + ow] as f64;
+                        db[o] += g;
+                        for c in 0..d.c_in {
+                            for i in 0..d.kh {
+                                for j in 0..d.kw {
+                                    let ih = (oh * d.stride[0] + i) as isize - d.padding[0] as isize;
+                                    let iw = (ow * d.stride[1] + j) as isize - d.padding[1] as isize;
+                                    if let Some(xi) = at(x, d, b, c, ih, iw) {
+                                        let wi = ((o * d.c_in + c) * d.kh + i) * d.kw + j;
+                                        dx[xi] += g * w[wi] as f64;
+                                        dw[wi] += g * x[xi] as f64;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let f = |v: Vec<f64>| v.into_iter().map(|a| a as f32).collect();
+        (f(dx), f(dw), f(db))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    fn random(n: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
+        (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+    }
+
+    /// Largest |a - b| relative to the largest |b| (so the tolerance scales with the sums).
+    fn rel_err(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len(), "length mismatch");
+        let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+        a.iter().zip(b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+    }
+
+    /// Seeded input, weight and output gradient for `d`.
+    fn problem(d: &Conv2dDims, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let x = random(d.x_len(), &mut rng);
+        let w = random(d.c_out * d.k(), &mut rng);
+        (x, w, random(d.y_len(), &mut rng))
+    }
+
+    fn dims(batch: usize, c_in: usize, h: usize, w: usize, c_out: usize, k: [usize; 2], s: [usize; 2], p: [usize; 2]) -> Conv2dDims {
+        Conv2dDims { batch, c_in, h, w, c_out, kh: k[0], kw: k[1], stride: s, padding: p }
+    }
+
+    /// Shapes covering the cases the code branches on: 3x3 pad 1 (the models' convs), stride 2
+    /// (the strided ablation), grouped small planes (P < TARGET_COLUMNS, several samples per
+    /// GEMM, with a ragged last group), large planes (one sample per GEMM), no padding,
+    /// rectangular kernels and inputs, kernel as big as the padded input, 1x1.
+    fn cases() -> Vec<Conv2dDims> {
+        vec![
+            dims(3, 4, 16, 16, 5, [3, 3], [1, 1], [1, 1]),
+            dims(2, 3, 32, 32, 4, [3, 3], [1, 1], [1, 1]),
+            dims(5, 6, 8, 8, 7, [3, 3], [2, 2], [1, 1]),
+            dims(4, 5, 9, 7, 3, [3, 3], [2, 2], [1, 1]),
+            dims(3, 2, 10, 12, 3, [2, 3], [1, 2], [0, 1]),
+            dims(2, 3, 5, 6, 2, [5, 4], [1, 1], [0, 0]),
+            dims(2, 2, 3, 3, 2, [5, 5], [1, 1], [1, 1]),
+            dims(7, 4, 4, 4, 6, [1, 1], [1, 1], [0, 0]),
+            dims(1, 3, 6, 6, 2, [3, 3], [3, 3], [2, 2]),
+        ]
+    }
+
+    #[test]
+    fn forward_matches_direct_convolution() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        for d in cases() {
+            let x = random(d.x_len(), &mut rng);
+            let w = random(d.c_out * d.k(), &mut rng);
+            let b = random(d.c_out, &mut rng);
+            let e = rel_err(&conv2d_forward(&x, &w, Some(&b), &d), &reference::forward(&x, &w, Some(&b), &d));
+            assert!(e < 1e-5, "{d:?}: forward error {e}");
+            let e = rel_err(&conv2d_forward(&x, &w, None, &d), &reference::forward(&x, &w, None, &d));
+            assert!(e < 1e-5, "{d:?}: forward (no bias) error {e}");
+        }
+    }
+
+    #[test]
+    fn backward_matches_direct_gradients() {
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let all = Wanted { x: true, w: true, b: true };
+        for d in cases() {
+            let x = random(d.x_len(), &mut rng);
+            let w = random(d.c_out * d.k(), &mut rng);
+            let dy = random(d.y_len(), &mut rng);
+            let (rdx, rdw, rdb) = reference::backward(&x, &w, &dy, &d);
+            let g = conv2d_backward(&x, &w, &dy, &d, all);
+            for (name, got, want) in [("dx", g.dx.unwrap(), &rdx), ("dw", g.dw.unwrap(), &rdw), ("db", g.db.unwrap(), &rdb)] {
+                let e = rel_err(&got, want);
+                assert!(e < 1e-5, "{d:?}: {name} error {e}");
+            }
+            // Partial requests give the same numbers and leave the rest out.
+            let only_w = conv2d_backward(&x, &w, &dy, &d, Wanted { x: false, w: true, b: false });
+            assert!(only_w.dx.is_none() && only_w.db.is_none());
+            assert!(rel_err(&only_w.dw.unwrap(), &rdw) < 1e-5);
+            let only_x = conv2d_backward(&x, &w, &dy, &d, Wanted { x: true, w: false, b: true });
+            assert!(only_x.dw.is_none());
+            assert!(rel_err(&only_x.dx.unwrap(), &rdx) < 1e-5);
+            assert!(rel_err(&only_x.db.unwrap(), &rdb) < 1e-5);
+        }
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        // Independent of the reference: d/dθ sum(conv(x) · dy) by central differences in f64.
+        let d = dims(2, 2, 5, 5, 3, [3, 3], [2, 2], [1, 1]);
+        let (x, w, dy) = problem(&d, 3);
+        let obj = |x: &[f32], w: &[f32]| -> f64 {
+            reference::forward(x, w, None, &d).iter().zip(&dy).map(|(a, b)| *a as f64 * *b as f64).sum()
+        };
+        let g = conv2d_backward(&x, &w, &dy, &d, Wanted { x: true, w: true, b: false });
+        let h = 1e-2f32;
+        for (i, gi) in g.dx.unwrap().iter().enumerate().step_by(3) {
+            let (mut xp, mut xm) = (x.clone(), x.clone());
+            xp[i] += h;
+            xm[i] -= h;
+            let fd = (obj(&xp, &w) - obj(&xm, &w)) / (2.0 * h as f64);
+            assert!((fd - *gi as f64).abs() < 1e-3, "dx[{i}]: {gi} vs finite difference {fd}");
+        }
+        for (i, gi) in g.dw.unwrap().iter().enumerate() {
+            let (mut wp, mut wm) = (w.clone(), w.clone());
+            wp[i] += h;
+            wm[i] -= h;
+            let fd = (obj(&x, &wp) - obj(&x, &wm)) / (2.0 * h as f64);
+            assert!((fd - *gi as f64).abs() < 1e-3, "dw[{i}]: {gi} vs finite difference {fd}");
+        }
+    }
+
+    #[test]
+    fn results_do_not_depend_on_thread_count() {
+        let d = dims(9, 5, 12, 12, 6, [3, 3], [1, 1], [1, 1]);
+        let (x, w, dy) = problem(&d, 4);
+        let run = |threads: usize| {
+            rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| {
+                let y = conv2d_forward(&x, &w, None, &d);
+                let g = conv2d_backward(&x, &w, &dy, &d, Wanted { x: true, w: true, b: true });
+                (y, g)
+            })
+        };
+        let (y1, g1) = run(1);
+        let (y3, g3) = run(3);
+        assert_eq!(y1, y3, "forward differs between 1 and 3 threads");
+        assert_eq!(g1.dx, g3.dx, "dx differs between 1 and 3 threads");
+        assert_eq!(g1.dw, g3.dw, "dw differs between 1 and 3 threads");
+        assert_eq!(g1.db, g3.db, "db differs between 1 and 3 threads");
+    }
+
+    /// Reference `MaxPool2d(2)(ReLU(z))` of a pre-activation `z [B, C, H, W]`, and the
+    /// pre-activation gradient that a pooled gradient `dy` sends back through it.
+    fn reference_relu_pool(z: &[f32], dy: Option<&[f32]>, b: usize, c: usize, h: usize, w: usize) -> (Vec<f32>, Vec<f32>) {
+        let (hp, wp) = (h / 2, w / 2);
+        let mut y = vec![0.0f32; b * c * hp * wp];
+        let mut dz = vec![0.0f32; z.len()];
+        for plane in 0..b * c {
+            for i in 0..hp {
+                for j in 0..wp {
+                    let idx = |di: usize, dj: usize| plane * h * w + (2 * i + di) * w + 2 * j + dj;
+                    let mut best = idx(0, 0);
+                    for (di, dj) in [(0, 1), (1, 0), (1, 1)] {
+                        if z[idx(di, dj)].max(0.0) > z[best].max(0.0) {
+                            best = idx(di, dj);
+                        }
+                    }
+                    let o = (plane * hp + i) * wp + j;
+                    y[o] = z[best].max(0.0);
+                    if let Some(dy) = dy
+                        && z[best] > 0.0
+                    {
+                        dz[best] = dy[o];
+                    }
+                }
+            }
+        }
+        (y, dz)
+    }
+
+    #[test]
+    fn fused_relu_maxpool_matches_reference() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let shapes = [
+            dims(3, 4, 16, 16, 5, [3, 3], [1, 1], [1, 1]),
+            dims(2, 3, 32, 32, 4, [3, 3], [1, 1], [1, 1]),
+            dims(5, 6, 8, 8, 7, [3, 3], [1, 1], [1, 1]),
+            dims(2, 3, 7, 9, 4, [3, 3], [1, 1], [1, 1]), // odd output: pooling floors
+        ];
+        for d in shapes {
+            let x = random(d.x_len(), &mut rng);
+            let w = random(d.c_out * d.k(), &mut rng);
+            let b = random(d.c_out, &mut rng);
+            let (hp, wp) = d.pooled();
+            let dy = random(d.batch * d.c_out * hp * wp, &mut rng);
+            let z = reference::forward(&x, &w, Some(&b), &d);
+            let (ry, dz) = reference_relu_pool(&z, Some(&dy), d.batch, d.c_out, d.out_h(), d.out_w());
+            let out = conv2d_relu_maxpool_forward(&x, &w, &b, &d);
+            let e = rel_err(&out.y, &ry);
+            assert!(e < 1e-5, "{d:?}: fused forward error {e}");
+            assert!(out.arg.contains(&ARG_NONE) && out.arg.iter().any(|&a| a != ARG_NONE), "{d:?}: expected both pooled and ReLU-zeroed outputs");
+            let (rdx, rdw, rdb) = reference::backward(&x, &w, &dz, &d);
+            let g = conv2d_relu_maxpool_backward(&x, &w, &dy, &out.arg, &d, Wanted { x: true, w: true, b: true });
+            for (name, got, want) in [("dx", g.dx.unwrap(), &rdx), ("dw", g.dw.unwrap(), &rdw), ("db", g.db.unwrap(), &rdb)] {
+                let e = rel_err(&got, want);
+                assert!(e < 1e-5, "{d:?}: fused {name} error {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn valid_range_covers_exactly_the_in_bounds_columns() {
+        for w in 1..8 {
+            for s in 1..4 {
+                for pad in 0..3 {
+                    for j in 0..5 {
+                        if w + 2 * pad < j + 1 {
+                            continue;
+                        }
+                        let out = (w + 2 * pad - j - 1) / s + 1;
+                        let (lo, hi) = valid_range(out, s, j, pad, w);
+                        for ow in 0..out {
+                            let iw = (ow * s + j) as isize - pad as isize;
+                            let inside = iw >= 0 && iw < w as isize;
+                            assert_eq!(inside, (lo..hi).contains(&ow), "w {w} s {s} pad {pad} j {j} ow {ow}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

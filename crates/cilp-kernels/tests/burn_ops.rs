@@ -1,0 +1,117 @@
+//! The fast ops through burn (flex + autodiff) against burn's own modules: same outputs and same
+//! gradients for the input, the weight and the bias.
+
+use burn::module::Param;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::PaddingConfig2d;
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
+
+fn device() -> Device {
+    Device::flex().autodiff()
+}
+
+fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 data")
+}
+
+fn max_rel_err(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+    a.iter().zip(b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+}
+
+/// A conv with deterministic random weights (seeded data, not the shared backend RNG).
+fn conv(c_in: usize, c_out: usize, stride: usize, seed: u64, device: &Device) -> Conv2d {
+    let mut conv = Conv2dConfig::new([c_in, c_out], [3, 3])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .init(device);
+    conv.weight = Param::from_tensor(seeded([c_out, c_in, 3, 3], seed, device));
+    conv.bias = Some(Param::from_tensor(seeded([c_out], seed + 1, device)));
+    conv
+}
+
+fn seeded<const D: usize>(shape: [usize; D], seed: u64, device: &Device) -> Tensor<D> {
+    let n: usize = shape.iter().product();
+    // A small LCG: deterministic, independent of any RNG shared between tests.
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let values: Vec<f32> = (0..n)
+        .map(|_| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect();
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+/// Output and (dx, dw, db) of `f(conv, x)` under the loss `sum(out * r)`.
+fn run(conv: &Conv2d, x: &Tensor<4>, f: impl Fn(&Conv2d, Tensor<4>) -> Tensor<4>) -> [Vec<f32>; 4] {
+    let x = x.clone().detach().require_grad();
+    let out = f(conv, x.clone());
+    let r = seeded(out.dims(), 99, &out.device());
+    let grads = (out.clone() * r).sum().backward();
+    let dx = x.grad(&grads).expect("input gradient");
+    let dw = conv.weight.val().grad(&grads).expect("weight gradient");
+    let db = conv.bias.as_ref().unwrap().val().grad(&grads).expect("bias gradient");
+    [to_vec(out), to_vec(dx), to_vec(dw), to_vec(db)]
+}
+
+fn assert_close(fast: &[Vec<f32>; 4], slow: &[Vec<f32>; 4], what: &str) {
+    for (name, (a, b)) in ["output", "dx", "dw", "db"].iter().zip(fast.iter().zip(slow)) {
+        let e = max_rel_err(a, b);
+        assert!(e < 1e-4, "{what}: {name} differs from burn's by {e}");
+    }
+}
+
+#[test]
+fn conv2d_matches_burn_forward_and_gradients() {
+    let device = device();
+    for (c_in, c_out, stride, hw) in [(4, 6, 1, 16), (3, 5, 2, 15), (6, 4, 2, 8), (1, 8, 1, 12)] {
+        let conv = conv(c_in, c_out, stride, 7 + c_in as u64, &device);
+        let x = seeded([3, c_in, hw, hw], 3, &device);
+        let before = cilp_kernels::fast_calls();
+        let fast = run(&conv, &x, |c, x| cilp_kernels::conv2d_module(c, x));
+        assert!(cilp_kernels::fast_calls() > before, "the fast path was not taken");
+        let slow = run(&conv, &x, |c, x| c.forward(x));
+        assert_close(&fast, &slow, &format!("conv {c_in}->{c_out} stride {stride} on {hw}x{hw}"));
+    }
+}
+
+#[test]
+fn fused_conv_relu_maxpool_matches_burn_modules() {
+    let device = device();
+    let pool: MaxPool2d = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
+    for (c_in, c_out, hw) in [(4, 6, 16), (2, 3, 9), (1, 5, 64)] {
+        let conv = conv(c_in, c_out, 1, 11 + c_in as u64, &device);
+        let x = seeded([2, c_in, hw, hw], 5, &device);
+        let before = cilp_kernels::fast_calls();
+        let fast = run(&conv, &x, |c, x| cilp_kernels::conv2d_relu_maxpool_module(c, &pool, x));
+        assert!(cilp_kernels::fast_calls() > before, "the fused path was not taken");
+        let slow = run(&conv, &x, |c, x| pool.forward(burn::tensor::activation::relu(c.forward(x))));
+        assert_close(&fast, &slow, &format!("conv+relu+pool {c_in}->{c_out} on {hw}x{hw}"));
+    }
+}
+
+#[test]
+fn inference_without_autodiff_matches_too() {
+    let device = Device::flex();
+    let conv = conv(3, 4, 1, 21, &device);
+    let pool: MaxPool2d = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
+    let x = seeded([2, 3, 10, 10], 8, &device);
+    let e = max_rel_err(&to_vec(cilp_kernels::conv2d_module(&conv, x.clone())), &to_vec(conv.forward(x.clone())));
+    assert!(e < 1e-5, "plain conv differs by {e}");
+    let fused = cilp_kernels::conv2d_relu_maxpool_module(&conv, &pool, x.clone());
+    let e = max_rel_err(&to_vec(fused), &to_vec(pool.forward(burn::tensor::activation::relu(conv.forward(x)))));
+    assert!(e < 1e-5, "fused conv differs by {e}");
+}
+
+#[test]
+fn unsupported_options_fall_back_to_burn() {
+    // No bias and `Same` padding are outside the fast path: results must still be burn's.
+    let device = device();
+    let conv = Conv2dConfig::new([2, 3], [3, 3]).with_bias(false).with_padding(PaddingConfig2d::Same).init(&device);
+    let x = Tensor::<4>::random([1, 2, 6, 6], Distribution::Default, &device);
+    let e = max_rel_err(&to_vec(cilp_kernels::conv2d_module(&conv, x.clone())), &to_vec(conv.forward(x)));
+    assert_eq!(e, 0.0, "fallback should be burn's own convolution");
+}
