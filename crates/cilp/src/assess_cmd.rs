@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use cilp_models::CilpLoss;
-use cilp_train::assess::{AssessConfig, AssessOptions, AssessPreset, run_assessment};
+use cilp_train::assess::{AssessConfig, FinetuneFrozen, AssessOptions, AssessPreset, run_assessment};
 use cilp_train::config::SplitConfig;
 use clap::{Args, ValueEnum};
 
@@ -17,6 +17,16 @@ pub enum LossArg {
     Nvidia,
     /// CLIP's loss: exp(s) * cos with a learnable logit scale s, clamped to ln(100).
     Clip,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrozenArg {
+    /// Train the whole chain (NVIDIA).
+    None,
+    /// Keep the projector and the LiDAR head fixed; train the image encoder.
+    ProjectorHead,
+    /// Keep the image encoder fixed; train the projector and the head.
+    Encoder,
 }
 
 #[derive(Args, Debug)]
@@ -33,7 +43,8 @@ pub struct AssessArgs {
     /// Contrastive loss variant.
     #[arg(long, value_enum, default_value_t = LossArg::Nvidia)]
     pub loss: LossArg,
-    /// quick (a subset, minutes on 2 cores) or full (all data, NVIDIA's epochs).
+    /// quick (800 pairs per class, short stages, fine-tuning with the projector and head fixed;
+    /// minutes on 2 cores) or full (all data, NVIDIA's epochs and fine-tuning).
     #[arg(long, value_enum, default_value_t = Preset::Quick)]
     pub preset: Preset,
     /// Load at most N pairs per class (overrides the preset; 0 = all).
@@ -63,6 +74,9 @@ pub struct AssessArgs {
     pub finetune_epochs: Option<usize>,
     #[arg(long)]
     pub finetune_lr: Option<f64>,
+    /// Parts of the RGB -> LiDAR chain kept fixed while fine-tuning (default: the preset's).
+    #[arg(long, value_enum)]
+    pub finetune_frozen: Option<FrozenArg>,
     #[arg(long)]
     pub batch_size: Option<usize>,
     #[arg(long)]
@@ -92,6 +106,13 @@ pub fn resolve(a: &AssessArgs) -> Result<AssessConfig> {
         LossArg::Nvidia => CilpLoss::Nvidia,
         LossArg::Clip => CilpLoss::Clip,
     };
+    if let Some(f) = a.finetune_frozen {
+        c.finetune_frozen = match f {
+            FrozenArg::None => FinetuneFrozen::None,
+            FrozenArg::ProjectorHead => FinetuneFrozen::ProjectorHead,
+            FrozenArg::Encoder => FinetuneFrozen::Encoder,
+        };
+    }
     c.lidar_classifier = a.lidar_classifier.clone();
     c.device = a.device.clone();
     if let Some(l) = a.limit_per_class {

@@ -93,3 +93,25 @@ fn fusion_then_ablation_then_runs_and_report() {
     let err = fails(&["ablation", "--data", s(&data), "--out", s(&tmp.path().join("x")), "--model", "embedder-rgb"]);
     assert!(err.contains("strided"), "{err}");
 }
+
+#[test]
+fn study_reports_the_pairs_it_really_loaded() {
+    // The quick preset asks for more pairs per class than this dataset holds: the study must
+    // say how many it loaded, not echo the preset's limit.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = generate(tmp.path(), "data", 6, 3);
+    let out = tmp.path().join("fusion");
+    let args = [
+        "fusion", "--data", s(&data), "--out", s(&out), "--models", "early-fusion", "--seeds", "51", "--epochs", "1", "--batch-size", "8",
+    ];
+    let o = run(&args);
+    let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("loaded 12 pairs: 6 cubes, 6 spheres (fewer than the"), "{stderr}");
+    assert!(stdout.contains("12 pairs loaded"), "{stdout}");
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(md.contains("12 pairs loaded") && !md.contains("pairs per class)"), "{md}");
+    // --seeds overrides the preset's seeds.
+    let summary = read_json(&out.join("summary.json"));
+    assert_eq!(summary["settings"]["seeds"].as_array().unwrap().len(), 1);
+}

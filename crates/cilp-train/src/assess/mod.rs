@@ -79,11 +79,25 @@ pub struct StageConfig {
     pub lr: f64,
 }
 
+/// Which parts of the RGB -> LiDAR classifier stay fixed while it is fine-tuned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FinetuneFrozen {
+    /// Train the whole chain (NVIDIA's fine-tuning).
+    #[default]
+    None,
+    /// Keep the projector and the LiDAR classifier head fixed; train the image encoder only.
+    ProjectorHead,
+    /// Keep the image encoder fixed; train the projector and the head.
+    Encoder,
+}
+
 /// Sizes of the two presets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AssessPreset {
-    /// A subset of the data and short stages: a few minutes on 2 CPU cores.
+    /// A subset of the data (800 pairs per class, 10% held out) and short stages, the
+    /// fine-tuning with the projector and head fixed: a few minutes on 2 CPU cores.
     Quick,
     /// NVIDIA's scale: all data, 3 CILP epochs, 40 projector epochs, 5 fine-tuning epochs.
     Full,
@@ -111,6 +125,9 @@ pub struct AssessConfig {
     pub lidar: StageConfig,
     pub projector: StageConfig,
     pub finetune: StageConfig,
+    /// Parts of the chain kept fixed during fine-tuning.
+    #[serde(default)]
+    pub finetune_frozen: FinetuneFrozen,
     /// Rows of the sample-prediction table.
     pub prediction_samples: usize,
 }
@@ -120,14 +137,22 @@ impl AssessConfig {
     pub fn preset(preset: AssessPreset, data_dir: impl Into<PathBuf>) -> AssessConfig {
         // The quick preset holds out 10% (a seeded stratified split) so that 800 pairs per class
         // still give the 5 graded validation batches of 32; NVIDIA's split would leave 52.
-        let (limit, split, cilp, lidar, projector, finetune) = match preset {
+        let (limit, split, cilp, lidar, projector, finetune, finetune_frozen) = match preset {
+            // Quick: measured on the default generated data (see the README). NVIDIA's loss
+            // saturates within ~50 CILP steps (about 3.05, bounded logits), so 2 epochs at 1e-3
+            // pass its threshold; the projector's MSE then levels off near 3.3-3.4 whatever its
+            // epochs or data (the embeddings carry coarse position only), and its outputs all
+            // fall on one side of the LiDAR head. The chain is fine-tuned with the projector
+            // and head fixed (training all of it at 1e-3 collapses to a constant output; at
+            // 1e-4 it does not move in a few epochs): the image encoder learns the shape.
             AssessPreset::Quick => (
                 Some(800),
                 SplitConfig::Ratio { val_fraction: 0.1 },
-                StageConfig { epochs: 2, lr: 5e-4 },
                 StageConfig { epochs: 2, lr: 1e-3 },
-                StageConfig { epochs: 30, lr: 1e-3 },
-                StageConfig { epochs: 1, lr: 1e-4 },
+                StageConfig { epochs: 2, lr: 1e-3 },
+                StageConfig { epochs: 60, lr: 1e-3 },
+                StageConfig { epochs: 8, lr: 1e-3 },
+                FinetuneFrozen::ProjectorHead,
             ),
             AssessPreset::Full => (
                 None,
@@ -136,6 +161,7 @@ impl AssessConfig {
                 StageConfig { epochs: 3, lr: 1e-4 },
                 StageConfig { epochs: 40, lr: 1e-3 },
                 StageConfig { epochs: 5, lr: 1e-4 },
+                FinetuneFrozen::None,
             ),
         };
         AssessConfig {
@@ -157,6 +183,7 @@ impl AssessConfig {
             lidar,
             projector,
             finetune,
+            finetune_frozen,
             prediction_samples: 8,
         }
     }
@@ -251,6 +278,22 @@ pub struct AssessOptions {
     /// No per-epoch lines on stderr.
     pub quiet: bool,
 }
+
+/// NVIDIA's three pass flags from the measured values.
+pub fn grade(cilp_val_loss_nvidia: f64, projector_val_mse: f64, lidar_val_accuracy: f64, batch_accuracies: &[f64]) -> Passed {
+    Passed {
+        cilp_val_loss: cilp_val_loss_nvidia < CILP_LOSS_THRESHOLD,
+        // An MSE against a LiDAR classifier that does not work (e.g. stuck at chance with all-zero
+        // features: a constant target) is meaningless, so it cannot pass.
+        projector_val_mse: lidar_val_accuracy >= LIDAR_TARGET_MIN_ACCURACY && projector_val_mse < PROJECTOR_MSE_THRESHOLD,
+        classifier_accuracy: batch_accuracies.len() == GRADED_BATCHES && batch_accuracies.iter().all(|&a| a > ACCURACY_THRESHOLD),
+    }
+}
+
+/// The projector threshold only counts against a LiDAR classifier with at least this validation
+/// accuracy on depth: below it the target embedding carries no usable signal (a classifier stuck
+/// at chance can output all-zero features, which any projector matches with MSE 0).
+pub const LIDAR_TARGET_MIN_ACCURACY: f64 = 0.9;
 
 /// One NVIDIA threshold with its measured value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -770,6 +813,16 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
+/// Marks the parts of the chain that fine-tuning must leave unchanged (no gradients, so the
+/// optimiser skips them).
+fn apply_frozen(model: RgbToLidar, frozen: FinetuneFrozen) -> RgbToLidar {
+    match frozen {
+        FinetuneFrozen::None => model,
+        FinetuneFrozen::ProjectorHead => RgbToLidar { projector: model.projector.no_grad(), head: model.head.no_grad(), ..model },
+        FinetuneFrozen::Encoder => RgbToLidar { image: model.image.no_grad(), ..model },
+    }
+}
+
 /// Stage 4: assemble image encoder -> projector -> LiDAR head and fine-tune it (BCE on logits).
 fn classifier_stage(
     cfg: &AssessConfig,
@@ -783,7 +836,7 @@ fn classifier_stage(
     let tc = cfg.train_config("rgb-to-lidar", cfg.finetune);
     let params = cilp_models::model_info("rgb-to-lidar")?.parameters;
     let mut st = StageRun::create(&opts.out, CLASSIFIER_RUN, "classifier", "rgb-to-lidar", params, cfg, &tc, &[names::VAL_LOSS, names::VAL_ACCURACY, names::TRAIN_LOSS])?;
-    let mut model = Classifier::RgbToLidar(model);
+    let mut model = Classifier::RgbToLidar(apply_frozen(model, cfg.finetune_frozen));
     let mut optim = AdamConfig::new().init();
     let mut state = new_state();
     let vb = val_batches(cfg, &split.val);
@@ -985,11 +1038,18 @@ pub fn run_assessment(cfg: &AssessConfig, opts: &AssessOptions) -> Result<Assess
 
     // ---- summary
     let min_batch = cls.batch_accuracies.iter().copied().fold(f64::INFINITY, f64::min);
-    let passed = Passed {
-        cilp_val_loss: cilp.val_loss_nvidia < CILP_LOSS_THRESHOLD,
-        projector_val_mse: projector.val_mse < PROJECTOR_MSE_THRESHOLD,
-        classifier_accuracy: cls.batch_accuracies.len() == GRADED_BATCHES && cls.batch_accuracies.iter().all(|&a| a > ACCURACY_THRESHOLD),
-    };
+    let lidar_usable = lidar_info.val_accuracy >= LIDAR_TARGET_MIN_ACCURACY;
+    if !lidar_usable {
+        say(
+            opts.quiet,
+            format!(
+                "warning: the LiDAR classifier is at {:.2}% validation accuracy (< {}%): its embedding is no usable projector target, so the projector threshold fails",
+                100.0 * lidar_info.val_accuracy,
+                100.0 * LIDAR_TARGET_MIN_ACCURACY
+            ),
+        );
+    }
+    let passed = grade(cilp.val_loss_nvidia, projector.val_mse, lidar_info.val_accuracy, &cls.batch_accuracies);
     let thresholds = vec![
         ThresholdRow {
             metric: "CILP validation loss (NVIDIA loss)".into(),
@@ -1000,7 +1060,15 @@ pub fn run_assessment(cfg: &AssessConfig, opts: &AssessOptions) -> Result<Assess
         ThresholdRow {
             metric: "projector validation MSE".into(),
             value: projector.val_mse,
-            threshold: format!("< {PROJECTOR_MSE_THRESHOLD}"),
+            threshold: if lidar_usable {
+                format!("< {PROJECTOR_MSE_THRESHOLD}")
+            } else {
+                format!(
+                    "< {PROJECTOR_MSE_THRESHOLD}, void: LiDAR classifier at {:.1}% < {}%",
+                    100.0 * lidar_info.val_accuracy,
+                    100.0 * LIDAR_TARGET_MIN_ACCURACY
+                )
+            },
             passed: passed.projector_val_mse,
         },
         ThresholdRow {
@@ -1079,4 +1147,51 @@ pub fn run_assessment(cfg: &AssessConfig, opts: &AssessOptions) -> Result<Assess
     });
     write_file(&opts.out.join("study_table.json"), serde_json::to_string_pretty(&table).map_err(other)?.as_bytes())?;
     Ok(AssessOutcome { summary, out: opts.out.clone() })
+}
+
+#[cfg(test)]
+mod tests {
+
+    #[test]
+    fn grading_follows_the_thresholds_and_voids_a_useless_lidar_target() {
+        let good = [1.0, 0.97, 0.99, 1.0, 0.96];
+        assert_eq!(grade(3.1, 2.0, 0.99, &good), Passed { cilp_val_loss: true, projector_val_mse: true, classifier_accuracy: true });
+        assert!(!grade(3.2, 2.0, 0.99, &good).cilp_val_loss);
+        assert!(!grade(3.1, 2.5, 0.99, &good).projector_val_mse);
+        // A LiDAR classifier at chance makes MSE 0 meaningless: no pass.
+        assert!(!grade(3.1, 0.0, 0.5, &good).projector_val_mse);
+        assert!(!grade(3.1, 2.0, 0.99, &[1.0, 0.95, 1.0, 1.0, 1.0]).classifier_accuracy, "95% is not > 95%");
+        assert!(!grade(3.1, 2.0, 0.99, &good[..4]).classifier_accuracy, "needs all 5 graded batches");
+    }
+
+    use super::*;
+
+    fn weights(layer: &burn::nn::Linear) -> Vec<f32> {
+        layer.weight.val().into_data().try_into_vec_as::<f32>().expect("f32")
+    }
+
+    /// One fine-tuning step with each freezing choice: frozen parts keep their weights, the
+    /// others move.
+    #[test]
+    fn frozen_parts_stay_fixed_in_a_finetuning_step() {
+        let device = crate::device::train_device("cpu").unwrap();
+        for frozen in [FinetuneFrozen::None, FinetuneFrozen::ProjectorHead, FinetuneFrozen::Encoder] {
+            device.seed(7);
+            let model = apply_frozen(RgbToLidar::new(&device), frozen);
+            let before = (weights(&model.image.head.layers[0]), weights(&model.projector.mlp.layers[0]), weights(&model.head.mlp.layers[0]));
+            let rgb = Tensor::<4>::ones([2, 4, 64, 64], &device).mul_scalar(0.5);
+            let targets = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1], [2]), &device);
+            let loss = classification_loss(model.forward(rgb), targets);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            let mut optim = AdamConfig::new().init();
+            let model: RgbToLidar = optim.step(1e-2, model, grads);
+            let after = (weights(&model.image.head.layers[0]), weights(&model.projector.mlp.layers[0]), weights(&model.head.mlp.layers[0]));
+            let (enc, proj, head) = (before.0 != after.0, before.1 != after.1, before.2 != after.2);
+            match frozen {
+                FinetuneFrozen::None => assert!(enc && proj && head, "{frozen:?}: {enc} {proj} {head}"),
+                FinetuneFrozen::ProjectorHead => assert!(enc && !proj && !head, "{frozen:?}: {enc} {proj} {head}"),
+                FinetuneFrozen::Encoder => assert!(!enc && proj && head, "{frozen:?}: {enc} {proj} {head}"),
+            }
+        }
+    }
 }

@@ -235,11 +235,12 @@ fn opt(v: Option<f64>) -> String {
 fn settings_line(st: &StudyRuns) -> String {
     let s = &st.settings;
     format!(
-        "preset {}, data {} ({} pairs per class), {} train / {} validation samples (one split, seed {}), {} epoch(s), \
+        "preset {}, data {} ({} pairs loaded, {}), {} train / {} validation samples (one split, seed {}), {} epoch(s), \
          batch {}, Adam lr {}, device {}, seeds {} (vary initialisation and shuffling); wall time {:.0} s",
         s.preset,
         s.data.dir.display(),
-        s.data.limit_per_class.map(|l| l.to_string()).unwrap_or_else(|| "all".into()),
+        st.split.train + st.split.val,
+        s.data.limit_per_class.map(|l| format!("at most {l} per class")).unwrap_or_else(|| "all of them".into()),
         st.split.train,
         st.split.val,
         st.split.split_seed,
