@@ -9,9 +9,11 @@ set -euo pipefail
 cd "$(dirname "$0")"
 secs="${1:-60}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/target-fuzz}"
-for t in npy png; do
+for t in npy png pytorch config; do
     mkdir -p "corpus/$t/.generated"
     echo "== fuzzing $t for ${secs}s"
     cargo +nightly fuzz run "$t" "corpus/$t/.generated" "corpus/$t" -- \
         -max_total_time="$secs" -max_len=65536 -timeout=10 -rss_limit_mb=2048
 done
+# The pytorch target's scratch files (one per fuzzing process).
+rm -f /dev/shm/cilp-fuzz-*.pt

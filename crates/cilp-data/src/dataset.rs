@@ -14,7 +14,8 @@
 //! * RGB and LiDAR files are paired by file stem (`rgb/0042.png` with `lidar/0042.npy`); the
 //!   intersection is loaded and everything left unpaired is counted in the [`LoadReport`],
 //!   never silently dropped. Sub-folders of `rgb/` and `lidar/` (one distribution of the data
-//!   has a nested duplicate `lidar/lidar/`) are not read and are listed in the report; files
+//!   has a nested duplicate `lidar/lidar/`), and folders in a class folder other than these two
+//!   (e.g. a nested copy `cubes/cubes/`), are not read and are listed in the report; files
 //!   other than `.png` in `rgb/` and `.npy` in `lidar/` are counted as ignored.
 //! * Samples are ordered by class, then by stem in natural order ([`natural_cmp`]: `9` before
 //!   `10`; for the dataset's zero-padded names this is plain lexicographic order).
@@ -393,6 +394,24 @@ fn list_modality(dir: &Path, ext: &str, rep: &mut ClassReport, max: usize) -> Re
     Ok(out)
 }
 
+/// Sub-folders of a class folder other than `rgb/` and `lidar/` (hidden ones excepted).
+fn extra_class_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
+    let rd = std::fs::read_dir(dir).map_err(|e| DataError::io(dir, "cannot list folder", e))?;
+    let mut out = Vec::new();
+    for entry in rd {
+        let entry = entry.map_err(|e| DataError::io(dir, "cannot list folder", e))?;
+        let name = entry.file_name();
+        if name == "rgb" || name == "lidar" || name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        // `Path::is_dir` follows links; a looping link is not a folder.
+        if entry.path().is_dir() {
+            out.push(entry.path());
+        }
+    }
+    Ok(out)
+}
+
 /// Sub-folders of `root` that hold `rgb/` or `lidar/`, cubes first, spheres second, others
 /// alphabetically.
 fn discover_classes(root: &Path) -> Result<Vec<String>> {
@@ -534,6 +553,10 @@ impl Dataset {
             }
             let lidar = listings.pop().expect("two listings");
             let rgb = listings.pop().expect("two listings");
+            // Other folders inside the class folder (a nested duplicate `cubes/cubes/`, an
+            // extracted archive) are not read either: listed so they are not dropped silently.
+            rep.nested_dirs.extend(extra_class_dirs(&dir)?);
+            rep.nested_dirs.sort();
             rep.rgb_files = rgb.files.len();
             rep.lidar_files = lidar.files.len();
 
@@ -889,6 +912,23 @@ pub(crate) mod tests {
         // The report serialises (the CLI prints it as JSON).
         let json = serde_json::to_string(&rep).unwrap();
         assert!(json.contains("lidar_without_rgb"));
+    }
+
+    #[test]
+    fn nested_class_copy_and_symlink_loops_are_reported_not_followed() {
+        let dir = fixture(2);
+        let cubes = dir.path().join("cubes");
+        fs::create_dir_all(cubes.join("cubes/rgb")).unwrap();
+        fs::create_dir(cubes.join(".cache")).unwrap();
+        std::os::unix::fs::symlink(".", cubes.join("rgb/again")).unwrap();
+        std::os::unix::fs::symlink("self.png", cubes.join("rgb/self.png")).unwrap();
+        let (ds, rep) = Dataset::open(dir.path(), &LoadOptions::default()).unwrap();
+        assert_eq!(ds.len(), 4);
+        let c = &rep.classes[0];
+        assert_eq!(c.nested_dirs, vec![cubes.join("cubes"), cubes.join("rgb/again")]);
+        assert_eq!(c.ignored_files.count, 1, "the looping link is counted");
+        let text = rep.to_string();
+        assert!(text.contains("cubes/cubes was not read"), "{text}");
     }
 
     #[test]

@@ -3,7 +3,10 @@
 //! Files are read with burn-store's `pytorch-reader`, a pure-Rust pickle interpreter: it only
 //! *interprets* the handful of globals PyTorch uses to rebuild tensors (`torch._utils.
 //! _rebuild_tensor_v2`, `collections.OrderedDict`, ...) and keeps any other global as an
-//! opaque value, so loading never executes code from the file. The storages' saved device
+//! opaque value, so loading never executes code from the file. Before that, every pickle in
+//! the file is scanned (`pickle_guard`) and a file naming any other callable (`os.system`,
+//! `builtins.eval`, ... — a file that would run code in Python's `torch.load`) is refused
+//! with an error naming the file and the global. The storages' saved device
 //! (`cuda:0` in `lidar_cnn.pt`) is ignored; the bytes are read on the host and uploaded to the
 //! requested device.
 //!
@@ -29,6 +32,8 @@ use crate::ModelError;
 use crate::nvidia::{LidarClassifier, LidarHead};
 use crate::zoo::Classifier;
 
+mod pickle_guard;
+
 /// PyTorch indices of the convolutions in `lidar_cnn.pt`'s `embedder` Sequential
 /// (Conv, ReLU, MaxPool repeated).
 const EMBEDDER_CONV_INDICES: [usize; 4] = [0, 3, 6, 9];
@@ -43,13 +48,19 @@ pub struct StateDict {
 
 impl StateDict {
     /// Open a `.pt`/`.pth` file (zip or legacy container). A missing file gives
-    /// [`ModelError::FileNotFound`].
+    /// [`ModelError::FileNotFound`]; a file whose pickle names a callable a state dict does
+    /// not use (one that would run code in Python) is refused with [`ModelError::PyTorch`]
+    /// naming the file and the global, before anything else reads it.
     pub fn open(path: &Path) -> Result<Self, ModelError> {
         if !path.is_file() {
             return Err(ModelError::FileNotFound {
                 path: path.to_path_buf(),
             });
         }
+        pickle_guard::check_file(path).map_err(|e| ModelError::PyTorch {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
         let reader = PytorchReader::new(path).map_err(|e| ModelError::PyTorch {
             path: path.to_path_buf(),
             message: e.to_string(),

@@ -40,9 +40,14 @@ impl ReportError {
     }
 }
 
-/// `fs::write` with the path in the error.
+/// Crash-safe write with the path in the error: the bytes go to a temporary file beside
+/// `path` that is renamed over it ([`cilp_track::write_atomic`]), so a crash or a full disk
+/// leaves the old file (or none), never a truncated one.
 pub(crate) fn write_file(path: &std::path::Path, bytes: impl AsRef<[u8]>) -> Result<()> {
-    std::fs::write(path, bytes).map_err(|e| ReportError::io(path, "write", e))
+    cilp_track::write_atomic(path, bytes.as_ref()).map_err(|e| match e {
+        cilp_track::Error::Io { source, .. } => ReportError::io(path, "write", source),
+        other => ReportError::Track(other),
+    })
 }
 
 /// `fs::create_dir_all` with the path in the error.

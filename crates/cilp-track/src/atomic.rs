@@ -61,6 +61,43 @@ pub fn write_atomic_str(path: &Path, s: &str) -> Result<()> {
     write_atomic(path, s.as_bytes())
 }
 
+/// Removes the temporary files [`write_atomic`] left in `dir` when its process was killed
+/// mid-write (`.NAME.tmp.PID.N` whose process `PID` is no longer running; files of live
+/// processes are kept). Best effort; returns how many were removed. Where the liveness of a
+/// process cannot be checked (no `/proc`), nothing is removed.
+pub fn remove_stale_temp_files(dir: &Path) -> usize {
+    let proc_fs = Path::new("/proc/self");
+    if !proc_fs.exists() {
+        return 0;
+    }
+    let Ok(rd) = fs::read_dir(dir) else { return 0 };
+    let own = std::process::id();
+    let mut removed = 0;
+    for entry in rd.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = stale_temp_pid(&name) else {
+            continue;
+        };
+        let alive = pid == own || Path::new("/proc").join(pid.to_string()).exists();
+        if !alive
+            && entry.file_type().is_ok_and(|t| t.is_file())
+            && fs::remove_file(entry.path()).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// The writer's PID if `name` is a temporary name made by [`temp_path_for`].
+fn stale_temp_pid(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix('.')?;
+    let (_, tail) = rest.rsplit_once(".tmp.")?;
+    let (pid, n) = tail.split_once('.')?;
+    n.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
 /// Best-effort fsync of the directory containing `path`, so a rename survives a crash.
 pub(crate) fn sync_parent_dir(path: &Path) {
     if let Some(parent) = path.parent() {
@@ -93,6 +130,26 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn stale_temp_files_of_dead_processes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        // A PID above the kernel's maximum (4194304) never runs.
+        let dead = dir.path().join(".model-e0002.bpk.tmp.99999999.3");
+        let live = dir
+            .path()
+            .join(format!(".summary.json.tmp.{}.0", std::process::id()));
+        let other = dir.path().join(".hidden.tmp.notes");
+        for p in [&dead, &live, &other] {
+            fs::write(p, b"partial").unwrap();
+        }
+        write_atomic(&dir.path().join("keep.json"), b"{}").unwrap();
+        assert_eq!(remove_stale_temp_files(dir.path()), 1);
+        assert!(!dead.exists());
+        assert!(live.exists() && other.exists() && dir.path().join("keep.json").exists());
+        assert_eq!(stale_temp_pid(".a.b.tmp.12.0"), Some(12));
+        assert_eq!(stale_temp_pid("a.tmp.12.0"), None);
     }
 
     #[test]

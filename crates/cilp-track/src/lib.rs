@@ -98,7 +98,7 @@ pub mod names;
 pub mod run;
 pub mod tb;
 
-pub use atomic::{write_atomic, write_atomic_str};
+pub use atomic::{remove_stale_temp_files, write_atomic, write_atomic_str};
 pub use compare::{
     Column, RunRecord, RunStats, list_runs, load_run, render_comparison, render_json, render_table,
 };

@@ -327,6 +327,11 @@ impl RunDir {
         };
         fs::create_dir_all(dir.checkpoints_dir())
             .ctx("create directory", &dir.checkpoints_dir())?;
+        if !fresh {
+            // A run killed mid-write leaves temporary files beside the (intact) originals.
+            crate::atomic::remove_stale_temp_files(&dir.path);
+            crate::atomic::remove_stale_temp_files(&dir.checkpoints_dir());
+        }
         Ok(dir)
     }
 

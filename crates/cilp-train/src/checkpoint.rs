@@ -8,7 +8,8 @@
 //!
 //! Every file is written to a temporary file and renamed, and `last.json` moves only after the
 //! epoch's files are in place, so a process killed at any instant leaves the previous
-//! checkpoint intact. Older epochs' files are deleted once `last.json` points past them.
+//! checkpoint intact. Older epochs' files are deleted once `last.json` points past them, and so
+//! are temporary files a killed process left behind.
 
 use std::path::{Path, PathBuf};
 
@@ -78,7 +79,9 @@ impl Checkpoints {
         cilp_track::atomic::write_atomic(&self.dir.join(&state.optim_file), optim)?;
         let json = serde_json::to_vec_pretty(&state).expect("state serialises");
         cilp_track::atomic::write_atomic(&self.last_path(), &json)?;
-        // Best effort: remove files of older epochs.
+        // Best effort: remove files of older epochs, and temporary files of a process killed
+        // while writing.
+        cilp_track::atomic::remove_stale_temp_files(&self.dir);
         if let Ok(entries) = std::fs::read_dir(&self.dir) {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
@@ -129,5 +132,29 @@ mod tests {
         assert!(!c.dir().join("model-e0001.bpk").exists(), "old epoch files are pruned");
         std::fs::write(c.dir().join("last.json"), "{").unwrap();
         assert!(c.load_state().unwrap_err().to_string().contains("last.json"));
+    }
+
+    /// A process killed while writing epoch 3 left a partial temporary file: the committed
+    /// epoch 2 still loads, and the next save removes the leftover.
+    #[test]
+    fn killed_writer_leftovers_do_not_matter_and_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Checkpoints::new(dir.path().join("checkpoints"));
+        let st = |epoch| TrainState {
+            epoch,
+            best_epoch: epoch,
+            best_val_loss: 0.5,
+            elapsed_seconds: 1.0,
+            model_file: String::new(),
+            optim_file: String::new(),
+        };
+        c.save(st(2), b"m2", b"o2").unwrap();
+        let partial = c.dir().join(".model-e0003.bpk.tmp.99999999.0");
+        std::fs::write(&partial, b"m3-trunc").unwrap();
+        let state = c.load_state().unwrap().unwrap();
+        assert_eq!((state.epoch, c.read(&state.model_file).unwrap()), (2, b"m2".to_vec()));
+        c.save(st(3), b"m3", b"o3").unwrap();
+        assert!(!partial.exists(), "stale temporary file kept");
+        assert_eq!(c.read("model-e0003.bpk").unwrap(), b"m3");
     }
 }
