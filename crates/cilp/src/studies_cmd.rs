@@ -13,7 +13,7 @@ pub struct StudyFlags {
     /// Dataset root (cubes/ and spheres/).
     #[arg(long)]
     pub data: PathBuf,
-    /// quick: 500 pairs per class, 3 epochs, batch 16, Adam 1e-3, seeds 51,52 (minutes on 2
+    /// quick: 500 pairs per class, 3 epochs, batch 16, Adam 1e-3, seeds 51,52,53 (about 5 min on 2
     /// cores; the models learn to 90%+); full: all pairs, 10 epochs, batch 32, Adam 1e-4, seeds
     /// 51,52,53 (the original scale; days on a CPU).
     #[arg(long, default_value = "quick", value_parser = ["quick", "full"])]
