@@ -93,7 +93,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     };
     let text = serde_json::to_string_pretty(&report)?;
     if let Some(out) = &a.out {
-        std::fs::write(out, &text).with_context(|| format!("writing {}", out.display()))?;
+        cilp_track::write_atomic_str(out, &text).with_context(|| format!("writing {}", out.display()))?;
     }
     if a.json {
         println!("{text}");

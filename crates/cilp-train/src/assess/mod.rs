@@ -663,8 +663,8 @@ fn cilp_stage(cfg: &AssessConfig, data: &PreparedData, opts: &AssessOptions, dev
         );
         last = Some((vloss, vloss_nv, retrieval, heatmap));
     }
-    std::fs::write(st.run.path().join("similarity_matrix.png"), &last.as_ref().expect("one epoch").3.bytes)
-        .map_err(|e| TrainError::Other(format!("{}: {e}", st.run.path().display())))?;
+    cilp_track::write_atomic(&st.run.path().join("similarity_matrix.png"), &last.as_ref().expect("one epoch").3.bytes)
+        .map_err(other)?;
     st.run.flush()?;
     let (val_loss, val_loss_nvidia, retrieval, heatmap) = last.expect("at least one epoch");
     Ok(CilpOutcome { model, val_loss, val_loss_nvidia, retrieval, logit_scales, heatmap })
@@ -949,7 +949,7 @@ fn classifier_stage(
     let step = cfg.finetune.epochs as i64;
     w.add_image_png(IMAGE_PREDICTIONS, &grid.bytes, grid.width, grid.height, step)?;
     w.add_text(names::TEXT_PREDICTIONS, &predictions_markdown(&predictions), step)?;
-    std::fs::write(st.run.path().join("predictions.png"), &grid.bytes).map_err(other)?;
+    cilp_track::write_atomic(&st.run.path().join("predictions.png"), &grid.bytes).map_err(other)?;
     st.run.flush()?;
     Ok(ClassifierOutcome { accuracy, accuracy_before: acc0, batch_accuracies, predictions, grid })
 }
@@ -1078,9 +1078,10 @@ pub fn run_assessment(cfg: &AssessConfig, opts: &AssessOptions) -> Result<Assess
             passed: passed.classifier_accuracy,
         },
     ];
-    std::fs::write(opts.out.join("similarity_matrix.png"), &cilp.heatmap.bytes).map_err(other)?;
-    std::fs::write(opts.out.join("predictions.png"), &cls.grid.bytes).map_err(other)?;
-    std::fs::write(opts.out.join("predictions.md"), predictions_markdown(&cls.predictions)).map_err(other)?;
+    // Temp file + rename, like every other result file: a crash never leaves a truncated one.
+    cilp_track::write_atomic(&opts.out.join("similarity_matrix.png"), &cilp.heatmap.bytes).map_err(other)?;
+    cilp_track::write_atomic(&opts.out.join("predictions.png"), &cls.grid.bytes).map_err(other)?;
+    cilp_track::write_atomic_str(&opts.out.join("predictions.md"), &predictions_markdown(&cls.predictions)).map_err(other)?;
     let mut runs = vec![CILP_RUN.to_string()];
     if cfg.lidar_classifier.is_none() {
         runs.push(LIDAR_RUN.into());
