@@ -16,6 +16,7 @@ fn model(name: &str, params: u64, losses: &[f64], accs: &[f64]) -> ModelRuns {
             run: format!("{name}-s{}", 51 + i),
             best_val_loss: l,
             final_val_accuracy: a,
+            best_epoch_val_accuracy: None,
             total_seconds: 10.0 + i as f64,
             seconds_per_epoch: 4.0 + 0.1 * i as f64,
             peak_memory_mb: Some(500.0 + i as f64),
@@ -65,7 +66,7 @@ fn fusion_tables_and_verdicts() {
     assert_eq!(s.rows[1][8], "larger than seed spread");
     assert_eq!(s.rows[2][8], "within seed spread");
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
-    assert!(md.contains("| model | parameters | best val loss | val accuracy |"), "{md}");
+    assert!(md.contains("| model | parameters | best val loss | val accuracy (best epoch) |"), "{md}");
     assert!(md.contains("larger than seed spread") && md.contains("within seed spread"));
     let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
     assert_eq!(csv.lines().count(), 4);
@@ -84,6 +85,24 @@ fn fusion_tables_and_verdicts() {
     assert!(!cilp_track::run::holds_run(&out));
     let listed = cilp_track::compare::list_runs(&tmp.path().join("runs")).unwrap();
     assert_eq!(listed.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["fusion/late-fusion-s51"]);
+}
+
+#[test]
+fn accuracy_is_taken_at_the_best_loss_epoch_when_known() {
+    // The last epoch's accuracy swings; the table reports the accuracy of the best-loss
+    // checkpoint (what `cilp predict` loads), falling back to the last epoch for old summaries.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut m = model("late-fusion", 13_147_202, &[0.10, 0.11, 0.12], &[0.50, 0.50, 0.50]);
+    for (r, a) in m.runs.iter_mut().zip([0.90, 0.92, 0.94]) {
+        r.best_epoch_val_accuracy = Some(a);
+    }
+    let old = model("intermediate-add", 6_615_952, &[0.50, 0.52, 0.48], &[0.80, 0.81, 0.79]);
+    let s = write_fusion(&tmp.path().join("fusion"), &study(vec![m, old])).unwrap();
+    assert_eq!(s.rows[0][3], "92.00% ± 2.00");
+    assert_eq!(s.rows[1][3], "80.00% ± 1.00");
+    let csv = std::fs::read_to_string(tmp.path().join("fusion/runs.csv")).unwrap();
+    assert!(csv.starts_with("model,seed,run,parameters,best_val_loss,best_epoch_val_accuracy,final_val_accuracy,"), "{csv}");
+    assert!(csv.lines().nth(1).unwrap().contains(",0.9,0.5,"), "{csv}");
 }
 
 #[test]

@@ -8,7 +8,7 @@ use cilp_data::tensorize::XyzaConvention;
 use cilp_track::run::CreateMode;
 use cilp_train::{RunOptions, SplitConfig, TrainConfig};
 
-use crate::{ExploreArgs, GenerateArgs, InfoArgs, ReportArgs, ModelsArgs, PredictArgs, Preset, RunArgs, RunsCommand, TrainArgs, secs};
+use crate::{ExploreArgs, GenerateArgs, InfoArgs, ReportArgs, ModelsArgs, PredictArgs, RunArgs, RunPreset, RunsCommand, TrainArgs, secs};
 
 /// The default dataset location of `cilp run`.
 pub const DEFAULT_DATA: &str = "data/default";
@@ -312,6 +312,10 @@ fn print_runs(records: &[cilp_track::compare::RunRecord], json: bool) -> Result<
     Ok(())
 }
 
+/// Pairs per class each stage of `cilp run --preset smoke` loads (5 graded batches of 8 at a
+/// 50% validation split).
+const SMOKE_PAIRS: &str = "40";
+
 /// The main job: data (generated if missing), exploration, the fusion study, the ablation, the
 /// assessment and the HTML report, each through its own subcommand so that they behave exactly as
 /// when run by hand. Studies already in `--out` are resumed (a completed one is reused as it is);
@@ -325,9 +329,18 @@ pub fn run(a: RunArgs) -> Result<()> {
     }
     let summary = load_summary(&data, None)?;
     print_summary(&summary);
-    let preset = match a.preset {
-        Preset::Quick => "quick",
-        Preset::Full => "full",
+    // The studies' preset, plus the overrides that make the smoke preset take seconds.
+    let (preset, study_extra, assess_extra): (&str, &[&str], &[&str]) = match a.preset {
+        RunPreset::Quick => ("quick", &[], &[]),
+        RunPreset::Full => ("full", &[], &[]),
+        RunPreset::Smoke => (
+            "quick",
+            &["--seeds", "51", "--epochs", "1", "--limit-per-class", SMOKE_PAIRS],
+            &[
+                "--limit-per-class", SMOKE_PAIRS, "--split", "ratio", "--val-fraction", "0.5", "--batch-size", "8",
+                "--cilp-epochs", "1", "--lidar-epochs", "1", "--projector-epochs", "1", "--finetune-epochs", "1",
+            ],
+        ),
     };
     let out = &a.out;
     let p = |x: &Path| x.display().to_string();
@@ -346,12 +359,14 @@ pub fn run(a: RunArgs) -> Result<()> {
     };
     let fusion_dir = out.join("fusion");
     let mut args = vec!["fusion", "--data", &d, "--out", &fusion_dir.to_str().context("non-UTF-8 path")?, "--preset", preset, "--device", &a.device];
+    args.extend(study_extra);
     args.extend(mode(&fusion_dir));
     crate::run_subcommand(&args)?;
 
     let ablation_dir = out.join("ablation");
     let (fd, ad) = (p(&fusion_dir), p(&ablation_dir));
     let mut args = vec!["ablation", "--data", &d, "--out", &ad, "--fusion", &fd, "--preset", preset, "--device", &a.device];
+    args.extend(study_extra);
     args.extend(mode(&ablation_dir));
     crate::run_subcommand(&args)?;
 
@@ -365,6 +380,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         if let Some(lc) = &lc {
             args.extend(["--lidar-classifier", lc.as_str()]);
         }
+        args.extend(assess_extra);
         if a.force || assess_dir.exists() {
             args.push("--force");
         }

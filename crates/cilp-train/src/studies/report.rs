@@ -311,18 +311,19 @@ fn write_charts(out: &Path, title: &str, models: &[ModelSummary]) -> Result<Vec<
 
 fn write_runs_csv(out: &Path, models: &[ModelSummary]) -> Result<()> {
     let mut s = String::from(
-        "model,seed,run,parameters,best_val_loss,final_val_accuracy,training_seconds,seconds_per_epoch,peak_memory_mb\n",
+        "model,seed,run,parameters,best_val_loss,best_epoch_val_accuracy,final_val_accuracy,training_seconds,seconds_per_epoch,peak_memory_mb\n",
     );
     for m in models {
         for r in &m.runs {
             let _ = writeln!(
                 s,
-                "{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{}",
                 csv_field(&m.model),
                 r.seed,
                 csv_field(&r.run),
                 m.parameters,
                 num(r.best_val_loss),
+                opt(r.best_epoch_val_accuracy),
                 num(r.final_val_accuracy),
                 num(r.total_seconds),
                 num(r.seconds_per_epoch),
@@ -392,7 +393,7 @@ pub fn fusion_summary(st: &StudyRuns) -> StudySummary {
         "model",
         "parameters",
         "best val loss",
-        "val accuracy",
+        "val accuracy (best epoch)",
         "training time (s)",
         "time/epoch (s)",
         "peak memory (MiB)",

@@ -150,6 +150,11 @@ pub struct SeedRun {
     pub best_val_loss: f64,
     /// Validation accuracy after the last epoch, in [0, 1].
     pub final_val_accuracy: f64,
+    /// Validation accuracy at the epoch with the lowest validation loss, in [0, 1]: the model in
+    /// `checkpoints/best.bpk`, which `cilp predict` uses. Steadier than the last epoch's at a
+    /// constant learning rate. Absent in summaries written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_epoch_val_accuracy: Option<f64>,
     /// Training plus validation wall time of the run, seconds.
     pub total_seconds: f64,
     /// Mean wall time of a training epoch (without validation), seconds.
@@ -167,11 +172,15 @@ impl SeedRun {
         let train: Vec<_> = o.history.iter().filter(|r| r.split == names::TRAIN).collect();
         let epoch_secs: Vec<f64> = train.iter().map(|r| r.epoch_seconds).collect();
         let best = val.iter().map(|r| r.loss).filter(|l| l.is_finite()).fold(f64::INFINITY, f64::min);
+        // The first epoch reaching the lowest loss (the one `best.bpk` holds).
+        let best_epoch = o.summary.best_epoch.or_else(|| val.iter().find(|r| r.loss == best).map(|r| r.epoch));
+        let best_epoch_val_accuracy = best_epoch.and_then(|e| val.iter().find(|r| r.epoch == e)).and_then(|r| r.accuracy);
         SeedRun {
             seed,
             run,
             best_val_loss: o.summary.best_val_loss.unwrap_or(best),
             final_val_accuracy: val.last().and_then(|r| r.accuracy).unwrap_or(f64::NAN),
+            best_epoch_val_accuracy,
             total_seconds: o.summary.total_seconds,
             seconds_per_epoch: crate::studies::stats::mean(&epoch_secs),
             peak_memory_mb: train.iter().filter_map(|r| r.peak_memory_bytes).max().map(|b| b as f64 / 1048576.0),
@@ -218,7 +227,7 @@ impl Metric {
     pub fn label(self) -> &'static str {
         match self {
             Metric::BestValLoss => "best val loss",
-            Metric::ValAccuracy => "val accuracy",
+            Metric::ValAccuracy => "val accuracy (best epoch)",
             Metric::Parameters => "parameters",
             Metric::TrainingSeconds => "training time (s)",
             Metric::SecondsPerEpoch => "time/epoch (s)",
@@ -242,7 +251,7 @@ impl ModelRuns {
             .iter()
             .filter_map(|r| match m {
                 Metric::BestValLoss => Some(r.best_val_loss),
-                Metric::ValAccuracy => Some(r.final_val_accuracy),
+                Metric::ValAccuracy => Some(r.best_epoch_val_accuracy.unwrap_or(r.final_val_accuracy)),
                 Metric::Parameters => Some(self.parameters as f64),
                 Metric::TrainingSeconds => Some(r.total_seconds),
                 Metric::SecondsPerEpoch => Some(r.seconds_per_epoch),
