@@ -124,36 +124,11 @@ fn corrupt_inputs_fail_with_the_file_named() {
 }
 
 fn write_npy(f: &std::path::Path, shape: &[usize], v: &[f32]) {
-    let mut header = format!(
-        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}), }}",
-        shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
-    );
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    for x in v {
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    std::fs::write(f, out).unwrap();
+    let shape = format!("({})", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "));
+    std::fs::write(f, npy_bytes("<f4", &shape, &f32_bytes(v))).unwrap();
 }
 
 fn cilp_data_write(f: &std::path::Path, shape: &[usize]) {
     write_npy(f, shape, &vec![10.0; shape.iter().product()]);
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).unwrap();
-        }
-    }
-}
