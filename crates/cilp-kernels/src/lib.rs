@@ -7,7 +7,11 @@
 //! padding, no bias) it calls burn's own convolution, so callers never need to check.
 //!
 //! `CILP_BURN_CONV=1` in the environment turns the fast path off (for comparisons).
+//!
+//! [`adam`] is a fused Adam optimizer (one pass per parameter instead of burn's chain of
+//! elementwise ops; `CILP_BURN_ADAM=1` makes [`adam::adam_optimizer`] return burn's Adam).
 
+pub mod adam;
 pub mod burn_ext;
 pub mod conv;
 

@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::GradientsParams;
+use cilp_kernels::adam::adam_optimizer;
 use burn::tensor::{Device, Tensor};
 use cilp_data::batch::Batches;
 use cilp_data::dataset::Dataset;
@@ -199,7 +200,7 @@ pub fn train(cfg: &TrainConfig, data: &PreparedData, opts: &RunOptions) -> Resul
     let eval_device = device.clone().without_autodiff();
     device.seed(cfg.seed);
     let mut model = build_classifier(&cfg.model, &device)?;
-    let mut optim = AdamConfig::new().init();
+    let mut optim = adam_optimizer();
     let mut state = TrainState {
         epoch: 0,
         best_epoch: 0,

@@ -17,7 +17,8 @@ pub mod machine;
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::GradientsParams;
+use cilp_kernels::adam::adam_optimizer;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use cilp_models::loss::mse;
 use cilp_models::{
@@ -277,7 +278,7 @@ fn train_runs<M: Module>(
     device: &Device,
     loss: impl Fn(&M) -> Tensor<1>,
 ) -> Vec<f64> {
-    let mut optim = AdamConfig::new().init();
+    let mut optim = adam_optimizer();
     let mut slot = Some(model);
     time_runs(cfg, device, || {
         let m = slot.take().expect("model");
