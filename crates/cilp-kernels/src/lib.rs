@@ -26,6 +26,7 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Tensor};
 
 use burn_ext::{ConvParams, FastConvBackend};
+use conv::Conv2dDims;
 
 /// Whether the fast kernels are enabled (`CILP_BURN_CONV` unset or `0`).
 pub fn fast_conv_enabled() -> bool {
@@ -57,16 +58,36 @@ fn fast_path(x: &Tensor<4>, bias: Option<&Tensor<1>>, options: &ConvOptions<2>) 
         && matches!(x.device().as_dispatch().clone().inner(), DispatchDevice::Flex(_))
 }
 
+/// The kernels' dims of a call: `None` where [`fast_path`] or [`Conv2dDims::is_supported`]
+/// rules it out (e.g. a kernel larger than the padded input), so the caller uses burn's op.
+fn fast_dims(x: &Tensor<4>, weight: &Tensor<4>, bias: Option<&Tensor<1>>, options: &ConvOptions<2>) -> Option<Conv2dDims> {
+    if !fast_path(x, bias, options) {
+        return None;
+    }
+    let [batch, c_in, h, w] = x.dims();
+    let [c_out, _, kh, kw] = weight.dims();
+    let padding = symmetric_padding(options)?;
+    let dims = Conv2dDims { batch, c_in, h, w, c_out, kh, kw, stride: options.stride, padding };
+    dims.is_supported().then_some(dims)
+}
+
+/// A module's padding as `ConvOptions` pairs `[(top, bottom), (left, right)]`; `None` for
+/// `Same`, which only the module's own forward handles.
+fn padding_pairs(padding: &PaddingConfig2d) -> Option<[(usize, usize); 2]> {
+    match *padding {
+        PaddingConfig2d::Valid => Some([(0, 0), (0, 0)]),
+        PaddingConfig2d::Explicit(top, left, bottom, right) => Some([(top, bottom), (left, right)]),
+        PaddingConfig2d::Same => None,
+    }
+}
+
 /// 2-D convolution, same contract as `burn::tensor::module::conv2d`: the fast kernels on the
 /// flex backend (with autodiff), burn's convolution otherwise.
 pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, options: ConvOptions<2>) -> Tensor<4> {
-    if !fast_path(&x, bias.as_ref(), &options) {
+    let Some(dims) = fast_dims(&x, &weight, bias.as_ref(), &options) else {
         return burn::tensor::module::conv2d(x, weight, bias, options);
-    }
-    let params = ConvParams {
-        stride: options.stride,
-        padding: symmetric_padding(&options).expect("checked by fast_path"),
     };
+    let params = ConvParams { stride: dims.stride, padding: dims.padding };
     let bias = bias.expect("checked by fast_path");
     FAST_CALLS.fetch_add(1, Ordering::Relaxed);
     let out = <burn::backend::Dispatch as FastConvBackend>::cilp_conv2d(
@@ -81,10 +102,8 @@ pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, options:
 /// `conv.forward(x)` of a `burn::nn::conv::Conv2d`, through [`conv2d`] (explicit and valid
 /// padding; `Same` padding goes to burn's own forward).
 pub fn conv2d_module(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    let padding = match conv.padding {
-        PaddingConfig2d::Valid => [(0, 0), (0, 0)],
-        PaddingConfig2d::Explicit(top, left, bottom, right) => [(top, bottom), (left, right)],
-        PaddingConfig2d::Same => return conv.forward(x),
+    let Some(padding) = padding_pairs(&conv.padding) else {
+        return conv.forward(x);
     };
     let options = ConvOptions::new_with_padding(conv.stride, padding, conv.dilation, conv.groups);
     conv2d(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), options)
@@ -98,31 +117,24 @@ pub fn conv2d_relu_maxpool_module(conv: &Conv2d, pool: &MaxPool2d, x: Tensor<4>)
         && pool.dilation == [1, 1]
         && !pool.ceil_mode
         && matches!(pool.padding, PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0));
-    let padding = match conv.padding {
-        PaddingConfig2d::Valid => Some([(0, 0), (0, 0)]),
-        PaddingConfig2d::Explicit(top, left, bottom, right) => Some([(top, bottom), (left, right)]),
-        PaddingConfig2d::Same => None,
-    };
-    if let (true, Some(padding)) = (fusable_pool, padding) {
+    if fusable_pool && let Some(padding) = padding_pairs(&conv.padding) {
         let options = ConvOptions::new_with_padding(conv.stride, padding, conv.dilation, conv.groups);
+        let weight = conv.weight.val();
         let bias = conv.bias.as_ref().map(|b| b.val());
-        if fast_path(&x, bias.as_ref(), &options) {
-            let [_, _, h, w] = x.dims();
-            let [kh, kw] = conv.kernel_size;
-            let pad = symmetric_padding(&options).expect("checked by fast_path");
-            let out_h = (h + 2 * pad[0]).saturating_sub(kh) / conv.stride[0] + 1;
-            let out_w = (w + 2 * pad[1]).saturating_sub(kw) / conv.stride[1] + 1;
-            if out_h >= 2 && out_w >= 2 && h + 2 * pad[0] >= kh && w + 2 * pad[1] >= kw {
-                let params = ConvParams { stride: conv.stride, padding: pad };
-                FAST_CALLS.fetch_add(1, Ordering::Relaxed);
-                let out = <burn::backend::Dispatch as FastConvBackend>::cilp_conv2d_relu_maxpool(
-                    x.into_dispatch(),
-                    conv.weight.val().into_dispatch(),
-                    bias.expect("checked by fast_path").into_dispatch(),
-                    params,
-                );
-                return Tensor::from_dispatch(out);
-            }
+        if let Some(dims) = fast_dims(&x, &weight, bias.as_ref(), &options)
+            && let (hp, wp) = dims.pooled()
+            && hp > 0
+            && wp > 0
+        {
+            let params = ConvParams { stride: dims.stride, padding: dims.padding };
+            FAST_CALLS.fetch_add(1, Ordering::Relaxed);
+            let out = <burn::backend::Dispatch as FastConvBackend>::cilp_conv2d_relu_maxpool(
+                x.into_dispatch(),
+                weight.into_dispatch(),
+                bias.expect("checked by fast_path").into_dispatch(),
+                params,
+            );
+            return Tensor::from_dispatch(out);
         }
     }
     pool.forward(burn::tensor::activation::relu(conv2d_module(conv, x)))

@@ -5,6 +5,7 @@ use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::PaddingConfig2d;
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 
 fn device() -> Device {
@@ -114,4 +115,56 @@ fn unsupported_options_fall_back_to_burn() {
     let x = Tensor::<4>::random([1, 2, 6, 6], Distribution::Default, &device);
     let e = max_rel_err(&to_vec(cilp_kernels::conv2d_module(&conv, x.clone())), &to_vec(conv.forward(x)));
     assert_eq!(e, 0.0, "fallback should be burn's own convolution");
+}
+
+/// The panic message of `f`, or `None` if it returned.
+fn panic_message(f: impl FnOnce()) -> Option<String> {
+    let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).err()?;
+    Some(match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(payload) => payload.downcast_ref::<&str>().map_or_else(|| "<non-string panic>".to_string(), |s| s.to_string()),
+    })
+}
+
+#[test]
+fn kernel_larger_than_padded_input_behaves_like_burn() {
+    // A 5x5 kernel on a 3x3 input padded by 1 (5x5 fits, 6x6 does not): outside the fast
+    // kernels, so the call must be burn's own (whatever burn does with it: today, in a debug
+    // build, an overflow panic while sizing the output), never the kernels' assert.
+    let device = device();
+    let x = seeded([1, 2, 3, 3], 1, &device);
+    let b = seeded([4], 3, &device);
+    let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+    for k in [5, 6] {
+        let w = seeded([4, 2, k, k], 2, &device);
+        let ours = panic_message(|| {
+            cilp_kernels::conv2d(x.clone(), w.clone(), Some(b.clone()), options.clone()).into_data();
+        });
+        let burns = panic_message(|| {
+            burn::tensor::module::conv2d(x.clone(), w.clone(), Some(b.clone()), options.clone()).into_data();
+        });
+        assert_eq!(ours, burns, "{k}x{k} kernel: cilp_kernels::conv2d differs from burn's conv2d");
+        if k == 5 {
+            assert_eq!(ours, None, "a kernel that fits the padded input must work");
+        } else {
+            assert!(ours.is_some_and(|m| !m.contains("unsupported dims")), "the kernels' assert was reached");
+        }
+    }
+    // The module entry points too (valid padding: the kernel does not fit the 3x3 input).
+    let conv = Conv2dConfig::new([2, 4], [4, 4]).with_padding(PaddingConfig2d::Valid).init(&device);
+    let pool: MaxPool2d = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
+    let ours = panic_message(|| {
+        cilp_kernels::conv2d_module(&conv, x.clone()).into_data();
+    });
+    let burns = panic_message(|| {
+        conv.forward(x.clone()).into_data();
+    });
+    assert_eq!(ours, burns, "conv2d_module differs from Conv2d::forward");
+    let ours = panic_message(|| {
+        cilp_kernels::conv2d_relu_maxpool_module(&conv, &pool, x.clone()).into_data();
+    });
+    let burns = panic_message(|| {
+        pool.forward(burn::tensor::activation::relu(conv.forward(x.clone()))).into_data();
+    });
+    assert_eq!(ours, burns, "conv2d_relu_maxpool_module differs from burn's modules");
 }

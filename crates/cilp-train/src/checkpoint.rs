@@ -30,6 +30,20 @@ pub struct TrainState {
     pub optim_file: String,
 }
 
+impl TrainState {
+    /// The state of a run before its first epoch: nothing done, no best loss yet, no files.
+    pub fn fresh() -> Self {
+        TrainState {
+            epoch: 0,
+            best_epoch: 0,
+            best_val_loss: f64::INFINITY,
+            elapsed_seconds: 0.0,
+            model_file: String::new(),
+            optim_file: String::new(),
+        }
+    }
+}
+
 /// Checkpoint directory of a run.
 pub struct Checkpoints {
     dir: PathBuf,
@@ -110,6 +124,14 @@ impl Checkpoints {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fresh_state_is_before_the_first_epoch() {
+        let s = TrainState::fresh();
+        assert_eq!((s.epoch, s.best_epoch, s.elapsed_seconds), (0, 0, 0.0));
+        assert_eq!(s.best_val_loss, f64::INFINITY, "any real validation loss must count as an improvement");
+        assert!(s.model_file.is_empty() && s.optim_file.is_empty());
+    }
 
     #[test]
     fn save_commits_and_prunes() {

@@ -201,14 +201,7 @@ pub fn train(cfg: &TrainConfig, data: &PreparedData, opts: &RunOptions) -> Resul
     device.seed(cfg.seed);
     let mut model = build_classifier(&cfg.model, &device)?;
     let mut optim = adam_optimizer();
-    let mut state = TrainState {
-        epoch: 0,
-        best_epoch: 0,
-        best_val_loss: f64::INFINITY,
-        elapsed_seconds: 0.0,
-        model_file: String::new(),
-        optim_file: String::new(),
-    };
+    let mut state = TrainState::fresh();
     if let Some(st) = resumed {
         let bytes = ckpt.read(&st.model_file)?;
         let record = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes)).map_err(|e| TrainError::Checkpoint {

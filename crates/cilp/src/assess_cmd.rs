@@ -163,16 +163,7 @@ pub fn assess(a: AssessArgs) -> Result<()> {
         "batch accuracies: {}",
         s.classifier_batch_accuracies.iter().map(|a| format!("{:.2}%", 100.0 * a)).collect::<Vec<_>>().join(", ")
     );
-    println!(
-        "retrieval (all {} validation pairs): RGB->LiDAR R@1 {:.3} R@5 {:.3} mean rank {:.1} | LiDAR->RGB R@1 {:.3} R@5 {:.3} mean rank {:.1}",
-        s.retrieval.samples,
-        s.retrieval.rgb_to_lidar.r_at_1,
-        s.retrieval.rgb_to_lidar.r_at_5,
-        s.retrieval.rgb_to_lidar.mean_rank,
-        s.retrieval.lidar_to_rgb.r_at_1,
-        s.retrieval.lidar_to_rgb.r_at_5,
-        s.retrieval.lidar_to_rgb.mean_rank
-    );
+    println!("retrieval (all {} validation pairs): {}", s.retrieval.samples, s.retrieval);
     println!(
         "{} in {:.0}s; summary: {}",
         if s.all_passed { "all NVIDIA thresholds passed" } else { "NOT all NVIDIA thresholds passed" },

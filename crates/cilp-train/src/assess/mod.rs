@@ -493,17 +493,6 @@ fn nonfinite(value: f32, epoch: usize, step: usize, last_good: usize, run: &RunD
     TrainError::NonFiniteLoss { value: value as f64, epoch, step, last_good_epoch: last_good, run_dir: run.path().to_path_buf() }
 }
 
-fn new_state() -> TrainState {
-    TrainState {
-        epoch: 0,
-        best_epoch: 0,
-        best_val_loss: f64::INFINITY,
-        elapsed_seconds: 0.0,
-        model_file: String::new(),
-        optim_file: String::new(),
-    }
-}
-
 /// Saves an epoch checkpoint (and `best.bpk` when `val_loss` improved).
 fn checkpoint<M: Module>(
     ckpt: &Checkpoints,
@@ -583,7 +572,7 @@ fn cilp_stage(cfg: &AssessConfig, data: &PreparedData, opts: &AssessOptions, dev
     device.seed(cfg.seed);
     let mut model = build_cilp(model_name, device)?;
     let mut optim = adam_optimizer();
-    let mut state = new_state();
+    let mut state = TrainState::fresh();
     let kinds = [InputKind::Rgb, InputKind::Depth];
     let (ds, split) = (&data.dataset, &data.split);
     let vb = val_batches(cfg, &split.val);
@@ -743,7 +732,7 @@ fn projector_stage(
     device.seed(cfg.seed.wrapping_add(1));
     let mut model = ProjectorConfig::new().init(device);
     let mut optim = adam_optimizer();
-    let mut state = new_state();
+    let mut state = TrainState::fresh();
     let positions: Vec<usize> = (0..split.train.len()).collect();
     let val_pos: Vec<usize> = (0..split.val.len()).collect();
     let labels: Vec<usize> = split.val.iter().map(|&i| ds.sample(i).class).collect();
@@ -856,7 +845,7 @@ fn classifier_stage(
     let mut st = StageRun::create(&opts.out, CLASSIFIER_RUN, "classifier", "rgb-to-lidar", params, cfg, &tc, &[names::VAL_LOSS, names::VAL_ACCURACY, names::TRAIN_LOSS])?;
     let mut model = Classifier::RgbToLidar(apply_frozen(model, cfg.finetune_frozen));
     let mut optim = adam_optimizer();
-    let mut state = new_state();
+    let mut state = TrainState::fresh();
     let vb = val_batches(cfg, &split.val);
     let order = vb.order().to_vec();
     let eval_val = |m: &Classifier| -> (f64, f64, Vec<f32>) {
@@ -1120,16 +1109,7 @@ pub fn run_assessment(cfg: &AssessConfig, opts: &AssessOptions) -> Result<Assess
             cfg.cilp_model(),
             cfg.batch_size
         ),
-        format!(
-            "Retrieval over all {} validation pairs: RGB->LiDAR R@1 {:.3}, R@5 {:.3}, mean rank {:.1}; LiDAR->RGB R@1 {:.3}, R@5 {:.3}, mean rank {:.1}.",
-            cilp.retrieval.samples,
-            cilp.retrieval.rgb_to_lidar.r_at_1,
-            cilp.retrieval.rgb_to_lidar.r_at_5,
-            cilp.retrieval.rgb_to_lidar.mean_rank,
-            cilp.retrieval.lidar_to_rgb.r_at_1,
-            cilp.retrieval.lidar_to_rgb.r_at_5,
-            cilp.retrieval.lidar_to_rgb.mean_rank
-        ),
+        format!("Retrieval over all {} validation pairs: {}.", cilp.retrieval.samples, cilp.retrieval),
         format!(
             "LiDAR classifier: {} ({}), {:.2}% validation accuracy on depth. RGB->LiDAR accuracy over the whole validation set {:.2}% ({:.2}% before fine-tuning).",
             lidar_info.source,

@@ -34,6 +34,13 @@ impl Retrieval {
     }
 }
 
+/// `R@1 0.500, R@5 0.750, mean rank 2.0`.
+impl std::fmt::Display for Retrieval {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "R@1 {:.3}, R@5 {:.3}, mean rank {:.1}", self.r_at_1, self.r_at_5, self.mean_rank)
+    }
+}
+
 /// Retrieval metrics in both directions.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CrossModalRetrieval {
@@ -56,6 +63,14 @@ impl CrossModalRetrieval {
             v.push((format!("{dir}/mean_rank"), r.mean_rank));
         }
         v
+    }
+}
+
+/// `RGB->LiDAR R@1 0.500, R@5 0.750, mean rank 2.0; LiDAR->RGB R@1 ...` (both directions;
+/// the sample count is left to the caller's wording).
+impl std::fmt::Display for CrossModalRetrieval {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RGB->LiDAR {}; LiDAR->RGB {}", self.rgb_to_lidar, self.lidar_to_rgb)
     }
 }
 
@@ -113,4 +128,32 @@ pub fn retrieval_metrics(img: &[f32], lidar: &[f32], dim: usize, device: &Device
     let sim = similarity_matrix(img, lidar, dim, device);
     let (r, c) = ranks(&sim, n);
     CrossModalRetrieval { samples: n, rgb_to_lidar: Retrieval::from_ranks(&r), lidar_to_rgb: Retrieval::from_ranks(&c) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_is_the_reported_retrieval_line() {
+        let r = CrossModalRetrieval {
+            samples: 8,
+            rgb_to_lidar: Retrieval { r_at_1: 0.5, r_at_5: 0.875, mean_rank: 2.375 },
+            lidar_to_rgb: Retrieval { r_at_1: 1.0 / 3.0, r_at_5: 1.0, mean_rank: 1.04 },
+        };
+        assert_eq!(r.rgb_to_lidar.to_string(), "R@1 0.500, R@5 0.875, mean rank 2.4");
+        assert_eq!(
+            r.to_string(),
+            "RGB->LiDAR R@1 0.500, R@5 0.875, mean rank 2.4; LiDAR->RGB R@1 0.333, R@5 1.000, mean rank 1.0"
+        );
+        // The assessment's note, as it was formatted field by field before `Display`.
+        let (a, b) = (r.rgb_to_lidar, r.lidar_to_rgb);
+        assert_eq!(
+            format!("Retrieval over all {} validation pairs: {}.", r.samples, r),
+            format!(
+                "Retrieval over all {} validation pairs: RGB->LiDAR R@1 {:.3}, R@5 {:.3}, mean rank {:.1}; LiDAR->RGB R@1 {:.3}, R@5 {:.3}, mean rank {:.1}.",
+                r.samples, a.r_at_1, a.r_at_5, a.mean_rank, b.r_at_1, b.r_at_5, b.mean_rank
+            )
+        );
+    }
 }
