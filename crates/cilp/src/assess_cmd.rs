@@ -43,8 +43,8 @@ pub struct AssessArgs {
     /// Contrastive loss variant.
     #[arg(long, value_enum, default_value_t = LossArg::Nvidia)]
     pub loss: LossArg,
-    /// quick (800 pairs per class, short stages, fine-tuning with the projector and head fixed;
-    /// minutes on 2 cores) or full (all data, NVIDIA's epochs and fine-tuning).
+    /// quick (3,000 pairs per class, short stages, fine-tuning with the projector and head fixed;
+    /// about 7 minutes on 2 cores) or full (all data, NVIDIA's epochs and fine-tuning; about an hour).
     #[arg(long, value_enum, default_value_t = Preset::Quick)]
     pub preset: Preset,
     /// Load at most N pairs per class (overrides the preset; 0 = all).
