@@ -35,6 +35,11 @@ fn unpaired_files_are_reported_not_dropped_silently() {
     assert_eq!(v["pairs"], 11);
     let report = v["report"].to_string();
     assert!(report.contains("0002"), "unpaired stem must be named in the report: {report}");
+    // The text output says it in words, naming the file.
+    let text = ok(&["info", "--data", s(&d)]);
+    assert!(text.contains("spheres: 1 LiDAR without RGB (e.g. 0002)"), "{text}");
+    let clean = ok(&["info", "--data", s(&generate(dir.path(), "clean", 3, 1))]);
+    assert!(clean.contains("every file paired, nothing skipped"), "{clean}");
 }
 
 /// Each kind of corruption gives a non-zero exit and an error naming the file.
