@@ -278,7 +278,7 @@ impl ModelSpec {
                 .num_params(),
             ModelSpec::Projector => ProjectorConfig::new().init(&device).num_params(),
             _ => self
-                .build_classifier(&device)
+                .build_classifier_lazy(&device)
                 .expect("classification spec")
                 .num_params(),
         }
@@ -309,7 +309,13 @@ impl ModelSpec {
 
     /// Build the classifier for a classification spec.
     pub fn build_classifier(&self, device: &Device) -> Result<Classifier, ModelError> {
-        Ok(materialize(match *self {
+        Ok(materialize(self.build_classifier_lazy(device)?))
+    }
+
+    /// The classifier with its parameters still uninitialised (burn draws them on first use):
+    /// for counting parameters without allocating weights or drawing from the RNG.
+    fn build_classifier_lazy(&self, device: &Device) -> Result<Classifier, ModelError> {
+        Ok(match *self {
             ModelSpec::LateFusion(d) => {
                 Classifier::LateFusion(LateFusionConfig::new().with_downsample(d).init(device))
             }
@@ -333,7 +339,7 @@ impl ModelSpec {
                     task: self.task(),
                 });
             }
-        }))
+        })
     }
 }
 
