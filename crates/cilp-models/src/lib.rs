@@ -56,7 +56,7 @@ pub use seed::{
 };
 pub use zoo::{
     Classifier, InputKind, ModelInfo, ModelInputs, ModelSpec, ModelTask, Prediction, build_cilp,
-    build_classifier, catalog, classifier_names, model_info, model_names, predict,
+    build_classifier, catalog, classifier_names, materialize, model_info, model_names, predict,
     predicted_classes, sphere_probability,
 };
 

@@ -278,7 +278,7 @@ impl ModelSpec {
                 .num_params(),
             ModelSpec::Projector => ProjectorConfig::new().init(&device).num_params(),
             _ => self
-                .build_classifier(&device)
+                .build_classifier_lazy(&device)
                 .expect("classification spec")
                 .num_params(),
         }
@@ -309,6 +309,12 @@ impl ModelSpec {
 
     /// Build the classifier for a classification spec.
     pub fn build_classifier(&self, device: &Device) -> Result<Classifier, ModelError> {
+        Ok(materialize(self.build_classifier_lazy(device)?))
+    }
+
+    /// The classifier with its parameters still uninitialised (burn draws them on first use):
+    /// for counting parameters without allocating weights or drawing from the RNG.
+    fn build_classifier_lazy(&self, device: &Device) -> Result<Classifier, ModelError> {
         Ok(match *self {
             ModelSpec::LateFusion(d) => {
                 Classifier::LateFusion(LateFusionConfig::new().with_downsample(d).init(device))
@@ -368,10 +374,33 @@ pub fn build_classifier(name: &str, device: &Device) -> Result<Classifier, Model
     ModelSpec::parse(name)?.build_classifier(device)
 }
 
+/// Draws every parameter's initial values now, in declaration order, and returns the model.
+///
+/// burn initialises a parameter lazily, on its first use, from the process-wide RNG. Without
+/// this, a seed's initial weights would depend on the order in which the forward pass first
+/// touches the parameters, and a refactor of a forward (reading a bias before its weight) would
+/// change every result of that seed. The zoo's builders call it.
+pub fn materialize<M: Module>(model: M) -> M {
+    struct Touch;
+    impl burn::module::ModuleVisitor for Touch {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            let _ = param.val();
+        }
+        fn visit_int<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D, Int>>) {
+            let _ = param.val();
+        }
+        fn visit_bool<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D, Bool>>) {
+            let _ = param.val();
+        }
+    }
+    model.visit(&mut Touch);
+    model
+}
+
 /// Build a CILP dual encoder by zoo name (`cilp` or `cilp-clip`).
 pub fn build_cilp(name: &str, device: &Device) -> Result<crate::Cilp, ModelError> {
     match ModelSpec::parse(name)? {
-        ModelSpec::Cilp(loss) => Ok(CilpConfig::new().with_loss(loss).init(device)),
+        ModelSpec::Cilp(loss) => Ok(materialize(CilpConfig::new().with_loss(loss).init(device))),
         other => Err(ModelError::WrongTask {
             name: other.name(),
             expected: ModelTask::Contrastive,

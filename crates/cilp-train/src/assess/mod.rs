@@ -733,7 +733,7 @@ fn projector_stage(
     let params = cilp_models::model_info("projector")?.parameters;
     let mut st = StageRun::create(&opts.out, PROJECTOR_RUN, "projector", "projector", params, cfg, &rc, &[names::VAL_LOSS, names::VAL_ACCURACY, names::TRAIN_LOSS])?;
     device.seed(cfg.seed.wrapping_add(1));
-    let mut model = ProjectorConfig::new().init(device);
+    let mut model = cilp_models::materialize(ProjectorConfig::new().init(device));
     let mut optim = adam_optimizer();
     let mut state = TrainState::fresh();
     let positions: Vec<usize> = (0..split.train.len()).collect();
