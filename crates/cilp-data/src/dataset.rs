@@ -140,8 +140,12 @@ impl ClassReport {
 pub struct LoadReport {
     pub root: PathBuf,
     pub classes: Vec<ClassReport>,
+    /// Folders at the dataset root that hold neither `rgb/` nor `lidar/`, so were not taken as
+    /// classes (hidden ones excepted; only when the classes are discovered, not listed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_dirs: Vec<PathBuf>,
     /// One line per problem worth telling the user about (unpaired files, ignored files,
-    /// nested folders, limits applied).
+    /// nested folders, folders that are not classes, limits applied).
     pub warnings: Vec<String>,
 }
 
@@ -191,6 +195,9 @@ impl LoadReport {
             for d in &c.nested_dirs {
                 w.push(format!("{}: nested folder {} was not read (duplicate copy?)", c.name, d.display()));
             }
+        }
+        for d in &self.skipped_dirs {
+            w.push(format!("folder {} holds neither rgb/ nor lidar/ and was not read as a class", d.display()));
         }
         self.warnings = w;
     }
@@ -413,10 +420,11 @@ fn extra_class_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Sub-folders of `root` that hold `rgb/` or `lidar/`, cubes first, spheres second, others
-/// alphabetically.
-fn discover_classes(root: &Path) -> Result<Vec<String>> {
+/// alphabetically; and the other (non-hidden) sub-folders, sorted.
+fn discover_classes(root: &Path) -> Result<(Vec<String>, Vec<PathBuf>)> {
     let rd = std::fs::read_dir(root).map_err(|e| DataError::io(root, "cannot list dataset folder", e))?;
     let mut found = Vec::new();
+    let mut skipped = Vec::new();
     for entry in rd {
         let entry = entry.map_err(|e| DataError::io(root, "cannot list dataset folder", e))?;
         let path = entry.path();
@@ -426,8 +434,11 @@ fn discover_classes(root: &Path) -> Result<Vec<String>> {
         }
         if path.join("rgb").is_dir() || path.join("lidar").is_dir() {
             found.push(name);
+        } else {
+            skipped.push(path);
         }
     }
+    skipped.sort();
     if found.is_empty() {
         return Err(layout(
             root,
@@ -447,7 +458,7 @@ fn discover_classes(root: &Path) -> Result<Vec<String>> {
             ),
         ));
     }
-    Ok(found)
+    Ok((found, skipped))
 }
 
 fn class_rank(name: &str) -> usize {
@@ -517,6 +528,7 @@ impl Dataset {
                 reason: "limit_per_class must be at least 1".into(),
             });
         }
+        let mut skipped_dirs = Vec::new();
         let classes = match &opts.classes {
             Some(c) if c.is_empty() => return Err(layout(root, "the list of classes to load is empty")),
             Some(c) => {
@@ -527,10 +539,15 @@ impl Dataset {
                 }
                 c.clone()
             }
-            None => discover_classes(root)?,
+            None => {
+                let (found, skipped) = discover_classes(root)?;
+                skipped_dirs = skipped;
+                found
+            }
         };
 
-        let mut report = LoadReport { root: root.to_path_buf(), classes: Vec::new(), warnings: Vec::new() };
+        let mut report =
+            LoadReport { root: root.to_path_buf(), classes: Vec::new(), skipped_dirs, warnings: Vec::new() };
         let mut angles = Vec::with_capacity(classes.len());
         let mut pairs: Vec<Pair> = Vec::new();
         let mut ranges = Vec::with_capacity(classes.len());
@@ -929,6 +946,23 @@ pub(crate) mod tests {
         assert_eq!(c.ignored_files.count, 1, "the looping link is counted");
         let text = rep.to_string();
         assert!(text.contains("cubes/cubes was not read"), "{text}");
+    }
+
+    #[test]
+    fn root_folders_that_are_not_classes_are_reported() {
+        let dir = fixture(2);
+        fs::create_dir_all(dir.path().join("__MACOSX/cubes")).unwrap();
+        fs::create_dir(dir.path().join(".ipynb_checkpoints")).unwrap();
+        fs::write(dir.path().join("manifest.json"), "{}").unwrap();
+        let (ds, rep) = Dataset::open(dir.path(), &LoadOptions::default()).unwrap();
+        assert_eq!(ds.classes(), ["cubes", "spheres"]);
+        assert_eq!(rep.skipped_dirs, vec![dir.path().join("__MACOSX")], "hidden folders and files are not listed");
+        let text = rep.to_string();
+        assert!(text.contains("__MACOSX holds neither rgb/ nor lidar/"), "{text}");
+        // Classes named explicitly: nothing is discovered, so nothing is reported.
+        let opts = LoadOptions { classes: Some(vec!["cubes".into(), "spheres".into()]), ..Default::default() };
+        let (_, rep) = Dataset::open(dir.path(), &opts).unwrap();
+        assert!(rep.is_clean(), "{rep}");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! moments in place: on the flex backend through the [`FusedAdamBackend`] extension op, which
 //! writes into a tensor's buffer when the tensor owns it and into a fresh buffer when the buffer
 //! is shared (a clone of the model or of the optimizer still holds it). Everywhere else (wgpu,
-//! other dtypes, AMSGrad) it runs burn's tensor ops with burn's math.
+//! other dtypes, AMSGrad) it hands the step to burn's own [`Adam`] with the same settings.
 //!
 //! The state is burn's own [`AdamState`], so optimizer records saved by burn's Adam load into
 //! [`FusedAdam`] and the other way round.
@@ -25,7 +25,7 @@ use burn::backend::{Backend, DispatchDevice, Flex, backend_extension, tensor::Fl
 use burn::config::Config;
 use burn::grad_clipping::GradientClippingConfig;
 use burn::optim::decay::{WeightDecay, WeightDecayConfig};
-use burn::optim::{AdamConfig, AdamState, AdaptiveMomentumState, LearningRate, ModuleOptimizer, Optimizer};
+use burn::optim::{Adam, AdamConfig, AdamState, AdaptiveMomentumState, LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Bytes, DType, Device, Tensor};
 use rayon::prelude::*;
 
@@ -291,6 +291,13 @@ impl FusedAdamConfig {
             epsilon: self.epsilon,
             amsgrad: self.amsgrad,
             weight_decay: self.weight_decay.as_ref().map(WeightDecay::new),
+            reference: AdamConfig::new()
+                .with_beta_1(self.beta_1)
+                .with_beta_2(self.beta_2)
+                .with_epsilon(self.epsilon)
+                .with_amsgrad(self.amsgrad)
+                .with_weight_decay(self.weight_decay.clone())
+                .build(),
         }
     }
 
@@ -313,6 +320,8 @@ pub struct FusedAdam {
     epsilon: f32,
     amsgrad: bool,
     weight_decay: Option<WeightDecay>,
+    /// burn's own Adam with the same settings, for the steps the fused op does not take.
+    reference: Adam,
 }
 
 fn on_flex<const D: usize>(t: &Tensor<D>) -> bool {
@@ -333,46 +342,6 @@ impl FusedAdam {
                 on_flex(&m.moment_1) && on_flex(&m.moment_2) && m.moment_1.dims() == dims && m.moment_2.dims() == dims
             })
     }
-
-    /// burn's `AdaptiveMomentum::transform` followed by `tensor - grad * lr`, with tensor ops.
-    fn step_reference<const D: usize>(
-        &self,
-        lr: LearningRate,
-        tensor: Tensor<D>,
-        grad: Tensor<D>,
-        state: Option<AdamState<D>>,
-    ) -> (Tensor<D>, AdamState<D>) {
-        let state = if let Some(AdamState { momentum: mut state }) = state {
-            let factor = 1.0 - self.beta_1;
-            state.moment_1 = state.moment_1.mul_scalar(self.beta_1).add(grad.clone().mul_scalar(factor));
-            let factor = 1.0 - self.beta_2;
-            state.moment_2 = state.moment_2.mul_scalar(self.beta_2).add(grad.square().mul_scalar(factor));
-            if self.amsgrad {
-                let max_v = state.max_moment_2.take().unwrap_or_else(|| state.moment_2.clone());
-                state.max_moment_2 = Some(max_v.max_pair(state.moment_2.clone()));
-            }
-            state.time += 1;
-            state
-        } else {
-            let factor = 1.0 - self.beta_1;
-            let moment_1 = grad.clone().mul_scalar(factor);
-            let factor = 1.0 - self.beta_2;
-            let moment_2 = grad.square().mul_scalar(factor);
-            let max_moment_2 = self.amsgrad.then(|| moment_2.clone());
-            AdaptiveMomentumState { time: 1, moment_1, moment_2, max_moment_2 }
-        };
-
-        let time = state.time as i32;
-        let bias_correction2_sqrt = (1.0 - self.beta_2.powi(time)).sqrt();
-        let combined_factor = bias_correction2_sqrt / (1.0 - self.beta_1.powi(time));
-        let v_to_use = if self.amsgrad { state.max_moment_2.as_ref().unwrap_or(&state.moment_2) } else { &state.moment_2 };
-        let update = state
-            .moment_1
-            .clone()
-            .mul_scalar(combined_factor)
-            .div(v_to_use.clone().sqrt().add_scalar(self.epsilon * bias_correction2_sqrt));
-        (tensor - update.mul_scalar(lr), AdamState::new(state))
-    }
 }
 
 impl Optimizer for FusedAdam {
@@ -385,12 +354,11 @@ impl Optimizer for FusedAdam {
         mut grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
+        if !self.fusable(&tensor, &grad, state.as_ref()) {
+            return self.reference.step(lr, tensor, grad, state);
+        }
         if let Some(weight_decay) = &self.weight_decay {
             grad = weight_decay.transform(grad, tensor.clone());
-        }
-        if !self.fusable(&tensor, &grad, state.as_ref()) {
-            let (tensor, state) = self.step_reference(lr, tensor, grad, state);
-            return (tensor, Some(state));
         }
         let (time, m1, m2, max_m2) = match state {
             Some(AdamState { momentum: s }) => (s.time + 1, Some(s.moment_1), Some(s.moment_2), s.max_moment_2),

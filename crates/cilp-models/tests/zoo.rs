@@ -53,10 +53,8 @@ fn parameter_counts_match_reference() {
         ("cilp-clip", 1_853_951),
         ("rgb-to-lidar", 927_650 + 2_304_700 + 320_201),
     ];
-    let start = std::time::Instant::now();
+    // That counting builds nothing and draws nothing from the RNG is checked in init_order.rs.
     let catalog = catalog();
-    let elapsed = start.elapsed();
-    assert!(elapsed.as_secs_f64() < 1.0, "catalog() took {elapsed:?}");
     for (name, count) in expected {
         let info = catalog
             .iter()

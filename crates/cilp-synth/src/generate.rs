@@ -262,11 +262,76 @@ fn prepare_out(out: &Path, opts: &GenerateOptions) -> Result<()> {
 /// `out/{class}/{azimuth.npy, zenith.npy, rgb/NNNN.png, lidar/NNNN.npy}` plus `out/manifest.json`
 /// (generator version, seed and options; readers ignore it). Runs in parallel with rayon; the
 /// bytes depend only on the options, never on the thread count.
+///
+/// A new dataset (`out` missing or an empty directory) appears whole or not at all: it is written
+/// into a hidden sibling `.{name}.partial` and renamed to `out` at the end, so an interrupted run
+/// never leaves a half-written dataset that a later `cilp run` would take for a finished one (a
+/// stale `.partial` folder from such a run is replaced). Overwriting an existing dataset writes in
+/// place.
 pub fn generate(out: &Path, opts: &GenerateOptions) -> Result<GenerateReport> {
     opts.validate()?;
     let start = Instant::now();
-    prepare_out(out, opts)?;
+    let (files, bytes, threads) = match staging_dir(out)? {
+        Some(staging) => {
+            if staging.exists() {
+                std::fs::remove_dir_all(&staging).map_err(io(&staging, "cannot remove an interrupted run's folder"))?;
+            }
+            std::fs::create_dir_all(&staging).map_err(io(&staging, "cannot create directory"))?;
+            let written = prepare_out(&staging, opts).and_then(|()| write_dataset(&staging, opts));
+            let written = written.and_then(|w| {
+                if out.exists() {
+                    std::fs::remove_dir(out).map_err(io(out, "cannot replace the empty output directory"))?;
+                }
+                std::fs::rename(&staging, out).map_err(io(out, "cannot move the finished dataset into place"))?;
+                Ok(w)
+            });
+            if written.is_err() {
+                let _ = std::fs::remove_dir_all(&staging);
+            }
+            written?
+        }
+        None => {
+            prepare_out(out, opts)?;
+            write_dataset(out, opts)?
+        }
+    };
+    Ok(GenerateReport {
+        out: out.to_path_buf(),
+        classes: opts.classes.clone(),
+        per_class: opts.per_class,
+        samples: opts.classes.len() * opts.per_class,
+        files,
+        bytes,
+        threads,
+        elapsed_s: start.elapsed().as_secs_f64(),
+    })
+}
 
+/// Where a new dataset is written before it is renamed to `out`: `Some(.{name}.partial)` next to
+/// `out` when `out` is missing or an empty directory, `None` when `out` holds files (written in
+/// place, see [`prepare_out`]) or has no final name component.
+fn staging_dir(out: &Path) -> Result<Option<PathBuf>> {
+    if out.exists() {
+        if !out.is_dir() {
+            return Err(SynthError::NotADirectory { path: out.to_path_buf() });
+        }
+        let mut entries = std::fs::read_dir(out).map_err(io(out, "cannot list directory"))?;
+        if entries.next().is_some() {
+            return Ok(None);
+        }
+    }
+    let Some(name) = out.file_name() else { return Ok(None) };
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).map_err(io(&parent, "cannot create directory"))?;
+    Ok(Some(parent.join(format!(".{}.partial", name.to_string_lossy()))))
+}
+
+/// Writes the angle arrays, every sample and the manifest under `out` (already prepared);
+/// returns (files, bytes, threads).
+fn write_dataset(out: &Path, opts: &GenerateOptions) -> Result<(usize, u64, usize)> {
     let ang = angles();
     let mut files = 0usize;
     let mut bytes = 0u64;
@@ -318,15 +383,5 @@ pub fn generate(out: &Path, opts: &GenerateOptions) -> Result<GenerateReport> {
     write_file(&out.join("manifest.json"), &json)?;
     files += 1;
     bytes += json.len() as u64;
-
-    Ok(GenerateReport {
-        out: out.to_path_buf(),
-        classes: opts.classes.clone(),
-        per_class: opts.per_class,
-        samples: jobs.len(),
-        files,
-        bytes,
-        threads,
-        elapsed_s: start.elapsed().as_secs_f64(),
-    })
+    Ok((files, bytes, threads))
 }

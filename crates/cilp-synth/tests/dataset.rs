@@ -100,6 +100,33 @@ fn refuses_non_empty_directory_unless_overwrite() {
     generate(&empty, &small(1, 1)).unwrap();
 }
 
+/// A new dataset is written beside its destination and renamed into place, so an interrupted run
+/// leaves only a hidden `.NAME.partial` folder, which the next run replaces.
+#[test]
+fn a_new_dataset_appears_whole_and_replaces_an_interrupted_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("nested/data");
+    // What an interrupted run leaves: a half-written staging folder with a stray sample.
+    let partial = tmp.path().join("nested/.data.partial");
+    std::fs::create_dir_all(partial.join("cubes/rgb")).unwrap();
+    std::fs::write(partial.join("cubes/rgb/0007.png"), b"truncated").unwrap();
+    let report = generate(&out, &small(3, 1)).unwrap();
+    assert_eq!(report.out, out);
+    assert_eq!(report.samples, 6);
+    assert!(!partial.exists(), "the staging folder is renamed away");
+    let files = tree(&out);
+    assert_eq!(files.len(), report.files);
+    assert_eq!(files.iter().map(|(_, b)| b.len() as u64).sum::<u64>(), report.bytes);
+    assert!(files.iter().all(|(n, _)| !n.contains("0007")), "nothing of the interrupted run survives");
+    let names: Vec<_> = std::fs::read_dir(tmp.path().join("nested")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, ["data"], "only the finished dataset is left");
+    // The same bytes as a dataset written straight into an existing empty folder.
+    let other = tmp.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    generate(&other, &small(3, 1)).unwrap();
+    assert_eq!(tree(&other), files);
+}
+
 #[test]
 fn name_width_grows_past_10000() {
     assert_eq!(name_width(9999), 4);

@@ -551,6 +551,47 @@ pub fn scalars_for_row(row: &EpochMetrics) -> Vec<(String, f64)> {
     out
 }
 
+/// Copies the run directory `src` to `dst` (replacing `dst` if it exists), e.g. to reuse a
+/// finished run in another study. Checkpoint files are hard-linked when the file system allows
+/// (they are never modified in place: new ones are written beside and renamed), everything else
+/// is copied. The copy is assembled in a hidden sibling and renamed, so `dst` is never a partial
+/// run.
+pub fn copy_run(src: &Path, dst: &Path) -> Result<()> {
+    let name = dst.file_name().ok_or_else(|| Error::InvalidRunName {
+        name: dst.display().to_string(),
+        reason: "the destination of a run copy needs a final folder name",
+    })?;
+    let parent = dst.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).ctx("create", parent)?;
+    let staging = parent.join(format!(".{}.copying", name.to_string_lossy()));
+    if staging.exists() {
+        fs::remove_dir_all(&staging).ctx("remove", &staging)?;
+    }
+    let copied = copy_tree(src, &staging, false);
+    if copied.is_err() {
+        let _ = fs::remove_dir_all(&staging);
+        return copied;
+    }
+    if dst.exists() {
+        fs::remove_dir_all(dst).ctx("remove", dst)?;
+    }
+    fs::rename(&staging, dst).ctx("rename", dst)
+}
+
+fn copy_tree(src: &Path, dst: &Path, link: bool) -> Result<()> {
+    fs::create_dir(dst).ctx("create", dst)?;
+    for entry in fs::read_dir(src).ctx("list", src)? {
+        let from = entry.ctx("list", src)?.path();
+        let to = dst.join(from.file_name().expect("read_dir entries have names"));
+        if from.is_dir() {
+            copy_tree(&from, &to, link || from.file_name().is_some_and(|n| n == CHECKPOINTS_DIR))?;
+        } else if !(link && fs::hard_link(&from, &to).is_ok()) {
+            fs::copy(&from, &to).ctx("copy", &from)?;
+        }
+    }
+    Ok(())
+}
+
 /// Read `<run_dir>/config.toml` into `T`.
 pub fn read_config<T: DeserializeOwned>(run_dir: &Path) -> Result<T> {
     let p = run_dir.join(CONFIG_TOML);
@@ -578,6 +619,31 @@ pub fn read_summary(run_dir: &Path) -> Result<RunSummary> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copy_run_copies_files_links_checkpoints_and_replaces_the_destination() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("a/run");
+        fs::create_dir_all(src.join("checkpoints")).unwrap();
+        fs::write(src.join("config.toml"), "model = \"x\"\n").unwrap();
+        fs::write(src.join("checkpoints/best.bpk"), b"weights").unwrap();
+        let dst = tmp.path().join("b/run");
+        fs::create_dir_all(dst.join("old")).unwrap();
+        fs::write(dst.join("stale.txt"), "stale").unwrap();
+        copy_run(&src, &dst).unwrap();
+        assert_eq!(fs::read_to_string(dst.join("config.toml")).unwrap(), "model = \"x\"\n");
+        assert_eq!(fs::read(dst.join("checkpoints/best.bpk")).unwrap(), b"weights");
+        assert!(!dst.join("stale.txt").exists() && !dst.join("old").exists(), "the old destination is replaced");
+        assert!(!tmp.path().join("b/.run.copying").exists(), "no staging folder is left");
+        use std::os::unix::fs::MetadataExt;
+        let ino = |p: &Path| fs::metadata(p).unwrap().ino();
+        assert_eq!(ino(&src.join("checkpoints/best.bpk")), ino(&dst.join("checkpoints/best.bpk")), "checkpoints are linked");
+        assert_ne!(ino(&src.join("config.toml")), ino(&dst.join("config.toml")), "other files are copied");
+        // A missing source fails with its path and leaves the destination alone.
+        let err = copy_run(&tmp.path().join("missing"), &dst).unwrap_err().to_string();
+        assert!(err.contains("missing"), "{err}");
+        assert!(dst.join("config.toml").is_file());
+    }
 
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
     struct Cfg {

@@ -15,7 +15,7 @@ pub struct StudyFlags {
     pub data: PathBuf,
     /// quick: 500 pairs per class, 3 epochs, batch 16, Adam 1e-3, seeds 51,52,53 (about 5 min on 2
     /// cores; the models learn to 90%+); full: all pairs, 10 epochs, batch 32, Adam 1e-4, seeds
-    /// 51,52,53 (the original scale; days on a CPU).
+    /// 51,52,53 (the original scale; hours on 2 cores: see the README).
     #[arg(long, default_value = "quick", value_parser = ["quick", "full"])]
     pub preset: String,
     /// Seeds (comma-separated; default: the preset's, 51,52,53); each model is trained once per
@@ -134,9 +134,16 @@ pub struct AblationArgs {
     #[arg(long)]
     pub model: Option<String>,
     /// A fusion study folder (or its summary.json) to take the best model from. Default: a
-    /// `fusion` folder next to --out, if it holds a fusion summary.
+    /// `fusion` folder next to --out, if it holds a fusion summary. Its completed runs of the
+    /// ablated model with the same settings are reused as the MaxPool2d baseline instead of
+    /// being trained again.
     #[arg(long)]
     pub fusion: Option<PathBuf>,
+}
+
+/// The default fusion study of an ablation: a `fusion` folder next to its `--out`.
+fn fusion_sibling(out: &Path) -> PathBuf {
+    out.parent().map(|p| p.join("fusion")).unwrap_or_else(|| PathBuf::from("fusion"))
 }
 
 fn pick_model(a: &AblationArgs) -> Result<String> {
@@ -148,7 +155,7 @@ fn pick_model(a: &AblationArgs) -> Result<String> {
         eprintln!("ablating {m}, the best model of the fusion study in {}", f.display());
         return Ok(m);
     }
-    let sibling = a.out.parent().map(|p| p.join("fusion")).unwrap_or_else(|| PathBuf::from("fusion"));
+    let sibling = fusion_sibling(&a.out);
     if let Ok(m) = studies::best_fusion_model(&sibling) {
         eprintln!("ablating {m}, the best model of the fusion study in {}", sibling.display());
         return Ok(m);
@@ -164,7 +171,16 @@ pub fn ablation(a: AblationArgs) -> Result<()> {
         bail!("{model} has no strided variants in the zoo; pick one of: {}", studies::FUSION_MODELS.join(", "));
     }
     let settings = a.study.settings()?;
-    let s = studies::ablation(&settings, &model, &a.study.options(&a.out))
+    let mut opts = a.study.options(&a.out);
+    // The MaxPool2d baseline is the fusion study's run of the same model: reused when its config
+    // is the same (see `StudyOptions::reuse_from`), trained otherwise.
+    let fusion = match &a.fusion {
+        Some(f) if f.is_file() => f.parent().map(Path::to_path_buf),
+        Some(f) => Some(f.clone()),
+        None => Some(fusion_sibling(&a.out)),
+    };
+    opts.reuse_from = fusion.filter(|f| f.is_dir());
+    let s = studies::ablation(&settings, &model, &opts)
         .with_context(|| format!("ablation study in {}", a.out.display()))?;
     print_done(&s, &a.out, t);
     Ok(())

@@ -71,6 +71,22 @@ fn fusion_then_ablation_then_runs_and_report() {
     // 2 strided styles x 6 metrics.
     assert_eq!(summary["rows"].as_array().unwrap().len(), 12);
     assert!(ablation.join(format!("{best}-strided-conv-s52")).join("summary.json").is_file());
+    // The MaxPool2d baseline is the fusion study's run, reused rather than trained again: a
+    // retrained run would record other epoch times.
+    for seed in [51, 52] {
+        let run = format!("{best}-s{seed}");
+        let metrics = |dir: &std::path::Path| std::fs::read(dir.join(&run).join("metrics.jsonl")).unwrap();
+        assert_eq!(metrics(&ablation), metrics(&fusion), "{run} was trained again instead of reused");
+    }
+    let baseline = summary["models"].as_array().unwrap().iter().find(|m| m["model"] == best.as_str()).unwrap().clone();
+    let fusion_summary = read_json(&fusion.join("summary.json"));
+    let fused = fusion_summary["models"].as_array().unwrap().iter().find(|m| m["model"] == best.as_str()).unwrap().clone();
+    assert_eq!(baseline["metrics"]["best_val_loss"], fused["metrics"]["best_val_loss"]);
+    // Other settings (2 epochs) give another config: the baseline is trained, not reused.
+    let other = tmp.path().join("ablation-2ep");
+    ok(&["ablation", "--data", s(&data), "--out", s(&other), "--quiet", "--fusion", s(&fusion), "--seeds", "51", "--epochs", "2", "--limit-per-class", "12", "--batch-size", "8"]);
+    let trained = std::fs::read_to_string(other.join(format!("{best}-s51/metrics.jsonl"))).unwrap();
+    assert_eq!(trained.lines().count(), 4, "2 epochs x (train, val) rows: {trained}");
 
     // The runs listing sees the study folders as groups of runs, not as broken runs.
     let list = ok(&["runs", "list", s(&runs)]);

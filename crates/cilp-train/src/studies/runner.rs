@@ -127,12 +127,25 @@ pub struct StudyOptions {
     pub progress: bool,
     /// No per-epoch lines on stderr.
     pub quiet: bool,
+    /// Another study folder (the ablation's fusion study) whose *completed* runs with exactly
+    /// the config this study would train (same model, seed, data, split and settings) are
+    /// copied in instead of trained again: training is deterministic on the CPU, so the result
+    /// would be the same, and the ablation's MaxPool2d baseline is the fusion study's run.
+    /// A run this study already holds is kept (`--resume`) or replaced (`--force`).
+    pub reuse_from: Option<PathBuf>,
 }
 
 impl StudyOptions {
     pub fn new(out: impl Into<PathBuf>) -> Self {
-        StudyOptions { out: out.into(), mode: StudyMode::New, progress: true, quiet: false }
+        StudyOptions { out: out.into(), mode: StudyMode::New, progress: true, quiet: false, reuse_from: None }
     }
+}
+
+/// Whether `dir` holds a completed run whose saved config equals `cfg`.
+fn reusable(dir: &Path, cfg: &TrainConfig) -> bool {
+    cilp_track::run::holds_run(dir)
+        && cilp_track::run::read_summary(dir).is_ok_and(|s| s.status == cilp_track::run::RunStatus::Completed)
+        && cilp_track::run::read_config::<TrainConfig>(dir).is_ok_and(|c| &c == cfg)
 }
 
 /// Run directory name of one model and seed inside the study folder.
@@ -376,7 +389,7 @@ pub fn run_models(settings: &StudySettings, models: &[String], opts: &StudyOptio
             let name = run_name(m, seed);
             let mut cfg = settings.train_config(m, seed);
             cfg.data = data_cfg.clone();
-            let mode = match opts.mode {
+            let mut mode = match opts.mode {
                 StudyMode::New => CreateMode::New,
                 StudyMode::Force => CreateMode::Force,
                 StudyMode::Resume if opts.out.join(&name).join("config.toml").is_file() => CreateMode::Resume,
@@ -384,6 +397,15 @@ pub fn run_models(settings: &StudySettings, models: &[String], opts: &StudyOptio
             };
             if !opts.quiet {
                 eprintln!("[{k}/{total}] {name} ({:.0}s elapsed)", start.elapsed().as_secs_f64());
+            }
+            if let Some(src) = opts.reuse_from.as_ref().map(|d| d.join(&name)) {
+                if mode != CreateMode::Resume && src != opts.out.join(&name) && reusable(&src, &cfg) {
+                    cilp_track::run::copy_run(&src, &opts.out.join(&name))?;
+                    if !opts.quiet {
+                        eprintln!("{name}: reusing the completed run with the same config in {}", src.display());
+                    }
+                    mode = CreateMode::Resume;
+                }
             }
             let ropts = RunOptions {
                 runs_dir: opts.out.clone(),
