@@ -72,33 +72,14 @@ fn print_summary(v: &serde_json::Value) {
     print_load_report(&v["report"]);
 }
 
-/// The load report in words: only what was not paired or was skipped, with examples (`--json`
-/// has all of it).
+/// The load report in words: the library's warnings (unpaired, ignored and skipped files and
+/// folders, with examples; `--json` has all of it), or one line saying there were none.
 fn print_load_report(r: &serde_json::Value) {
-    let mut clean = true;
-    for c in r["classes"].as_array().into_iter().flatten() {
-        let mut parts = Vec::new();
-        for (key, what) in [("rgb_without_lidar", "RGB without LiDAR"), ("lidar_without_rgb", "LiDAR without RGB"), ("ignored_files", "ignored")] {
-            let n = c[key]["count"].as_u64().unwrap_or(0);
-            if n > 0 {
-                let ex: Vec<&str> = c[key]["examples"].as_array().into_iter().flatten().filter_map(|e| e.as_str()).take(3).collect();
-                parts.push(format!("{n} {what} (e.g. {})", ex.join(", ")));
-            }
-        }
-        let nested: Vec<&str> = c["nested_dirs"].as_array().into_iter().flatten().filter_map(|d| d.as_str()).collect();
-        if !nested.is_empty() {
-            parts.push(format!("nested folders skipped: {}", nested.join(", ")));
-        }
-        if !parts.is_empty() {
-            clean = false;
-            println!("  {}: {}", c["name"].as_str().unwrap_or("?"), parts.join("; "));
-        }
+    let warnings: Vec<&str> = r["warnings"].as_array().into_iter().flatten().filter_map(|w| w.as_str()).collect();
+    for w in &warnings {
+        println!("warning: {w}");
     }
-    for w in r["warnings"].as_array().into_iter().flatten() {
-        clean = false;
-        println!("warning: {}", w.as_str().unwrap_or_default());
-    }
-    if clean {
+    if warnings.is_empty() {
         println!("every file paired, nothing skipped (--json: the full load report)");
     } else {
         println!("(--json: the full load report)");

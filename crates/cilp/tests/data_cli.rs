@@ -37,7 +37,8 @@ fn unpaired_files_are_reported_not_dropped_silently() {
     assert!(report.contains("0002"), "unpaired stem must be named in the report: {report}");
     // The text output says it in words, naming the file.
     let text = ok(&["info", "--data", s(&d)]);
-    assert!(text.contains("spheres: 1 LiDAR without RGB (e.g. 0002)"), "{text}");
+    assert!(text.contains("warning: spheres: 1 LiDAR file(s) have no RGB partner and were skipped (e.g. 0002)"), "{text}");
+    assert_eq!(text.matches("0002").count(), 1, "each problem is told once: {text}");
     let clean = ok(&["info", "--data", s(&generate(dir.path(), "clean", 3, 1))]);
     assert!(clean.contains("every file paired, nothing skipped"), "{clean}");
 }

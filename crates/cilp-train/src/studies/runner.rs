@@ -143,8 +143,7 @@ impl StudyOptions {
 
 /// Whether `dir` holds a completed run whose saved config equals `cfg`.
 fn reusable(dir: &Path, cfg: &TrainConfig) -> bool {
-    cilp_track::run::holds_run(dir)
-        && cilp_track::run::read_summary(dir).is_ok_and(|s| s.status == cilp_track::run::RunStatus::Completed)
+    cilp_track::run::read_summary(dir).is_ok_and(|s| s.status == cilp_track::run::RunStatus::Completed)
         && cilp_track::run::read_config::<TrainConfig>(dir).is_ok_and(|c| &c == cfg)
 }
 
