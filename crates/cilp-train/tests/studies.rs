@@ -56,6 +56,10 @@ fn fusion_tables_and_verdicts() {
     assert_eq!(verdict("intermediate-add", "val_accuracy"), Verdict::Larger);
     assert_eq!(verdict("intermediate-concat", "best_val_loss"), Verdict::Within);
     assert_eq!(verdict("intermediate-concat", "val_accuracy"), Verdict::Within);
+    // Run time is summed over runs (10 + 11 + 12 s per model), separate from this invocation's
+    // wall time (42 s here), which shrinks when runs are reused.
+    assert_eq!(s.run_seconds, 99.0);
+    assert!(s.notes[0].contains("99 s inside the runs") && s.notes[0].contains("this invocation 42 s"), "{}", s.notes[0]);
     let add = s.comparisons.iter().find(|c| c.other == "intermediate-add").unwrap();
     assert!((add.comparison.difference - 0.39).abs() < 1e-12);
     // Rows: model, params, loss mean ± sd, ...
@@ -103,6 +107,34 @@ fn accuracy_is_taken_at_the_best_loss_epoch_when_known() {
     let csv = std::fs::read_to_string(tmp.path().join("fusion/runs.csv")).unwrap();
     assert!(csv.starts_with("model,seed,run,parameters,best_val_loss,best_epoch_val_accuracy,final_val_accuracy,"), "{csv}");
     assert!(csv.lines().nth(1).unwrap().contains(",0.9,0.5,"), "{csv}");
+}
+
+#[test]
+fn a_one_sample_accuracy_gap_between_zero_spread_models_is_within_seed_spread() {
+    // 80 validation samples: every seed of intermediate-add scores 100%, every seed of
+    // late-fusion misses the same one sample (98.75%). Both stds are 0, but accuracy cannot
+    // move by less than one sample, so the one-sample gap is not "larger"; five samples are.
+    let tmp = tempfile::tempdir().unwrap();
+    let st = study(vec![
+        model("intermediate-add", 6_615_952, &[0.10, 0.11, 0.12], &[1.0, 1.0, 1.0]),
+        model("late-fusion", 13_147_202, &[0.11, 0.12, 0.13], &[0.9875, 0.9875, 0.9875]),
+        model("early-fusion", 6_560_000, &[0.12, 0.11, 0.13], &[0.9375, 0.9375, 0.9375]),
+    ]);
+    let s = write_fusion(&tmp.path().join("fusion"), &st).unwrap();
+    assert_eq!(s.baseline, "intermediate-add");
+    let acc = |other: &str| {
+        s.comparisons.iter().find(|c| c.other == other && serde_json::to_value(c.metric).unwrap() == "val_accuracy").unwrap().clone()
+    };
+    let late = acc("late-fusion");
+    assert_eq!(late.comparison.verdict, Verdict::Within);
+    assert!((late.comparison.resolution - 1.0 / 80.0).abs() < 1e-15);
+    assert!(late.comparison.welch.unwrap().t.is_finite());
+    assert_eq!(acc("early-fusion").comparison.verdict, Verdict::Larger);
+    assert_eq!(s.rows[1][10], "within seed spread");
+    assert_eq!(s.rows[2][10], "larger than seed spread");
+    assert!(s.rule.contains("1/80"), "{}", s.rule);
+    // Loss, time and memory are continuous: no floor.
+    assert!(s.comparisons.iter().filter(|c| serde_json::to_value(c.metric).unwrap() != "val_accuracy").all(|c| c.comparison.resolution == 0.0));
 }
 
 #[test]

@@ -61,7 +61,8 @@ pub struct ComparisonRow {
 }
 
 impl ComparisonRow {
-    fn new(metric: Metric, a: &ModelRuns, b: &ModelRuns) -> ComparisonRow {
+    /// `n_val`: validation samples, which set the accuracy's resolution.
+    fn new(metric: Metric, a: &ModelRuns, b: &ModelRuns, n_val: usize) -> ComparisonRow {
         let (va, vb) = (a.values(metric), b.values(metric));
         ComparisonRow {
             metric,
@@ -69,7 +70,7 @@ impl ComparisonRow {
             other: b.model.clone(),
             baseline_mean: stats::mean(&va),
             other_mean: stats::mean(&vb),
-            comparison: stats::compare(&va, &vb),
+            comparison: stats::compare_resolved(&va, &vb, metric.resolution(n_val)),
         }
     }
 }
@@ -91,7 +92,11 @@ pub struct StudySummary {
     pub baseline: String,
     pub settings: StudySettings,
     pub split: crate::studies::runner::SplitInfo,
+    /// Wall time of the invocation that wrote this summary (reused runs take none of it).
     pub wall_seconds: f64,
+    /// Training plus validation seconds of all runs, summed (earlier sittings included).
+    #[serde(default)]
+    pub run_seconds: f64,
     /// The verdict rule, in words.
     pub rule: String,
     pub models: Vec<ModelSummary>,
@@ -109,11 +114,13 @@ fn summarise(m: &ModelRuns, label: String) -> ModelSummary {
     }
 }
 
-fn rule_text(n_seeds: usize) -> String {
+fn rule_text(n_seeds: usize, n_val: usize) -> String {
     format!(
         "verdict: 'larger than seed spread' when Welch's two-sided t-test gives p < {} AND |difference| > {} x pooled \
-         sample std (sqrt((sa^2 + sb^2)/2)); otherwise 'within seed spread'. With {n_seeds} seed(s) per model the \
-         test has little power: 'within' means not shown to differ, not equal.",
+         sample std (sqrt((sa^2 + sb^2)/2)); otherwise 'within seed spread'. Accuracy moves in steps of one \
+         validation sample (1/{n_val}), so each model's accuracy std is taken as at least one step: seeds that \
+         all miss the same sample do not make a one-sample difference significant. With {n_seeds} seed(s) per \
+         model the test has little power: 'within' means not shown to differ, not equal.",
         stats::ALPHA,
         stats::SPREAD_FACTOR
     )
@@ -232,11 +239,19 @@ fn opt(v: Option<f64>) -> String {
     v.map(num).unwrap_or_default()
 }
 
+/// Training plus validation time of every run of the study, summed: unlike the invocation's
+/// wall time it does not shrink when runs are reused.
+fn run_seconds(st: &StudyRuns) -> f64 {
+    st.models.iter().flat_map(|m| &m.runs).map(|r| r.total_seconds).filter(|t| t.is_finite()).sum()
+}
+
 fn settings_line(st: &StudyRuns) -> String {
     let s = &st.settings;
     format!(
         "preset {}, data {} ({} pairs loaded, {}), {} train / {} validation samples (one split, seed {}), {} epoch(s), \
-         batch {}, Adam lr {}, device {}, seeds {} (vary initialisation and shuffling); wall time {:.0} s",
+         batch {}, Adam lr {}, device {}, seeds {} (vary initialisation and shuffling); {:.0} s inside the runs \
+         (training + validation, summed over runs, earlier sittings included), wall time of this invocation {:.0} s \
+         (runs kept by --resume or copied from another study cost it nothing)",
         s.preset,
         s.data.dir.display(),
         st.split.train + st.split.val,
@@ -249,6 +264,7 @@ fn settings_line(st: &StudyRuns) -> String {
         s.lr,
         s.device,
         s.seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(", "),
+        run_seconds(st),
         st.wall_seconds
     )
 }
@@ -385,7 +401,7 @@ pub fn fusion_summary(st: &StudyRuns) -> StudySummary {
     for (i, m) in st.models.iter().enumerate() {
         if i != best {
             for metric in FUSION_COMPARED {
-                comparisons.push(ComparisonRow::new(metric, bm, m));
+                comparisons.push(ComparisonRow::new(metric, bm, m, st.split.val));
             }
         }
     }
@@ -432,7 +448,7 @@ pub fn fusion_summary(st: &StudyRuns) -> StudySummary {
     let mut notes = vec![
         settings_line(st),
         format!("best model: {} (lowest mean best validation loss); every other model is compared with it", bm.model),
-        rule_text(n_seeds),
+        rule_text(n_seeds, st.split.val),
     ];
     for metric in [Metric::BestValLoss, Metric::ValAccuracy] {
         let larger: Vec<&str> = comparisons
@@ -469,7 +485,8 @@ pub fn fusion_summary(st: &StudyRuns) -> StudySummary {
         settings: st.settings.clone(),
         split: st.split,
         wall_seconds: st.wall_seconds,
-        rule: rule_text(n_seeds),
+        run_seconds: run_seconds(st),
+        rule: rule_text(n_seeds, st.split.val),
         models: summaries,
         comparisons,
     }
@@ -612,7 +629,7 @@ pub fn ablation_summary(st: &StudyRuns) -> StudySummary {
     for (j, m) in st.models.iter().enumerate().skip(1) {
         let style = STRIDED_STYLES.get(j - 1).map(|s| s.1).unwrap_or("");
         for metric in Metric::ALL {
-            let c = ComparisonRow::new(metric, base, m);
+            let c = ComparisonRow::new(metric, base, m, st.split.val);
             rows.push(vec![
                 format!("{} ({style})", m.model),
                 metric.label().to_owned(),
@@ -626,7 +643,7 @@ pub fn ablation_summary(st: &StudyRuns) -> StudySummary {
         }
     }
     let n_seeds = st.settings.seeds.len();
-    let mut notes = vec![settings_line(st), format!("MaxPool2d model: {}; difference = strided - MaxPool2d", base.model), rule_text(n_seeds)];
+    let mut notes = vec![settings_line(st), format!("MaxPool2d model: {}; difference = strided - MaxPool2d", base.model), rule_text(n_seeds, st.split.val)];
     for (j, m) in st.models.iter().enumerate().skip(1) {
         let larger: Vec<&str> = comparisons
             .iter()
@@ -659,7 +676,8 @@ pub fn ablation_summary(st: &StudyRuns) -> StudySummary {
         settings: st.settings.clone(),
         split: st.split,
         wall_seconds: st.wall_seconds,
-        rule: rule_text(n_seeds),
+        run_seconds: run_seconds(st),
+        rule: rule_text(n_seeds, st.split.val),
         models: summaries,
         comparisons,
     }

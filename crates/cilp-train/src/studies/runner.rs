@@ -235,6 +235,16 @@ impl Metric {
         }
     }
 
+    /// Smallest step the metric can move by with `n_val` validation samples: one sample for
+    /// accuracy, 0 (continuous) for the rest. The verdict floors each model's seed spread at it
+    /// (see [`crate::studies::stats`]).
+    pub fn resolution(self, n_val: usize) -> f64 {
+        match self {
+            Metric::ValAccuracy if n_val > 0 => 1.0 / n_val as f64,
+            _ => 0.0,
+        }
+    }
+
     /// Label in tables.
     pub fn label(self) -> &'static str {
         match self {

@@ -14,11 +14,17 @@
 //!   unlikely under "no difference" and large against the spread between seeds;
 //!   otherwise **"within seed spread"**. With fewer than two seeds on either side there is no
 //!   spread to compare against: **"n/a (one seed)"**.
+//! * **Resolution.** A metric that moves in steps (validation accuracy moves by one sample,
+//!   `1 / n_val`) cannot show a spread smaller than its step: three seeds that each miss the same
+//!   one sample have a sample std of 0, yet that says nothing about how far apart two models are.
+//!   So each side's std is taken as at least the metric's resolution, in the t-test and in the
+//!   pooled spread ([`compare_resolved`]). Without the floor a one-sample accuracy difference
+//!   between two zero-spread models gave t = inf and "larger". Continuous metrics use 0.
 //!
 //! With 3 seeds per model the test has little power (Welch df is at most 4, the two-sided 5%
 //! critical t is 2.78 or more): "within seed spread" means "not shown to differ with these seeds",
-//! not "equal". A difference between values that do not vary at all across seeds (parameter
-//! counts) is "larger" as soon as it is non-zero.
+//! not "equal". A difference between values that do not vary at all across seeds and have no
+//! resolution floor (parameter counts) is "larger" as soon as it is non-zero.
 
 use serde::{Deserialize, Serialize};
 
@@ -182,8 +188,14 @@ pub struct Welch {
 
 /// Welch's t-test; `None` with fewer than two values on either side.
 pub fn welch(a: &[f64], b: &[f64]) -> Option<Welch> {
+    welch_floored(a, b, 0.0)
+}
+
+/// Welch's t-test with each side's sample std taken as at least `min_std` (see the module docs).
+pub fn welch_floored(a: &[f64], b: &[f64], min_std: f64) -> Option<Welch> {
     let (na, nb) = (a.len() as f64, b.len() as f64);
-    let (va, vb) = (sample_std(a)?.powi(2), sample_std(b)?.powi(2));
+    let floor = |s: f64| s.max(min_std.max(0.0));
+    let (va, vb) = (floor(sample_std(a)?).powi(2), floor(sample_std(b)?).powi(2));
     let d = mean(b) - mean(a);
     let (qa, qb) = (va / na, vb / nb);
     let se2 = qa + qb;
@@ -223,19 +235,36 @@ impl Verdict {
 pub struct Comparison {
     /// mean(b) - mean(a).
     pub difference: f64,
-    /// sqrt((sa^2 + sb^2) / 2); `None` with fewer than two seeds on a side.
+    /// sqrt((sa^2 + sb^2) / 2), each std at least `resolution`; `None` with fewer than two
+    /// seeds on a side.
     pub pooled_std: Option<f64>,
     /// |difference| / pooled_std (infinite when the pooled std is 0 and the means differ).
     pub effect_size: Option<f64>,
     pub welch: Option<Welch>,
     pub verdict: Verdict,
+    /// Smallest step the metric can show (1 / n_val for accuracy, 0 for continuous metrics); the
+    /// floor of each side's std. 0 in summaries written before it existed.
+    #[serde(default)]
+    pub resolution: f64,
 }
 
-/// Compares per-seed values `b` against the baseline `a` with the rule in the module docs.
+/// Compares per-seed values `b` against the baseline `a` with the rule in the module docs, for
+/// a continuous metric (no resolution floor).
 pub fn compare(a: &[f64], b: &[f64]) -> Comparison {
+    compare_resolved(a, b, 0.0)
+}
+
+/// [`compare`] for a metric that moves in steps of `resolution`: each side's std is taken as at
+/// least `resolution`, so a difference of a step or two between seeds that never vary is not
+/// called larger than the seed spread.
+pub fn compare_resolved(a: &[f64], b: &[f64], resolution: f64) -> Comparison {
+    let resolution = if resolution.is_finite() && resolution > 0.0 { resolution } else { 0.0 };
     let difference = mean(b) - mean(a);
     let pooled_std = match (sample_std(a), sample_std(b)) {
-        (Some(sa), Some(sb)) => Some(((sa * sa + sb * sb) / 2.0).sqrt()),
+        (Some(sa), Some(sb)) => {
+            let (sa, sb) = (sa.max(resolution), sb.max(resolution));
+            Some(((sa * sa + sb * sb) / 2.0).sqrt())
+        }
         _ => None,
     };
     let effect_size = pooled_std.map(|sp| {
@@ -247,13 +276,13 @@ pub fn compare(a: &[f64], b: &[f64]) -> Comparison {
             f64::INFINITY
         }
     });
-    let welch = welch(a, b);
+    let welch = welch_floored(a, b, resolution);
     let verdict = match (welch, effect_size) {
         (Some(w), Some(e)) if w.p < ALPHA && e > SPREAD_FACTOR => Verdict::Larger,
         (Some(_), Some(_)) => Verdict::Within,
         _ => Verdict::NotEnoughSeeds,
     };
-    Comparison { difference, pooled_std, effect_size, welch, verdict }
+    Comparison { difference, pooled_std, effect_size, welch, verdict, resolution }
 }
 
 #[cfg(test)]
@@ -344,5 +373,42 @@ mod tests {
         assert_eq!(compare(&[7.0, 7.0], &[7.0, 7.0]).verdict, Verdict::Within);
         assert_eq!(compare(&[7.0], &[9.0]).verdict, Verdict::NotEnoughSeeds);
         assert_eq!(Verdict::Larger.as_str(), "larger than seed spread");
+    }
+
+    #[test]
+    fn resolution_floor_for_stepped_metrics() {
+        // 4,000 validation samples: every seed of `b` misses the same one sample, `a` none.
+        let step = 1.0 / 4000.0;
+        let a = [1.0, 1.0, 1.0];
+        let one_miss = [1.0 - step; 3];
+        // Without the floor: zero spread on both sides, t = inf, "larger".
+        let raw = compare(&a, &one_miss);
+        assert_eq!(raw.verdict, Verdict::Larger);
+        assert!(raw.welch.unwrap().t.is_infinite());
+        // With it: sd taken as one step each side, t = -step / sqrt(2 step^2 / 3) = -1.2247,
+        // df = 4, p = 0.288, effect 1: within.
+        let c = compare_resolved(&a, &one_miss, step);
+        assert_eq!(c.verdict, Verdict::Within);
+        close(c.welch.unwrap().t, -(1.5f64).sqrt(), 1e-9);
+        close(c.welch.unwrap().df, 4.0, 1e-9);
+        close(c.pooled_std.unwrap(), step, 1e-15);
+        close(c.effect_size.unwrap(), 1.0, 1e-9);
+        assert_eq!(c.resolution, step);
+        // Four samples missed by every seed is a real, consistent difference: t = -4.90, p = 0.008.
+        let c = compare_resolved(&a, &[1.0 - 4.0 * step; 3], step);
+        assert_eq!(c.verdict, Verdict::Larger);
+        assert!(c.welch.unwrap().p < 0.01);
+        // A spread larger than the step is used as it is.
+        let wide = [0.990, 0.995, 1.0];
+        let sb = sample_std(&wide).unwrap();
+        assert!(sb > step);
+        close(compare_resolved(&a, &wide, step).pooled_std.unwrap(), ((step * step + sb * sb) / 2.0).sqrt(), 1e-15);
+        // Two steps: t = 2.45, p = 0.07, within; three: t = 3.67, p = 0.021, effect 3, larger.
+        assert_eq!(compare_resolved(&a, &[1.0 - 2.0 * step; 3], step).verdict, Verdict::Within);
+        assert_eq!(compare_resolved(&a, &[1.0 - 3.0 * step; 3], step).verdict, Verdict::Larger);
+        // Identical values stay within; a non-positive or NaN resolution means none.
+        assert_eq!(compare_resolved(&a, &a, step).verdict, Verdict::Within);
+        assert_eq!(compare_resolved(&a, &one_miss, f64::NAN).verdict, Verdict::Larger);
+        assert_eq!(compare_resolved(&a, &one_miss, -1.0).resolution, 0.0);
     }
 }
