@@ -51,6 +51,17 @@ pub fn sample_std(xs: &[f64]) -> Option<f64> {
     Some((ss / (xs.len() - 1) as f64).sqrt())
 }
 
+/// A usable std floor: `resolution` when finite and positive, otherwise 0 (no floor).
+fn std_floor(resolution: f64) -> f64 {
+    if resolution.is_finite() && resolution > 0.0 { resolution } else { 0.0 }
+}
+
+/// Sample std taken as at least the metric's `resolution` (see the module docs); `None` for
+/// fewer than two values.
+fn floored_std(xs: &[f64], resolution: f64) -> Option<f64> {
+    sample_std(xs).map(|s| s.max(std_floor(resolution)))
+}
+
 /// Mean +- sample std of one metric over seeds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricSummary {
@@ -194,8 +205,7 @@ pub fn welch(a: &[f64], b: &[f64]) -> Option<Welch> {
 /// Welch's t-test with each side's sample std taken as at least `min_std` (see the module docs).
 pub fn welch_floored(a: &[f64], b: &[f64], min_std: f64) -> Option<Welch> {
     let (na, nb) = (a.len() as f64, b.len() as f64);
-    let floor = |s: f64| s.max(min_std.max(0.0));
-    let (va, vb) = (floor(sample_std(a)?).powi(2), floor(sample_std(b)?).powi(2));
+    let (va, vb) = (floored_std(a, min_std)?.powi(2), floored_std(b, min_std)?.powi(2));
     let d = mean(b) - mean(a);
     let (qa, qb) = (va / na, vb / nb);
     let se2 = qa + qb;
@@ -258,13 +268,10 @@ pub fn compare(a: &[f64], b: &[f64]) -> Comparison {
 /// least `resolution`, so a difference of a step or two between seeds that never vary is not
 /// called larger than the seed spread.
 pub fn compare_resolved(a: &[f64], b: &[f64], resolution: f64) -> Comparison {
-    let resolution = if resolution.is_finite() && resolution > 0.0 { resolution } else { 0.0 };
+    let resolution = std_floor(resolution);
     let difference = mean(b) - mean(a);
-    let pooled_std = match (sample_std(a), sample_std(b)) {
-        (Some(sa), Some(sb)) => {
-            let (sa, sb) = (sa.max(resolution), sb.max(resolution));
-            Some(((sa * sa + sb * sb) / 2.0).sqrt())
-        }
+    let pooled_std = match (floored_std(a, resolution), floored_std(b, resolution)) {
+        (Some(sa), Some(sb)) => Some(((sa * sa + sb * sb) / 2.0).sqrt()),
         _ => None,
     };
     let effect_size = pooled_std.map(|sp| {
