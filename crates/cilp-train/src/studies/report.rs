@@ -251,7 +251,7 @@ fn settings_line(st: &StudyRuns) -> String {
         "preset {}, data {} ({} pairs loaded, {}), {} train / {} validation samples (one split, seed {}), {} epoch(s), \
          batch {}, Adam lr {}, device {}, seeds {} (vary initialisation and shuffling); {:.0} s inside the runs \
          (training + validation, summed over runs, earlier sittings included), wall time of this invocation {:.0} s \
-         (runs kept by --resume or copied from another study cost it nothing)",
+         (runs kept by --resume or copied from another study are only loaded, not trained)",
         s.preset,
         s.data.dir.display(),
         st.split.train + st.split.val,
