@@ -70,6 +70,41 @@ pub fn ratio_split(ds: &Dataset, val_fraction: f64, seed: u64) -> Split {
     ratio_split_ranges(&class_ranges(ds), val_fraction, seed)
 }
 
+/// Holds out a seeded, stratified part of `indices` (e.g. a training split): within each class,
+/// `round(fraction * n_class)` of that class's indices (at least one when `fraction > 0` and
+/// the class has two or more) go to `val`, the rest to `train`. Used to choose a model on data
+/// that is neither trained on nor graded. The result depends only on `(indices, labels,
+/// fraction, seed)`; both lists come back sorted.
+///
+/// # Panics
+/// If `fraction` is not within `[0, 1]`.
+pub fn stratified_holdout(ds: &Dataset, indices: &[usize], fraction: f64, seed: u64) -> Split {
+    holdout_by_label(indices, |i| ds.label(i), fraction, seed)
+}
+
+pub(crate) fn holdout_by_label(indices: &[usize], label: impl Fn(usize) -> usize, fraction: f64, seed: u64) -> Split {
+    assert!((0.0..=1.0).contains(&fraction), "holdout fraction must be within [0, 1], got {fraction}");
+    let mut by_class: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+    for &i in indices {
+        by_class.entry(label(i)).or_default().push(i);
+    }
+    let mut rng = chacha(seed, 0, b"cilp-holdout");
+    let mut s = Split::default();
+    for (_, mut idx) in by_class {
+        idx.sort_unstable();
+        shuffle(&mut idx, &mut rng);
+        let mut n = ((idx.len() as f64) * fraction).round() as usize;
+        if fraction > 0.0 && n == 0 && idx.len() >= 2 {
+            n = 1;
+        }
+        s.val.extend_from_slice(&idx[..n]);
+        s.train.extend_from_slice(&idx[n..]);
+    }
+    s.train.sort_unstable();
+    s.val.sort_unstable();
+    s
+}
+
 fn class_ranges(ds: &Dataset) -> Vec<Range<usize>> {
     (0..ds.classes().len()).map(|c| ds.class_range(c)).collect()
 }
@@ -158,6 +193,26 @@ mod tests {
         let g = ratio_split_ranges(std::slice::from_ref(&(0..10)), 0.3, DEFAULT_SEED);
         assert_eq!(g.val.len(), 3);
         assert_eq!(g, ratio_split_ranges(std::slice::from_ref(&(0..10)), 0.3, DEFAULT_SEED));
+    }
+
+    #[test]
+    fn holdout_is_stratified_seeded_and_a_partition_of_its_input() {
+        // Every third index of 0..300, labels 0 below 150 and 1 above.
+        let idx: Vec<usize> = (0..300).step_by(3).collect();
+        let label = |i: usize| usize::from(i >= 150);
+        let a = holdout_by_label(&idx, label, 0.1, 7);
+        assert_eq!(a, holdout_by_label(&idx, label, 0.1, 7));
+        assert_ne!(a, holdout_by_label(&idx, label, 0.1, 8));
+        let mut all: Vec<usize> = a.train.iter().chain(&a.val).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, idx);
+        // 50 per class: 5 held out of each.
+        assert_eq!(a.val.len(), 10);
+        assert_eq!(a.val.iter().filter(|&&i| label(i) == 1).count(), 5);
+        // A tiny class still gives one held-out sample; fraction 0 gives none.
+        let b = holdout_by_label(&[1, 2, 200, 201], label, 0.1, 7);
+        assert_eq!(b.val.len(), 2);
+        assert!(holdout_by_label(&idx, label, 0.0, 7).val.is_empty());
     }
 
     #[test]

@@ -15,8 +15,10 @@ pub mod engine;
 pub mod error;
 pub mod memory;
 pub mod predict;
+pub mod schedule;
 pub mod studies;
 
 pub use config::{DataConfig, SplitConfig, TrainConfig};
 pub use engine::{PreparedData, RunOptions, TrainOutcome, train};
 pub use error::{Result, TrainError};
+pub use schedule::LrSchedule;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use cilp_models::CilpLoss;
 use cilp_train::assess::{AssessConfig, FinetuneFrozen, AssessOptions, AssessPreset, run_assessment};
+use cilp_train::LrSchedule;
 use cilp_train::config::SplitConfig;
 use clap::{Args, ValueEnum};
 
@@ -27,6 +28,14 @@ pub enum FrozenArg {
     ProjectorHead,
     /// Keep the image encoder fixed; train the projector and the head.
     Encoder,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScheduleArg {
+    /// The same rate at every step.
+    Constant,
+    /// Linear warm-up over the first 10% of the steps, then cosine decay towards 0.
+    WarmupCosine,
 }
 
 #[derive(Args, Debug)]
@@ -77,6 +86,14 @@ pub struct AssessArgs {
     /// Parts of the RGB -> LiDAR chain kept fixed while fine-tuning (default: the preset's).
     #[arg(long, value_enum)]
     pub finetune_frozen: Option<FrozenArg>,
+    /// Fine-tuning learning-rate schedule, per step (default: the preset's; quick warmup-cosine,
+    /// full constant).
+    #[arg(long, value_enum)]
+    pub finetune_schedule: Option<ScheduleArg>,
+    /// Share of each class's training pairs held out of fine-tuning to choose the graded epoch
+    /// (0: grade the last epoch). Never the graded validation batches.
+    #[arg(long)]
+    pub selection_fraction: Option<f64>,
     #[arg(long)]
     pub batch_size: Option<usize>,
     #[arg(long)]
@@ -112,6 +129,15 @@ pub fn resolve(a: &AssessArgs) -> Result<AssessConfig> {
             FrozenArg::ProjectorHead => FinetuneFrozen::ProjectorHead,
             FrozenArg::Encoder => FinetuneFrozen::Encoder,
         };
+    }
+    if let Some(f) = a.finetune_schedule {
+        c.finetune.schedule = match f {
+            ScheduleArg::Constant => LrSchedule::Constant,
+            ScheduleArg::WarmupCosine => LrSchedule::WarmupCosine,
+        };
+    }
+    if let Some(f) = a.selection_fraction {
+        c.selection_fraction = f;
     }
     c.lidar_classifier = a.lidar_classifier.clone();
     c.device = a.device.clone();
@@ -164,6 +190,18 @@ pub fn assess(a: AssessArgs) -> Result<()> {
         s.classifier_batch_accuracies.iter().map(|a| format!("{:.2}%", 100.0 * a)).collect::<Vec<_>>().join(", ")
     );
     println!("retrieval (all {} validation pairs): {}", s.retrieval.samples, s.retrieval);
+    if let Some(sel) = &s.finetune_selection {
+        if sel.samples > 0 {
+            println!(
+                "graded model: fine-tuning epoch {} (best of epochs 0-{} on {} held-out training pairs: {})",
+                sel.epoch,
+                sel.accuracies.len().saturating_sub(1),
+                sel.samples,
+                sel.accuracies.iter().map(|a| format!("{:.2}%", 100.0 * a)).collect::<Vec<_>>().join(", ")
+            );
+        }
+    }
+    println!("margins: {}", s.margins_line());
     println!(
         "{} in {:.0}s; summary: {}",
         if s.all_passed { "all NVIDIA thresholds passed" } else { "NOT all NVIDIA thresholds passed" },

@@ -406,5 +406,59 @@ pub fn run(a: RunArgs) -> Result<()> {
     cilp_report::report(out, &html, &ropts)?;
     eprintln!("done in {:.0}s; runs in {}", secs(t), out.display());
     println!("report: {}", html.display());
+    let summary_path = assess_dir.join("summary.json");
+    let text = std::fs::read_to_string(&summary_path).with_context(|| format!("{}: cannot read the assessment summary", summary_path.display()))?;
+    let summary: cilp_train::assess::AssessSummary =
+        serde_json::from_str(&text).with_context(|| format!("{}: not an assessment summary", summary_path.display()))?;
+    let failed: Vec<&str> = summary.thresholds.iter().filter(|r| !r.passed).map(|r| r.metric.as_str()).collect();
+    let verdict = assessment_verdict(summary.all_passed, &failed, &summary.margins_line(), a.preset, a.allow_fail);
+    println!("{}", verdict.line);
+    if verdict.fail {
+        bail!("the assessment failed NVIDIA's thresholds (see {}); pass --allow-fail to exit 0 anyway", summary_path.display());
+    }
     Ok(())
+}
+
+/// The last line of `cilp run` and whether it exits non-zero.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub line: String,
+    pub fail: bool,
+}
+
+/// Grades the main job on its assessment: a failed threshold fails the job unless `allow_fail`
+/// or the smoke preset (whose numbers mean nothing, so it never grades).
+pub fn assessment_verdict(all_passed: bool, failed: &[&str], margins: &str, preset: RunPreset, allow_fail: bool) -> Verdict {
+    if preset == RunPreset::Smoke {
+        return Verdict { line: format!("assessment: not graded (smoke preset, its numbers mean nothing): {margins}"), fail: false };
+    }
+    if all_passed {
+        return Verdict { line: format!("assessment: PASSED all NVIDIA thresholds; margins: {margins}"), fail: false };
+    }
+    Verdict {
+        line: format!(
+            "assessment: FAILED {} ({margins}){}",
+            failed.join(", "),
+            if allow_fail { "; exit 0 because of --allow-fail" } else { "" }
+        ),
+        fail: !allow_fail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_threshold_fails_the_main_job_unless_allowed_or_smoke() {
+        let failed = ["classifier accuracy (min of 5 batches of 32)"];
+        let v = assessment_verdict(false, &failed, "m", RunPreset::Quick, false);
+        assert!(v.fail && v.line.starts_with("assessment: FAILED classifier accuracy"), "{v:?}");
+        let v = assessment_verdict(false, &failed, "m", RunPreset::Full, true);
+        assert!(!v.fail && v.line.contains("--allow-fail"), "{v:?}");
+        let v = assessment_verdict(false, &failed, "m", RunPreset::Smoke, false);
+        assert!(!v.fail && v.line.contains("not graded"), "{v:?}");
+        let v = assessment_verdict(true, &[], "CILP loss 3.0 (+0.2)", RunPreset::Quick, false);
+        assert!(!v.fail && v.line.contains("PASSED") && v.line.contains("+0.2"), "{v:?}");
+    }
 }

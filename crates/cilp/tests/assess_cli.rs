@@ -33,7 +33,9 @@ fn assess_with_pretrained_lidar_classifier_then_predict() {
     let mut args = assess_args(s(&data), s(&out));
     args.extend(["--lidar-classifier", s(&fixture), "--finetune-epochs", "1"]);
     let stdout = ok(&args);
-    assert!(stdout.contains("| metric | value | threshold | pass |"), "{stdout}");
+    assert!(stdout.contains("| metric | value | threshold | margin | pass |"), "{stdout}");
+    assert!(stdout.contains("margins: CILP loss") && stdout.contains("points)"), "{stdout}");
+    assert!(stdout.contains("graded model: fine-tuning epoch"), "{stdout}");
     assert!(stdout.contains("CILP validation loss") && stdout.contains("projector validation MSE") && stdout.contains("classifier accuracy"), "{stdout}");
 
     let summary = read_json(&out.join("summary.json"));
@@ -52,6 +54,25 @@ fn assess_with_pretrained_lidar_classifier_then_predict() {
         assert!(r["R@1"].as_f64().unwrap() <= r["R@5"].as_f64().unwrap());
         assert!(r["mean_rank"].as_f64().unwrap() >= 1.0);
     }
+    // Each threshold's margin is its distance to the threshold, positive exactly when it passes.
+    let rows = summary["thresholds"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    for r in rows {
+        let m = r["margin"].as_f64().unwrap();
+        assert_eq!(m > 0.0, r["passed"].as_bool().unwrap(), "{r}");
+    }
+    assert!((rows[0]["margin"].as_f64().unwrap() - (3.2 - summary["cilp_val_loss_nvidia"].as_f64().unwrap())).abs() < 1e-12);
+    // The graded fine-tuned model was chosen on pairs held out of the training split: 10% of
+    // each class's 20 training pairs, scored after epoch 0 (the assembled chain) and epoch 1.
+    let sel = &summary["finetune_selection"];
+    assert_eq!(sel["samples"], 4, "{sel}");
+    assert_eq!(sel["accuracies"].as_array().unwrap().len(), 2, "{sel}");
+    assert!(sel["epoch"].as_u64().unwrap() <= 1);
+    let graded = sel["epoch"].as_u64().unwrap() as usize;
+    let vacc = sel["val_accuracies"].as_array().unwrap()[graded].as_f64().unwrap();
+    assert_eq!(vacc, summary["classifier_accuracy"].as_f64().unwrap(), "the graded accuracy is the chosen epoch's");
+    let metrics = std::fs::read_to_string(out.join("rgb-to-lidar/metrics.jsonl")).unwrap();
+    assert!(metrics.contains("selection/accuracy") && metrics.contains("lr_end"), "{metrics}");
     let table = read_json(&out.join("study_table.json"));
     assert_eq!(table["rows"].as_array().unwrap().len(), 3);
     for f in ["similarity_matrix.png", "predictions.png", "assess.toml"] {

@@ -21,6 +21,9 @@ fn run_smoke_does_every_stage_and_writes_the_report() {
     let stdout = ok(&args);
     let html = runs.join("report.html");
     assert!(stdout.contains(&format!("report: {}", html.display())), "{stdout}");
+    // The last line grades the assessment; the smoke preset reports but never grades.
+    let last = stdout.lines().last().unwrap();
+    assert!(last.starts_with("assessment: not graded (smoke preset") && last.contains("min batch accuracy"), "{stdout}");
 
     // Every stage left its results.
     assert!(runs.join("explore/stats.json").is_file());
