@@ -102,8 +102,12 @@ pub struct AssessArgs {
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Replace a previous assessment in --out.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub force: bool,
+    /// Keep --out and reuse its completed CILP stage if its config is this one's (the later
+    /// stages are trained again).
+    #[arg(long)]
+    pub resume: bool,
     /// Print the resolved config and exit.
     #[arg(long)]
     pub dry_run: bool,
@@ -181,7 +185,7 @@ pub fn assess(a: AssessArgs) -> Result<()> {
         bail!("{e}");
     }
     crate::must_exist(&a.data, "dataset")?;
-    let opts = AssessOptions { out: a.out.clone(), force: a.force, quiet: a.quiet };
+    let opts = AssessOptions { out: a.out.clone(), force: a.force, resume: a.resume, quiet: a.quiet };
     let outcome = run_assessment(&cfg, &opts)?;
     let s = &outcome.summary;
     println!("{}", s.table());

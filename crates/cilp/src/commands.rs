@@ -395,8 +395,11 @@ pub fn run(a: RunArgs) -> Result<()> {
             args.extend(["--lidar-classifier", lc.as_str()]);
         }
         args.extend(assess_extra);
-        if a.force || assess_dir.exists() {
+        // An assessment cut off half-way keeps its completed CILP stage.
+        if a.force {
             args.push("--force");
+        } else if assess_dir.exists() {
+            args.push("--resume");
         }
         crate::run_subcommand(&args)?;
     }

@@ -106,6 +106,21 @@ fn assess_with_pretrained_lidar_classifier_then_predict() {
     // A second run into the same folder needs --force.
     let err = fails(&args);
     assert!(err.contains("--force"), "{err}");
+
+    // --resume reuses the completed CILP stage (same config): not retrained, same numbers.
+    let stamp = |p: &std::path::Path| std::fs::metadata(p.join("metrics.jsonl")).unwrap().modified().unwrap();
+    let before = stamp(&out.join("cilp"));
+    let mut again = args.clone();
+    again.push("--resume");
+    let o = cilp().args(&again).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("reusing the completed stage"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(stamp(&out.join("cilp")), before, "the CILP stage was trained again");
+    let resumed = read_json(&out.join("summary.json"));
+    for k in ["cilp_val_loss", "projector_val_mse", "classifier_accuracy"] {
+        assert_eq!(resumed[k], summary[k], "{k} differs after --resume");
+    }
+    assert_eq!(resumed["retrieval"], summary["retrieval"]);
 }
 
 #[test]

@@ -317,6 +317,10 @@ pub struct AssessOptions {
     pub out: PathBuf,
     /// Replace an existing assessment in `out`.
     pub force: bool,
+    /// Keep `out` and reuse its completed CILP stage when that stage's config equals this
+    /// assessment's (the other stages are trained again: their configs do not pin the weights
+    /// of the stages they are built on).
+    pub resume: bool,
     /// No per-epoch lines on stderr.
     pub quiet: bool,
 }
@@ -626,12 +630,98 @@ struct CilpOutcome {
     heatmap: visuals::Png,
 }
 
+struct CilpValidation {
+    loss: f64,
+    loss_nvidia: f64,
+    retrieval: CrossModalRetrieval,
+    heatmap: visuals::Png,
+}
+
+/// CILP's validation: embeddings of the whole validation set, the loss per validation batch
+/// (the trained variant's and NVIDIA's), retrieval and the first batch's similarity heatmap.
+fn cilp_validate(cfg: &AssessConfig, valid: &Cilp, ds: &Dataset, vb: &Batches, eval: &Device) -> Result<CilpValidation> {
+    let order = vb.order().to_vec();
+    let img = image_embeddings(valid, ds, &order, eval);
+    let lid = lidar_cilp_embeddings(valid, ds, &order, eval);
+    let d = CILP_EMBEDDING;
+    let (mut vloss, mut vloss_nv, mut vn) = (0f64, 0f64, 0usize);
+    for (b, batch) in vb.iter().enumerate() {
+        if batch.len() < 2 {
+            continue;
+        }
+        let rows: Vec<usize> = (b * cfg.batch_size..b * cfg.batch_size + batch.len()).collect();
+        let ti = gather_rows(&img, d, &rows, eval);
+        let tl = gather_rows(&lid, d, &rows, eval);
+        let l: f32 = valid.loss(ti.clone(), tl.clone()).into_scalar();
+        let lnv: f32 = cilp_models::loss::cilp_nvidia_loss(ti, tl).into_scalar();
+        vloss += l as f64 * batch.len() as f64;
+        vloss_nv += lnv as f64 * batch.len() as f64;
+        vn += batch.len();
+    }
+    // Retrieval over the whole validation set (the batches' order is a permutation of it).
+    let retrieval = retrieval_metrics(&img, &lid, d, eval);
+    let first = cfg.batch_size.min(order.len());
+    let sim = similarity_matrix(&img[..first * d], &lid[..first * d], d, eval);
+    let heatmap = similarity_heatmap(&sim, first, 8)?;
+    Ok(CilpValidation { loss: vloss / vn.max(1) as f64, loss_nvidia: vloss_nv / vn.max(1) as f64, retrieval, heatmap })
+}
+
+/// The CILP stage's run config.
+fn cilp_run_config(cfg: &AssessConfig) -> StageRunConfig {
+    let mut rc = StageRunConfig::new(cfg, cfg.cilp_model(), cfg.cilp);
+    rc.loss = Some(cfg.loss);
+    rc
+}
+
+/// With `--resume`: the completed CILP stage in `OUT/cilp` whose config equals this
+/// assessment's, loaded from its last checkpoint and validated again (bit-identical to the run
+/// that wrote it: the weights are stored exactly and validation has no randomness).
+fn reuse_cilp_stage(cfg: &AssessConfig, data: &PreparedData, opts: &AssessOptions, device: &Device) -> Result<Option<CilpOutcome>> {
+    let dir = opts.out.join(CILP_RUN);
+    if !opts.resume || !dir.join(cilp_track::run::SUMMARY_JSON).is_file() {
+        return Ok(None);
+    }
+    let completed = cilp_track::run::read_summary(&dir).map(|s| s.status == RunStatus::Completed).unwrap_or(false);
+    let same = cilp_track::run::read_config::<StageRunConfig>(&dir).map(|c| c == cilp_run_config(cfg)).unwrap_or(false);
+    if !(completed && same) {
+        say(false, format!("cilp: {} is {}; training it again", dir.display(), if completed { "from another config" } else { "not completed" }));
+        return Ok(None);
+    }
+    let ckpt = Checkpoints::new(dir.join(cilp_track::run::CHECKPOINTS_DIR));
+    let Some(state) = ckpt.load_state()? else { return Ok(None) };
+    if state.epoch != cfg.cilp.epochs {
+        return Ok(None);
+    }
+    let bytes = ckpt.read(&state.model_file)?;
+    let file = ckpt.dir().join(&state.model_file);
+    let record = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+        .map_err(|e| TrainError::Checkpoint { path: file.clone(), reason: format!("not a cilp checkpoint: {e}") })?;
+    let model = build_cilp(cfg.cilp_model(), device)?
+        .try_load_record(record)
+        .map_err(|e| TrainError::Checkpoint { path: file, reason: format!("does not fit {}: {e}", cfg.cilp_model()) })?;
+    let eval = device.clone().without_autodiff();
+    let vb = val_batches(cfg, &data.split.val);
+    let v = cilp_validate(cfg, &model.valid(), &data.dataset, &vb, &eval)?;
+    let logit_scales = cilp_track::metrics::read_metrics(&dir)?
+        .iter()
+        .filter(|r| r.split == names::TRAIN)
+        .filter_map(|r| r.extra.get("logit_scale").copied())
+        .collect();
+    say(
+        false,
+        format!("cilp: reusing the completed stage in {} (same config): val loss {:.4}, R@1 {:.3}/{:.3}", dir.display(), v.loss, v.retrieval.rgb_to_lidar.r_at_1, v.retrieval.lidar_to_rgb.r_at_1),
+    );
+    Ok(Some(CilpOutcome { model, val_loss: v.loss, val_loss_nvidia: v.loss_nvidia, retrieval: v.retrieval, logit_scales, heatmap: v.heatmap }))
+}
+
 /// Stage 1: contrastive pretraining.
 fn cilp_stage(cfg: &AssessConfig, data: &PreparedData, opts: &AssessOptions, device: &Device) -> Result<CilpOutcome> {
     let eval = device.clone().without_autodiff();
+    if let Some(reused) = reuse_cilp_stage(cfg, data, opts, device)? {
+        return Ok(reused);
+    }
     let model_name = cfg.cilp_model();
-    let mut rc = StageRunConfig::new(cfg, model_name, cfg.cilp);
-    rc.loss = Some(cfg.loss);
+    let rc = cilp_run_config(cfg);
     let params = cilp_models::model_info(model_name)?.parameters;
     let mut st = StageRun::create(&opts.out, CILP_RUN, "cilp", model_name, params, cfg, &rc, &[names::VAL_LOSS, names::VAL_RGB_TO_LIDAR_R1, names::TRAIN_LOSS])?;
     device.seed(cfg.seed);
@@ -668,31 +758,8 @@ fn cilp_stage(cfg: &AssessConfig, data: &PreparedData, opts: &AssessOptions, dev
         // ---- validate: embeddings of the whole validation set, loss per batch, retrieval.
         let vstart = Instant::now();
         let valid = model.valid();
-        let order = vb.order().to_vec();
-        let img = image_embeddings(&valid, ds, &order, &eval);
-        let lid = lidar_cilp_embeddings(&valid, ds, &order, &eval);
-        let d = CILP_EMBEDDING;
-        let (mut vloss, mut vloss_nv, mut vn) = (0f64, 0f64, 0usize);
-        for (b, batch) in vb.iter().enumerate() {
-            if batch.len() < 2 {
-                continue;
-            }
-            let rows: Vec<usize> = (b * cfg.batch_size..b * cfg.batch_size + batch.len()).collect();
-            let ti = gather_rows(&img, d, &rows, &eval);
-            let tl = gather_rows(&lid, d, &rows, &eval);
-            let l: f32 = valid.loss(ti.clone(), tl.clone()).into_scalar();
-            let lnv: f32 = cilp_models::loss::cilp_nvidia_loss(ti, tl).into_scalar();
-            vloss += l as f64 * batch.len() as f64;
-            vloss_nv += lnv as f64 * batch.len() as f64;
-            vn += batch.len();
-        }
-        let vloss = vloss / vn.max(1) as f64;
-        let vloss_nv = vloss_nv / vn.max(1) as f64;
-        // Retrieval over the whole validation set (the batches' order is a permutation of it).
-        let retrieval = retrieval_metrics(&img, &lid, d, &eval);
-        let first = cfg.batch_size.min(order.len());
-        let sim = similarity_matrix(&img[..first * d], &lid[..first * d], d, &eval);
-        let heatmap = similarity_heatmap(&sim, first, 8)?;
+        let CilpValidation { loss: vloss, loss_nvidia: vloss_nv, retrieval, heatmap } = cilp_validate(cfg, &valid, ds, &vb, &eval)?;
+        let order = vb.order();
         let val_secs = vstart.elapsed().as_secs_f64();
 
         let mut train_row = epoch_row(epoch, names::TRAIN, loss_sum / n.max(1) as f64, train_secs, n);
@@ -1126,9 +1193,12 @@ fn prepare_out(opts: &AssessOptions) -> Result<()> {
         let empty = std::fs::read_dir(out).map_err(other)?.next().is_none();
         if !empty {
             let ours = out.join(ASSESS_TOML).is_file() || out.join(cilp_track::run::SUMMARY_JSON).is_file();
+            if opts.resume && ours_or_stages(out) {
+                return Ok(());
+            }
             if !opts.force {
                 return Err(TrainError::Config(format!(
-                    "{} already exists and is not empty; pass --force to replace {}",
+                    "{} already exists and is not empty; pass --force to replace {} (or --resume to reuse its completed CILP stage)",
                     out.display(),
                     if ours { "the previous assessment" } else { "it" }
                 )));
@@ -1144,6 +1214,11 @@ fn prepare_out(opts: &AssessOptions) -> Result<()> {
     }
     std::fs::create_dir_all(out).map_err(|e| TrainError::Other(format!("{}: cannot create: {e}", out.display())))?;
     Ok(())
+}
+
+/// True when `out` holds an assessment or at least its CILP stage.
+fn ours_or_stages(out: &Path) -> bool {
+    out.join(ASSESS_TOML).is_file() || out.join(cilp_track::run::SUMMARY_JSON).is_file() || out.join(CILP_RUN).join(cilp_track::run::SUMMARY_JSON).is_file()
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -1190,6 +1265,13 @@ pub fn run_assessment(cfg: &AssessConfig, opts: &AssessOptions) -> Result<Assess
     );
     let device = train_device(&cfg.device)?;
     let eval = device.clone().without_autodiff();
+    if cfg.lidar_classifier.is_some() {
+        // A resumed folder may hold a LiDAR classifier run of an earlier config: not ours now.
+        let stale = opts.out.join(LIDAR_RUN);
+        if stale.join(cilp_track::run::SUMMARY_JSON).is_file() {
+            std::fs::remove_dir_all(&stale).map_err(|e| TrainError::Other(format!("{}: cannot delete: {e}", stale.display())))?;
+        }
+    }
 
     let cilp = cilp_stage(cfg, &data, opts, &device)?;
     let (lidar, mut lidar_info) = lidar_stage(cfg, &data, opts, &device)?;
