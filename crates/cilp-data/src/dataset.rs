@@ -27,7 +27,11 @@
 //!   within `[-pi, pi]`.
 //!
 //! Any bad file is a [`DataError`] naming the file and what was expected; bad input never
-//! panics.
+//! panics. Reads are bounded ([`crate::io`]): a FIFO, device or socket named like a data file
+//! (`lidar/0001.npy`, `rgb/0001.png`, `azimuth.npy`, directly or through a symlink) is refused
+//! by name, and so is a file larger than its format allows (a 64x64 `.npy` of at most
+//! [`npy::max_npy_file_len`] bytes, a PNG of at most [`image::MAX_PNG_BYTES`]), before it is
+//! read: a 5 GB sparse file costs a `stat`, not 5 GB of memory.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -40,7 +44,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result};
 use crate::image::{self, IMAGE_SIZE};
-use crate::npy;
+use crate::{io, npy};
 
 /// Depth (metres) reported by a beam that hits nothing; `depth >= NO_RETURN` is "no return".
 pub const NO_RETURN: f32 = 50.0;
@@ -354,13 +358,13 @@ fn list_modality(dir: &Path, ext: &str, rep: &mut ClassReport, max: usize) -> Re
         let path = entry.path();
         let ft = entry.file_type().map_err(|e| DataError::io(&path, "cannot stat", e))?;
         // Follow symlinks (one extra stat only for links).
-        let (is_dir, is_file) = if ft.is_symlink() {
+        let (is_dir, is_file, meta_ok) = if ft.is_symlink() {
             match std::fs::metadata(&path) {
-                Ok(m) => (m.is_dir(), m.is_file()),
-                Err(_) => (false, false), // dangling link: counted as ignored below
+                Ok(m) => (m.is_dir(), m.is_file(), true),
+                Err(_) => (false, false, false), // dangling or looping link: counted as ignored below
             }
         } else {
-            (ft.is_dir(), ft.is_file())
+            (ft.is_dir(), ft.is_file(), true)
         };
         if is_dir {
             rep.nested_dirs.push(path);
@@ -375,6 +379,12 @@ fn list_modality(dir: &Path, ext: &str, rep: &mut ClassReport, max: usize) -> Re
         let stem_ext = name
             .rsplit_once('.')
             .filter(|(s, e)| is_file && !s.is_empty() && !name.starts_with('.') && e.eq_ignore_ascii_case(ext));
+        if stem_ext.is_none() && meta_ok && !is_file && !name.starts_with('.') && has_ext(name, ext) {
+            // A FIFO, device or socket named like a data file (`0001.npy` -> /dev/zero): refused
+            // by name rather than silently ignored or read (a FIFO would block the reader forever).
+            let what = if ext == "png" { "a 64x64 PNG image" } else { "a 64x64 .npy depth map" };
+            io::check_regular_file_for(&path, what)?;
+        }
         match stem_ext {
             Some((stem, _)) => names.push((stem.to_string(), path)),
             None => ignored.push(name.to_string()),
@@ -399,6 +409,10 @@ fn list_modality(dir: &Path, ext: &str, rep: &mut ClassReport, max: usize) -> Re
     }
     rep.nested_dirs.sort();
     Ok(out)
+}
+
+fn has_ext(name: &str, ext: &str) -> bool {
+    name.rsplit_once('.').is_some_and(|(s, e)| !s.is_empty() && e.eq_ignore_ascii_case(ext))
 }
 
 /// Sub-folders of a class folder other than `rgb/` and `lidar/` (hidden ones excepted).
@@ -479,20 +493,14 @@ struct Scratch {
     bytes: Vec<u8>,
 }
 
-fn read_into(path: &Path, buf: &mut Vec<u8>) -> Result<()> {
-    use std::io::Read;
-    buf.clear();
-    let mut f = std::fs::File::open(path).map_err(|e| DataError::io(path, "cannot open file", e))?;
-    f.read_to_end(buf).map_err(|e| DataError::io(path, "cannot read file", e))?;
-    Ok(())
-}
-
-/// Decodes one pair straight into its slots of the dataset's buffers.
+/// Decodes one pair straight into its slots of the dataset's buffers. Both reads are bounded
+/// (special files and oversized files are refused by name before anything is read; see
+/// [`image::MAX_PNG_BYTES`] and [`npy::max_npy_file_len`]), so a hostile file cannot make the
+/// loader allocate more than one image's and one depth map's worth of scratch space.
 fn load_pair(pair: &Pair, scratch: &mut Scratch, rgb_out: &mut [u8], depth_out: &mut [f32]) -> Result<()> {
-    read_into(&pair.rgb, &mut scratch.bytes)?;
+    image::read_dataset_png_bytes(&pair.rgb, &mut scratch.bytes)?;
     image::decode_dataset_png_into(&scratch.bytes, &pair.rgb, rgb_out)?;
-    read_into(&pair.lidar, &mut scratch.bytes)?;
-    npy::parse_npy_into(&scratch.bytes, &pair.lidar, &[IMAGE_SIZE, IMAGE_SIZE], depth_out)?;
+    npy::read_npy_into(&pair.lidar, &[IMAGE_SIZE, IMAGE_SIZE], depth_out, &mut scratch.bytes)?;
     check_depth(&pair.lidar, depth_out)
 }
 
@@ -500,7 +508,9 @@ fn load_angles(class_dir: &Path) -> Result<(Vec<f32>, Vec<f32>)> {
     let mut out = Vec::with_capacity(2);
     for name in ["azimuth.npy", "zenith.npy"] {
         let p = class_dir.join(name);
-        if !p.is_file() {
+        // Missing (or a dangling link): a layout error. Anything else that is not a regular
+        // file (a FIFO, /dev/zero) is refused by name by the bounded reader.
+        if std::fs::metadata(&p).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
             return Err(layout(
                 &p,
                 format!("missing {name}: each class folder needs azimuth.npy and zenith.npy, shape (64,), radians"),
@@ -1037,7 +1047,29 @@ pub(crate) mod tests {
         let good = npy::encode_npy(&[64, 64], &vec![1.0; DEPTH_LEN]);
         fs::write(&p, &good[..good.len() - 3]).unwrap();
         let e = open_err(dir.path());
-        assert!(e.contains("0001.npy") && e.contains("data section"), "{e}");
+        assert!(e.contains("0001.npy") && e.contains("data section") && e.contains("truncated"), "{e}");
+        // Trailing bytes after the data.
+        let mut long = good.clone();
+        long.extend_from_slice(b"extra");
+        fs::write(&p, &long).unwrap();
+        let e = open_err(dir.path());
+        assert!(e.contains("0001.npy") && e.contains("5 trailing bytes"), "{e}");
+        // Duplicate and unknown header keys.
+        let raw = |h: &str| {
+            let mut v = b"\x93NUMPY\x01\x00".to_vec();
+            v.extend_from_slice(&(h.len() as u16).to_le_bytes());
+            v.extend_from_slice(h.as_bytes());
+            v.extend_from_slice(&vec![0u8; DEPTH_LEN * 4]);
+            v
+        };
+        for (h, want) in [
+            ("{'descr': '<f4', 'fortran_order': False, 'shape': (64, 64), 'shape': (64, 64), }\n", "'shape' appears more than once"),
+            ("{'descr': '<f4', 'fortran_order': False, 'shape': (64, 64), 'pickle': True, }\n", "unknown header key \"pickle\""),
+        ] {
+            fs::write(&p, raw(h)).unwrap();
+            let e = open_err(dir.path());
+            assert!(e.contains("spheres/lidar/0001.npy") && e.contains(want), "{e}");
+        }
     }
 
     #[test]
@@ -1062,6 +1094,76 @@ pub(crate) mod tests {
         fs::write(&p, bad).unwrap();
         let e = open_err(dir.path());
         assert!(e.contains("0001.png"), "{e}");
+    }
+
+    /// Makes `path` a valid file followed by holes up to 5 GB: sparse, no disk used.
+    fn make_huge_sparse(path: &Path) {
+        fs::File::options().write(true).open(path).unwrap().set_len(5_000_000_000).unwrap();
+    }
+
+    /// `Dataset::open` on folders holding a 5 GB sparse `.npy` depth map, PNG or angle file,
+    /// in a child process limited to 1 GiB of address space: the refusal names the file, its
+    /// size and the limit (it came from the stat, before any read), and a loader that read such
+    /// a file whole would die of allocation failure in the child, failing the test, instead of
+    /// taking 5 GB of the machine.
+    #[test]
+    fn huge_sparse_files_are_refused_by_name_under_a_memory_limit() {
+        crate::testutil::under_memory_limit("dataset::tests::huge_sparse_files_are_refused_by_name_under_a_memory_limit", || {
+            for (rel, limit) in [
+                ("spheres/lidar/0001.npy", npy::max_npy_file_len(&[64, 64]).unwrap()),
+                ("cubes/rgb/0001.png", image::MAX_PNG_BYTES),
+                ("spheres/azimuth.npy", npy::max_npy_file_len(&[64]).unwrap()),
+            ] {
+                let dir = fixture(2);
+                let p = dir.path().join(rel);
+                make_huge_sparse(&p);
+                let e = open_err(dir.path());
+                assert!(
+                    e.contains(&p.display().to_string())
+                        && e.contains("5000000000 bytes")
+                        && e.contains(&format!("{limit}-byte limit")),
+                    "{rel}: {e}"
+                );
+            }
+        });
+    }
+
+    #[test]
+    fn special_files_named_as_data_files_are_refused_by_name() {
+        let cases = [
+            ("spheres/lidar/0001.npy", "fifo", "FIFO"),
+            ("cubes/rgb/0000.png", "fifo", "FIFO"),
+            ("cubes/lidar/0001.npy", "zero", "character device"),
+            ("spheres/rgb/0001.png", "zero", "character device"),
+            ("cubes/zenith.npy", "fifo", "FIFO"),
+            ("spheres/azimuth.npy", "zero", "character device"),
+        ];
+        for (rel, how, kind) in cases {
+            let dir = fixture(2);
+            let p = dir.path().join(rel);
+            fs::remove_file(&p).unwrap();
+            if how == "fifo" {
+                assert!(std::process::Command::new("mkfifo").arg(&p).status().unwrap().success());
+            } else {
+                std::os::unix::fs::symlink("/dev/zero", &p).unwrap();
+            }
+            // Watchdog: should a regression open the FIFO and block on it, a writer opens and
+            // closes it after 20 s, so the read ends (and the assertion fails) instead of hanging.
+            let watchdog = (how == "fifo").then(|| {
+                let p = p.clone();
+                std::thread::spawn(move || {
+                    std::thread::sleep(std::time::Duration::from_secs(20));
+                    use std::os::unix::fs::OpenOptionsExt;
+                    let _ = fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&p);
+                })
+            });
+            let e = open_err(dir.path());
+            assert!(
+                e.contains(&p.display().to_string()) && e.contains(kind) && e.contains("not a regular file"),
+                "{rel}: {e}"
+            );
+            drop(watchdog); // detached; it only ever touches this test's temporary FIFO
+        }
     }
 
     #[test]

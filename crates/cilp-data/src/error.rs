@@ -28,6 +28,9 @@ pub enum DataError {
     /// The dataset's folder layout is not what cilp expects.
     #[error("{path}: {reason}")]
     Layout { path: PathBuf, reason: String },
+    /// A bounded read refused the file (special file, larger than its format allows, ...).
+    #[error(transparent)]
+    Read(#[from] crate::io::ReadError),
 }
 
 impl DataError {
@@ -44,6 +47,7 @@ impl DataError {
             | DataError::Png { path, .. }
             | DataError::Invalid { path, .. }
             | DataError::Layout { path, .. } => path,
+            DataError::Read(e) => e.path(),
         }
     }
 }

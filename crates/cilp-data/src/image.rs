@@ -4,13 +4,42 @@
 //! grey+alpha PNGs of 8 bits (converted to RGBA with alpha 255), since re-saved copies of the
 //! dataset often lose the alpha channel; palette and 16-bit images are expanded/stripped by the
 //! decoder. Any other size is an error naming the file.
+//!
+//! Reads are bounded ([`crate::io`]): a file over [`MAX_PNG_BYTES`] or a special file is
+//! refused by name before anything is read, the decoder may allocate at most
+//! [`DECODER_LIMIT_BYTES`] for its own buffers, and the dataset readers check the header's
+//! width and height (64x64) before allocating the image, so a hostile header cannot make them
+//! allocate more than one 64x64 image.
 
 use std::path::Path;
 
 use crate::error::{DataError, Result};
+use crate::io;
 
 /// Width and height of every image in the dataset.
 pub const IMAGE_SIZE: usize = 64;
+
+/// Largest PNG file the dataset readers accept: 1 MiB.
+///
+/// A 64x64 image holds 16 KiB of 8-bit RGBA pixels (32 KiB at 16 bits per channel). Even stored
+/// without compression, a PNG adds only 64 filter bytes, 5 bytes per 64 KiB deflate block and
+/// 12 bytes per chunk, so the largest legitimate encoding of the pixels is under 33 KiB; 1 MiB
+/// is 30 times that and leaves room for metadata chunks (colour profiles, text, EXIF) that
+/// editors add. The dataset's files are about 2-9 KiB.
+pub const MAX_PNG_BYTES: u64 = 1 << 20;
+
+/// Most the PNG decoder may allocate for its own buffers (chunk data, decompressed colour
+/// profiles and text, row buffers): 4 MiB, four times the largest file accepted. The image
+/// itself is allocated by the caller after the size check.
+pub const DECODER_LIMIT_BYTES: usize = 4 << 20;
+
+const WHAT: &str = "a 64x64 PNG image";
+
+fn decoder(bytes: &[u8]) -> png::Decoder<std::io::Cursor<&[u8]>> {
+    let mut decoder = png::Decoder::new_with_limits(std::io::Cursor::new(bytes), png::Limits { bytes: DECODER_LIMIT_BYTES });
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    decoder
+}
 
 /// An 8-bit RGBA image, row-major, `width * height * 4` bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,11 +53,11 @@ fn err(path: &Path, reason: impl Into<String>) -> DataError {
     DataError::Png { path: path.to_path_buf(), reason: reason.into() }
 }
 
-/// Decodes PNG bytes into RGBA8; `path` is only used in error messages.
+/// Decodes PNG bytes into RGBA8; `path` is only used in error messages. Images of up to
+/// 4096x4096 are accepted (up to 64 MiB of pixels): for charts and tests; the dataset readers
+/// ([`read_dataset_png`], [`decode_dataset_png_into`]) accept 64x64 only.
 pub fn decode_png(bytes: &[u8], path: &Path) -> Result<RgbaImage> {
-    let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
-    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
-    let mut reader = decoder.read_info().map_err(|e| err(path, e.to_string()))?;
+    let mut reader = decoder(bytes).read_info().map_err(|e| err(path, e.to_string()))?;
     let (width, height) = {
         let info = reader.info();
         (info.width as usize, info.height as usize)
@@ -54,14 +83,21 @@ pub fn decode_png(bytes: &[u8], path: &Path) -> Result<RgbaImage> {
     Ok(RgbaImage { width, height, pixels })
 }
 
-/// Reads a PNG file and checks it is `IMAGE_SIZE` x `IMAGE_SIZE`.
+/// Reads a PNG file that must be `IMAGE_SIZE` x `IMAGE_SIZE`: special files and files over
+/// [`MAX_PNG_BYTES`] are refused before reading, the size is checked from the header before
+/// the image is allocated.
 pub fn read_dataset_png(path: &Path) -> Result<RgbaImage> {
-    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, "cannot read file", e))?;
-    let img = decode_png(&bytes, path)?;
-    if img.width != IMAGE_SIZE || img.height != IMAGE_SIZE {
-        return Err(err(path, format!("image is {}x{}, expected {IMAGE_SIZE}x{IMAGE_SIZE}", img.width, img.height)));
-    }
-    Ok(img)
+    let mut bytes = Vec::new();
+    read_dataset_png_bytes(path, &mut bytes)?;
+    let mut pixels = vec![0u8; IMAGE_SIZE * IMAGE_SIZE * 4];
+    decode_dataset_png_into(&bytes, path, &mut pixels)?;
+    Ok(RgbaImage { width: IMAGE_SIZE, height: IMAGE_SIZE, pixels })
+}
+
+/// Reads the bytes of a dataset PNG into `buf` (a bounded read: special files and files over
+/// [`MAX_PNG_BYTES`] are refused by name before anything is read).
+pub fn read_dataset_png_bytes(path: &Path, buf: &mut Vec<u8>) -> Result<()> {
+    Ok(io::read_bounded_into(path, MAX_PNG_BYTES, WHAT, buf)?)
 }
 
 /// Decodes PNG bytes that must be an `IMAGE_SIZE` x `IMAGE_SIZE` image straight into `out`
@@ -72,9 +108,7 @@ pub fn decode_dataset_png_into(bytes: &[u8], path: &Path, out: &mut [u8]) -> Res
     if out.len() != n {
         return Err(err(path, format!("output buffer holds {} bytes, a {IMAGE_SIZE}x{IMAGE_SIZE} RGBA image needs {n}", out.len())));
     }
-    let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
-    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
-    let mut reader = decoder.read_info().map_err(|e| err(path, e.to_string()))?;
+    let mut reader = decoder(bytes).read_info().map_err(|e| err(path, e.to_string()))?;
     let (width, height) = {
         let info = reader.info();
         (info.width as usize, info.height as usize)
@@ -176,6 +210,78 @@ mod tests {
                 let img = r.unwrap_or_else(|e| panic!("{name}: {e}"));
                 assert_eq!(img.pixels.len(), img.width * img.height * 4);
             }
+        }
+    }
+
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut c = !0u32;
+        for &b in bytes {
+            c ^= b as u32;
+            for _ in 0..8 {
+                c = if c & 1 != 0 { 0xedb8_8320 ^ (c >> 1) } else { c >> 1 };
+            }
+        }
+        !c
+    }
+
+    /// A valid 64x64 PNG whose IHDR claims `width` x `height` (CRC fixed up).
+    fn with_ihdr_size(width: u32, height: u32) -> Vec<u8> {
+        let mut b = encode_rgba_png(64, 64, &vec![7; 64 * 64 * 4]);
+        // Signature (8), length (4), "IHDR" (4), then width and height.
+        assert_eq!(&b[12..16], b"IHDR");
+        b[16..20].copy_from_slice(&width.to_be_bytes());
+        b[20..24].copy_from_slice(&height.to_be_bytes());
+        let crc = crc32(&b[12..29]);
+        b[29..33].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn hostile_header_sizes_are_refused_before_allocating() {
+        assert!(decode_png(&with_ihdr_size(64, 64), Path::new("ok.png")).is_ok(), "the CRC fix-up works");
+        let mut out = vec![0u8; 64 * 64 * 4];
+        for (w, h) in [(1 << 30, 1 << 30), (0x7fff_ffff, 1), (1, 0x7fff_ffff), (65, 64), (4096, 4096)] {
+            let bytes = with_ihdr_size(w, h);
+            // Dataset decoder: refused from the header (or by the decoder's own allocation limit
+            // for absurd widths), before the image buffer exists.
+            let e = decode_dataset_png_into(&bytes, Path::new("h.png"), &mut out).unwrap_err().to_string();
+            assert!(e.contains("h.png"), "{w}x{h}: {e}");
+            let e = decode_png(&bytes, Path::new("g.png")).unwrap_err().to_string();
+            assert!(e.contains("g.png"), "{w}x{h}: {e}");
+        }
+        let e = decode_dataset_png_into(&with_ihdr_size(1 << 30, 1 << 30), Path::new("h.png"), &mut out).unwrap_err().to_string();
+        assert!(e.contains("1073741824x1073741824") || e.contains("limit"), "{e}");
+    }
+
+    #[test]
+    fn huge_and_special_files_are_refused_by_name_before_reading() {
+        crate::testutil::under_memory_limit(
+            "image::tests::huge_and_special_files_are_refused_by_name_before_reading",
+            huge_and_special_files_check,
+        );
+    }
+
+    fn huge_and_special_files_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("huge.png");
+        // A valid image followed by 5 GB of holes: sparse, no disk used.
+        std::fs::write(&f, encode_rgba_png(64, 64, &vec![1; 64 * 64 * 4])).unwrap();
+        std::fs::File::options().write(true).open(&f).unwrap().set_len(5_000_000_000).unwrap();
+        let e = read_dataset_png(&f).unwrap_err().to_string();
+        assert!(
+            e.contains("huge.png") && e.contains("5000000000 bytes") && e.contains("1048576-byte limit for a 64x64 PNG image"),
+            "{e}"
+        );
+        // Just over the cap: refused; a valid image is well under it.
+        std::fs::File::options().write(true).open(&f).unwrap().set_len(MAX_PNG_BYTES + 1).unwrap();
+        assert!(read_dataset_png(&f).unwrap_err().to_string().contains("1048577 bytes"));
+        let fifo = dir.path().join("fifo.png");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let zero = dir.path().join("zero.png");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        for (p, kind) in [(&fifo, "FIFO"), (&zero, "character device")] {
+            let e = read_dataset_png(p).unwrap_err().to_string();
+            assert!(e.contains(&p.display().to_string()) && e.contains(kind) && e.contains("a 64x64 PNG image"), "{e}");
         }
     }
 

@@ -14,6 +14,9 @@
 //!   the same order as uninterrupted ones.
 //! * [`stats`]: per-class counts, depth ranges, hit ratios, lit pixels and colours.
 //! * [`npy`], [`image`]: strict codecs; every error is a [`DataError`] naming the file.
+//! * [`io`]: bounded reads ([`io::read_bounded`], [`io::check_regular_file`]): special files
+//!   (FIFOs, devices, sockets) and files larger than their format allows are refused by name
+//!   before anything is read or allocated. Every reader of cilp goes through them.
 //!
 //! ```no_run
 //! use cilp_data::dataset::{Dataset, LoadOptions};
@@ -45,10 +48,13 @@ pub mod batch;
 pub mod dataset;
 pub mod error;
 pub mod image;
+pub mod io;
 pub mod npy;
 mod rng;
 pub mod split;
 pub mod stats;
 pub mod tensorize;
+#[cfg(test)]
+mod testutil;
 
 pub use error::{DataError, Result};

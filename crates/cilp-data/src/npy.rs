@@ -5,16 +5,35 @@
 //! Fortran order, object arrays, a data section of the wrong length) is an error that names the
 //! file and says what was expected. The parser never panics on any input (fuzzed in `fuzz/`).
 //!
+//! The header must be the Python dict NumPy writes, with exactly the keys `descr`,
+//! `fortran_order` and `shape`: an unknown key is refused (as NumPy refuses it), and so is a
+//! duplicate key (NumPy's `literal_eval` would silently keep the last one; a reader keeping the
+//! first would see another array, so cilp refuses the ambiguity).
+//!
+//! Files are read with bounded reads ([`crate::io`]): special files (FIFOs, devices) are
+//! refused by name, the header is read first, and the file's size must be exactly header +
+//! data as the header's dtype and shape say (shorter = truncated, longer = trailing bytes)
+//! before the data is read; nothing larger than the header + data is ever allocated. A file
+//! over [`MAX_NPY_BYTES`] (or, with an expected shape, over what that shape allows) is refused
+//! before anything is read.
+//!
 //! Writes are always version 1.0, `<f4`, C order: exactly what `numpy.save` writes for a
 //! C-contiguous float32 array.
 
 use std::path::Path;
 
 use crate::error::{DataError, Result};
+use crate::io;
 
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
 /// Headers larger than this are refused (NumPy itself caps them at 10,000 bytes by default).
 const MAX_HEADER_LEN: usize = 1 << 16;
+/// Bytes before the header: magic, version and the header length (4 bytes in versions 2 and 3).
+const MAX_PREAMBLE_LEN: usize = 12;
+/// Largest `.npy` file [`read_npy`] reads (64 MiB). cilp's arrays are 64x64 depth maps
+/// (16 KiB as float32) and 64-entry angle lists; this leaves room for arrays thousands of times
+/// larger while a hostile file cannot make the reader allocate more than this.
+pub const MAX_NPY_BYTES: u64 = 64 << 20;
 
 /// A decoded `.npy` array: its shape and its values in C (row-major) order.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,31 +49,113 @@ enum Dtype {
     F64,
 }
 
+impl Dtype {
+    fn size(self) -> usize {
+        match self {
+            Dtype::F32 => 4,
+            Dtype::F64 => 8,
+        }
+    }
+}
+
 fn err(path: &Path, reason: impl Into<String>) -> DataError {
     DataError::Npy { path: path.to_path_buf(), reason: reason.into() }
 }
 
-/// Reads and parses a `.npy` file of floats.
-pub fn read_npy(path: &Path) -> Result<NpyArray> {
-    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, "cannot read file", e))?;
-    parse_npy(&bytes, path)
+/// The largest `.npy` file that can hold an array of shape `shape`: the longest header, plus
+/// the data as float64 (the larger of the two dtypes read). `None` on overflow.
+pub fn max_npy_file_len(shape: &[usize]) -> Option<u64> {
+    let count = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))?;
+    let data = count.checked_mul(Dtype::F64.size())?;
+    (MAX_PREAMBLE_LEN + MAX_HEADER_LEN).checked_add(data).map(|n| n as u64)
 }
 
-/// Reads a `.npy` file and checks that its shape is exactly `expected`.
+/// Reads and parses a `.npy` file of floats, of at most [`MAX_NPY_BYTES`] bytes (see the
+/// module docs for the checks made before reading).
+pub fn read_npy(path: &Path) -> Result<NpyArray> {
+    let mut scratch = Vec::new();
+    let (header, mut file) = read_header(path, None, MAX_NPY_BYTES, &mut scratch)?;
+    let mut data = vec![0f32; header.count];
+    read_payload(path, &header, &mut file, &mut scratch, &mut data)?;
+    Ok(NpyArray { shape: header.shape, data })
+}
+
+/// Reads a `.npy` file and checks that its shape is exactly `expected`. The shape is checked
+/// from the header, before the data is read, and a file larger than that shape allows (see
+/// [`max_npy_file_len`]) is refused before anything is read.
 pub fn read_npy_shape(path: &Path, expected: &[usize]) -> Result<NpyArray> {
-    let arr = read_npy(path)?;
-    if arr.shape != expected {
-        return Err(err(path, format!("expected shape {expected:?}, found {:?}", arr.shape)));
+    let count = expected
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| err(path, format!("expected shape {expected:?} overflows")))?;
+    let mut data = vec![0f32; count];
+    read_npy_into(path, expected, &mut data, &mut Vec::new())?;
+    Ok(NpyArray { shape: expected.to_vec(), data })
+}
+
+/// Reads a `.npy` file whose shape must be exactly `expected`, decoding straight into `out`
+/// (whose length must be the product of `expected`); `scratch` holds the raw bytes and keeps
+/// its capacity between calls. Same checks as [`read_npy_shape`].
+pub fn read_npy_into(path: &Path, expected: &[usize], out: &mut [f32], scratch: &mut Vec<u8>) -> Result<()> {
+    let max = max_npy_file_len(expected).ok_or_else(|| err(path, format!("expected shape {expected:?} overflows")))?;
+    let count: usize = expected.iter().product(); // no overflow: checked by max_npy_file_len
+    if out.len() != count {
+        return Err(err(path, format!("output buffer holds {} values, shape {expected:?} has {count}", out.len())));
     }
-    Ok(arr)
+    let (header, mut file) = read_header(path, Some(expected), max, scratch)?;
+    read_payload(path, &header, &mut file, scratch, out)
+}
+
+/// Opens `path` with a bounded open, reads and validates its header, checks the shape against
+/// `expected` and the file size against header + data. Leaves the file at the data section.
+fn read_header(
+    path: &Path,
+    expected: Option<&[usize]>,
+    max_bytes: u64,
+    scratch: &mut Vec<u8>,
+) -> Result<(Header, std::fs::File)> {
+    let what = match expected {
+        Some(s) => format!("a .npy file of shape {s:?}"),
+        None => "a .npy file".to_owned(),
+    };
+    let (mut file, size) = io::open_bounded(path, max_bytes, &what)?;
+    // `size <= max_bytes`, which fits in memory: the caller's limit is what may be allocated.
+    let size = size as usize;
+    scratch.clear();
+    io::read_exact_len(path, &mut file, size.min(10), scratch)?;
+    if scratch.len() == 10 && &scratch[..6] == MAGIC && matches!(scratch[6], 2 | 3) {
+        // Versions 2 and 3 have a 4-byte header length.
+        io::read_exact_len(path, &mut file, (size - 10).min(2), scratch)?;
+    }
+    let (header_start, header_len) = preamble(scratch, path)?;
+    let more = header_start + header_len;
+    if size < more {
+        return Err(err(path, format!("truncated: header says {header_len} bytes, file has {}", size.saturating_sub(header_start))));
+    }
+    io::read_exact_len(path, &mut file, more - scratch.len(), scratch)?;
+    let header = parse_header_block(scratch, path, header_start, header_len)?;
+    if let Some(expected) = expected
+        && header.shape != expected
+    {
+        return Err(err(path, format!("expected shape {expected:?}, found {:?}", header.shape)));
+    }
+    check_len(path, &header, size)?;
+    Ok((header, file))
+}
+
+fn read_payload(path: &Path, header: &Header, file: &mut std::fs::File, scratch: &mut Vec<u8>, out: &mut [f32]) -> Result<()> {
+    scratch.clear();
+    io::read_exact_len(path, file, header.data_len, scratch)?;
+    decode_payload(header.dtype, scratch, out);
+    Ok(())
 }
 
 /// Parses the bytes of a `.npy` file; `path` is only used in error messages.
 pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<NpyArray> {
-    let parts = parse_parts(bytes, path)?;
-    let mut data = vec![0f32; parts.count];
-    decode_payload(&parts, &mut data);
-    Ok(NpyArray { shape: parts.shape, data })
+    let (header, payload) = parse_parts(bytes, path)?;
+    let mut data = vec![0f32; header.count];
+    decode_payload(header.dtype, payload, &mut data);
+    Ok(NpyArray { shape: header.shape, data })
 }
 
 /// Parses `.npy` bytes whose shape must be exactly `expected`, decoding straight into `out`
@@ -62,41 +163,44 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<NpyArray> {
 /// [`parse_npy`] followed by the shape check of [`read_npy_shape`], without allocating the
 /// data.
 pub fn parse_npy_into(bytes: &[u8], path: &Path, expected: &[usize], out: &mut [f32]) -> Result<()> {
-    let parts = parse_parts(bytes, path)?;
-    if parts.shape != expected {
-        return Err(err(path, format!("expected shape {expected:?}, found {:?}", parts.shape)));
+    let (header, payload) = parse_parts(bytes, path)?;
+    if header.shape != expected {
+        return Err(err(path, format!("expected shape {expected:?}, found {:?}", header.shape)));
     }
-    if out.len() != parts.count {
-        return Err(err(path, format!("output buffer holds {} values, shape {expected:?} has {}", out.len(), parts.count)));
+    if out.len() != header.count {
+        return Err(err(path, format!("output buffer holds {} values, shape {expected:?} has {}", out.len(), header.count)));
     }
-    decode_payload(&parts, out);
+    decode_payload(header.dtype, payload, out);
     Ok(())
 }
 
-/// A validated header and the data section it describes.
-struct Parts<'a> {
+/// A validated header: the data section's type, shape, position and length.
+struct Header {
     dtype: Dtype,
     shape: Vec<usize>,
     count: usize,
-    payload: &'a [u8],
+    data_start: usize,
+    data_len: usize,
 }
 
-fn decode_payload(parts: &Parts<'_>, out: &mut [f32]) {
-    match parts.dtype {
+fn decode_payload(dtype: Dtype, payload: &[u8], out: &mut [f32]) {
+    match dtype {
         Dtype::F32 => {
-            for (o, c) in out.iter_mut().zip(parts.payload.chunks_exact(4)) {
+            for (o, c) in out.iter_mut().zip(payload.chunks_exact(4)) {
                 *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
             }
         }
         Dtype::F64 => {
-            for (o, c) in out.iter_mut().zip(parts.payload.chunks_exact(8)) {
+            for (o, c) in out.iter_mut().zip(payload.chunks_exact(8)) {
                 *o = f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32;
             }
         }
     }
 }
 
-fn parse_parts<'a>(bytes: &'a [u8], path: &Path) -> Result<Parts<'a>> {
+/// The magic string and version: returns where the header starts and its length. Needs the
+/// first 10 bytes of the file (12 for versions 2 and 3).
+fn preamble(bytes: &[u8], path: &Path) -> Result<(usize, usize)> {
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err(err(path, "missing the \\x93NUMPY magic string (not a .npy file)"));
     }
@@ -114,10 +218,12 @@ fn parse_parts<'a>(bytes: &'a [u8], path: &Path) -> Result<Parts<'a>> {
     if header_len > MAX_HEADER_LEN {
         return Err(err(path, format!("header length {header_len} is larger than {MAX_HEADER_LEN} bytes")));
     }
+    Ok((header_start, header_len))
+}
+
+/// Parses the header dict held in `bytes[header_start..header_start + header_len]`.
+fn parse_header_block(bytes: &[u8], path: &Path, header_start: usize, header_len: usize) -> Result<Header> {
     let data_start = header_start + header_len;
-    if bytes.len() < data_start {
-        return Err(err(path, format!("truncated: header says {header_len} bytes, file has {}", bytes.len() - header_start)));
-    }
     let header = std::str::from_utf8(&bytes[header_start..data_start])
         .map_err(|_| err(path, "header is not valid UTF-8/ASCII"))?;
     let (dtype, fortran, shape) = parse_header(header).map_err(|r| err(path, r))?;
@@ -128,19 +234,41 @@ fn parse_parts<'a>(bytes: &'a [u8], path: &Path) -> Result<Parts<'a>> {
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .ok_or_else(|| err(path, format!("shape {shape:?} overflows")))?;
-    let item = match dtype {
-        Dtype::F32 => 4,
-        Dtype::F64 => 8,
-    };
-    let payload = &bytes[data_start..];
-    let expected = count.checked_mul(item).ok_or_else(|| err(path, format!("shape {shape:?} overflows")))?;
-    if payload.len() != expected {
-        return Err(err(
-            path,
-            format!("data section has {} bytes, shape {shape:?} of {} needs {expected}", payload.len(), dtype_name(dtype)),
-        ));
+    let data_len = count.checked_mul(dtype.size()).ok_or_else(|| err(path, format!("shape {shape:?} overflows")))?;
+    Ok(Header { dtype, shape, count, data_start, data_len })
+}
+
+/// Checks that a file of `len` bytes is exactly header + data.
+fn check_len(path: &Path, h: &Header, len: usize) -> Result<()> {
+    let have = len - h.data_start;
+    if have == h.data_len {
+        return Ok(());
     }
-    Ok(Parts { dtype, shape, count, payload })
+    let problem = if have < h.data_len {
+        "truncated".to_owned()
+    } else {
+        format!("{} trailing bytes after the data", have - h.data_len)
+    };
+    Err(err(
+        path,
+        format!(
+            "data section has {have} bytes, shape {:?} of {} needs {} ({problem})",
+            h.shape,
+            dtype_name(h.dtype),
+            h.data_len
+        ),
+    ))
+}
+
+fn parse_parts<'a>(bytes: &'a [u8], path: &Path) -> Result<(Header, &'a [u8])> {
+    let (header_start, header_len) = preamble(bytes, path)?;
+    let data_start = header_start + header_len;
+    if bytes.len() < data_start {
+        return Err(err(path, format!("truncated: header says {header_len} bytes, file has {}", bytes.len() - header_start)));
+    }
+    let header = parse_header_block(bytes, path, header_start, header_len)?;
+    check_len(path, &header, bytes.len())?;
+    Ok((header, &bytes[data_start..]))
 }
 
 fn dtype_name(d: Dtype) -> &'static str {
@@ -150,68 +278,171 @@ fn dtype_name(d: Dtype) -> &'static str {
     }
 }
 
-/// Parses the Python-literal header dict, e.g.
-/// `{'descr': '<f4', 'fortran_order': False, 'shape': (64, 64), }`.
-fn parse_header(h: &str) -> std::result::Result<(Dtype, bool, Vec<usize>), String> {
-    let h = h.trim_end_matches(['\n', ' ', '\0']).trim();
-    let inner = h
-        .strip_prefix('{')
-        .and_then(|s| s.strip_suffix('}'))
-        .ok_or_else(|| format!("header is not a Python dict: {:?}", truncate(h)))?;
-    let descr = dict_value(inner, "descr").ok_or("header has no 'descr' key")?;
-    let descr = descr.trim().trim_matches(|c| c == '\'' || c == '"');
-    let dtype = match descr {
-        "<f4" | "float32" => Dtype::F32,
-        "<f8" | "float64" => Dtype::F64,
-        ">f4" | ">f8" => return Err(format!("dtype {descr} is big-endian; expected little-endian float32 ('<f4')")),
-        other => return Err(format!("dtype {other:?} is not supported; expected float32 ('<f4') or float64 ('<f8')")),
-    };
-    let fortran = match dict_value(inner, "fortran_order").map(str::trim) {
-        Some("False") => false,
-        Some("True") => true,
-        Some(v) => return Err(format!("fortran_order must be True or False, found {:?}", truncate(v))),
-        None => return Err("header has no 'fortran_order' key".into()),
-    };
-    let shape_src = dict_value(inner, "shape").ok_or("header has no 'shape' key")?.trim();
-    let shape_inner = shape_src
-        .strip_prefix('(')
-        .and_then(|s| s.strip_suffix(')'))
-        .ok_or_else(|| format!("shape is not a tuple: {:?}", truncate(shape_src)))?;
-    let mut shape = Vec::new();
-    for part in shape_inner.split(',') {
-        let part = part.trim();
-        if part.is_empty() {
-            continue;
-        }
-        let part = part.strip_suffix('L').unwrap_or(part);
-        shape.push(part.parse::<usize>().map_err(|_| format!("shape entry {:?} is not a non-negative integer", truncate(part)))?);
-    }
-    if shape.len() > 8 {
-        return Err(format!("shape has {} dimensions; at most 8 are supported", shape.len()));
-    }
-    Ok((dtype, fortran, shape))
+/// A value of the header dict.
+enum Value<'a> {
+    Str(&'a str),
+    Ident(&'a str),
+    Tuple(Vec<&'a str>),
 }
 
-/// Finds `'key': value` in the dict body and returns the raw value text (up to the next
-/// top-level comma; tuples are kept whole).
-fn dict_value<'a>(inner: &'a str, key: &str) -> Option<&'a str> {
-    for quote in ['\'', '"'] {
-        let pat = format!("{quote}{key}{quote}");
-        if let Some(pos) = inner.find(&pat) {
-            let rest = inner[pos + pat.len()..].trim_start().strip_prefix(':')?;
-            let mut depth = 0i32;
-            for (i, c) in rest.char_indices() {
-                match c {
-                    '(' | '[' => depth += 1,
-                    ')' | ']' => depth -= 1,
-                    ',' if depth == 0 => return Some(&rest[..i]),
-                    _ => {}
-                }
-            }
-            return Some(rest);
+/// A cursor over the header text: the subset of Python literals NumPy writes.
+struct Cursor<'a> {
+    s: &'a str,
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn skip_ws(&mut self) {
+        let rest = &self.s[self.pos..];
+        self.pos += rest.len() - rest.trim_start().len();
+    }
+
+    fn peek(&mut self) -> Option<char> {
+        self.skip_ws();
+        self.s[self.pos..].chars().next()
+    }
+
+    fn eat(&mut self, c: char) -> bool {
+        if self.peek() == Some(c) {
+            self.pos += c.len_utf8();
+            true
+        } else {
+            false
         }
     }
-    None
+
+    fn rest(&self) -> String {
+        truncate(&self.s[self.pos..])
+    }
+
+    /// A quoted string without escapes.
+    fn string(&mut self) -> std::result::Result<&'a str, String> {
+        let q = match self.peek() {
+            Some(q @ ('\'' | '"')) => q,
+            _ => return Err(format!("expected a quoted string at {:?}", self.rest())),
+        };
+        let body = &self.s[self.pos + 1..];
+        let end = body.find(q).ok_or_else(|| format!("unterminated string at {:?}", self.rest()))?;
+        let v = &body[..end];
+        if v.contains('\\') {
+            return Err(format!("escapes in header strings are not supported: {:?}", truncate(v)));
+        }
+        self.pos += end + 2;
+        Ok(v)
+    }
+
+    /// A run of characters up to the next delimiter (`,`, `)`, `}`, `:` or whitespace).
+    fn token(&mut self) -> &'a str {
+        self.skip_ws();
+        let rest = &self.s[self.pos..];
+        let n = rest.find(|c: char| matches!(c, ',' | ')' | '}' | ':' | '(' | '[' | '{') || c.is_whitespace()).unwrap_or(rest.len());
+        self.pos += n;
+        &rest[..n]
+    }
+
+    fn value(&mut self) -> std::result::Result<Value<'a>, String> {
+        match self.peek() {
+            Some('\'' | '"') => self.string().map(Value::Str),
+            Some('(') => {
+                self.pos += 1;
+                let mut items = Vec::new();
+                loop {
+                    if self.eat(')') {
+                        return Ok(Value::Tuple(items));
+                    }
+                    let t = self.token();
+                    if t.is_empty() {
+                        return Err(format!("malformed tuple at {:?}", self.rest()));
+                    }
+                    items.push(t);
+                    if !self.eat(',') && self.peek() != Some(')') {
+                        return Err(format!("malformed tuple at {:?}", self.rest()));
+                    }
+                }
+            }
+            Some('[') => Err("structured dtypes (a list as 'descr') are not supported; expected float32 ('<f4')".into()),
+            _ => {
+                let t = self.token();
+                if t.is_empty() {
+                    return Err(format!("expected a value at {:?}", self.rest()));
+                }
+                Ok(Value::Ident(t))
+            }
+        }
+    }
+}
+
+/// Parses the Python-literal header dict, e.g.
+/// `{'descr': '<f4', 'fortran_order': False, 'shape': (64, 64), }`: exactly the keys
+/// `descr`, `fortran_order` and `shape`, each once, in any order.
+fn parse_header(h: &str) -> std::result::Result<(Dtype, bool, Vec<usize>), String> {
+    let h = h.trim_end_matches(['\n', ' ', '\0']).trim();
+    let not_dict = || format!("header is not a Python dict: {:?}", truncate(h));
+    let mut c = Cursor { s: h, pos: 0 };
+    if !c.eat('{') {
+        return Err(not_dict());
+    }
+    let (mut descr, mut fortran, mut shape) = (None, None, None);
+    loop {
+        if c.eat('}') {
+            break;
+        }
+        let key = c.string().map_err(|_| not_dict())?;
+        if !c.eat(':') {
+            return Err(not_dict());
+        }
+        let value = c.value()?;
+        let slot = match key {
+            "descr" => &mut descr,
+            "fortran_order" => &mut fortran,
+            "shape" => &mut shape,
+            other => {
+                return Err(format!(
+                    "unknown header key {:?}; a .npy header has exactly 'descr', 'fortran_order' and 'shape'",
+                    truncate(other)
+                ));
+            }
+        };
+        if slot.is_some() {
+            return Err(format!("header key '{key}' appears more than once"));
+        }
+        *slot = Some(value);
+        if !c.eat(',') && c.peek() != Some('}') {
+            return Err(not_dict());
+        }
+    }
+    if c.peek().is_some() {
+        return Err(format!("unexpected text after the header dict: {:?}", c.rest()));
+    }
+    let dtype = match descr.ok_or("header has no 'descr' key")? {
+        Value::Str("<f4" | "float32") => Dtype::F32,
+        Value::Str("<f8" | "float64") => Dtype::F64,
+        Value::Str(d @ (">f4" | ">f8")) => {
+            return Err(format!("dtype {d} is big-endian; expected little-endian float32 ('<f4')"));
+        }
+        Value::Str(other) => {
+            return Err(format!("dtype {other:?} is not supported; expected float32 ('<f4') or float64 ('<f8')"));
+        }
+        _ => return Err("'descr' is not a string; expected float32 ('<f4') or float64 ('<f8')".into()),
+    };
+    let fortran = match fortran.ok_or("header has no 'fortran_order' key")? {
+        Value::Ident("False") => false,
+        Value::Ident("True") => true,
+        Value::Ident(v) | Value::Str(v) => return Err(format!("fortran_order must be True or False, found {:?}", truncate(v))),
+        Value::Tuple(_) => return Err("fortran_order must be True or False, found a tuple".into()),
+    };
+    let Value::Tuple(items) = shape.ok_or("header has no 'shape' key")? else {
+        return Err("shape is not a tuple".into());
+    };
+    let mut shape = Vec::with_capacity(items.len().min(9));
+    for part in items {
+        let part = part.strip_suffix('L').unwrap_or(part);
+        shape.push(part.parse::<usize>().map_err(|_| format!("shape entry {:?} is not a non-negative integer", truncate(part)))?);
+        if shape.len() > 8 {
+            return Err("shape has more than 8 dimensions; at most 8 are supported".into());
+        }
+    }
+    Ok((dtype, fortran, shape))
 }
 
 fn truncate(s: &str) -> String {
@@ -304,6 +535,129 @@ mod tests {
         for (bytes, want) in cases {
             let e = parse_npy(&bytes, p()).unwrap_err().to_string();
             assert!(e.contains("x.npy") && e.contains(want), "error {e:?} should mention {want:?}");
+        }
+    }
+
+    #[test]
+    fn duplicate_and_unknown_header_keys_are_refused() {
+        let f = |h: &str| parse_npy(&with_header(h, &[0; 4]), p()).map(|a| a.data).map_err(|e| e.to_string());
+        // The same header without the extra key is fine.
+        assert!(f("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }\n").is_ok());
+        assert!(f("{\"shape\": (1,), 'fortran_order' : False,'descr':'<f4'}").is_ok(), "any order, both quotes");
+        for (h, want) in [
+            ("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), 'shape': (0,), }\n", "'shape' appears more than once"),
+            ("{'descr': '<f8', 'descr': '<f4', 'fortran_order': False, 'shape': (1,), }\n", "'descr' appears more than once"),
+            ("{'descr': '<f4', 'fortran_order': False, 'fortran_order': False, 'shape': (1,)}\n", "appears more than once"),
+            ("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), 'extra': 1, }\n", "unknown header key \"extra\""),
+            // A key hidden inside another value used to be found by the old substring search.
+            ("{'descr': '<f4', 'note': \"'shape': (1,)\", 'fortran_order': False}\n", "unknown header key \"note\""),
+            ("{'descr': '<f4', 'fortran_order': False, 'shape': (1,)} trailing\n", "after the header dict"),
+            ("{'descr': '<f4' 'fortran_order': False, 'shape': (1,)}\n", "not a Python dict"),
+            ("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,)}\n", "structured"),
+            ("{'descr': '<f4', 'fortran_order': 0, 'shape': (1,)}\n", "True or False"),
+            ("{'descr': '<f4', 'fortran_order': False, 'shape': 1}\n", "not a tuple"),
+            ("{'descr': '<f4', 'fortran_order': False, 'shape': (1 2)}\n", "malformed tuple"),
+        ] {
+            let e = f(h).unwrap_err();
+            assert!(e.contains("x.npy") && e.contains(want), "header {h:?}: error {e:?} should mention {want:?}");
+        }
+    }
+
+    #[test]
+    fn trailing_bytes_and_truncation_are_named() {
+        let mut bytes = encode_npy(&[2], &[1.0, 2.0]);
+        bytes.extend_from_slice(&[0; 3]);
+        let e = parse_npy(&bytes, p()).unwrap_err().to_string();
+        assert!(e.contains("x.npy") && e.contains("3 trailing bytes") && e.contains("needs 8"), "{e}");
+        let good = encode_npy(&[2], &[1.0, 2.0]);
+        let e = parse_npy(&good[..good.len() - 1], p()).unwrap_err().to_string();
+        assert!(e.contains("data section has 7 bytes") && e.contains("truncated"), "{e}");
+        // The same from files, through the bounded readers.
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t.npy");
+        std::fs::write(&f, &bytes).unwrap();
+        for e in [read_npy(&f).unwrap_err(), read_npy_shape(&f, &[2]).unwrap_err()] {
+            let e = e.to_string();
+            assert!(e.contains("t.npy") && e.contains("3 trailing bytes"), "{e}");
+        }
+        std::fs::write(&f, &good[..good.len() - 1]).unwrap();
+        let e = read_npy(&f).unwrap_err().to_string();
+        assert!(e.contains("t.npy") && e.contains("truncated"), "{e}");
+        // Shorter than the header, shorter than the preamble, empty.
+        for n in [0, 5, 11, 40] {
+            std::fs::write(&f, &good[..n]).unwrap();
+            let e = read_npy(&f).unwrap_err().to_string();
+            assert!(e.contains("t.npy"), "{n}: {e}");
+        }
+    }
+
+    #[test]
+    fn file_readers_match_the_parser_for_all_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("v.npy");
+        for version in [1u8, 2, 3] {
+            let h = "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 1), }\n";
+            let mut v = MAGIC.to_vec();
+            v.push(version);
+            v.push(0);
+            if version == 1 {
+                v.extend_from_slice(&(h.len() as u16).to_le_bytes());
+            } else {
+                v.extend_from_slice(&(h.len() as u32).to_le_bytes());
+            }
+            v.extend_from_slice(h.as_bytes());
+            v.extend_from_slice(&0.5f64.to_le_bytes());
+            v.extend_from_slice(&(-4.0f64).to_le_bytes());
+            std::fs::write(&f, &v).unwrap();
+            let a = read_npy(&f).unwrap();
+            assert_eq!(a, parse_npy(&v, &f).unwrap());
+            assert_eq!(a.data, vec![0.5, -4.0]);
+            assert_eq!(read_npy_shape(&f, &[2, 1]).unwrap(), a);
+            let mut out = [0f32; 2];
+            let mut scratch = Vec::new();
+            read_npy_into(&f, &[2, 1], &mut out, &mut scratch).unwrap();
+            assert_eq!(out, [0.5, -4.0]);
+            assert!(read_npy_into(&f, &[2, 1], &mut [0f32; 3], &mut scratch).is_err());
+        }
+    }
+
+    #[test]
+    fn huge_sparse_file_is_refused_before_reading() {
+        crate::testutil::under_memory_limit("npy::tests::huge_sparse_file_is_refused_before_reading", huge_sparse_file_check);
+    }
+
+    fn huge_sparse_file_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("huge.npy");
+        // A valid 64x64 header, then 5 GB of holes: no disk used, but reading it would allocate 5 GB.
+        std::fs::write(&f, encode_npy(&[64, 64], &[1.0; 64 * 64])).unwrap();
+        std::fs::File::options().write(true).open(&f).unwrap().set_len(5_000_000_000).unwrap();
+        let e = read_npy_shape(&f, &[64, 64]).unwrap_err().to_string();
+        let max = max_npy_file_len(&[64, 64]).unwrap();
+        assert!(e.contains("huge.npy") && e.contains("5000000000 bytes") && e.contains(&format!("{max}-byte limit")), "{e}");
+        let e = read_npy(&f).unwrap_err().to_string();
+        assert!(e.contains("huge.npy") && e.contains(&format!("{MAX_NPY_BYTES}-byte limit")), "{e}");
+        // A header that claims a huge shape, in a small file: refused from the header, nothing allocated.
+        let h = "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000,), }\n";
+        std::fs::write(&f, with_header(h, &[0; 16])).unwrap();
+        let e = read_npy(&f).unwrap_err().to_string();
+        assert!(e.contains("needs 4000000000") && e.contains("truncated"), "{e}");
+        let e = read_npy_shape(&f, &[64, 64]).unwrap_err().to_string();
+        assert!(e.contains("expected shape [64, 64], found [1000000000]"), "{e}");
+    }
+
+    #[test]
+    fn special_files_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.npy");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let zero = dir.path().join("zero.npy");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        for (f, kind) in [(&fifo, "FIFO"), (&zero, "character device")] {
+            for e in [read_npy(f).unwrap_err(), read_npy_shape(f, &[64, 64]).unwrap_err()] {
+                let e = e.to_string();
+                assert!(e.contains(&f.display().to_string()) && e.contains(kind) && e.contains("not a regular file"), "{e}");
+            }
         }
     }
 

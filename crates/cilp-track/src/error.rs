@@ -108,6 +108,30 @@ pub enum Error {
         message: String,
     },
 
+    /// Another process (or another handle in this process) holds the lock of a run or study
+    /// folder: two writers must never share a folder.
+    #[error(
+        "{what} {} is being written by {}; wait for it to finish or stop it (lock file {})",
+        path.display(),
+        pid.map_or_else(|| "another process".to_owned(), |p| format!("process {p}")),
+        lock_file.display()
+    )]
+    Locked {
+        /// The locked folder.
+        path: PathBuf,
+        /// What the folder is, e.g. `"run folder"`, `"study folder"`.
+        what: &'static str,
+        /// The holder's process id, as recorded in the lock file (`None` if unreadable).
+        pid: Option<u32>,
+        /// The lock file.
+        lock_file: PathBuf,
+    },
+
+    /// A bounded read refused a file: a special file (FIFO, device, socket) or a file larger
+    /// than its format allows. See [`cilp_data::io`].
+    #[error(transparent)]
+    Read(#[from] cilp_data::io::ReadError),
+
     /// Invalid image passed to the TensorBoard writer or PNG encoder.
     #[error("invalid image for {what}: {message}")]
     Image {

@@ -27,6 +27,21 @@
 //!   deletes a non-empty directory that is not a run); [`CreateMode::Resume`]
 //!   reopens an existing run. A directory "holds a run" if it contains
 //!   `config.toml`, `summary.json`, `metrics.jsonl` or an event file.
+//! * **Locking** ([`FolderLock`]): a run folder has one writer. [`RunDir::create`] (every
+//!   mode) first takes an exclusive OS lock on `<runs_root>[/group]/.<run>.lock`, a hidden
+//!   file *beside* the run folder, and keeps it for the `RunDir`'s lifetime; a second writer
+//!   (another `train`, `--resume` or `--force`, in any process) is refused at once with
+//!   [`Error::Locked`] naming the folder and the holder's pid, before anything is checked or
+//!   deleted. Because the lock file is outside the folder, `--force` holds the lock while it
+//!   deletes and re-creates the folder. The OS drops the lock when its process dies (SIGKILL
+//!   included): no stale locks. Lock files are never deleted. [`RunDir::open`] only reads and
+//!   takes no lock. Studies lock their folder the same way (`FolderLock::acquire(dir,
+//!   "study folder")`).
+//! * **Bounded reads**: `config.toml`, `summary.json` (16 MiB,
+//!   [`run::MAX_RUN_FILE_BYTES`]), the metrics files (256 MiB,
+//!   [`metrics::MAX_METRICS_BYTES`]) and event files (1 GiB) are read with
+//!   [`cilp_data::io`]: FIFOs, devices and sockets are refused by name and a larger file is
+//!   refused from its size, before anything is read.
 //! * **Atomicity**: every file except the append-only logs (`metrics.*`, event
 //!   files) is written with [`write_atomic`] (temp file in the same directory,
 //!   fsync, rename), so readers never see a truncated `config.toml` or
@@ -93,6 +108,7 @@ pub mod atomic;
 pub mod compare;
 pub mod error;
 mod floats;
+pub mod lock;
 pub mod metrics;
 pub mod names;
 pub mod run;
@@ -103,6 +119,7 @@ pub use compare::{
     Column, RunRecord, RunStats, list_runs, load_run, render_comparison, render_json, render_table,
 };
 pub use error::{Error, Result};
+pub use lock::FolderLock;
 pub use metrics::{
     CSV_HEADER, EpochMetrics, append_metrics, read_metrics, read_metrics_csv,
     truncate_metrics_after,

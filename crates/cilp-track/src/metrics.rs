@@ -23,7 +23,7 @@
 //! (used on resume) and [`write_metrics`].
 
 use std::collections::BTreeMap;
-use std::fs::{self, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -229,19 +229,29 @@ fn parse_jsonl(path: &Path, text: &str) -> Result<Vec<EpochMetrics>> {
     Ok(rows)
 }
 
-/// Read all rows of `<run_dir>/metrics.jsonl` (empty if the file does not exist).
+/// Largest `metrics.jsonl` / `metrics.csv` read: 256 MiB. A row is a few hundred bytes and a
+/// run logs two per epoch, so this is over 300,000 epochs, far beyond any run, while a hostile
+/// or corrupt file (sparse multi-GB, `/dev/zero`) cannot make a listing allocate more than a
+/// bounded amount (the file, then its parsed rows). Special files are refused by name.
+pub const MAX_METRICS_BYTES: u64 = 256 << 20;
+
+/// Read all rows of `<run_dir>/metrics.jsonl` (empty if the file does not exist; bounded, see
+/// [`MAX_METRICS_BYTES`]).
 pub fn read_metrics(run_dir: &Path) -> Result<Vec<EpochMetrics>> {
     let path = jsonl_path(run_dir);
-    match fs::read_to_string(&path) {
+    match cilp_data::io::read_bounded_to_string(&path, MAX_METRICS_BYTES, "a metrics log (JSON lines)") {
         Ok(text) => parse_jsonl(&path, &text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(Error::io("read", path, e)),
+        Err(cilp_data::io::ReadError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Ok(Vec::new())
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
-/// Read a `metrics.csv` file (header checked, then one row per line).
+/// Read a `metrics.csv` file (header checked, then one row per line; bounded, see
+/// [`MAX_METRICS_BYTES`]).
 pub fn read_metrics_csv(path: &Path) -> Result<Vec<EpochMetrics>> {
-    let text = fs::read_to_string(path).ctx("read", path)?;
+    let text = cilp_data::io::read_bounded_to_string(path, MAX_METRICS_BYTES, "a metrics table (CSV)")?;
     let mut lines = text.lines();
     match lines.next() {
         Some(h) if h == CSV_HEADER => {}
@@ -268,14 +278,16 @@ pub fn read_metrics_csv(path: &Path) -> Result<Vec<EpochMetrics>> {
         .collect()
 }
 
-/// True if the file exists, is non-empty and does not end with a newline.
+/// True if the file exists, is non-empty and does not end with a newline. A special file
+/// (FIFO, device) in its place is refused by name rather than opened.
 fn has_partial_last_line(path: &Path) -> Result<bool> {
-    let mut f = match fs::File::open(path) {
+    let (mut f, len) = match cilp_data::io::open_bounded(path, u64::MAX, "a metrics log") {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(Error::io("open", path, e)),
+        Err(cilp_data::io::ReadError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(false);
+        }
+        Err(e) => return Err(e.into()),
     };
-    let len = f.metadata().ctx("stat", path)?.len();
     if len == 0 {
         return Ok(false);
     }
@@ -371,6 +383,7 @@ pub fn truncate_metrics_after(run_dir: &Path, last_kept_epoch: usize) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn row(epoch: usize, split: &str) -> EpochMetrics {
         let mut r = EpochMetrics::new(epoch, split, 1.0 / epoch as f64);
@@ -457,6 +470,38 @@ mod tests {
         append_metrics(dir.path(), &row(2, "train")).unwrap();
         let back = read_metrics(dir.path()).unwrap();
         assert_eq!(back, vec![row(1, "train"), row(2, "train")]);
+    }
+
+    #[test]
+    fn metrics_reads_are_bounded_and_special_files_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        append_metrics(dir.path(), &row(1, "train")).unwrap();
+        let jp = dir.path().join(METRICS_JSONL);
+        let cp = dir.path().join(METRICS_CSV);
+        for p in [&jp, &cp] {
+            fs::File::options().write(true).open(p).unwrap().set_len(MAX_METRICS_BYTES + 1).unwrap();
+        }
+        for e in [read_metrics(dir.path()).unwrap_err(), read_metrics_csv(&cp).unwrap_err()] {
+            let e = e.to_string();
+            assert!(e.contains(&format!("{} bytes", MAX_METRICS_BYTES + 1)) && e.contains("268435456-byte limit"), "{e}");
+        }
+        fs::remove_file(&jp).unwrap();
+        fs::remove_file(&cp).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &jp).unwrap();
+        assert!(std::process::Command::new("mkfifo").arg(&cp).status().unwrap().success());
+        // Watchdog: a regression that opened the FIFO is unblocked after 20 s (and fails).
+        let fifo = cp.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(20));
+            let _ = fs::OpenOptions::new().write(true).open(fifo);
+        });
+        let e = read_metrics(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("metrics.jsonl") && e.contains("character device"), "{e}");
+        let e = read_metrics_csv(&cp).unwrap_err().to_string();
+        assert!(e.contains("metrics.csv") && e.contains("FIFO"), "{e}");
+        // Appending checks the files first: the device is refused, not written to.
+        let e = append_metrics(dir.path(), &row(2, "train")).unwrap_err().to_string();
+        assert!(e.contains("metrics.jsonl") && e.contains("not a regular file"), "{e}");
     }
 
     #[test]

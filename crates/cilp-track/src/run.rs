@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::atomic::write_atomic;
 use crate::error::{Error, IoContext, Result};
+use crate::lock::FolderLock;
 use crate::metrics::{self, EpochMetrics, METRICS_CSV, METRICS_JSONL};
 use crate::names;
 use crate::tb::{self, EventWriter, HParams, HParamsStatus};
@@ -251,9 +252,10 @@ pub fn holds_run(dir: &Path) -> bool {
 
 /// True if `path` is a study summary: a JSON object with a `"study"` key, as `cilp fusion` and
 /// `cilp ablation` write into the folder that groups their runs. Such a folder is a group of
-/// runs, not a run. Unreadable or non-JSON files are not study summaries.
+/// runs, not a run. Unreadable, special, oversized ([`MAX_RUN_FILE_BYTES`]) or non-JSON files
+/// are not study summaries.
 pub fn is_study_summary(path: &Path) -> bool {
-    fs::read(path)
+    cilp_data::io::read_bounded(path, MAX_RUN_FILE_BYTES, "a study summary (JSON)")
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .is_some_and(|v| v.get("study").is_some())
@@ -267,6 +269,10 @@ fn is_empty_dir(dir: &Path) -> Result<bool> {
 }
 
 /// One run directory. See the crate docs for the file contract.
+///
+/// A `RunDir` from [`RunDir::create`] holds the run folder's [`FolderLock`] for its whole
+/// lifetime: no other process (and no other `RunDir::create` in this process) can write the
+/// run until it is dropped or its process ends.
 #[derive(Debug)]
 pub struct RunDir {
     path: PathBuf,
@@ -274,6 +280,8 @@ pub struct RunDir {
     events: Option<EventWriter>,
     /// Created by `New`/`Force`: the first event file starts with a `SessionLog.START`.
     fresh: bool,
+    /// The run folder's lock (`None` for [`RunDir::open`], which only reads).
+    lock: Option<FolderLock>,
 }
 
 impl RunDir {
@@ -287,9 +295,18 @@ impl RunDir {
     ///   Call [`RunDir::resume_after`] once the checkpoint epoch is known.
     ///
     /// `checkpoints/` is created in every mode.
+    ///
+    /// **Locking**: first of all, in every mode, the run folder's [`FolderLock`] is taken
+    /// (lock file `<runs_root>[/group]/.<run>.lock`, beside the folder): if another process
+    /// (or another `RunDir` of this process) is writing the run, this fails at once with
+    /// [`Error::Locked`] naming the folder and the holder's pid, before anything is checked,
+    /// created or deleted. `Force` deletes and re-creates the folder while holding the lock
+    /// (the lock file is outside the folder, so it survives the deletion). The returned
+    /// `RunDir` keeps the lock until it is dropped; the OS releases it if the process dies.
     pub fn create(runs_root: &Path, name: &str, mode: CreateMode) -> Result<RunDir> {
         validate_run_name(name)?;
         let path = runs_root.join(name);
+        let lock = FolderLock::acquire(&path, "run folder")?;
         let exists = path.is_dir();
         match mode {
             CreateMode::New => {
@@ -324,6 +341,7 @@ impl RunDir {
             name: name.to_owned(),
             events: None,
             fresh,
+            lock: Some(lock),
         };
         fs::create_dir_all(dir.checkpoints_dir())
             .ctx("create directory", &dir.checkpoints_dir())?;
@@ -335,7 +353,11 @@ impl RunDir {
         Ok(dir)
     }
 
-    /// Open an existing run directory (for reading, e.g. evaluation or listing).
+    /// Open an existing run directory for reading (evaluation, listing, reuse checks).
+    ///
+    /// Does **not** take the run's lock: reading a run while another process trains it is
+    /// allowed (files are replaced atomically, metrics are append-only). Do not write through a
+    /// `RunDir` from `open`; use [`RunDir::create`] with [`CreateMode::Resume`] to write.
     pub fn open(path: &Path) -> Result<RunDir> {
         if !path.is_dir() || !holds_run(path) {
             return Err(Error::NotARun {
@@ -355,7 +377,13 @@ impl RunDir {
             name,
             events: None,
             fresh: false,
+            lock: None,
         })
+    }
+
+    /// The run folder's lock, held since [`RunDir::create`] (`None` for [`RunDir::open`]).
+    pub fn lock(&self) -> Option<&FolderLock> {
+        self.lock.as_ref()
     }
 
     /// The run directory.
@@ -555,7 +583,8 @@ pub fn scalars_for_row(row: &EpochMetrics) -> Vec<(String, f64)> {
 /// finished run in another study. Checkpoint files are hard-linked when the file system allows
 /// (they are never modified in place: new ones are written beside and renamed), everything else
 /// is copied. The copy is assembled in a hidden sibling and renamed, so `dst` is never a partial
-/// run.
+/// run. `dst`'s [`FolderLock`] is held during the copy: a destination being written by another
+/// process is refused with [`Error::Locked`] and left alone.
 pub fn copy_run(src: &Path, dst: &Path) -> Result<()> {
     let name = dst.file_name().ok_or_else(|| Error::InvalidRunName {
         name: dst.display().to_string(),
@@ -563,6 +592,7 @@ pub fn copy_run(src: &Path, dst: &Path) -> Result<()> {
     })?;
     let parent = dst.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(parent).ctx("create", parent)?;
+    let _lock = FolderLock::acquire(dst, "run folder")?;
     let staging = parent.join(format!(".{}.copying", name.to_string_lossy()));
     if staging.exists() {
         fs::remove_dir_all(&staging).ctx("remove", &staging)?;
@@ -592,10 +622,15 @@ fn copy_tree(src: &Path, dst: &Path, link: bool) -> Result<()> {
     Ok(())
 }
 
-/// Read `<run_dir>/config.toml` into `T`.
+/// Largest `config.toml`, `config.json` or `summary.json` read: 16 MiB. cilp writes a few
+/// KiB; the limit only stops a hostile or corrupt file (a sparse multi-GB file, `/dev/zero`)
+/// from being read into memory whole. Special files are refused by name.
+pub const MAX_RUN_FILE_BYTES: u64 = 16 << 20;
+
+/// Read `<run_dir>/config.toml` into `T` (bounded: see [`MAX_RUN_FILE_BYTES`]).
 pub fn read_config<T: DeserializeOwned>(run_dir: &Path) -> Result<T> {
     let p = run_dir.join(CONFIG_TOML);
-    let text = fs::read_to_string(&p).ctx("read", &p)?;
+    let text = cilp_data::io::read_bounded_to_string(&p, MAX_RUN_FILE_BYTES, "a run config (TOML)")?;
     toml::from_str(&text).map_err(|e| Error::Parse {
         path: p,
         line: None,
@@ -604,10 +639,10 @@ pub fn read_config<T: DeserializeOwned>(run_dir: &Path) -> Result<T> {
     })
 }
 
-/// Read `<run_dir>/summary.json`.
+/// Read `<run_dir>/summary.json` (bounded: see [`MAX_RUN_FILE_BYTES`]).
 pub fn read_summary(run_dir: &Path) -> Result<RunSummary> {
     let p = run_dir.join(SUMMARY_JSON);
-    let text = fs::read_to_string(&p).ctx("read", &p)?;
+    let text = cilp_data::io::read_bounded_to_string(&p, MAX_RUN_FILE_BYTES, "a run summary (JSON)")?;
     serde_json::from_str(&text).map_err(|e| Error::Parse {
         path: p,
         line: Some(e.line()),
@@ -696,6 +731,9 @@ mod tests {
         let json: serde_json::Value =
             serde_json::from_str(&fs::read_to_string(run.config_json_path()).unwrap()).unwrap();
         assert_eq!(json["opt"]["name"], "adam");
+        let ckpt_dir = run.checkpoints_dir();
+        // While `run` is alive it holds the lock: see `second_writer_is_refused_with_the_pid`.
+        drop(run);
 
         let err = RunDir::create(root.path(), "a", CreateMode::New).unwrap_err();
         let msg = err.to_string();
@@ -708,8 +746,9 @@ mod tests {
 
         let resumed = RunDir::create(root.path(), "a", CreateMode::Resume).unwrap();
         assert_eq!(resumed.read_config::<Cfg>().unwrap(), cfg());
+        drop(resumed);
 
-        fs::write(run.checkpoints_dir().join("epoch-1.mpk"), b"x").unwrap();
+        fs::write(ckpt_dir.join("epoch-1.mpk"), b"x").unwrap();
         let forced = RunDir::create(root.path(), "a", CreateMode::Force).unwrap();
         assert!(!forced.config_path().exists());
         assert!(
@@ -725,6 +764,182 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("nope") && err.contains("config.toml"), "{err}");
+    }
+
+    /// Asserts `r` is `Error::Locked` for `path` held by `pid`, and returns the message.
+    fn assert_locked(r: Result<RunDir>, path: &Path, pid: u32) -> String {
+        let e = r.unwrap_err();
+        let msg = e.to_string();
+        let Error::Locked { path: p, pid: found, .. } = &e else { panic!("expected Locked, got {e:?}") };
+        assert_eq!((p.as_path(), *found), (path, Some(pid)), "{msg}");
+        assert!(
+            msg.contains(&format!("{} is being written by process {pid}", path.display()))
+                && msg.contains("wait for it to finish or stop it"),
+            "{msg}"
+        );
+        msg
+    }
+
+    fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.extend(snapshot(&p));
+                out.push((p, Vec::new()));
+            } else {
+                let b = fs::read(&p).unwrap();
+                out.push((p, b));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn second_writer_in_one_process_is_refused_with_the_pid() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("g/late-fusion");
+        let run = RunDir::create(root.path(), "g/late-fusion", CreateMode::New).unwrap();
+        run.write_config(&cfg()).unwrap();
+        fs::write(run.checkpoints_dir().join("epoch-1.mpk"), b"weights").unwrap();
+        assert!(run.lock().is_some());
+        let before = snapshot(&path);
+        let me = std::process::id();
+        for mode in [CreateMode::New, CreateMode::Resume, CreateMode::Force] {
+            assert_locked(RunDir::create(root.path(), "g/late-fusion", mode), &path, me);
+        }
+        assert_eq!(snapshot(&path), before, "--force while locked deleted or changed something");
+        // The lock file lives beside the run, not in it; a listing does not see it.
+        assert!(root.path().join("g/.late-fusion.lock").is_file());
+        assert!(!path.join(".lock").exists());
+        assert_eq!(crate::compare::list_runs(root.path()).unwrap().len(), 1);
+        // Reading is not writing: `open` takes no lock.
+        assert!(RunDir::open(&path).unwrap().lock().is_none());
+        drop(run);
+        let resumed = RunDir::create(root.path(), "g/late-fusion", CreateMode::Resume).unwrap();
+        assert_eq!(resumed.read_config::<Cfg>().unwrap(), cfg());
+    }
+
+    #[test]
+    fn force_keeps_the_lock_while_it_deletes_and_recreates() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("r");
+        let run = RunDir::create(root.path(), "r", CreateMode::New).unwrap();
+        run.write_config(&cfg()).unwrap();
+        drop(run);
+        let forced = RunDir::create(root.path(), "r", CreateMode::Force).unwrap();
+        assert!(!forced.config_path().exists(), "the old run was deleted");
+        assert_locked(RunDir::create(root.path(), "r", CreateMode::Resume), &path, std::process::id());
+        assert_locked(RunDir::create(root.path(), "r", CreateMode::Force), &path, std::process::id());
+        assert!(forced.checkpoints_dir().is_dir(), "the second --force deleted nothing");
+        // copy_run onto a run being written is refused and leaves it alone.
+        let src = root.path().join("src");
+        fs::create_dir_all(&src).unwrap();
+        fs::write(src.join(CONFIG_TOML), "x = 1\n").unwrap();
+        let e = copy_run(&src, &path).unwrap_err();
+        assert!(matches!(e, Error::Locked { .. }), "{e:?}");
+        assert!(forced.checkpoints_dir().is_dir() && !forced.config_path().exists());
+        drop(forced);
+        copy_run(&src, &path).unwrap();
+        assert!(path.join(CONFIG_TOML).is_file());
+    }
+
+    /// Kills (SIGKILL) and reaps the child when dropped, so a failing test leaves no process.
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    const LOCK_HOLDER_ENV: &str = "CILP_TRACK_TEST_LOCK_HOLDER_ROOT";
+
+    /// A child process (this test binary, re-executed) creates a run and holds it: every mode
+    /// of `RunDir::create` here is refused with the child's pid and changes nothing; once the
+    /// child is killed with SIGKILL (no cleanup runs), the lock is free again.
+    #[test]
+    fn a_run_held_by_another_process_is_refused_until_it_is_killed() {
+        if let Some(root) = std::env::var_os(LOCK_HOLDER_ENV) {
+            let run = RunDir::create(Path::new(&root), "held", CreateMode::New).unwrap();
+            run.write_config(&cfg()).unwrap();
+            println!("\nLOCKED {}", std::process::id());
+            std::thread::sleep(std::time::Duration::from_secs(120));
+            return;
+        }
+        use std::io::BufRead;
+        let root = tempfile::tempdir().unwrap();
+        let child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "run::tests::a_run_held_by_another_process_is_refused_until_it_is_killed",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(LOCK_HOLDER_ENV, root.path())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut child = KillOnDrop(child);
+        let pid = child.0.id();
+        let stdout = std::io::BufReader::new(child.0.stdout.take().unwrap());
+        let line = stdout
+            .lines()
+            .map(|l| l.unwrap())
+            .find(|l| l.contains("LOCKED "))
+            .expect("the child exited before locking the run");
+        assert!(line.ends_with(&format!("LOCKED {pid}")), "{line}");
+        let path = root.path().join("held");
+        let before = snapshot(&path);
+        for mode in [CreateMode::Resume, CreateMode::New, CreateMode::Force] {
+            assert_locked(RunDir::create(root.path(), "held", mode), &path, pid);
+        }
+        assert_eq!(snapshot(&path), before, "a refused create changed the run");
+        assert!(matches!(FolderLock::acquire(&path, "run folder"), Err(Error::Locked { .. })));
+        // SIGKILL: the OS releases the lock with the process.
+        child.0.kill().unwrap();
+        child.0.wait().unwrap();
+        let resumed = RunDir::create(root.path(), "held", CreateMode::Resume).unwrap();
+        assert_eq!(resumed.read_config::<Cfg>().unwrap(), cfg());
+        let text = fs::read_to_string(root.path().join(".held.lock")).unwrap();
+        assert_eq!(text.trim(), std::process::id().to_string(), "the new holder records its pid");
+    }
+
+    #[test]
+    fn run_files_are_read_bounded_and_special_files_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let run = RunDir::create(root.path(), "r", CreateMode::New).unwrap();
+        run.write_config(&cfg()).unwrap();
+        run.write_summary(&RunSummary::started("r", "train")).unwrap();
+        // Just over the limit, sparse: refused from the size, with the size and the limit.
+        let big = |p: &Path, len: u64| fs::File::options().write(true).open(p).unwrap().set_len(len).unwrap();
+        big(&run.summary_path(), MAX_RUN_FILE_BYTES + 1);
+        big(&run.config_path(), MAX_RUN_FILE_BYTES + 1);
+        for e in [read_summary(run.path()).unwrap_err(), read_config::<Cfg>(run.path()).unwrap_err()] {
+            let e = e.to_string();
+            assert!(e.contains(&format!("{} bytes", MAX_RUN_FILE_BYTES + 1)) && e.contains("16777216-byte limit"), "{e}");
+        }
+        assert!(!is_study_summary(&run.summary_path()));
+        // A FIFO and a symlink to /dev/zero in place of the files: refused by name, never opened.
+        fs::remove_file(run.summary_path()).unwrap();
+        fs::remove_file(run.config_path()).unwrap();
+        assert!(Command::new("mkfifo").arg(run.summary_path()).status().unwrap().success());
+        std::os::unix::fs::symlink("/dev/zero", run.config_path()).unwrap();
+        // Watchdog: should a regression open the FIFO, a writer unblocks it after 20 s so the
+        // test fails instead of hanging.
+        let fifo = run.summary_path();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(20));
+            let _ = fs::OpenOptions::new().write(true).open(fifo);
+        });
+        let e = read_summary(run.path()).unwrap_err().to_string();
+        assert!(e.contains("summary.json") && e.contains("FIFO") && e.contains("not a regular file"), "{e}");
+        let e = read_config::<Cfg>(run.path()).unwrap_err().to_string();
+        assert!(e.contains("config.toml") && e.contains("character device"), "{e}");
+        assert!(!is_study_summary(&run.summary_path()));
+        let rec = crate::compare::load_run(run.path(), "r");
+        assert!(rec.errors.iter().any(|e| e.contains("FIFO")) && rec.errors.iter().any(|e| e.contains("character device")), "{:?}", rec.errors);
     }
 
     #[test]

@@ -4,13 +4,12 @@
 //! u32 masked_crc32c(data)`, with `mask(c) = ((c >> 15) | (c << 17)) + 0xa282ead8`
 //! (wrapping arithmetic).
 
-use std::fs;
 use std::path::Path;
 
 use prost::Message;
 
 use super::proto::Event;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 
 const MASK_DELTA: u32 = 0xa282_ead8;
 
@@ -71,9 +70,14 @@ pub fn decode_records(path: &Path, bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
     Ok(out)
 }
 
-/// Read every complete record of a TFRecord file.
+/// Largest event file [`read_records`] / [`read_events`] read: 1 GiB. cilp's event files hold
+/// a few scalars and small images per epoch (KiB to a few MiB); the limit only stops a hostile
+/// or corrupt file from being read into memory whole. Special files are refused by name.
+pub const MAX_EVENT_FILE_BYTES: u64 = 1 << 30;
+
+/// Read every complete record of a TFRecord file (bounded, see [`MAX_EVENT_FILE_BYTES`]).
 pub fn read_records(path: &Path) -> Result<Vec<Vec<u8>>> {
-    let bytes = fs::read(path).ctx("read", path)?;
+    let bytes = cilp_data::io::read_bounded(path, MAX_EVENT_FILE_BYTES, "a TensorBoard event file")?;
     decode_records(path, &bytes)
 }
 
