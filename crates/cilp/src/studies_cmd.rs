@@ -15,7 +15,7 @@ pub struct StudyFlags {
     pub data: PathBuf,
     /// quick: 500 pairs per class, 3 epochs, batch 16, Adam 1e-3, seeds 51,52,53 (about 5 min on 2
     /// cores; the models learn to 90%+); full: all pairs, 10 epochs, batch 32, Adam 1e-4, seeds
-    /// 51,52,53 (the original scale; hours on 2 cores: see the README).
+    /// 51,52,53 (the original scale; hours on 2 cores: see docs/studies.md).
     #[arg(long, default_value = "quick", value_parser = ["quick", "full"])]
     pub preset: String,
     /// Seeds (comma-separated; default: the preset's, 51,52,53); each model is trained once per

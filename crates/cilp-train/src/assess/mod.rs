@@ -163,7 +163,7 @@ impl AssessConfig {
         // The quick preset holds out 10% (a seeded stratified split): NVIDIA's index split would
         // leave too few validation pairs of a subset.
         let (limit, split, cilp, lidar, projector, finetune, finetune_frozen) = match preset {
-            // Quick: measured on the default generated data (see the README), 3,000 pairs per
+            // Quick: measured on the default generated data (see docs/assessment.md), 3,000 pairs per
             // class (5,400 train / 600 validation), about 7 minutes on 2 idle cores.
             // - CILP at NVIDIA's 1e-4: at 1e-3 the loss reaches the same ~3.05 (NVIDIA's logits
             //   are bounded) but the image embeddings keep only coarse position and the
