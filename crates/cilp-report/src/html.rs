@@ -139,6 +139,12 @@ code { font-family:ui-monospace,"DejaVu Sans Mono",Menlo,Consolas,monospace; fon
 .run { border-top:1px solid var(--line); padding-top:10px; margin-top:10px; }
 .legend span { margin-right:14px; font-size:12px; }
 nav a { color:#c5cbd6; margin-right:14px; font-size:13px; text-decoration:none; }
+table.sortable th { cursor:pointer; user-select:none; }
+table.sortable th.num { text-align:right; }
+table.sortable th[aria-sort=ascending]::after { content:" \25B2"; font-size:10px; }
+table.sortable th[aria-sort=descending]::after { content:" \25BC"; font-size:10px; }
+.tools { margin:4px 0; }
+.tools input { font:inherit; padding:4px 8px; width:320px; border:1px solid var(--line); border-radius:4px; }
 "#;
 
 /// A complete HTML page: `title` is escaped, `subtitle_html`, `nav_html` and `body_html` are

@@ -13,8 +13,9 @@
 //! ## Pages
 //!
 //! Every page is **one self-contained HTML file**: inline CSS, charts as inline SVG
-//! ([`svg`]), images as `data:` URIs, no scripts, no fonts or stylesheets to fetch, no link
-//! leaving the page. Everything that comes from a file (class and file names, run names, config
+//! ([`svg`]), images as `data:` URIs, no fonts, stylesheets or scripts to fetch, no link
+//! leaving the page. The only script is the run report's few inline lines that sort and filter
+//! its runs table ([`report::RUNS_TABLE_SCRIPT`]). Everything that comes from a file (class and file names, run names, config
 //! values, paths, study titles and notes) is escaped with [`html::escape_html`]; a run named
 //! `<img src=x onerror=alert(1)>` shows as that text.
 //!
@@ -26,8 +27,9 @@
 //!   loader's unpaired and ignored files, and a gallery: per sample the RGB image, the LiDAR
 //!   depth (viridis, no return in light grey) and the LiDAR point cloud rendered in 3-D
 //!   ([`render`]), upscaled with nearest neighbour.
-//! * The **run report** ([`mod@report`] module) shows the W&B-style runs table, validation curves
-//!   of all runs, the study tables ([`study`]: a documented `study_table.json` convention plus
+//! * The **run report** ([`mod@report`] module) shows the W&B-style runs table (sortable,
+//!   filterable), validation curves per study (mean over seeds per model, min-max band), the
+//!   study tables ([`study`]: a documented `study_table.json` convention plus
 //!   generic rendering of `fusion/`, `ablation/`, `assess/` `summary.json` files), the dataset
 //!   exploration, and per run its loss and accuracy curves, config and summary.
 //!
@@ -60,8 +62,10 @@
 //!   `pypcd4`; Python from `$CILP_PYTHON`, default `python3`) and compiles `load_fiftyone.py`
 //!   with `python3 -m py_compile`.
 //! * `tests/chromium.rs` opens both pages in headless Chromium (Debian package `chromium`;
-//!   `$CILP_CHROMIUM` overrides the binary), takes screenshots and fails on console errors,
-//!   failed loads or broken images. `$CILP_SCREENSHOT_DIR` keeps the pages and screenshots.
+//!   `$CILP_CHROMIUM` overrides the binary), takes screenshots and fails on console messages,
+//!   failed loads or any image that does not decode (`naturalWidth` 0, read back from the DOM);
+//!   it also opens every kind of chart as a standalone SVG file and clicks through the runs
+//!   table's sorting and filtering. `$CILP_SCREENSHOT_DIR` keeps the pages and screenshots.
 //!
 //! Both skip with a message when the tool is missing, and fail instead when `$CI` is set.
 #![forbid(unsafe_code)]

@@ -1,6 +1,12 @@
-//! Small hand-written SVG charts (bar chart, histogram, line chart, scatter plot) with axes,
-//! ticks, labels and legends. The SVG is inline in the page, uses the page's font and makes no
-//! network request. All text is escaped.
+//! Small hand-written SVG charts (bar chart, histogram, line chart with optional bands, scatter
+//! plot) with axes, ticks, labels and legends. Every chart is a complete SVG document (it carries
+//! the SVG namespace), so the same string works inline in a page, as an `<img>` data URI and as a
+//! standalone `.svg` file. It makes no network request and all text is escaped. Legends sit to
+//! the right of the plot area, never over the data.
+//!
+//! Why not `plotters`: its SVG backend writes one element per glyph run with inline styles and no
+//! `<title>` tooltips, places the series legend inside the plot area (the problem these charts
+//! had), and adds a dependency tree to a crate that needs about 500 lines of SVG text.
 
 use std::fmt::Write as _;
 
@@ -15,14 +21,20 @@ pub fn colour(i: usize) -> &'static str {
     PALETTE[i % PALETTE.len()]
 }
 
+/// The SVG namespace, which a chart needs to open as an image or a file (not only inline).
+pub const SVG_NS: &str = "http://www.w3.org/2000/svg";
+
 /// One named series of (x, y) points.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Series {
     pub name: String,
     pub colour: String,
     pub points: Vec<(f64, f64)>,
     /// Draw dashed (e.g. training curves next to validation curves).
     pub dashed: bool,
+    /// A shaded band (x, low, high) behind the line, e.g. the min-max over seeds of a mean
+    /// curve; empty for none.
+    pub band: Vec<(f64, f64, f64)>,
 }
 
 /// "Nice" tick values covering `[lo, hi]` (about `n` of them).
@@ -77,7 +89,7 @@ impl Frame {
 fn open(s: &mut String, w: f64, h: f64, title: &str) {
     let _ = write!(
         s,
-        "<svg class=\"chart\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" \
+        "<svg xmlns=\"{SVG_NS}\" class=\"chart\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" \
          font-family=\"system-ui,'DejaVu Sans',Arial,sans-serif\" font-size=\"11\" role=\"img\">\
          <title>{t}</title><rect width=\"{w}\" height=\"{h}\" fill=\"#fff\"/>\
          <text x=\"{cx}\" y=\"17\" text-anchor=\"middle\" font-size=\"13\" font-weight=\"600\" fill=\"#1d2330\">{t}</text>",
@@ -126,54 +138,55 @@ fn axes(s: &mut String, f: &Frame, x_ticks: &[(f64, String)], y_ticks: &[f64], x
     );
 }
 
-/// Positions of legend items laid out in rows under the title, and the height they take.
-fn legend_layout(items: &[(String, String, bool)], w: f64) -> (Vec<(f64, f64)>, f64) {
-    let widths: Vec<f64> = items.iter().map(|(n, _, _)| n.chars().count() as f64 * 6.4 + 34.0).collect();
-    let (mut rows, mut cur, mut cur_w) = (Vec::new(), Vec::new(), 0.0);
-    for (i, &iw) in widths.iter().enumerate() {
-        if !cur.is_empty() && cur_w + iw > w - 40.0 {
-            rows.push(std::mem::take(&mut cur));
-            cur_w = 0.0;
-        }
-        cur.push(i);
-        cur_w += iw;
-    }
-    if !cur.is_empty() {
-        rows.push(cur);
-    }
-    let mut pos = vec![(0.0, 0.0); items.len()];
-    for (r, row) in rows.iter().enumerate() {
-        let total: f64 = row.iter().map(|&i| widths[i]).sum();
-        let mut x = (w - total) / 2.0;
-        for &i in row {
-            pos[i] = (x, 36.0 + r as f64 * 15.0);
-            x += widths[i];
-        }
-    }
-    (pos, rows.len() as f64 * 15.0)
+/// A legend entry: name, colour, dashed line, shaded band.
+type Item = (String, String, bool, bool);
+
+const LEGEND_ROW: f64 = 16.0;
+const CHAR_W: f64 = 6.4;
+
+/// Width of the legend column right of the plot area (0 without items): the longest name, at
+/// most 45% of the chart (longer names are shortened with an ellipsis, the full name is the
+/// entry's tooltip).
+fn legend_width(items: &[Item], w: f64) -> f64 {
+    let longest = items.iter().map(|i| i.0.chars().count()).max();
+    longest.map_or(0.0, |n| (n as f64 * CHAR_W + 38.0).min(w * 0.45))
 }
 
-/// Top margin of a chart with a legend of `items` under its title.
-fn top_with_legend(items: &[(String, String, bool)], w: f64) -> f64 {
-    if items.is_empty() { 28.0 } else { 32.0 + legend_layout(items, w).1 }
+/// Height a chart needs so that a legend of `items` starting at `top` fits beside the plot.
+fn height_with_legend(items: &[Item], h: f64, top: f64, bottom: f64) -> f64 {
+    h.max(top + 8.0 + items.len() as f64 * LEGEND_ROW + bottom)
 }
 
-fn legend(s: &mut String, f: &Frame, items: &[(String, String, bool)]) {
-    let (pos, _) = legend_layout(items, f.w);
-    for ((name, col, dashed), (x, y)) in items.iter().zip(pos) {
+/// The legend, one entry per row in the column right of the plot area (`f.right` wide).
+fn legend(s: &mut String, f: &Frame, items: &[Item]) {
+    let x = f.w - f.right + 12.0;
+    let max_chars = (((f.right - 14.0 - 38.0) / CHAR_W + 1e-6).floor() as usize).max(4);
+    for (i, (name, col, dashed, band)) in items.iter().enumerate() {
+        let y = f.top + 12.0 + i as f64 * LEGEND_ROW;
+        let col = escape_html(col);
+        if *band {
+            let _ = write!(
+                s,
+                "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"20\" height=\"10\" fill=\"{col}\" fill-opacity=\"0.2\"/>",
+                y - 8.5
+            );
+        }
+        let shown: String = if name.chars().count() > max_chars {
+            name.chars().take(max_chars - 1).chain(std::iter::once('…')).collect()
+        } else {
+            name.clone()
+        };
         let _ = write!(
             s,
-            "<line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"{}\" stroke-width=\"2.5\"{}/>\
-             <text x=\"{:.1}\" y=\"{:.1}\" fill=\"#1d2330\">{}</text>",
-            x + 4.0,
-            x + 22.0,
+            "<line x1=\"{x:.1}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"{col}\" stroke-width=\"2.5\"{}/>\
+             <text x=\"{:.1}\" y=\"{y:.1}\" fill=\"#1d2330\"><title>{}</title>{}</text>",
+            x + 20.0,
             y - 3.5,
             y - 3.5,
-            escape_html(col),
             if *dashed { " stroke-dasharray=\"4 3\"" } else { "" },
-            x + 26.0,
-            y,
-            escape_html(name)
+            x + 25.0,
+            escape_html(name),
+            escape_html(&shown)
         );
     }
 }
@@ -260,11 +273,13 @@ pub fn histogram(
     let (lo, hi) = if hi > lo { (lo, hi) } else { (lo - 0.5, lo + 0.5) };
     let ymax = series.iter().flat_map(|s| s.2.iter()).copied().max().unwrap_or(0) as f64;
     let ymax = if ymax > 0.0 { ymax * 1.1 } else { 1.0 };
+    let items: Vec<Item> = series.iter().map(|(n, c, _)| (n.clone(), c.clone(), false, false)).collect();
+    let (top, bottom) = (28.0, 38.0);
+    let h = height_with_legend(&items, h, top, bottom);
+    let right = 14.0 + legend_width(&items, w);
     let mut s = String::new();
     open(&mut s, w, h, title);
-    let items: Vec<_> = series.iter().map(|(n, c, _)| (n.clone(), c.clone(), false)).collect();
-    let top = top_with_legend(&items, w);
-    let f = Frame { w, h, left: 52.0, right: 14.0, top, bottom: 38.0, x0: lo, x1: hi, y0: 0.0, y1: ymax, log_y: false };
+    let f = Frame { w, h, left: 52.0, right, top, bottom, x0: lo, x1: hi, y0: 0.0, y1: ymax, log_y: false };
     let xt: Vec<(f64, String)> = nice_ticks(lo, hi, 6).into_iter().map(|v| (v, tick_label(v))).collect();
     axes(&mut s, &f, &xt, &nice_ticks(0.0, ymax, 5), x_label, "samples");
     let bin_w = (hi - lo) / bins as f64;
@@ -295,23 +310,29 @@ pub fn histogram(
     s
 }
 
-/// A line chart of several series with markers. With `log_y` the y axis is logarithmic
-/// (non-positive values are dropped).
+/// A line chart of several series with markers, each with its shaded band if it has one. With
+/// `log_y` the y axis is logarithmic (non-positive values are dropped). The legend is right of
+/// the plot; the chart grows taller than `h` when the legend needs the room.
 pub fn line_chart(title: &str, series: &[Series], x_label: &str, y_label: &str, w: f64, h: f64, log_y: bool) -> String {
-    let pts = || {
-        series
-            .iter()
-            .flat_map(|s| s.points.iter())
-            .filter(|(x, y)| x.is_finite() && y.is_finite() && (!log_y || *y > 0.0))
-    };
+    let ok = |x: f64, y: f64| x.is_finite() && y.is_finite() && (!log_y || y > 0.0);
+    let band_ok = |&&(x, lo, hi): &&(f64, f64, f64)| ok(x, lo) && ok(x, hi);
     let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
-    for &(x, y) in pts() {
+    let points = series.iter().flat_map(|s| s.points.iter().copied());
+    let band_ends =
+        series.iter().flat_map(|s| s.band.iter().filter(band_ok).flat_map(|&(x, lo, hi)| [(x, lo), (x, hi)]));
+    for (x, y) in points.chain(band_ends).filter(|&(x, y)| ok(x, y)) {
         let y = if log_y { y.log10() } else { y };
         x0 = x0.min(x);
         x1 = x1.max(x);
         y0 = y0.min(y);
         y1 = y1.max(y);
     }
+    let items: Vec<Item> = series
+        .iter()
+        .map(|s| (s.name.clone(), s.colour.clone(), s.dashed, s.band.iter().any(|b| band_ok(&b))))
+        .collect();
+    let (top, bottom) = (28.0, 38.0);
+    let h = height_with_legend(&items, h, top, bottom);
     let mut s = String::new();
     open(&mut s, w, h, title);
     if !x0.is_finite() {
@@ -334,9 +355,8 @@ pub fn line_chart(title: &str, series: &[Series], x_label: &str, y_label: &str, 
         let lo = if y0 >= 0.0 && y0 - pad < 0.0 { 0.0 } else { y0 - pad };
         (lo, y1 + pad)
     };
-    let items: Vec<_> = series.iter().map(|s| (s.name.clone(), s.colour.clone(), s.dashed)).collect();
-    let f =
-        Frame { w, h, left: 58.0, right: 14.0, top: top_with_legend(&items, w), bottom: 38.0, x0, x1, y0, y1, log_y };
+    let right = 14.0 + legend_width(&items, w);
+    let f = Frame { w, h, left: 58.0, right, top, bottom, x0, x1, y0, y1, log_y };
     let y_ticks = if log_y { (y0 as i64..=y1 as i64).map(|v| v as f64).collect() } else { nice_ticks(y0, y1, 5) };
     let integer_x = series.iter().flat_map(|s| &s.points).all(|(x, _)| x.fract() == 0.0);
     let mut xt: Vec<(f64, String)> = nice_ticks(x0, x1, 6).into_iter().map(|v| (v, tick_label(v))).collect();
@@ -344,9 +364,24 @@ pub fn line_chart(title: &str, series: &[Series], x_label: &str, y_label: &str, 
         xt.retain(|(v, _)| v.fract() == 0.0);
     }
     axes(&mut s, &f, &xt, &y_ticks, x_label, y_label);
+    // Bands first, so that no band hides another series' line.
     for se in series {
-        let p: Vec<(f64, f64)> =
-            se.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite() && (!log_y || *y > 0.0)).collect();
+        let b: Vec<&(f64, f64, f64)> = se.band.iter().filter(band_ok).collect();
+        if b.is_empty() {
+            continue;
+        }
+        let mut d = String::new();
+        for (i, &&(x, _, hi)) in b.iter().enumerate() {
+            let _ = write!(d, "{}{:.1},{:.1}", if i == 0 { "M" } else { " L" }, f.px(x), f.py(hi));
+        }
+        for &&(x, lo, _) in b.iter().rev() {
+            let _ = write!(d, " L{:.1},{:.1}", f.px(x), f.py(lo));
+        }
+        let _ =
+            write!(s, "<path d=\"{d} Z\" fill=\"{}\" fill-opacity=\"0.18\" stroke=\"none\"/>", escape_html(&se.colour));
+    }
+    for se in series {
+        let p: Vec<(f64, f64)> = se.points.iter().copied().filter(|&(x, y)| ok(x, y)).collect();
         if p.is_empty() {
             continue;
         }
@@ -424,14 +459,24 @@ mod tests {
 
     #[test]
     fn charts_escape_text() {
-        let se =
-            Series { name: "<x>".into(), colour: "#000".into(), points: vec![(1.0, 2.0), (2.0, 1.0)], dashed: false };
+        let se = Series {
+            name: "<x>".into(),
+            colour: "#000".into(),
+            points: vec![(1.0, 2.0), (2.0, 1.0)],
+            ..Default::default()
+        };
         let svg = line_chart("<t>", &[se], "epoch", "loss", 400.0, 300.0, false);
         assert!(svg.contains("&lt;t&gt;") && svg.contains("&lt;x&gt;") && !svg.contains("<x>"));
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
         let svg = line_chart(
             "log",
-            &[Series { name: "a".into(), colour: "#000".into(), points: vec![(1.0, 1e-3), (2.0, 0.5)], dashed: true }],
+            &[Series {
+                name: "a".into(),
+                colour: "#000".into(),
+                points: vec![(1.0, 1e-3), (2.0, 0.5)],
+                dashed: true,
+                ..Default::default()
+            }],
             "e",
             "l",
             400.0,
@@ -445,5 +490,63 @@ mod tests {
         assert_eq!(c, vec![0, 1, 2]);
         let svg = histogram("h", &[("a".into(), "#111".into(), c)], 0.0, 3.0, "v", 300.0, 200.0);
         assert_eq!(svg.matches("<rect x=").count(), 2); // 2 non-empty bins
+    }
+
+    /// The numbers of every `attr="..."` in `svg` inside elements named `tag`.
+    fn attr_nums(svg: &str, tag: &str, attr: &str) -> Vec<f64> {
+        let pat = format!(" {attr}=\"");
+        svg.match_indices(&format!("<{tag} "))
+            .filter_map(|(i, _)| {
+                let el = &svg[i..i + svg[i..].find('>').unwrap()];
+                let v = &el[el.find(&pat)? + pat.len()..];
+                v[..v.find('"').unwrap()].parse().ok()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_chart_is_a_standalone_svg_document() {
+        let se = Series { name: "a".into(), colour: "#000".into(), points: vec![(1.0, 2.0)], ..Default::default() };
+        let charts = [
+            line_chart("l", &[se], "x", "y", 300.0, 200.0, false),
+            line_chart("empty", &[], "x", "y", 300.0, 200.0, false),
+            bar_chart("b", &["c".into()], &[3.0], &[], "n", 300.0, 200.0),
+            histogram("h", &[("a".into(), "#111".into(), vec![1, 2])], 0.0, 2.0, "v", 300.0, 200.0),
+            scatter("s", &[(0.5, 0.5, "#123".into())], (0.0, 1.0), (0.0, 1.0), "x", "y", 300.0, 200.0),
+        ];
+        for c in charts {
+            // Without the namespace a browser renders the SVG inline in HTML only: as an <img>
+            // or a file it is a broken image.
+            assert!(c.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\" "), "{}", &c[..c.len().min(80)]);
+            assert!(c.ends_with("</svg>") && c.matches("<svg").count() == 1);
+        }
+    }
+
+    #[test]
+    fn legend_is_right_of_the_plot_and_bands_are_drawn() {
+        let series: Vec<Series> = (0..12)
+            .map(|i| Series {
+                name: format!("model-{i} with a long name"),
+                colour: colour(i).into(),
+                points: (1..=5).map(|e| (e as f64, 1.0 / (e + i) as f64)).collect(),
+                band: (1..=5).map(|e| (e as f64, 0.5 / (e + i) as f64, 2.0 / (e + i) as f64)).collect(),
+                ..Default::default()
+            })
+            .collect();
+        let svg = line_chart("t", &series, "epoch", "loss", 600.0, 200.0, false);
+        // 12 legend rows do not fit in 200 px beside the plot: the chart grows instead of
+        // stacking the legend over the data.
+        let h = attr_nums(&svg, "svg", "height")[0];
+        assert!(h >= 28.0 + 12.0 * 16.0 + 38.0, "height {h}");
+        let data_x = attr_nums(&svg, "circle", "cx");
+        let plot_right = data_x.iter().cloned().fold(0.0, f64::max);
+        assert_eq!(data_x.len(), 60);
+        let legend_x: Vec<f64> = attr_nums(&svg, "line", "x1").into_iter().filter(|&x| x > plot_right).collect();
+        assert_eq!(legend_x.len(), 12, "every legend entry right of the data");
+        // The band's top (2 / 1) sets the y range: the axis goes above the highest mean (1.0).
+        assert_eq!(svg.matches("fill-opacity=\"0.18\"").count(), 12);
+        assert!(svg.contains("text-anchor=\"end\" fill=\"#5b6473\">2</text>"), "y ticks reach the band's top");
+        // One band rectangle per legend entry.
+        assert_eq!(svg.matches("fill-opacity=\"0.2\"").count(), 12);
     }
 }

@@ -1,93 +1,20 @@
 //! Opens the exploration page and the run report in headless Chromium, takes a screenshot of
-//! each and fails on console errors, failed loads or missing images.
+//! each and fails on console messages, failed loads or any image that does not decode (read back
+//! from the DOM: a broken image logs nothing to the console). Also opens every kind of chart
+//! `cilp_report::svg` draws as a standalone `.svg` file, and sorts and filters the runs table.
 //!
-//! Chromium is `$CILP_CHROMIUM`, else the first of `chromium`, `chromium-browser`,
-//! `google-chrome` on `PATH`. If none is found the test is skipped with a message, unless `$CI`
-//! is set, in which case it fails (Debian: `apt-get install -y chromium`). Set
+//! Chromium: see `common/browser.rs`. If it is missing the tests are skipped with a message,
+//! unless `$CI` is set, in which case they fail (Debian: `apt-get install -y chromium`). Set
 //! `$CILP_SCREENSHOT_DIR` to keep the pages and screenshots for a look.
 
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
+use cilp_report::svg::{self, Series};
 use cilp_report::{ExploreOptions, ReportOptions, explore, report};
+use common::browser::{chromium_or_skip, files_that_fail_as_images, images_that_fail, problems, run_check, screenshot};
 use common::*;
-
-fn find_chromium() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("CILP_CHROMIUM") {
-        return Some(PathBuf::from(p));
-    }
-    let path = std::env::var_os("PATH")?;
-    for name in ["chromium", "chromium-browser", "google-chrome"] {
-        for dir in std::env::split_paths(&path) {
-            let p = dir.join(name);
-            if p.is_file() {
-                return Some(p);
-            }
-        }
-    }
-    None
-}
-
-/// Runs headless Chromium on `page`, writing `png`; returns its stderr.
-fn screenshot(chromium: &Path, page: &Path, png: &Path, profile: &Path) -> String {
-    let url = format!("file://{}", page.canonicalize().unwrap().display());
-    let mut child = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--no-first-run",
-            "--no-default-browser-check",
-            "--hide-scrollbars",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--window-size=1280,2000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("--screenshot={}", png.display()))
-        .arg(&url)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", chromium.display()));
-    let stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("chromium did not finish within 120 s on {url}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let err = reader.join().unwrap();
-    assert!(status.success(), "chromium failed ({status}) on {url}:\n{err}");
-    err
-}
-
-/// Console errors and failed loads in Chromium's log. The pages have no scripts, so any
-/// console message at all is unexpected and reported.
-fn problems(log: &str) -> Vec<&str> {
-    log.lines()
-        .filter(|l| {
-            l.contains("CONSOLE")
-                || l.contains("net::ERR_")
-                || l.contains("Failed to load resource")
-                || l.contains("Refused to")
-                || l.contains("Uncaught")
-        })
-        .collect()
-}
 
 /// Every `<img>` has a non-empty PNG/SVG data URI whose payload decodes to an image.
 fn check_images(html: &str) -> usize {
@@ -106,7 +33,8 @@ fn check_images(html: &str) -> usize {
             let img = cilp_data::image::decode_png(&bytes, Path::new("<img>")).expect("img is a valid PNG");
             assert!(img.width >= 64 && img.height >= 64);
         } else if head == "data:image/svg+xml" {
-            assert!(String::from_utf8(bytes).unwrap().contains("<svg"));
+            let text = String::from_utf8(bytes).unwrap();
+            assert!(text.contains("<svg xmlns=\"http://www.w3.org/2000/svg\""), "SVG image without the SVG namespace");
         }
     }
     imgs.len()
@@ -144,16 +72,31 @@ fn check_screenshot(png: &Path) {
     assert!(colours.len() > 200, "screenshot looks blank ({} colours)", colours.len());
 }
 
+/// In-page check of the runs table: sorts by params (twice) and by name, filters, and returns
+/// what it saw, one `key: value` per line.
+const TABLE_CHECK: &str = r#"function check() {
+  var t = document.getElementById("runs-table"), box = document.getElementById("runs-filter");
+  var heads = t.tHead.rows[0].cells, out = [];
+  function col(name) { return Array.prototype.findIndex.call(heads, function (h) { return h.textContent.replace(/[^a-z ]/g, "").trim() === name; }); }
+  function column(i) { return Array.prototype.map.call(t.tBodies[0].rows, function (r) { return r.cells[i].textContent; }).join("|"); }
+  var p = col("params"), n = col("name");
+  heads[p].click(); out.push("params asc: " + column(p) + " " + heads[p].getAttribute("aria-sort"));
+  heads[p].click(); out.push("params desc: " + column(p) + " " + heads[p].getAttribute("aria-sort"));
+  heads[n].click(); out.push("name asc: " + column(n));
+  box.value = "LATE  completed"; box.dispatchEvent(new Event("input"));
+  var shown = Array.prototype.filter.call(t.tBodies[0].rows, function (r) { return !r.hidden; });
+  out.push("filtered: " + shown.map(function (r) { return r.cells[n].textContent; }).join("|"));
+  out.push("count: " + document.getElementById("runs-count").textContent);
+  return out.join("\n");
+}"#;
+
+fn line<'a>(text: &'a str, key: &str) -> &'a str {
+    text.lines().find_map(|l| l.strip_prefix(key)).unwrap_or_else(|| panic!("no {key:?} in {text}"))
+}
+
 #[test]
 fn pages_render_in_headless_chromium_without_errors() {
-    let Some(chromium) = find_chromium() else {
-        let msg = "Chromium not found (set CILP_CHROMIUM or install it: Debian `apt-get install -y chromium`)";
-        if std::env::var_os("CI").is_some() {
-            panic!("{msg}");
-        }
-        eprintln!("skipped: {msg}");
-        return;
-    };
+    let Some(chromium) = chromium_or_skip() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let keep = std::env::var_os("CILP_SCREENSHOT_DIR").map(PathBuf::from);
     let dir = keep.clone().unwrap_or_else(|| tmp.path().to_owned());
@@ -166,19 +109,107 @@ fn pages_render_in_headless_chromium_without_errors() {
     explore(&data, &ex, &ExploreOptions { gallery_per_class: 3, ..Default::default() }).unwrap();
     let rep = dir.join("report.html");
     report(&runs, &rep, &ReportOptions { explore_dir: Some(ex.clone()), ..Default::default() }).unwrap();
+    let profile = tmp.path().join("profile");
 
-    for (page, n_img) in [(ex.join("index.html"), 18), (rep.clone(), 18 + 1)] {
+    for (page, n_img) in [(ex.join("index.html"), 18), (rep.clone(), 18 + 2)] {
         let html = std::fs::read_to_string(&page).unwrap();
         assert_self_contained(&html);
         assert_eq!(check_images(&html), n_img, "images on {}", page.display());
         let png = page.with_extension("png");
         let _ = std::fs::remove_file(&png);
-        let log = screenshot(&chromium, &page, &png, &tmp.path().join("profile"));
+        let log = screenshot(&chromium, &page, &png, &profile, (1280, 2000));
         let bad = problems(&log);
         assert!(bad.is_empty(), "console errors or failed loads on {}:\n{}", page.display(), bad.join("\n"));
         check_screenshot(&png);
+        // Every image decodes in the browser (a broken one logs nothing to the console).
+        let (n, broken, bad) = images_that_fail(&chromium, &page, &profile);
+        assert_eq!(n, n_img, "images in the DOM of {}", page.display());
+        assert!(broken.is_empty(), "images that do not decode on {}: {broken:?}", page.display());
+        assert!(bad.is_empty(), "console problems on {}:\n{}", page.display(), bad.join("\n"));
         if keep.is_some() {
             eprintln!("kept {} and {}", page.display(), png.display());
         }
     }
+
+    // The runs table sorts and filters (numbers by value, unknown last), without console output.
+    let (text, log) = run_check(&chromium, &rep, &profile, TABLE_CHECK);
+    assert!(problems(&log).is_empty(), "console problems:\n{}", problems(&log).join("\n"));
+    assert_eq!(line(&text, "params asc: "), "13,015,952|13,147,202|13,147,202|- ascending", "{text}");
+    assert_eq!(line(&text, "params desc: "), "13,147,202|13,147,202|13,015,952|- descending", "{text}");
+    assert_eq!(line(&text, "name asc: "), format!("cilp_pretrain|fusion/{EVIL}|fusion/late|fusion/late-s52"), "{text}");
+    assert_eq!(line(&text, "filtered: "), "fusion/late|fusion/late-s52", "{text}");
+    assert_eq!(line(&text, "count: "), "2 of 4 runs", "{text}");
+}
+
+/// Every kind of chart opens on its own as an `.svg` file (as the studies write them and
+/// `results.md` links them), not only inline in a page.
+#[test]
+fn every_chart_kind_opens_as_a_standalone_svg_file() {
+    let Some(chromium) = chromium_or_skip() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let se = |dashed| Series {
+        name: format!("{SCRIPT} & co"),
+        colour: svg::colour(1).into(),
+        points: vec![(1.0, 0.5), (2.0, 0.25), (3.0, 0.2)],
+        band: vec![(1.0, 0.4, 0.6), (2.0, 0.2, 0.3), (3.0, 0.1, 0.3)],
+        dashed,
+    };
+    let mut charts = vec![
+        (
+            "line.svg",
+            svg::line_chart(&format!("line {EVIL}"), &[se(false), se(true)], "epoch", "loss", 560.0, 280.0, false),
+        ),
+        ("log.svg", svg::line_chart("log", &[se(false)], "epoch", "loss", 560.0, 280.0, true)),
+        ("empty.svg", svg::line_chart("no data", &[], "epoch", "loss", 560.0, 280.0, false)),
+        ("bar.svg", svg::bar_chart("bars", &[EVIL.to_owned(), "b".into()], &[1.0, 2.0], &[], "n", 400.0, 260.0)),
+        (
+            "hist.svg",
+            svg::histogram("hist", &[("a".into(), "#111".into(), vec![1, 3, 2])], 0.0, 3.0, "v", 400.0, 260.0),
+        ),
+        (
+            "scatter.svg",
+            svg::scatter("s", &[(0.5, 0.5, "#123".into())], (0.0, 1.0), (0.0, 1.0), "x", "y", 300.0, 200.0),
+        ),
+    ];
+    charts.extend(study_charts());
+    let files: Vec<PathBuf> = charts
+        .iter()
+        .map(|(name, svg)| {
+            let p = tmp.path().join(name);
+            std::fs::write(&p, svg).unwrap();
+            p
+        })
+        .collect();
+    let broken = files_that_fail_as_images(&chromium, &files, tmp.path(), &tmp.path().join("profile"));
+    assert!(broken.is_empty(), "SVG files that do not open as images: {broken:?}");
+}
+
+/// The check itself tells a broken image from a good one: an SVG without the SVG namespace
+/// (what the charts were) fails, the same SVG with it passes.
+#[test]
+fn image_check_catches_an_svg_without_namespace() {
+    let Some(chromium) = chromium_or_skip() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let good = svg::bar_chart("b", &["a".into()], &[1.0], &[], "n", 300.0, 200.0);
+    let bad = good.replacen(&format!(" xmlns=\"{}\"", svg::SVG_NS), "", 1);
+    assert_ne!(good, bad);
+    let files: Vec<PathBuf> = [("good.svg", &good), ("bad.svg", &bad)]
+        .iter()
+        .map(|(n, t)| {
+            let p = tmp.path().join(n);
+            std::fs::write(&p, t).unwrap();
+            p
+        })
+        .collect();
+    let broken = files_that_fail_as_images(&chromium, &files, tmp.path(), &tmp.path().join("profile"));
+    assert_eq!(broken, [files[1].display().to_string()]);
+    let page = tmp.path().join("page.html");
+    let uri = |t: &str| cilp_report::html::data_uri("image/svg+xml", t.as_bytes());
+    std::fs::write(
+        &page,
+        format!("<!DOCTYPE html><img alt=\"good\" src=\"{}\"><img alt=\"bad\" src=\"{}\">", uri(&good), uri(&bad)),
+    )
+    .unwrap();
+    let (n, broken, _) = images_that_fail(&chromium, &page, &tmp.path().join("profile"));
+    assert_eq!((n, broken), (2, vec!["bad".to_owned()]));
 }

@@ -245,7 +245,16 @@ fn report_shows_runs_curves_studies_and_escapes_everything() {
     assert!(html.contains(&escape_html(&format!("fusion/{EVIL}"))));
     assert!(html.contains("13,147,202"), "params column");
     assert!(html.contains("late — loss") && html.contains("late — accuracy"));
-    assert!(html.contains("Validation loss, all runs"));
+    // Comparison charts per study folder, one line per model: the two `late` seeds are one
+    // mean line with a min-max band (no chart of all runs at once).
+    assert!(!html.contains("all runs"));
+    assert!(html.contains("fusion: validation loss") && html.contains("fusion: validation accuracy"));
+    assert!(html.contains(">late (2 runs)<") && html.contains(">concat (1 run)<"), "mean of the late seeds");
+    assert_eq!(html.matches("fill-opacity=\"0.18\"").count(), 2, "one band per chart, for late only");
+    // The runs table sorts and filters (the Chromium test clicks through it).
+    assert!(html.contains("<table id=\"runs-table\" class=\"sortable\">") && html.contains("id=\"runs-filter\""));
+    assert!(html.contains("<td class=\"num\" data-v=\"13147202\">13,147,202</td>"), "numeric sort key");
+    assert_eq!(html.matches("<script>").count(), 1);
     assert!(html.contains("No metrics recorded."), "running run without metrics");
     assert!(html.contains("<path d=\"M"), "curves drawn");
     // Config values, study table and its chart.

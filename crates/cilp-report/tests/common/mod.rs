@@ -1,6 +1,8 @@
 //! Shared helpers of the integration tests.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::path::{Path, PathBuf};
 
 use cilp_track::{CreateMode, EpochMetrics, RunDir, RunStatus, RunSummary, names};
@@ -28,14 +30,17 @@ pub fn add_evil_unpaired(data: &Path) {
     std::fs::copy(first, lidar.join(format!("{EVIL}.npy"))).unwrap();
 }
 
-/// A runs directory with two completed runs (one named [`EVIL`]), a running one without
-/// metrics, and a study table with a chart.
+/// A runs directory with three completed runs (two seeds of `late`, one run named [`EVIL`]), a
+/// running one without metrics, and a study table with two charts written by
+/// `cilp_report::svg`, as the studies write theirs.
 pub fn make_runs(dir: &Path) -> PathBuf {
     let root = dir.join("runs");
-    for (k, name) in ["fusion/late", &format!("fusion/{EVIL}")].iter().enumerate() {
+    for (k, name) in ["fusion/late", &format!("fusion/{EVIL}"), "fusion/late-s52"].iter().enumerate() {
+        let (model, k) = if k == 1 { ("concat", 1usize) } else { ("late", 0) };
+        let jitter = if name.ends_with("-s52") { 1.2 } else { 1.0 };
         let mut run = RunDir::create(&root, name, CreateMode::New).unwrap();
         let cfg = serde_json::json!({
-            "model": if k == 0 { "late" } else { "concat" },
+            "model": model,
             "lr": 1e-3,
             "batch_size": 32,
             "epochs": 4,
@@ -44,7 +49,7 @@ pub fn make_runs(dir: &Path) -> PathBuf {
         });
         run.write_config(&cfg).unwrap();
         let mut s = RunSummary::started(run.name(), "train");
-        s.model = if k == 0 { "late".into() } else { "concat".into() };
+        s.model = model.into();
         s.parameters = 13_147_202 - k as u64 * 131_250;
         s.device = "cpu".into();
         run.write_summary(&s).unwrap();
@@ -53,8 +58,8 @@ pub fn make_runs(dir: &Path) -> PathBuf {
             tr.accuracy = Some(0.6 + 0.09 * e as f64);
             tr.epoch_seconds = 10.0 + k as f64;
             tr.peak_memory_bytes = Some(300 << 20);
-            let mut va = EpochMetrics::new(e, names::VAL, 0.8 / (e as f64).powi(2 + k as i32));
-            va.accuracy = Some(0.55 + 0.1 * e as f64);
+            let mut va = EpochMetrics::new(e, names::VAL, jitter * 0.8 / (e as f64).powi(2 + k as i32));
+            va.accuracy = Some(0.55 + 0.1 * e as f64 - 0.05 * (jitter - 1.0));
             va.epoch_seconds = 1.0;
             run.log_epoch(&[tr, va]).unwrap();
         }
@@ -76,17 +81,36 @@ pub fn make_runs(dir: &Path) -> PathBuf {
             "columns": ["metric", "MaxPool2d", "Strided", "difference"],
             "rows": [["val loss", 0.0123, 0.0150, 0.0027], ["params", 13147202, 13383802, 236600], [EVIL, null, true, "x"]],
             "notes": ["3 epochs, CPU", SCRIPT],
-            "charts": ["chart.svg", "missing.png"],
+            "charts": ["chart.svg", "missing.png", "curve.svg"],
         }))
         .unwrap(),
     )
     .unwrap();
-    std::fs::write(
-        study.join("chart.svg"),
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"120\" height=\"60\"><rect width=\"120\" height=\"60\" fill=\"#4e79a7\"/></svg>",
-    )
-    .unwrap();
+    for (file, svg) in study_charts() {
+        std::fs::write(study.join(file), svg).unwrap();
+    }
     root
+}
+
+/// Charts made by `cilp_report::svg` the way the studies make theirs (a bar chart and a line
+/// chart with a band), with a probe in the labels.
+pub fn study_charts() -> Vec<(&'static str, String)> {
+    use cilp_report::svg;
+    let labels = vec!["MaxPool2d".to_owned(), format!("strided {EVIL}")];
+    let colours: Vec<String> = (0..2).map(|i| svg::colour(i).to_owned()).collect();
+    let bar =
+        svg::bar_chart("val loss (mean of 3 seeds)", &labels, &[0.0123, 0.015], &colours, "val loss", 720.0, 320.0);
+    let series: Vec<svg::Series> = (0..2)
+        .map(|i| svg::Series {
+            name: labels[i].clone(),
+            colour: colours[i].clone(),
+            points: (1..=4).map(|e| (e as f64, 0.8 / (e + i) as f64)).collect(),
+            band: (1..=4).map(|e| (e as f64, 0.7 / (e + i) as f64, 0.9 / (e + i) as f64)).collect(),
+            ..Default::default()
+        })
+        .collect();
+    let line = svg::line_chart(&format!("validation loss {SCRIPT}"), &series, "epoch", "val loss", 720.0, 360.0, false);
+    vec![("chart.svg", bar), ("curve.svg", line)]
 }
 
 /// Every `src="..."` / `href="..."` attribute value of an HTML page.
@@ -100,10 +124,16 @@ pub fn attr_values<'a>(html: &'a str, attr: &str) -> Vec<&'a str> {
         .collect()
 }
 
-/// Asserts that a page loads nothing from outside: no scripts, stylesheets links or `url()`,
-/// images only as data URIs, links only to anchors inside the page.
+/// Asserts that a page loads nothing from outside: no scripts but the run report's inline
+/// table script, no stylesheet links or `url()`, images only as data URIs, links only to
+/// anchors inside the page.
 pub fn assert_self_contained(html: &str) {
-    assert!(!html.contains("<script"), "page has a <script> element (or unescaped text)");
+    let ours = format!("<script>{}</script>", cilp_report::report::RUNS_TABLE_SCRIPT);
+    let rest = html.replacen(&ours, "", 1);
+    assert!(!rest.contains("<script"), "page has a <script> element (or unescaped text)");
+    for bad in ["fetch(", "XMLHttpRequest", "import(", "eval(", "innerHTML", "console."] {
+        assert!(!ours.contains(bad), "the table script uses {bad}");
+    }
     assert!(!html.contains("<link"), "page links a resource");
     assert!(!html.contains("url("), "page uses url()");
     assert!(!html.contains("@import"));
@@ -113,5 +143,7 @@ pub fn assert_self_contained(html: &str) {
     for v in attr_values(html, "href") {
         assert!(v.starts_with('#'), "link leaves the page: {v}");
     }
-    assert!(!html.contains("http://") && !html.contains("https://"), "page mentions a web address");
+    // The SVG namespace of inline charts is a name, not a request.
+    let rest = rest.replace(&format!("xmlns=\"{}\"", cilp_report::svg::SVG_NS), "");
+    assert!(!rest.contains("http://") && !rest.contains("https://"), "page mentions a web address");
 }

@@ -275,7 +275,23 @@ fn write_file(path: &Path, text: &str) -> Result<()> {
     cilp_track::atomic::write_atomic_str(path, text).map_err(TrainError::Track)
 }
 
-/// Writes the study's charts and returns their file names (relative to `out`).
+/// Lowest and highest validation loss over seeds per epoch (1-based), over the epochs every
+/// seed reached (those of [`ModelSummary::mean_val_loss_curve`]); empty with fewer than two seeds.
+fn min_max_band(m: &ModelSummary) -> Vec<(f64, f64, f64)> {
+    if m.runs.len() < 2 {
+        return Vec::new();
+    }
+    (0..m.mean_val_loss_curve.len())
+        .map(|e| {
+            let v = m.runs.iter().filter_map(|r| r.val_loss_curve.get(e).copied());
+            let (lo, hi) = v.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| (lo.min(x), hi.max(x)));
+            ((e + 1) as f64, lo, hi)
+        })
+        .collect()
+}
+
+/// Writes the study's charts and returns their file names (relative to `out`). Each is a
+/// standalone SVG file (it opens on its own, as `results.md` links it, and as an `<img>`).
 fn write_charts(out: &Path, title: &str, models: &[ModelSummary]) -> Result<Vec<String>> {
     let labels: Vec<String> = models.iter().map(|m| m.label.clone()).collect();
     let colours: Vec<String> = (0..models.len()).map(|i| svg::colour(i).to_owned()).collect();
@@ -288,14 +304,16 @@ fn write_charts(out: &Path, title: &str, models: &[ModelSummary]) -> Result<Vec<
             name: m.label.clone(),
             colour: svg::colour(i).to_owned(),
             points: m.mean_val_loss_curve.iter().enumerate().map(|(e, &l)| ((e + 1) as f64, l)).collect(),
+            band: min_max_band(m),
             dashed: false,
         })
         .collect();
     let all: Vec<f64> = series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).filter(|v| *v > 0.0).collect();
     let (lo, hi) = all.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &v| (lo.min(v), hi.max(v)));
     let log_y = hi / lo > 20.0;
+    let band = if n > 1 { ", band: min-max" } else { "" };
     let chart = svg::line_chart(
-        &format!("{title}: validation loss per epoch (mean of {n} seeds)"),
+        &format!("{title}: validation loss per epoch (mean of {n} seeds{band})"),
         &series,
         "epoch",
         if log_y { "val loss (log)" } else { "val loss" },
