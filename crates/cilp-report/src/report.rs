@@ -106,6 +106,10 @@ fn loss_chart(title: &str, series: &[Series], w: f64) -> String {
     svg::line_chart(title, series, "epoch", if log { "loss (log scale)" } else { "loss" }, w, 280.0, log)
 }
 
+fn accuracy_chart(title: &str, series: &[Series], w: f64) -> String {
+    svg::line_chart(title, series, "epoch", "accuracy (%)", w, 280.0, false)
+}
+
 fn run_anchor(i: usize) -> String {
     format!("run-{i}")
 }
@@ -283,15 +287,7 @@ fn run_section(i: usize, r: &RunRecord, colour: &str) -> String {
         ];
         let _ = write!(s, "<div class=\"charts\">{}", loss_chart(&format!("{} — loss", r.name), &loss, 540.0));
         if acc.iter().any(|a| !a.points.is_empty()) {
-            s.push_str(&svg::line_chart(
-                &format!("{} — accuracy", r.name),
-                &acc,
-                "epoch",
-                "accuracy (%)",
-                540.0,
-                280.0,
-                false,
-            ));
+            s.push_str(&accuracy_chart(&format!("{} — accuracy", r.name), &acc, 540.0));
         }
         s.push_str("</div>");
     }
@@ -487,15 +483,7 @@ fn comparison_charts(runs: &[RunRecord], groups: &[RunGroup]) -> String {
             let title = g.title();
             charts.push_str(&loss_chart(&format!("{title}: validation loss"), &loss, 540.0));
             if !acc.is_empty() {
-                charts.push_str(&svg::line_chart(
-                    &format!("{title}: validation accuracy"),
-                    &acc,
-                    "epoch",
-                    "accuracy (%)",
-                    540.0,
-                    280.0,
-                    false,
-                ));
+                charts.push_str(&accuracy_chart(&format!("{title}: validation accuracy"), &acc, 540.0));
             }
         }
         if counts.is_empty() {
