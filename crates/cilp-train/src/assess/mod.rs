@@ -692,13 +692,7 @@ fn reuse_cilp_stage(cfg: &AssessConfig, data: &PreparedData, opts: &AssessOption
     if state.epoch != cfg.cilp.epochs {
         return Ok(None);
     }
-    let bytes = ckpt.read(&state.model_file)?;
-    let file = ckpt.dir().join(&state.model_file);
-    let record = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
-        .map_err(|e| TrainError::Checkpoint { path: file.clone(), reason: format!("not a cilp checkpoint: {e}") })?;
-    let model = build_cilp(cfg.cilp_model(), device)?
-        .try_load_record(record)
-        .map_err(|e| TrainError::Checkpoint { path: file, reason: format!("does not fit {}: {e}", cfg.cilp_model()) })?;
+    let model = crate::predict::load_record_file(build_cilp(cfg.cilp_model(), device)?, &ckpt.dir().join(&state.model_file))?;
     let eval = device.clone().without_autodiff();
     let vb = val_batches(cfg, &data.split.val);
     let v = cilp_validate(cfg, &model.valid(), &data.dataset, &vb, &eval)?;
