@@ -467,7 +467,7 @@ fn discover_classes(root: &Path) -> Result<(Vec<String>, Vec<PathBuf>)> {
             &root.join(missing),
             format!(
                 "class folder missing: only {}/ was found, and a classification dataset needs at least two classes \
-                 (expected cubes/ and spheres/); pass the classes explicitly to load a single class",
+                 (expected cubes/ and spheres/); restore the missing folder or generate a dataset with `cilp generate`",
                 found[0]
             ),
         ));

@@ -103,6 +103,10 @@ pub enum ModelError {
         /// The missing file.
         path: PathBuf,
     },
+    /// A weights file is not a regular file (a FIFO, a device such as `/dev/zero`, a folder)
+    /// or is larger than [`pytorch::MAX_PT_BYTES`]; nothing was read.
+    #[error(transparent)]
+    Read(#[from] cilp_data::io::ReadError),
     /// A weights file could not be parsed or read.
     #[error("cannot read PyTorch file {path}: {message}")]
     PyTorch {

@@ -40,6 +40,18 @@ const EMBEDDER_CONV_INDICES: [usize; 4] = [0, 3, 6, 9];
 /// PyTorch indices of the linears in its `classifier` Sequential (Linear, ReLU, Linear).
 const CLASSIFIER_LINEAR_INDICES: [usize; 2] = [0, 2];
 
+/// The largest `.pt`/`.pth` file [`StateDict::open`] accepts: 1 GiB.
+///
+/// NVIDIA's `lidar_cnn.pt` is 3.6 MB, and the largest classifier of the zoo has about 13.0M
+/// parameters (52 MB in f32; about 156 MB even with Adam's two moments saved beside it), so
+/// 1 GiB leaves more than 6x headroom over anything cilp can load, while a hostile or
+/// mistaken path (a 5 GB sparse file) is refused before anything is read. Special files
+/// (`/dev/zero`, a FIFO) are refused whatever their size.
+pub const MAX_PT_BYTES: u64 = 1 << 30;
+
+/// What a weights file should be, for error messages.
+const PT_WHAT: &str = "a PyTorch weights file (.pt)";
+
 /// A PyTorch state dict opened for reading.
 pub struct StateDict {
     path: PathBuf,
@@ -50,14 +62,24 @@ impl StateDict {
     /// Open a `.pt`/`.pth` file (zip or legacy container). A missing file gives
     /// [`ModelError::FileNotFound`]; a file whose pickle names a callable a state dict does
     /// not use (one that would run code in Python) is refused with [`ModelError::PyTorch`]
-    /// naming the file and the global, before anything else reads it.
+    /// naming the file and the global, before anything else reads it. A path that is not a
+    /// regular file (`/dev/zero`, a FIFO, a folder) or is larger than [`MAX_PT_BYTES`] is
+    /// refused by name with [`ModelError::Read`] before anything is read.
+    ///
+    /// The safety scan reads the handle checked by [`cilp_data::io::open_bounded`]; the
+    /// reader then opens the path again (burn-store's reader takes a path), so a file swapped
+    /// between the two opens is not covered; the scan and the checks are about what a user
+    /// points cilp at, not about a concurrent attacker with write access to the folder.
     pub fn open(path: &Path) -> Result<Self, ModelError> {
-        if !path.is_file() {
+        if let Err(e) = std::fs::metadata(path)
+            && e.kind() == std::io::ErrorKind::NotFound
+        {
             return Err(ModelError::FileNotFound {
                 path: path.to_path_buf(),
             });
         }
-        pickle_guard::check_file(path).map_err(|e| ModelError::PyTorch {
+        let (file, _size) = cilp_data::io::open_bounded(path, MAX_PT_BYTES, PT_WHAT)?;
+        pickle_guard::check_file(file).map_err(|e| ModelError::PyTorch {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
@@ -213,5 +235,66 @@ pub fn load_pytorch_weights(classifier: Classifier, path: &Path) -> Result<Class
             other.kind_name(),
             path.display()
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open_err(path: &Path) -> ModelError {
+        match StateDict::open(path) {
+            Ok(_) => panic!("{} opened", path.display()),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn special_and_oversized_files_are_refused_by_name_before_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        // `--weights /dev/zero` used to be read until memory ran out (through a symlink too).
+        let link = dir.path().join("zero.pt");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        let fifo = dir.path().join("pipe.pt");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        for (p, kind) in [
+            (Path::new("/dev/zero"), "character device"),
+            (link.as_path(), "character device"),
+            (fifo.as_path(), "FIFO"),
+            (dir.path(), "folder"),
+        ] {
+            let e = open_err(p);
+            assert!(matches!(e, ModelError::Read(_)), "{e:?}");
+            let msg = e.to_string();
+            assert!(
+                msg.contains(&p.display().to_string())
+                    && msg.contains(kind)
+                    && msg.contains("not a regular file")
+                    && msg.contains("expected a PyTorch weights file"),
+                "{msg}"
+            );
+        }
+        // Sparse: no disk used; over the cap, refused without reading.
+        let big = dir.path().join("big.pt");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(MAX_PT_BYTES + 1)
+            .unwrap();
+        let msg = open_err(&big).to_string();
+        assert!(
+            msg.contains("big.pt") && msg.contains(&format!("{}-byte limit", MAX_PT_BYTES)),
+            "{msg}"
+        );
+        // A missing file is still reported as missing.
+        assert!(matches!(
+            open_err(&dir.path().join("missing.pt")),
+            ModelError::FileNotFound { .. }
+        ));
     }
 }

@@ -20,7 +20,7 @@ pub enum SynthError {
     #[error(transparent)]
     Data(#[from] DataError),
     /// The output directory already holds files and `overwrite` is not set.
-    #[error("{path}: output directory is not empty; refusing to write into it (set overwrite to replace its samples)")]
+    #[error("{path}: output directory is not empty; refusing to write into it (`cilp generate --force` replaces its samples)")]
     NotEmpty { path: PathBuf },
     /// The output path exists and is not a directory.
     #[error("{path}: output path exists and is not a directory")]
@@ -34,6 +34,70 @@ pub enum SynthError {
     /// An option is out of range.
     #[error("invalid generator options: {0}")]
     InvalidOptions(String),
+    /// The dataset would not fit on the output's filesystem; nothing was written.
+    #[error(
+        "{}: {pairs} pairs need at least {} (the LiDAR .npy files alone are {NPY_BYTES_PER_SAMPLE} bytes \
+         per sample; PNGs and folders come on top), but only {} is free there; refusing to start \
+         (use a smaller --per-class or another --out)",
+        path.display(), human_bytes(*needed), human_bytes(*available)
+    )]
+    NoSpace { path: PathBuf, pairs: u128, needed: u128, available: u64 },
+}
+
+/// Bytes of one generated LiDAR depth map: a 128-byte `.npy` header and 64 x 64 f32 values.
+/// Every sample writes exactly this much plus its PNG (about 0.3 KiB for the default preset,
+/// up to about 16 KiB with image noise), so `samples * NPY_BYTES_PER_SAMPLE` is a lower bound
+/// of a dataset's size that never refuses a dataset that would fit.
+pub const NPY_BYTES_PER_SAMPLE: u64 = 128 + (SIZE * SIZE * 4) as u64;
+
+fn human_bytes(b: impl Into<u128>) -> String {
+    let b = b.into() as f64;
+    const UNITS: [&str; 6] = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = b;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{b} bytes") } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+/// Free bytes (for an unprivileged writer) on the filesystem holding `path`'s nearest existing
+/// ancestor; `None` where it cannot be asked (not Unix, or statvfs failed).
+fn available_space(path: &Path) -> Option<(PathBuf, u64)> {
+    let mut p = path;
+    loop {
+        if p.as_os_str().is_empty() {
+            p = Path::new(".");
+        }
+        if p.exists() {
+            break;
+        }
+        p = p.parent()?;
+    }
+    #[cfg(unix)]
+    {
+        let st = rustix::fs::statvfs(p).ok()?;
+        Some((p.to_path_buf(), st.f_bavail.saturating_mul(st.f_frsize)))
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// Refuses a dataset that cannot fit on `out`'s filesystem (see [`NPY_BYTES_PER_SAMPLE`]) before
+/// anything is written. Overwriting a dataset in place is not checked: the old samples are
+/// deleted first, which frees space this estimate cannot see.
+fn check_free_space(out: &Path, opts: &GenerateOptions) -> Result<()> {
+    let pairs = opts.classes.len() as u128 * opts.per_class as u128;
+    let needed = pairs * NPY_BYTES_PER_SAMPLE as u128;
+    match available_space(out) {
+        Some((_, available)) if needed > available as u128 => {
+            Err(SynthError::NoSpace { path: out.to_path_buf(), pairs, needed, available })
+        }
+        _ => Ok(()),
+    }
 }
 
 pub type Result<T, E = SynthError> = std::result::Result<T, E>;
@@ -122,6 +186,10 @@ impl GenerateOptions {
         let bad = |m: String| Err(SynthError::InvalidOptions(m));
         if self.classes.is_empty() {
             return bad("no classes selected".into());
+        }
+        if self.per_class == 0 {
+            // A dataset without samples is one `cilp info` and every reader refuses.
+            return bad("per_class must be at least 1".into());
         }
         for (i, c) in self.classes.iter().enumerate() {
             if self.classes[..i].contains(c) {
@@ -273,6 +341,7 @@ pub fn generate(out: &Path, opts: &GenerateOptions) -> Result<GenerateReport> {
     let start = Instant::now();
     let (files, bytes, threads) = match staging_dir(out)? {
         Some(staging) => {
+            check_free_space(out, opts)?;
             if staging.exists() {
                 std::fs::remove_dir_all(&staging).map_err(io(&staging, "cannot remove an interrupted run's folder"))?;
             }
@@ -345,11 +414,19 @@ fn write_dataset(out: &Path, opts: &GenerateOptions) -> Result<(usize, u64, usiz
     }
 
     let width = name_width(opts.per_class);
-    let jobs: Vec<(ObjectClass, usize)> =
-        opts.classes.iter().flat_map(|&c| (0..opts.per_class).map(move |i| (c, i))).collect();
+    // Jobs are numbered, not collected: nothing here allocates in proportion to the sample
+    // count (a list of 2 x 10^9 jobs was a 32 GB allocation before the first file).
+    let per_class = opts.per_class;
+    let n_jobs = opts
+        .classes
+        .len()
+        .checked_mul(per_class)
+        .ok_or_else(|| SynthError::InvalidOptions(format!("per_class {per_class} is too large")))?;
     let work = || -> Result<u64> {
-        jobs.par_iter()
-            .map(|&(class, index)| -> Result<u64> {
+        (0..n_jobs)
+            .into_par_iter()
+            .map(|k| (opts.classes[k / per_class], k % per_class))
+            .map(|(class, index)| -> Result<u64> {
                 let s = render_sample(class, index, opts);
                 let dir = out.join(class.name());
                 let png = cilp_data::image::encode_rgba_png(SIZE, SIZE, &s.rgba);
@@ -370,7 +447,7 @@ fn write_dataset(out: &Path, opts: &GenerateOptions) -> Result<(usize, u64, usiz
         }
         None => (work()?, rayon::current_num_threads()),
     };
-    files += jobs.len() * 2;
+    files += n_jobs * 2;
     bytes += sample_bytes;
 
     let manifest = Manifest {

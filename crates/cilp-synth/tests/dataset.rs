@@ -332,3 +332,29 @@ fn presets_and_validation() {
     let dup = GenerateOptions { classes: vec![ObjectClass::Cubes, ObjectClass::Cubes], ..d };
     assert!(dup.validate().is_err());
 }
+
+/// A dataset that cannot fit on the disk is refused before anything is written, without an
+/// allocation proportional to its size (10^9 per class used to abort on a 32 GB job list; 10^8
+/// started writing 3 TB); zero samples per class is refused too.
+#[test]
+fn impossible_sizes_are_refused_before_writing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("huge");
+    let mut opts = GenerateOptions::preset("default").unwrap();
+    for per_class in [100_000_000usize, 1_000_000_000, usize::MAX / 4] {
+        opts.per_class = per_class;
+        let e = cilp_synth::generate(&out, &opts).unwrap_err();
+        assert!(matches!(e, cilp_synth::SynthError::NoSpace { .. } | cilp_synth::SynthError::InvalidOptions(_)), "{e:?}");
+        if per_class <= 1_000_000_000 {
+            let msg = e.to_string();
+            assert!(msg.contains("huge") && msg.contains("need at least") && msg.contains("free"), "{msg}");
+        }
+        assert!(!out.exists(), "nothing is written");
+        let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+        assert!(left.is_empty(), "no staging folder left: {left:?}");
+    }
+    opts.per_class = 0;
+    let e = cilp_synth::generate(&out, &opts).unwrap_err().to_string();
+    assert!(e.contains("per_class must be at least 1"), "{e}");
+    assert!(!out.exists());
+}

@@ -6,6 +6,16 @@
 //!   are complete, plus the training state needed to resume;
 //! - `best.bpk`: the model with the lowest validation loss so far.
 //!
+//! `last.json` names the epoch's files by plain file name (no `/`, no `..`: a file outside
+//! `checkpoints/` is never read, whatever `last.json` says) and records each file's SHA-256,
+//! checked when the file is read back: a bit-flipped or truncated checkpoint is refused with
+//! "checksum mismatch" naming the file. `last.json` files written before the checksums existed
+//! have none (the fields default to absent) and are still read, unchecked.
+//!
+//! Checkpoint files are read with [`cilp_data::io`]'s bounded reads: special files
+//! (`--checkpoint /dev/zero`, a FIFO) are refused by name and files over
+//! [`MAX_CHECKPOINT_BYTES`] are refused before anything is read.
+//!
 //! Every file is written to a temporary file and renamed, and `last.json` moves only after the
 //! epoch's files are in place, so a process killed at any instant leaves the previous
 //! checkpoint intact. Older epochs' files are deleted once `last.json` points past them, and so
@@ -14,8 +24,58 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::error::{Result, TrainError};
+
+/// The largest checkpoint (`.bpk`) file read: 1 GiB.
+///
+/// The largest classifier of the zoo has about 13.0M parameters: 52 MB in f32 for its model
+/// file, about 104 MB for its Adam state (two moments per parameter). 1 GiB leaves more than
+/// 9x headroom over the biggest file cilp writes, and refuses a hostile or mistaken path (a
+/// multi-GB sparse file) before allocating for it.
+pub const MAX_CHECKPOINT_BYTES: u64 = 1 << 30;
+
+/// The largest `last.json` read (it holds a few numbers and names: about 400 bytes).
+const MAX_STATE_BYTES: u64 = 1 << 20;
+
+/// What a checkpoint file should be, for error messages.
+const CHECKPOINT_WHAT: &str = "a cilp checkpoint (.bpk)";
+
+/// The SHA-256 of `bytes`, as lowercase hex (what `sha256sum` prints).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut hex = String::with_capacity(64);
+    for b in digest {
+        use std::fmt::Write;
+        let _ = write!(hex, "{b:02x}");
+    }
+    hex
+}
+
+/// Reads a checkpoint file with the bounded reader (special files and files over
+/// [`MAX_CHECKPOINT_BYTES`] refused by name).
+pub fn read_checkpoint_file(path: &Path) -> Result<Vec<u8>> {
+    cilp_data::io::read_bounded(path, MAX_CHECKPOINT_BYTES, CHECKPOINT_WHAT)
+        .map_err(|e| TrainError::Checkpoint { path: path.to_path_buf(), reason: read_reason(&e) })
+}
+
+/// The reason of a bounded-read error without the path (the caller's error names it).
+fn read_reason(e: &cilp_data::io::ReadError) -> String {
+    let msg = e.to_string();
+    let prefix = format!("{}: ", e.path().display());
+    msg.strip_prefix(&prefix).map(str::to_owned).unwrap_or(msg)
+}
+
+/// Checks that `name` (from `last.json`) is a plain file name: not empty, no `/` or backslash, not
+/// `.` or `..`, no NUL. Anything else could point outside `checkpoints/`.
+fn check_plain_name(name: &str) -> std::result::Result<(), String> {
+    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
+        Err(format!("{name:?} is not a plain file name inside the checkpoints folder (no '/', no '..')"))
+    } else {
+        Ok(())
+    }
+}
 
 /// What `last.json` records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,6 +88,13 @@ pub struct TrainState {
     pub elapsed_seconds: f64,
     pub model_file: String,
     pub optim_file: String,
+    /// SHA-256 (hex) of `model_file`, recorded when saved. Absent in `last.json` files written
+    /// before checksums were recorded: those are read without a check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_sha256: Option<String>,
+    /// SHA-256 (hex) of `optim_file`; see `model_sha256`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optim_sha256: Option<String>,
 }
 
 impl TrainState {
@@ -40,6 +107,20 @@ impl TrainState {
             elapsed_seconds: 0.0,
             model_file: String::new(),
             optim_file: String::new(),
+            model_sha256: None,
+            optim_sha256: None,
+        }
+    }
+
+    /// The checksum recorded for `file`, if `file` is one of this state's files and one was
+    /// recorded.
+    pub fn sha256_of(&self, file: &str) -> Option<&str> {
+        if file == self.model_file {
+            self.model_sha256.as_deref()
+        } else if file == self.optim_file {
+            self.optim_sha256.as_deref()
+        } else {
+            None
         }
     }
 }
@@ -67,17 +148,21 @@ impl Checkpoints {
         self.dir.join("best.bpk")
     }
 
-    /// The committed state, if any checkpoint was completed.
+    /// The committed state, if any checkpoint was completed. A `last.json` naming a file that
+    /// is not a plain file name (`../../etc/passwd`, `/etc/passwd`) is refused.
     pub fn load_state(&self) -> Result<Option<TrainState>> {
         let path = self.last_path();
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| TrainError::Checkpoint {
-                path,
-                reason: format!("not a valid checkpoint state: {e}"),
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(TrainError::Checkpoint { path, reason: format!("cannot read: {e}") }),
+        let bytes = match cilp_data::io::read_bounded(&path, MAX_STATE_BYTES, "a checkpoint state (last.json)") {
+            Ok(bytes) => bytes,
+            Err(cilp_data::io::ReadError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(TrainError::Checkpoint { path, reason: read_reason(&e) }),
+        };
+        let state: TrainState = serde_json::from_slice(&bytes)
+            .map_err(|e| TrainError::Checkpoint { path: path.clone(), reason: format!("not a valid checkpoint state: {e}") })?;
+        for (field, name) in [("model_file", &state.model_file), ("optim_file", &state.optim_file)] {
+            check_plain_name(name).map_err(|why| TrainError::Checkpoint { path: path.clone(), reason: format!("{field} {why}") })?;
         }
+        Ok(Some(state))
     }
 
     /// Writes the epoch's model and optimiser bytes, then commits `state` (whose file names are
@@ -89,6 +174,8 @@ impl Checkpoints {
         })?;
         state.model_file = format!("model-e{:04}.bpk", state.epoch);
         state.optim_file = format!("optim-e{:04}.bpk", state.epoch);
+        state.model_sha256 = Some(sha256_hex(model));
+        state.optim_sha256 = Some(sha256_hex(optim));
         cilp_track::atomic::write_atomic(&self.dir.join(&state.model_file), model)?;
         cilp_track::atomic::write_atomic(&self.dir.join(&state.optim_file), optim)?;
         let json = serde_json::to_vec_pretty(&state).expect("state serialises");
@@ -108,10 +195,28 @@ impl Checkpoints {
         Ok(state)
     }
 
-    /// Reads a file named by a state.
+    /// Reads a file named by a state: `file` must be a plain file name inside the checkpoints
+    /// folder; the read is bounded (see [`read_checkpoint_file`]); if the committed `last.json`
+    /// records a checksum for `file`, the bytes must match it ("checksum mismatch" otherwise).
     pub fn read(&self, file: &str) -> Result<Vec<u8>> {
         let path = self.dir.join(file);
-        std::fs::read(&path).map_err(|e| TrainError::Checkpoint { path, reason: format!("cannot read: {e}") })
+        check_plain_name(file).map_err(|why| TrainError::Checkpoint { path: path.clone(), reason: why })?;
+        let bytes = read_checkpoint_file(&path)?;
+        let state = self.load_state()?;
+        if let Some(expected) = state.as_ref().and_then(|s| s.sha256_of(file)) {
+            let found = sha256_hex(&bytes);
+            if !found.eq_ignore_ascii_case(expected) {
+                return Err(TrainError::Checkpoint {
+                    path,
+                    reason: format!(
+                        "checksum mismatch: SHA-256 is {found}, {} recorded {expected}; the file is corrupt \
+                         (delete the run's checkpoints and retrain, or train with --force)",
+                        self.last_path().display()
+                    ),
+                });
+            }
+        }
+        Ok(bytes)
     }
 
     /// Saves the best model so far.
@@ -143,8 +248,7 @@ mod tests {
             best_epoch: 1,
             best_val_loss: 0.5,
             elapsed_seconds: 1.0,
-            model_file: String::new(),
-            optim_file: String::new(),
+            ..TrainState::fresh()
         };
         c.save(st(1), b"m1", b"o1").unwrap();
         let s2 = c.save(st(2), b"m2", b"o2").unwrap();
@@ -167,8 +271,7 @@ mod tests {
             best_epoch: epoch,
             best_val_loss: 0.5,
             elapsed_seconds: 1.0,
-            model_file: String::new(),
-            optim_file: String::new(),
+            ..TrainState::fresh()
         };
         c.save(st(2), b"m2", b"o2").unwrap();
         let partial = c.dir().join(".model-e0003.bpk.tmp.99999999.0");
@@ -178,5 +281,89 @@ mod tests {
         c.save(st(3), b"m3", b"o3").unwrap();
         assert!(!partial.exists(), "stale temporary file kept");
         assert_eq!(c.read("model-e0003.bpk").unwrap(), b"m3");
+    }
+
+    #[test]
+    fn last_json_may_only_name_plain_files_inside_checkpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Checkpoints::new(dir.path().join("run").join("checkpoints"));
+        c.save(TrainState { epoch: 1, ..TrainState::fresh() }, b"m1", b"o1").unwrap();
+        let secret = dir.path().join("secret.bpk");
+        std::fs::write(&secret, b"outside").unwrap();
+        let last = c.dir().join("last.json");
+        let good: serde_json::Value = serde_json::from_slice(&std::fs::read(&last).unwrap()).unwrap();
+        for bad in ["../../secret.bpk", "/etc/passwd", "..", "", "a/b.bpk", "a\\b.bpk"] {
+            let mut v = good.clone();
+            v["model_file"] = bad.into();
+            std::fs::write(&last, serde_json::to_vec(&v).unwrap()).unwrap();
+            let e = c.load_state().unwrap_err().to_string();
+            assert!(e.contains("last.json") && e.contains("model_file") && e.contains("not a plain file name"), "{bad}: {e}");
+            let e = c.read(bad).unwrap_err().to_string();
+            assert!(e.contains("not a plain file name"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_bit_flipped_checkpoint_is_refused_by_checksum() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Checkpoints::new(dir.path().join("checkpoints"));
+        let st = c.save(TrainState { epoch: 1, ..TrainState::fresh() }, b"model bytes", b"optim bytes").unwrap();
+        assert_eq!(st.model_sha256.as_deref(), Some(sha256_hex(b"model bytes").as_str()));
+        // The SHA-256 everyone can check with sha256sum.
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        let loaded = c.load_state().unwrap().unwrap();
+        assert_eq!(loaded, st, "checksums round-trip through last.json");
+        assert_eq!(c.read(&loaded.optim_file).unwrap(), b"optim bytes");
+        for file in [&loaded.model_file, &loaded.optim_file] {
+            let path = c.dir().join(file);
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes[3] ^= 0x10;
+            std::fs::write(&path, &bytes).unwrap();
+            let e = c.read(file).unwrap_err().to_string();
+            assert!(e.contains(file.as_str()) && e.contains("checksum mismatch"), "{e}");
+        }
+    }
+
+    #[test]
+    fn last_json_without_checksums_still_loads() {
+        // As written before checksums were recorded.
+        let dir = tempfile::tempdir().unwrap();
+        let c = Checkpoints::new(dir.path().join("checkpoints"));
+        std::fs::create_dir_all(c.dir()).unwrap();
+        std::fs::write(
+            c.dir().join("last.json"),
+            r#"{"epoch": 3, "best_epoch": 2, "best_val_loss": 0.25, "elapsed_seconds": 9.0,
+                "model_file": "model-e0003.bpk", "optim_file": "optim-e0003.bpk"}"#,
+        )
+        .unwrap();
+        std::fs::write(c.dir().join("model-e0003.bpk"), b"old model").unwrap();
+        let st = c.load_state().unwrap().unwrap();
+        assert_eq!((st.epoch, st.model_sha256.as_deref()), (3, None));
+        assert_eq!(c.read(&st.model_file).unwrap(), b"old model");
+    }
+
+    #[test]
+    fn special_files_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("zero.bpk");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        // `--checkpoint /dev/zero` used to read until memory ran out.
+        for p in [Path::new("/dev/zero"), link.as_path()] {
+            let e = read_checkpoint_file(p).unwrap_err().to_string();
+            assert!(e.contains(&p.display().to_string()) && e.contains("character device") && e.contains("cilp checkpoint"), "{e}");
+        }
+        let c = Checkpoints::new(dir.path());
+        let e = c.read("zero.bpk").unwrap_err().to_string();
+        assert!(e.contains("zero.bpk") && e.contains("not a regular file"), "{e}");
+        let big = dir.path().join("big.bpk");
+        std::fs::File::create(&big).unwrap().set_len(MAX_CHECKPOINT_BYTES + 1).unwrap();
+        let e = read_checkpoint_file(&big).unwrap_err().to_string();
+        assert!(e.contains("big.bpk") && e.contains("-byte limit"), "{e}");
+        // last.json as a FIFO does not block.
+        let ck = Checkpoints::new(dir.path().join("ck"));
+        std::fs::create_dir_all(ck.dir()).unwrap();
+        assert!(std::process::Command::new("mkfifo").arg(ck.dir().join("last.json")).status().unwrap().success());
+        let e = ck.load_state().unwrap_err().to_string();
+        assert!(e.contains("last.json") && e.contains("FIFO"), "{e}");
     }
 }

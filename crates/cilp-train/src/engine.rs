@@ -177,6 +177,12 @@ fn step_hook(var: &str) -> Option<(usize, usize)> {
 pub fn train(cfg: &TrainConfig, data: &PreparedData, opts: &RunOptions) -> Result<TrainOutcome> {
     cfg.validate().map_err(TrainError::Config)?;
     let info = model_info(&cfg.model)?;
+    // Settings that would fail later are refused before the run folder is created: a failed
+    // try must not leave a folder holding only a config, which blocks the next try.
+    if info.task != cilp_models::ModelTask::Classification {
+        return Err(cilp_models::ModelError::NotAClassifier { name: cfg.model.clone(), task: info.task }.into());
+    }
+    let device = train_device(&cfg.device)?;
     let name = opts.name.clone().unwrap_or_else(|| cfg.model.clone());
     let mut run = RunDir::create(&opts.runs_dir, &name, opts.mode)?;
     let ckpt = Checkpoints::new(run.checkpoints_dir());
@@ -196,7 +202,6 @@ pub fn train(cfg: &TrainConfig, data: &PreparedData, opts: &RunOptions) -> Resul
         run.write_config(cfg)?;
     }
 
-    let device = train_device(&cfg.device)?;
     let eval_device = device.clone().without_autodiff();
     device.seed(cfg.seed);
     let mut model = build_classifier(&cfg.model, &device)?;

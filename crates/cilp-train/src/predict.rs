@@ -85,7 +85,7 @@ pub fn load_classifier(model: Option<&str>, source: &WeightsSource, device: &Dev
 
 /// Loads a burnpack model record from a file into `model`.
 pub fn load_record_file<M: Module>(model: M, file: &Path) -> Result<M> {
-    let bytes = std::fs::read(file).map_err(|e| TrainError::Checkpoint { path: file.to_path_buf(), reason: format!("cannot read: {e}") })?;
+    let bytes = crate::checkpoint::read_checkpoint_file(file)?;
     let record = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
         .map_err(|e| TrainError::Checkpoint { path: file.to_path_buf(), reason: format!("not a cilp checkpoint: {e}") })?;
     model

@@ -72,6 +72,7 @@ fn study(models: Vec<ModelRuns>) -> StudyRuns {
         split: SplitInfo { train: 320, val: 80, split_seed: 51 },
         models,
         wall_seconds: 42.0,
+        lock: Default::default(),
     }
 }
 

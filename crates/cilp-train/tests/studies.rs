@@ -32,6 +32,7 @@ fn study(models: Vec<ModelRuns>) -> StudyRuns {
         split: SplitInfo { train: 320, val: 80, split_seed: 51 },
         models,
         wall_seconds: 42.0,
+        lock: Default::default(),
     }
 }
 
@@ -175,4 +176,45 @@ fn bad_study_settings_fail_before_training() {
     let err = run_models(&settings, &["no-such-model".into()], &opts).unwrap_err().to_string();
     assert!(err.to_lowercase().contains("no-such-model"), "{err}");
     assert!(StudySettings::preset("medium", "d").is_err());
+}
+
+/// A study folder has one writer: while it is locked (here by this test, as another `cilp
+/// study` would), run_models is refused at once naming the holder's pid, before it writes or
+/// loads anything; the returned StudyRuns of a finished study holds the lock.
+#[test]
+fn a_locked_study_folder_is_refused_before_anything_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = StudySettings::preset("quick", tmp.path().join("nodata")).unwrap();
+    let out = tmp.path().join("fusion");
+    let held = cilp_track::FolderLock::acquire(&out, "study folder").unwrap();
+    let err = run_models(&settings, &["late-fusion".into()], &StudyOptions::new(&out)).unwrap_err();
+    assert!(
+        matches!(&err, cilp_train::TrainError::Track(cilp_track::Error::Locked { pid: Some(p), .. }) if *p == std::process::id()),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(msg.contains("study folder") && msg.contains(&std::process::id().to_string()), "{msg}");
+    assert!(!out.exists(), "nothing written while another holds the folder");
+    drop(held);
+    // Free again: the same call now gets past the lock (and fails on the missing data instead).
+    let err = run_models(&settings, &["late-fusion".into()], &StudyOptions::new(&out)).unwrap_err();
+    assert!(!matches!(err, cilp_train::TrainError::Track(cilp_track::Error::Locked { .. })), "{err:?}");
+}
+
+/// Same for an assessment's OUT folder.
+#[test]
+fn a_locked_assessment_folder_is_refused() {
+    use cilp_train::assess::{AssessConfig, AssessOptions, AssessPreset, run_assessment};
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("assess");
+    let cfg = AssessConfig::preset(AssessPreset::Quick, tmp.path().join("nodata"));
+    let opts = AssessOptions { out: out.clone(), force: true, resume: false, quiet: true };
+    let held = cilp_track::FolderLock::acquire(&out, "assessment folder").unwrap();
+    let err = run_assessment(&cfg, &opts).unwrap_err();
+    assert!(matches!(&err, cilp_train::TrainError::Track(cilp_track::Error::Locked { .. })), "{err:?}");
+    assert!(err.to_string().contains(&std::process::id().to_string()), "{err}");
+    assert!(!out.exists());
+    drop(held);
+    let err = run_assessment(&cfg, &opts).unwrap_err();
+    assert!(!matches!(err, cilp_train::TrainError::Track(cilp_track::Error::Locked { .. })), "{err:?}");
 }

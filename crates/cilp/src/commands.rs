@@ -298,6 +298,13 @@ pub fn runs(cmd: RunsCommand) -> Result<()> {
             print_runs(&records, json)
         }
         RunsCommand::Compare { runs, json } => {
+            // A typo must not print a table of one "unreadable" row and exit 0.
+            for r in &runs {
+                if !r.is_dir() {
+                    let found = if r.exists() { "is not a folder" } else { "does not exist" };
+                    bail!("{}: {found}; expected a run folder (one holding config.toml and metrics.jsonl)", r.display());
+                }
+            }
             let records: Vec<_> = runs
                 .iter()
                 .map(|r| {

@@ -104,7 +104,7 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Pairs per class (the original has 9,999).
-    #[arg(long, default_value_t = 9999)]
+    #[arg(long, default_value_t = 9999, value_parser = positive_count)]
     pub per_class: usize,
     /// Random seed; the same seed gives the same bytes.
     #[arg(long, default_value_t = 51)]
@@ -186,7 +186,7 @@ pub struct TrainArgs {
     /// A TOML config file (a run's config.toml works); flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = non_negative_count)]
     pub epochs: Option<usize>,
     #[arg(long)]
     pub batch_size: Option<usize>,
@@ -300,6 +300,21 @@ fn dispatch(cmd: Command) -> Result<()> {
 }
 
 /// Seconds since `t`, for messages.
+/// clap parser for a count that may be 0 (`--epochs`): a negative number is an invalid value
+/// with a clear message, not "unexpected argument".
+fn non_negative_count(s: &str) -> std::result::Result<usize, String> {
+    s.trim().parse::<usize>().map_err(|_| format!("must be a non-negative integer, got '{s}'"))
+}
+
+/// clap parser for a count of at least 1 (`--per-class`).
+fn positive_count(s: &str) -> std::result::Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1 (a dataset needs samples of every class)".to_owned()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("must be a positive integer, got '{s}'")),
+    }
+}
+
 pub fn secs(t: Instant) -> f64 {
     t.elapsed().as_secs_f64()
 }

@@ -574,7 +574,7 @@ fn file_derived_text_is_escaped_in_pages() {
 
     let runs = dir.path().join("runs");
     let mut args = train_args(&data, &runs, SCRIPT, 1);
-    args.extend(["--limit-per-class".into(), "2".into()]);
+    args.extend(["--limit-per-class".into(), "2".into(), "--val-fraction".into(), "0.5".into()]);
     ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let out = dir.path().join("report.html");
     ok(&["report", "--runs", s(&runs), "--out", s(&out), "--explore", s(&ex)]);

@@ -19,7 +19,6 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek};
-use std::path::Path;
 
 /// Why a file was refused, or could not be scanned.
 #[derive(Debug)]
@@ -129,10 +128,10 @@ const MAX_MEMO_ENTRIES: usize = 1 << 22;
 /// the reader's (`pytorch_reader::MAX_PICKLE_SIZE`).
 const MAX_PICKLE_BYTES: u64 = 100 * 1024 * 1024;
 
-/// Scan the pickles of the PyTorch file at `path` (ZIP, legacy or plain pickle).
-pub(crate) fn check_file(path: &Path) -> Result<(), GuardError> {
+/// Scan the pickles of a PyTorch file (ZIP, legacy or plain pickle), opened by the caller
+/// (`cilp_data::io::open_bounded`: a regular file within the size limit).
+pub(crate) fn check_file(mut file: File) -> Result<(), GuardError> {
     let io_err = |e: io::Error| GuardError::Malformed(format!("cannot read the file: {e}"));
-    let mut file = File::open(path).map_err(io_err)?;
     let mut header = [0u8; 512];
     let mut n = 0;
     while n < header.len() {

@@ -1232,6 +1232,10 @@ pub struct AssessOutcome {
 pub fn run_assessment(cfg: &AssessConfig, opts: &AssessOptions) -> Result<AssessOutcome> {
     cfg.validate().map_err(TrainError::Config)?;
     let t = Instant::now();
+    // One assessment per OUT folder at a time; held until the end (the lock file is beside
+    // OUT, so --force can delete and re-create OUT while holding it). A second one is refused
+    // at once with cilp_track::Error::Locked naming the holder's pid.
+    let _lock = cilp_track::FolderLock::acquire(&opts.out, "assessment folder")?;
     prepare_out(opts)?;
     let toml = toml::to_string_pretty(cfg).map_err(other)?;
     write_file(&opts.out.join(ASSESS_TOML), toml.as_bytes())?;

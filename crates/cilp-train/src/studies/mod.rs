@@ -20,4 +20,4 @@ pub mod runner;
 pub mod stats;
 
 pub use report::{FUSION_MODELS, StudySummary, ablation, ablation_models, best_fusion_model, fusion};
-pub use runner::{StudyMode, StudyOptions, StudySettings, run_models};
+pub use runner::{StudyLock, StudyMode, StudyOptions, StudySettings, run_models};

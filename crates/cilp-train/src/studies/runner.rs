@@ -312,6 +312,28 @@ pub struct StudyRuns {
     pub models: Vec<ModelRuns>,
     /// Wall time of the whole study (loading included), seconds.
     pub wall_seconds: f64,
+    /// The study folder's lock, taken by [`run_models`] and held as long as this value (or a
+    /// clone) lives, so the report written from it is covered too. Not serialised; ignored by
+    /// `==`; `Default` (none) for a `StudyRuns` built by hand.
+    #[serde(skip)]
+    pub lock: StudyLock,
+}
+
+/// A shared hold on a study folder's [`cilp_track::FolderLock`] (see [`StudyRuns::lock`]).
+#[derive(Debug, Clone, Default)]
+pub struct StudyLock(Option<std::sync::Arc<cilp_track::FolderLock>>);
+
+impl StudyLock {
+    /// Whether a lock is held.
+    pub fn is_held(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+impl PartialEq for StudyLock {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 fn check_out(out: &Path) -> Result<()> {
@@ -337,6 +359,9 @@ pub fn run_models(settings: &StudySettings, models: &[String], opts: &StudyOptio
         params.push(cilp_models::model_info(m)?.parameters as u64);
     }
     check_out(&opts.out)?;
+    // Held for the whole study (and, through the returned StudyRuns, its report): a second
+    // study on the same folder is refused at once, naming this process.
+    let lock = cilp_track::FolderLock::acquire(&opts.out, "study folder")?;
     if opts.mode == StudyMode::New {
         let existing: Vec<String> = models
             .iter()
@@ -433,5 +458,6 @@ pub fn run_models(settings: &StudySettings, models: &[String], opts: &StudyOptio
         split: SplitInfo { train: data.split.train.len(), val: data.split.val.len(), split_seed },
         models: out,
         wall_seconds: start.elapsed().as_secs_f64(),
+        lock: StudyLock(Some(std::sync::Arc::new(lock))),
     })
 }
