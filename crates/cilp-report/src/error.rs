@@ -19,6 +19,9 @@ pub enum ReportError {
     /// The dataset could not be read.
     #[error(transparent)]
     Data(#[from] cilp_data::DataError),
+    /// A file was refused by the bounded reader (special file, too large) or could not be read.
+    #[error(transparent)]
+    Read(#[from] cilp_data::io::ReadError),
     /// The runs directory could not be read.
     #[error(transparent)]
     Track(#[from] cilp_track::Error),
@@ -55,9 +58,13 @@ pub(crate) fn create_dir(path: &std::path::Path) -> Result<()> {
     std::fs::create_dir_all(path).map_err(|e| ReportError::io(path, "create directory", e))
 }
 
-/// `fs::read` with the path in the error.
+/// The largest file the report reads (a study's JSON or chart): far above what cilp writes.
+pub const MAX_REPORT_INPUT_BYTES: u64 = 64 << 20;
+
+/// Reads a study's JSON or chart, bounded (special files and files over
+/// [`MAX_REPORT_INPUT_BYTES`] are refused by name); the error names the path.
 pub(crate) fn read_file(path: &std::path::Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| ReportError::io(path, "read", e))
+    Ok(cilp_data::io::read_bounded(path, MAX_REPORT_INPUT_BYTES, "a study file (JSON or chart) of at most 64 MiB")?)
 }
 
 /// Reads and parses a JSON file.

@@ -89,6 +89,21 @@ pub fn remove_stale_temp_files(dir: &Path) -> usize {
     removed
 }
 
+/// [`remove_stale_temp_files`] in `root` and every folder below it (symbolic links are not
+/// followed). For pipelines that reuse finished work without reopening each run (`cilp run`):
+/// a process killed anywhere leaves no temporary file behind once the next one has started.
+pub fn remove_stale_temp_files_below(root: &Path) -> usize {
+    let mut removed = remove_stale_temp_files(root);
+    if let Ok(rd) = fs::read_dir(root) {
+        for entry in rd.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                removed += remove_stale_temp_files_below(&entry.path());
+            }
+        }
+    }
+    removed
+}
+
 /// The writer's PID if `name` is a temporary name made by [`temp_path_for`].
 fn stale_temp_pid(name: &str) -> Option<u32> {
     let rest = name.strip_prefix('.')?;
@@ -150,6 +165,15 @@ mod tests {
         assert!(live.exists() && other.exists() && dir.path().join("keep.json").exists());
         assert_eq!(stale_temp_pid(".a.b.tmp.12.0"), Some(12));
         assert_eq!(stale_temp_pid("a.tmp.12.0"), None);
+        // ... and in every folder below a root.
+        let deep = dir.path().join("study/run/checkpoints");
+        fs::create_dir_all(&deep).unwrap();
+        let stale = [dir.path().join(".r.html.tmp.99999999.0"), deep.join(".last.json.tmp.99999999.1")];
+        for p in &stale {
+            fs::write(p, b"partial").unwrap();
+        }
+        assert_eq!(remove_stale_temp_files_below(dir.path()), 2);
+        assert!(stale.iter().all(|p| !p.exists()) && live.exists());
     }
 
     #[test]

@@ -82,12 +82,12 @@ impl<'de> Visitor<'de> for F64Visitor {
 }
 
 /// `#[serde(with = "crate::floats::f64_lossless")]` for `f64` fields.
-pub(crate) mod f64_lossless {
+pub mod f64_lossless {
     use super::*;
-    pub(crate) fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
         ser(*v, s)
     }
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
         d.deserialize_any(F64Visitor)
     }
 }

@@ -55,6 +55,9 @@
 //!   `metrics.csv` header: `epoch,split,loss,accuracy,lr,epoch_seconds,samples_per_s,peak_memory_bytes,extra`
 //!   where empty cells mean "not recorded" and `extra` is `name=value` pairs
 //!   joined by `;` (see [`metrics`]).
+//! * **Interrupts** ([`interrupt`]): a `running` summary registers its run; the binary's
+//!   SIGINT / SIGTERM handler calls [`interrupt::mark_interrupted`], which writes
+//!   `status = "interrupted"` and a one-line `message` into each before the process exits.
 //! * **Resume**: after loading the checkpoint of epoch `e`, call
 //!   [`RunDir::resume_after`]`(e)`: metrics rows with `epoch > e` are removed (no
 //!   duplicates after re-running) and a new event file starts with a
@@ -107,7 +110,8 @@
 pub mod atomic;
 pub mod compare;
 pub mod error;
-mod floats;
+pub mod interrupt;
+pub mod floats;
 pub mod lock;
 pub mod metrics;
 pub mod names;

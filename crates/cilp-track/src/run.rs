@@ -48,15 +48,18 @@ pub enum RunStatus {
     Completed,
     /// Stopped by an error.
     Failed,
+    /// Stopped by SIGINT / SIGTERM (see [`crate::interrupt`]); `--resume` continues it.
+    Interrupted,
 }
 
 impl RunStatus {
-    /// `"running"`, `"completed"` or `"failed"`.
+    /// `"running"`, `"completed"`, `"failed"` or `"interrupted"`.
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Running => "running",
             RunStatus::Completed => "completed",
             RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
         }
     }
 
@@ -66,6 +69,7 @@ impl RunStatus {
             RunStatus::Running => HParamsStatus::Running,
             RunStatus::Completed => HParamsStatus::Success,
             RunStatus::Failed => HParamsStatus::Failure,
+            RunStatus::Interrupted => HParamsStatus::Unknown,
         }
     }
 }
@@ -105,6 +109,10 @@ pub struct RunSummary {
     pub started_at: String,
     /// RFC 3339 UTC end time (absent while running).
     pub finished_at: Option<String>,
+    /// One line on how the run ended when it did not complete (the error, or the signal that
+    /// interrupted it); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     /// Free-form additional data.
     pub extra: serde_json::Value,
 }
@@ -126,6 +134,7 @@ impl Default for RunSummary {
             status: RunStatus::Running,
             started_at: String::new(),
             finished_at: None,
+            message: None,
             extra: serde_json::Value::Null,
         }
     }
@@ -261,11 +270,19 @@ pub fn is_study_summary(path: &Path) -> bool {
         .is_some_and(|v| v.get("study").is_some())
 }
 
+/// Empty, or holding nothing but an empty `checkpoints/`: what [`RunDir::create`] leaves when
+/// its process is killed before the run's config is written.
 fn is_empty_dir(dir: &Path) -> Result<bool> {
-    Ok(fs::read_dir(dir)
-        .ctx("list directory", dir)?
-        .next()
-        .is_none())
+    for entry in fs::read_dir(dir).ctx("list directory", dir)? {
+        let entry = entry.ctx("list directory", dir)?;
+        let bare_checkpoints = entry.file_name() == CHECKPOINTS_DIR
+            && entry.file_type().is_ok_and(|t| t.is_dir())
+            && fs::read_dir(entry.path()).is_ok_and(|mut d| d.next().is_none());
+        if !bare_checkpoints {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// One run directory. See the crate docs for the file contract.
@@ -495,15 +512,12 @@ impl RunDir {
         Ok(removed)
     }
 
-    /// Write `summary.json` atomically.
+    /// Write `summary.json` atomically. A `running` summary registers the run with
+    /// [`crate::interrupt`], so that SIGINT / SIGTERM mark it `interrupted`; any other status
+    /// (or dropping this `RunDir`) takes it off.
     pub fn write_summary(&self, summary: &RunSummary) -> Result<()> {
         let p = self.summary_path();
-        let json = serde_json::to_string_pretty(summary).map_err(|e| Error::Serialize {
-            path: p.clone(),
-            what: "run summary as JSON",
-            message: e.to_string(),
-        })?;
-        write_atomic(&p, format!("{json}\n").as_bytes())
+        crate::interrupt::write_summary(&p, summary)
     }
 
     /// Read `summary.json`.
@@ -553,6 +567,14 @@ impl RunDir {
         match &mut self.events {
             Some(w) => w.flush(),
             None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        if self.lock.is_some() {
+            crate::interrupt::forget(&self.summary_path());
         }
     }
 }
@@ -966,6 +988,13 @@ mod tests {
         // empty pre-existing directory is fine
         fs::create_dir(root.path().join("empty")).unwrap();
         RunDir::create(root.path(), "empty", CreateMode::New).unwrap();
+        // ... and so is one killed before its config was written (only an empty checkpoints/),
+        // but not one whose checkpoints/ holds something.
+        fs::create_dir_all(root.path().join("killed/checkpoints")).unwrap();
+        RunDir::create(root.path(), "killed", CreateMode::New).unwrap();
+        fs::create_dir_all(root.path().join("kept/checkpoints")).unwrap();
+        fs::write(root.path().join("kept/checkpoints/model.bpk"), b"w").unwrap();
+        assert!(matches!(RunDir::create(root.path(), "kept", CreateMode::New), Err(Error::DirNotEmpty { .. })));
     }
 
     fn row(epoch: usize, split: &str, loss: f64) -> EpochMetrics {

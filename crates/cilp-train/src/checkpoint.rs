@@ -54,10 +54,38 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Reads a checkpoint file with the bounded reader (special files and files over
-/// [`MAX_CHECKPOINT_BYTES`] refused by name).
+/// [`MAX_CHECKPOINT_BYTES`] refused by name). When a `<file>.sha256` sidecar lies beside it
+/// (`best.bpk.sha256`, in `sha256sum` format), the bytes must match it.
 pub fn read_checkpoint_file(path: &Path) -> Result<Vec<u8>> {
-    cilp_data::io::read_bounded(path, MAX_CHECKPOINT_BYTES, CHECKPOINT_WHAT)
-        .map_err(|e| TrainError::Checkpoint { path: path.to_path_buf(), reason: read_reason(&e) })
+    let bytes = cilp_data::io::read_bounded(path, MAX_CHECKPOINT_BYTES, CHECKPOINT_WHAT)
+        .map_err(|e| TrainError::Checkpoint { path: path.to_path_buf(), reason: read_reason(&e) })?;
+    let sidecar = sidecar_path(path);
+    match cilp_data::io::read_bounded_to_string(&sidecar, 4096, "a SHA-256 checksum file (sha256sum format)") {
+        Ok(text) => {
+            let expected = text.split_whitespace().next().unwrap_or("");
+            let found = sha256_hex(&bytes);
+            if !found.eq_ignore_ascii_case(expected) {
+                return Err(TrainError::Checkpoint {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "checksum mismatch: SHA-256 is {found}, {} records {expected:?}; the file is corrupt \
+                         (or its run was killed between writing the two: --resume that run to rewrite both)",
+                        sidecar.display()
+                    ),
+                });
+            }
+        }
+        Err(cilp_data::io::ReadError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(TrainError::Checkpoint { path: sidecar, reason: read_reason(&e) }),
+    }
+    Ok(bytes)
+}
+
+/// `<file>.sha256` beside a checkpoint file.
+fn sidecar_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".sha256");
+    path.with_file_name(name)
 }
 
 /// The reason of a bounded-read error without the path (the caller's error names it).
@@ -83,6 +111,8 @@ pub struct TrainState {
     /// Last completed epoch (1-based).
     pub epoch: usize,
     pub best_epoch: usize,
+    /// `inf` before the first finite validation loss (written as the string `"inf"`).
+    #[serde(with = "cilp_track::floats::f64_lossless")]
     pub best_val_loss: f64,
     /// Training seconds spent so far (summed over interrupted sessions).
     pub elapsed_seconds: f64,
@@ -219,9 +249,13 @@ impl Checkpoints {
         Ok(bytes)
     }
 
-    /// Saves the best model so far.
+    /// Saves the best model so far, and its SHA-256 beside it (`best.bpk.sha256`, checked by
+    /// [`read_checkpoint_file`]; `sha256sum -c` reads it too).
     pub fn save_best(&self, model: &[u8]) -> Result<()> {
-        cilp_track::atomic::write_atomic(&self.best_model(), model)?;
+        let path = self.best_model();
+        cilp_track::atomic::write_atomic(&path, model)?;
+        let line = format!("{}  best.bpk\n", sha256_hex(model));
+        cilp_track::atomic::write_atomic(&sidecar_path(&path), line.as_bytes())?;
         Ok(())
     }
 }
@@ -322,6 +356,25 @@ mod tests {
             let e = c.read(file).unwrap_err().to_string();
             assert!(e.contains(file.as_str()) && e.contains("checksum mismatch"), "{e}");
         }
+    }
+
+    #[test]
+    fn a_bit_flipped_best_model_is_refused_by_its_sidecar_checksum() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Checkpoints::new(dir.path().join("checkpoints"));
+        std::fs::create_dir_all(c.dir()).unwrap();
+        c.save_best(b"best model bytes").unwrap();
+        let sidecar = std::fs::read_to_string(c.dir().join("best.bpk.sha256")).unwrap();
+        assert_eq!(sidecar, format!("{}  best.bpk\n", sha256_hex(b"best model bytes")), "sha256sum format");
+        assert_eq!(read_checkpoint_file(&c.best_model()).unwrap(), b"best model bytes");
+        let mut bytes = std::fs::read(c.best_model()).unwrap();
+        bytes[0] ^= 1;
+        std::fs::write(c.best_model(), &bytes).unwrap();
+        let e = read_checkpoint_file(&c.best_model()).unwrap_err().to_string();
+        assert!(e.contains("best.bpk") && e.contains("checksum mismatch"), "{e}");
+        // Without a sidecar (runs written before it existed), the file is read as it is.
+        std::fs::remove_file(c.dir().join("best.bpk.sha256")).unwrap();
+        assert_eq!(read_checkpoint_file(&c.best_model()).unwrap(), bytes);
     }
 
     #[test]

@@ -95,9 +95,131 @@ impl TrainConfig {
     }
 }
 
+/// A setting that `--resume` may change, and its old and new values (see
+/// [`TrainConfig::resume_changes`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResumeChange {
+    /// The config field, e.g. `epochs`.
+    pub field: &'static str,
+    pub from: String,
+    pub to: String,
+}
+
+impl std::fmt::Display for ResumeChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} -> {}", self.field, self.from, self.to)
+    }
+}
+
+impl TrainConfig {
+    /// What resuming a run saved with `self` under `new` changes.
+    ///
+    /// Allowed (and then recorded in the run's config): `epochs` (more, or as many as are already
+    /// done), `lr` (Adam's moments are kept; the new rate applies from the next step),
+    /// `data.dir` (a moved dataset) and `device`. Any other difference is refused, naming the
+    /// field: it would make the run a different experiment (start a new run instead).
+    /// `done_epochs` is the last committed epoch.
+    pub fn resume_changes(&self, new: &TrainConfig, done_epochs: usize) -> Result<Vec<ResumeChange>, String> {
+        let mut fixed = new.clone();
+        let mut changes = Vec::new();
+        let mut note = |field: &'static str, from: String, to: String| {
+            if from != to {
+                changes.push(ResumeChange { field, from, to });
+            }
+        };
+        if new.epochs < done_epochs {
+            return Err(format!(
+                "epochs {} is fewer than the {done_epochs} this run has already trained (a resumed run can only go on)",
+                new.epochs
+            ));
+        }
+        note("epochs", self.epochs.to_string(), new.epochs.to_string());
+        note("lr", self.lr.to_string(), new.lr.to_string());
+        note("data.dir", self.data.dir.display().to_string(), new.data.dir.display().to_string());
+        note("device", self.device.clone(), new.device.clone());
+        fixed.epochs = self.epochs;
+        fixed.lr = self.lr;
+        fixed.data.dir = self.data.dir.clone();
+        fixed.device = self.device.clone();
+        if fixed != *self {
+            let a = toml::Value::try_from(self).map_err(|e| e.to_string())?;
+            let b = toml::Value::try_from(&fixed).map_err(|e| e.to_string())?;
+            let diffs: Vec<String> = diff_fields("", &a, &b).into_iter().map(|(field, d)| format!("{} ({field}: {d})", flag_of(&field))).collect();
+            return Err(format!(
+                "{} cannot change when a run is resumed (only epochs, lr, data.dir and device can); \
+                 start a new run (another --name, or --force) to change it",
+                diffs.join(", ")
+            ));
+        }
+        Ok(changes)
+    }
+}
+
+/// The command-line flag that sets a config field (`data.split.val_fraction` -> `--val-fraction`).
+fn flag_of(field: &str) -> String {
+    match field {
+        "data.split.kind" => "--split".into(),
+        "data.dir" => "--data".into(),
+        f => format!("--{}", f.rsplit('.').next().unwrap_or(f).replace('_', "-")),
+    }
+}
+
+/// The dotted names of the fields that differ between two TOML values, with both values.
+fn diff_fields(prefix: &str, a: &toml::Value, b: &toml::Value) -> Vec<(String, String)> {
+    match (a, b) {
+        (toml::Value::Table(x), toml::Value::Table(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            keys.into_iter()
+                .flat_map(|k| {
+                    let name = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    match (x.get(k), y.get(k)) {
+                        (Some(u), Some(v)) => diff_fields(&name, u, v),
+                        (u, v) => vec![(name, format!("saved {}, given {}", show(u), show(v)))],
+                    }
+                })
+                .collect()
+        }
+        _ if a == b => vec![],
+        _ => vec![(prefix.to_owned(), format!("saved {a}, given {b}"))],
+    }
+}
+
+fn show(v: Option<&toml::Value>) -> String {
+    v.map_or_else(|| "unset".to_owned(), |v| v.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resume_may_change_epochs_lr_data_dir_and_device_only() {
+        let saved = TrainConfig::new("late-fusion", "data");
+        let mut new = saved.clone();
+        assert_eq!(saved.resume_changes(&new, 3).unwrap(), vec![]);
+        new.epochs = 9;
+        new.lr = 1e-5;
+        new.data.dir = "/moved/data".into();
+        let ch = saved.resume_changes(&new, 3).unwrap();
+        let fields: Vec<&str> = ch.iter().map(|c| c.field).collect();
+        assert_eq!(fields, ["epochs", "lr", "data.dir"]);
+        assert_eq!(ch[1].to_string(), "lr 0.0001 -> 0.00001");
+        new.epochs = 2;
+        assert!(saved.resume_changes(&new, 3).unwrap_err().contains("fewer than the 3"));
+        new.epochs = 9;
+        new.batch_size = 64;
+        new.data.split = SplitConfig::Ratio { val_fraction: 0.3 };
+        let e = saved.resume_changes(&new, 3).unwrap_err();
+        assert!(e.contains("--batch-size (batch_size: saved 32, given 64)"), "{e}");
+        assert!(e.contains("--val-fraction (data.split.val_fraction: saved 0.2, given 0.3)"), "{e}");
+        new.data.split = SplitConfig::Nvidia;
+        let e = saved.resume_changes(&new, 3).unwrap_err();
+        assert!(e.contains("--split (data.split.kind: saved \"ratio\", given \"nvidia\")"), "{e}");
+        let mut other = saved.clone();
+        other.data.limit_per_class = Some(5);
+        let e = saved.resume_changes(&other, 0).unwrap_err();
+        assert!(e.contains("--limit-per-class (data.limit_per_class: saved unset, given 5)"), "{e}");
+    }
 
     #[test]
     fn toml_roundtrip_and_unknown_fields() {

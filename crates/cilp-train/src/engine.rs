@@ -190,13 +190,47 @@ pub fn train(cfg: &TrainConfig, data: &PreparedData, opts: &RunOptions) -> Resul
         CreateMode::Resume => ckpt.load_state()?,
         _ => None,
     };
-    if resumed.is_some() {
+    if opts.mode == CreateMode::Resume {
+        // A resumed run keeps its experiment; only what `resume_changes` allows may differ, and
+        // is then recorded in its config. The config (and the summary) of a run whose first
+        // epoch never committed still apply: that run starts again from epoch 1.
         let saved: TrainConfig = run.read_config()?;
-        if &saved != cfg {
-            return Err(TrainError::Config(format!(
-                "{}: --resume needs the run's own config; it differs from the one given (resume without overriding flags)",
-                run.path().join("config.toml").display()
-            )));
+        let done = resumed.as_ref().map_or(0, |s| s.epoch);
+        let changes = saved.resume_changes(cfg, done).map_err(|e| {
+            TrainError::Config(format!("{}: {e}", run.path().join(cilp_track::run::CONFIG_TOML).display()))
+        })?;
+        if !changes.is_empty() {
+            run.write_config(cfg)?;
+            if !opts.quiet {
+                let list: Vec<String> = changes.iter().map(ToString::to_string).collect();
+                eprintln!("{name}: resuming with {} (recorded in its config.toml)", list.join(", "));
+            }
+        }
+        if let Some(st) = &resumed {
+            let completed = run.read_summary().is_ok_and(|s| s.status == RunStatus::Completed);
+            if st.epoch >= cfg.epochs && completed {
+                if !opts.quiet {
+                    eprintln!(
+                        "{name}: already completed all {} epochs in {}; nothing to resume (pass --epochs N to train further)",
+                        cfg.epochs,
+                        run.path().display()
+                    );
+                }
+                let summary = run.read_summary()?;
+                let history = run.read_metrics()?;
+                return Ok(TrainOutcome { run_dir: run.path().to_path_buf(), summary, history });
+            }
+        } else {
+            // Killed (or `last.json` removed) before the first commit: rows logged since are
+            // not backed by a checkpoint; drop them so epoch 1 is not listed twice.
+            let dropped = run.resume_after(0)?;
+            if !opts.quiet {
+                eprintln!(
+                    "{name}: no committed checkpoint in {}; training starts again from epoch 1{}",
+                    ckpt.dir().display(),
+                    if dropped > 0 { format!(" ({dropped} uncommitted metric rows dropped)") } else { String::new() }
+                );
+            }
         }
     } else {
         run.write_config(cfg)?;
@@ -240,6 +274,7 @@ pub fn train(cfg: &TrainConfig, data: &PreparedData, opts: &RunOptions) -> Resul
     summary.git_commit = cilp_track::run::git_commit();
     summary.status = RunStatus::Running;
     summary.finished_at = None;
+    summary.message = None;
     run.write_summary(&summary)?;
     let kinds = model.inputs();
     let abort_at = step_hook("CILP_TEST_ABORT_AT");
@@ -266,15 +301,17 @@ pub fn train(cfg: &TrainConfig, data: &PreparedData, opts: &RunOptions) -> Resul
             }
             if !loss_val.is_finite() {
                 pb.abandon();
-                summary.finish(RunStatus::Failed);
-                run.write_summary(&summary)?;
-                return Err(TrainError::NonFiniteLoss {
+                let err = TrainError::NonFiniteLoss {
                     value: loss_val as f64,
                     epoch,
                     step,
                     last_good_epoch: state.epoch,
                     run_dir: run.path().to_path_buf(),
-                });
+                };
+                summary.finish(RunStatus::Failed);
+                summary.message = Some(err.to_string());
+                run.write_summary(&summary)?;
+                return Err(err);
             }
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(cfg.lr, model, grads);
@@ -371,6 +408,9 @@ pub fn train_or_reuse(cfg: &TrainConfig, data: &PreparedData, opts: &RunOptions)
     }
     if let Ok(summary) = existing.read_summary() {
         if summary.status == RunStatus::Completed {
+            // Reused without being reopened: drop what a killed writer left half-written.
+            cilp_track::atomic::remove_stale_temp_files(&dir);
+            cilp_track::atomic::remove_stale_temp_files(&existing.checkpoints_dir());
             if !opts.quiet {
                 eprintln!("{name}: reusing the completed run in {}", dir.display());
             }

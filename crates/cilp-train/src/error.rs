@@ -18,7 +18,8 @@ pub enum TrainError {
     /// The loss became NaN or infinite; the last good checkpoint is kept.
     #[error(
         "training diverged: the loss is {value} at epoch {epoch}, step {step}; the last good checkpoint \
-         (epoch {last_good_epoch}) is kept in {run_dir}. Lower the learning rate and retry (or --resume)."
+         (epoch {last_good_epoch}) is kept in {run_dir}. Continue from it at a lower rate with --resume --lr <smaller>, \
+         or start again with --force --lr <smaller>."
     )]
     NonFiniteLoss { value: f64, epoch: usize, step: usize, last_good_epoch: usize, run_dir: PathBuf },
     #[error("{0}")]

@@ -46,10 +46,8 @@ pub fn load_classifier(model: Option<&str>, source: &WeightsSource, device: &Dev
         WeightsSource::Checkpoint(path) => {
             let (file, cfg) = if path.is_dir() {
                 let cfg_path = path.join("config.toml");
-                let text = std::fs::read_to_string(&cfg_path).map_err(|e| TrainError::Checkpoint {
-                    path: cfg_path.clone(),
-                    reason: format!("cannot read the run's config: {e}"),
-                })?;
+                let text = cilp_data::io::read_bounded_to_string(&cfg_path, cilp_track::run::MAX_RUN_FILE_BYTES, "the run's config (TOML)")
+                    .map_err(|e| TrainError::Checkpoint { path: cfg_path.clone(), reason: e.to_string() })?;
                 let cfg: TrainConfig = toml::from_str(&text).map_err(|e| TrainError::Checkpoint {
                     path: cfg_path.clone(),
                     reason: format!("not a training config: {e}"),

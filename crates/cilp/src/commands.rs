@@ -159,25 +159,36 @@ fn parse_xyza(s: &str) -> Result<XyzaConvention> {
         .with_context(|| format!("unknown XYZA convention {s:?} (expected seed, spherical or nvidia)"))
 }
 
+/// Reads a training config (a run's `config.toml` works), bounded like every run file.
+fn read_train_config(path: &Path) -> Result<TrainConfig> {
+    let text = cilp_data::io::read_bounded_to_string(path, cilp_track::run::MAX_RUN_FILE_BYTES, "a training config (TOML)")?;
+    toml::from_str::<TrainConfig>(&text).with_context(|| format!("{}: not a valid training config", path.display()))
+}
+
 /// Flags over config file over defaults.
 fn resolve_train_config(a: &TrainArgs) -> Result<TrainConfig> {
     let mut cfg = match &a.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read config", path.display()))?;
-            toml::from_str::<TrainConfig>(&text).with_context(|| format!("{}: not a valid training config", path.display()))?
-        }
+        Some(path) => read_train_config(path)?,
         None => {
             let model = a.model.clone().context("--model NAME is required (or --config FILE); see `cilp models`")?;
             let data = a.data.clone().context("--data DIR is required (or --config FILE)")?;
             TrainConfig::new(model, data)
         }
     };
+    apply_train_flags(&mut cfg, a)?;
+    Ok(cfg)
+}
+
+/// The flags given on top of `cfg` (a config file, the defaults, or a resumed run's saved
+/// config). The data folder is saved absolute, so that a run resumes from any directory.
+fn apply_train_flags(cfg: &mut TrainConfig, a: &TrainArgs) -> Result<()> {
     if let Some(m) = &a.model {
         cfg.model = m.clone();
     }
     if let Some(d) = &a.data {
         cfg.data.dir = d.clone();
     }
+    cfg.data.dir = std::path::absolute(&cfg.data.dir).with_context(|| format!("{}: cannot make the data path absolute", cfg.data.dir.display()))?;
     if let Some(v) = a.epochs {
         cfg.epochs = v;
     }
@@ -216,19 +227,25 @@ fn resolve_train_config(a: &TrainArgs) -> Result<TrainConfig> {
     }
     cilp_models::model_info(&cfg.model)?;
     cfg.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
-    Ok(cfg)
+    Ok(())
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {
     let name = a.name.clone().or_else(|| a.model.clone());
     let cfg = if a.resume {
         let name = name.clone().context("--resume needs --name or --model to find the run directory")?;
-        let path = a.out.join(&name).join("config.toml");
-        let text = std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read the run's config to resume", path.display()))?;
-        let mut cfg: TrainConfig = toml::from_str(&text).with_context(|| format!("{}: not a valid training config", path.display()))?;
-        if let Some(d) = &a.device {
-            cfg.device = d.clone();
+        let path = a.out.join(&name).join(cilp_track::run::CONFIG_TOML);
+        if !path.is_file() {
+            bail!("{}: no run to resume here (expected its config.toml); start it without --resume", path.display());
         }
+        // The saved config, with the flags given on top; the training engine refuses the ones a
+        // resumed run cannot change (naming them) and records the ones it can.
+        let saved = read_train_config(&path).context("cannot resume")?;
+        let mut cfg = saved.clone();
+        apply_train_flags(&mut cfg, &a)?;
+        // Refused flags are named before the data is even loaded (the engine checks again,
+        // with the epochs already trained).
+        saved.resume_changes(&cfg, 0).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         cfg
     } else {
         resolve_train_config(&a)?
@@ -343,6 +360,8 @@ const SMOKE_PAIRS: &str = "40";
 /// `--force` redoes everything.
 pub fn run(a: RunArgs) -> Result<()> {
     let t = Instant::now();
+    // Before anything is generated or trained: the output folder must take files.
+    ensure_writable(&a.out)?;
     let data = a.data.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA));
     if a.data.is_none() && !data.join("cubes").exists() {
         eprintln!("no dataset at {}: generating the default synthetic set (2 x 9,999 pairs)", data.display());
@@ -364,6 +383,12 @@ pub fn run(a: RunArgs) -> Result<()> {
         ),
     };
     let out = &a.out;
+    // A run killed anywhere (SIGKILL included) may have left half-written temporary files;
+    // those of dead processes go now, also in the stages that are reused without being reopened.
+    let stale = cilp_track::atomic::remove_stale_temp_files_below(out);
+    if stale > 0 {
+        eprintln!("removed {stale} temporary file(s) left in {} by an earlier, interrupted run", out.display());
+    }
     let p = |x: &Path| x.display().to_string();
     let d = p(&data);
     let explore_dir = out.join("explore");
@@ -417,7 +442,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     eprintln!("done in {:.0}s; runs in {}", secs(t), out.display());
     println!("report: {}", html.display());
     let summary_path = assess_dir.join("summary.json");
-    let text = std::fs::read_to_string(&summary_path).with_context(|| format!("{}: cannot read the assessment summary", summary_path.display()))?;
+    let text = cilp_data::io::read_bounded_to_string(&summary_path, cilp_track::run::MAX_RUN_FILE_BYTES, "an assessment summary (JSON)")?;
     let summary: cilp_train::assess::AssessSummary =
         serde_json::from_str(&text).with_context(|| format!("{}: not an assessment summary", summary_path.display()))?;
     let failed: Vec<&str> = summary.thresholds.iter().filter(|r| !r.passed).map(|r| r.metric.as_str()).collect();
@@ -426,6 +451,16 @@ pub fn run(a: RunArgs) -> Result<()> {
     if verdict.fail {
         bail!("the assessment failed NVIDIA's thresholds (see {}); pass --allow-fail to exit 0 anyway", summary_path.display());
     }
+    Ok(())
+}
+
+/// Creates `dir` if needed and checks that a file can be written in it (a probe file,
+/// removed at once), so that a job fails before its first hour rather than after it.
+fn ensure_writable(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the output folder", dir.display()))?;
+    let probe = dir.join(format!(".cilp-write-probe.{}", std::process::id()));
+    std::fs::write(&probe, b"").with_context(|| format!("{}: the output folder is not writable", dir.display()))?;
+    let _ = std::fs::remove_file(&probe);
     Ok(())
 }
 

@@ -184,7 +184,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// A TOML config file (a run's config.toml works); flags override it.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub config: Option<PathBuf>,
     #[arg(long, allow_negative_numbers = true, value_parser = non_negative_count)]
     pub epochs: Option<usize>,
@@ -211,7 +211,9 @@ pub struct TrainArgs {
     /// Drop the last incomplete batch.
     #[arg(long)]
     pub drop_last: bool,
-    /// Continue an interrupted run from its last checkpoint, with its saved config.
+    /// Continue an interrupted run from its last checkpoint, with its saved config. --epochs
+    /// (more), --lr, --data (a moved dataset) and --device may change and are recorded in the
+    /// run's config; any other flag that differs from the saved config is refused.
     #[arg(long, conflicts_with = "force")]
     pub resume: bool,
     /// Overwrite an existing run directory of the same name.
@@ -260,18 +262,64 @@ pub enum RunsCommand {
     },
 }
 
+/// SIGINT (Ctrl-C) and SIGTERM (`kill`, Slurm, Kubernetes): every run being written is marked
+/// `interrupted` in its `summary.json` (see `cilp_track::interrupt`), one line says so, and the
+/// process exits 128 + the signal number. Checkpoints need nothing: they are committed
+/// atomically, and `--resume` continues from the last one.
+fn handle_interrupts() {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot handle SIGINT/SIGTERM ({e}); an interrupted run will read `running`");
+            return;
+        }
+    };
+    std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
+            // Held until exit: no summary write can follow the marks.
+            let marked = cilp_track::interrupt::mark_interrupted(name);
+            let list: Vec<String> = marked.runs.iter().map(|p| p.display().to_string()).collect();
+            if list.is_empty() {
+                eprintln!("interrupted by {name}");
+            } else {
+                eprintln!("interrupted by {name}: marked {} interrupted; continue with --resume", list.join(", "));
+            }
+            std::process::exit(128 + sig);
+        }
+    });
+}
+
 fn main() -> ExitCode {
     cilp_train::bench::tune_allocator();
+    handle_interrupts();
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     match dispatch(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, each cause once: many errors already quote their
+/// source (`cannot create directory X: <os error>`), which `{:#}` would repeat.
+fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let c = cause.to_string();
+        if !line.contains(&c) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&c);
+        }
+    }
+    line
 }
 
 /// Runs a subcommand from an argument list, exactly as if typed (used by `cilp run`).
@@ -325,4 +373,28 @@ pub fn must_exist(p: &Path, what: &str) -> Result<()> {
         bail!("{}: {what} not found", p.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_line_names_each_cause_once() {
+        let os = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory (os error 2)");
+        #[derive(Debug)]
+        struct Quoting(std::io::Error);
+        impl std::fmt::Display for Quoting {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "cannot create directory /x: {}", self.0)
+            }
+        }
+        impl std::error::Error for Quoting {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = anyhow::Error::new(Quoting(os)).context("cannot start");
+        assert_eq!(error_line(&e), "cannot start: cannot create directory /x: No such file or directory (os error 2)");
+    }
 }

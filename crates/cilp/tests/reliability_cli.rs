@@ -195,3 +195,158 @@ fn untrainable_settings_leave_no_run_folder() {
     assert!(err.contains(s(&data.join("cones"))) && err.contains("exactly 2"), "{err}");
     assert!(!runs.join("t").exists());
 }
+
+fn summary_of(run: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap()
+}
+
+fn metric_keys(run: &Path) -> Vec<(u64, String)> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let r: serde_json::Value = serde_json::from_str(l).unwrap();
+            (r["epoch"].as_u64().unwrap(), r["split"].as_str().unwrap().to_owned())
+        })
+        .collect()
+}
+
+/// `--resume` applies the changes it allows (more epochs, a lower rate, a moved dataset: recorded
+/// in the config), refuses the others naming the flag, resumes from another working directory
+/// (the data folder is saved absolute), and says so when the run is already complete.
+#[test]
+fn resume_applies_allowed_changes_refuses_others_and_never_lies() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = generate(dir.path(), "data", 8, 5);
+    let runs = dir.path().join("runs");
+    // Relative --data from the temporary folder: saved absolute.
+    let out = cilp()
+        .current_dir(dir.path())
+        .args(["train", "--model", "nvidia-lidar-classifier", "--data", "data", "--out", "runs", "--name", "r", "--epochs", "1"])
+        .args(["--batch-size", "8", "--lr", "0.001", "--seed", "3"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let run = runs.join("r");
+    let cfg = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(cfg.contains(&format!("dir = \"{}\"", data.display())), "data folder not saved absolute: {cfg}");
+
+    let resume = |extra: &[&str]| -> Vec<String> {
+        let mut a = vec!["train", "--resume", "--out", s(&runs), "--name", "r"];
+        a.extend(extra);
+        a.into_iter().map(String::from).collect()
+    };
+    // Completed: says so, trains nothing.
+    let out = run_args(&r(&resume(&[])));
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already completed all 1 epochs") && err.contains("--epochs"), "{err}");
+    assert_eq!(metric_keys(&run).len(), 2);
+
+    // Refused, naming the flag; nothing changes.
+    for (flag, value, field) in [
+        ("--batch-size", "16", "batch_size"),
+        ("--seed", "4", "seed"),
+        ("--val-fraction", "0.5", "val_fraction"),
+        ("--split", "nvidia", "kind"),
+        ("--limit-per-class", "3", "limit_per_class"),
+        ("--xyza", "spherical", "xyza"),
+    ] {
+        let err = fails(&r(&resume(&[flag, value])));
+        assert!(err.contains(flag) && err.contains(field) && err.contains("cannot change when a run is resumed"), "{flag}: {err}");
+    }
+    assert_eq!(std::fs::read_to_string(run.join("config.toml")).unwrap(), cfg, "a refused resume changed the config");
+    let err = fails(&r(&resume(&["--config", s(&run.join("config.toml"))])));
+    assert!(err.contains("--config") && err.contains("--resume"), "{err}");
+
+    // Allowed: more epochs at a lower rate from a moved dataset, from another directory.
+    let moved = dir.path().join("moved");
+    std::fs::rename(&data, &moved).unwrap();
+    let out = cilp().current_dir("/").args(r(&resume(&["--epochs", "3", "--lr", "0.0001", "--data", s(&moved)]))).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("epochs 1 -> 3") && err.contains("lr 0.001 -> 0.0001") && err.contains("recorded in its config.toml"), "{err}");
+    let cfg = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(cfg.contains("epochs = 3") && cfg.contains("lr = 0.0001") && cfg.contains(&format!("dir = \"{}\"", moved.display())), "{cfg}");
+    let rows: Vec<serde_json::Value> =
+        std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lrs: Vec<f64> = rows.iter().filter(|r| r["split"] == "train").map(|r| r["lr"].as_f64().unwrap()).collect();
+    assert_eq!(lrs, [0.001, 0.0001, 0.0001], "the new rate applies from the resumed epoch on");
+    let err = fails(&r(&resume(&["--epochs", "2"])));
+    assert!(err.contains("fewer than the 3"), "{err}");
+}
+
+fn r(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn run_args(args: &[&str]) -> std::process::Output {
+    cilp().args(args).output().unwrap()
+}
+
+/// Killed before its first checkpoint commit (here: `last.json` removed after epoch 1 as well),
+/// a resumed run starts again at epoch 1 and lists every epoch once.
+#[test]
+fn resume_without_a_committed_checkpoint_drops_the_uncommitted_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = generate(dir.path(), "data", 8, 5);
+    let runs = dir.path().join("runs");
+    let out = cilp().args(train_args(&data, &runs, "r", "2")).env("CILP_TEST_ABORT_AT", "2:0").output().unwrap();
+    assert!(!out.status.success(), "the abort hook must kill the run");
+    let run = runs.join("r");
+    assert_eq!(metric_keys(&run), [(1, "train".to_owned()), (1, "val".to_owned())]);
+    std::fs::remove_file(run.join("checkpoints/last.json")).unwrap();
+    let out = run_args(&["train", "--resume", "--out", s(&runs), "--name", "r"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("no committed checkpoint") && err.contains("2 uncommitted metric rows dropped"), "{err}");
+    let keys = metric_keys(&run);
+    assert_eq!(keys, [(1, "train".into()), (1, "val".into()), (2, "train".into()), (2, "val".into())], "rows duplicated or lost");
+    assert_eq!(summary_of(&run)["status"], "completed");
+}
+
+/// SIGTERM and SIGINT mark the run `interrupted` with a one-line message, exit 128 + signal,
+/// and `--resume` finishes it.
+#[test]
+fn sigterm_and_sigint_mark_the_run_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = generate(dir.path(), "data", 16, 5);
+    let runs = dir.path().join("runs");
+    for (signal, code) in [("TERM", 143), ("INT", 130)] {
+        let name = format!("sig{signal}");
+        let mut child = cilp().args(train_args(&data, &runs, &name, "10000")).stderr(Stdio::piped()).spawn().unwrap();
+        let run = runs.join(&name);
+        // Wait until the first epoch is committed (the run is being written).
+        let t = Instant::now();
+        while !run.join("checkpoints/last.json").is_file() {
+            assert!(t.elapsed() < Duration::from_secs(120), "no checkpoint after 2 min");
+            assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let kill = std::process::Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
+        assert!(kill.success());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(code), "SIG{signal}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err.lines().last().unwrap_or("");
+        assert!(last.starts_with(&format!("interrupted by SIG{signal}: marked")) && last.contains(&name) && last.contains("--resume"), "{err}");
+        let summary = summary_of(&run);
+        assert_eq!(summary["status"], "interrupted", "{summary}");
+        let msg = summary["message"].as_str().unwrap();
+        assert!(msg.starts_with(&format!("interrupted by SIG{signal} at ")) && !msg.contains('\n'), "{msg}");
+        // Continue it to a short end, two epochs past the last commit: the run completes, each
+        // epoch listed once.
+        let last: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("checkpoints/last.json")).unwrap()).unwrap();
+        let end = last["epoch"].as_u64().unwrap() + 2;
+        let out = run_args(&["train", "--resume", "--out", s(&runs), "--name", &name, "--epochs", &end.to_string()]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let summary = summary_of(&run);
+        assert_eq!(summary["status"], "completed", "{summary}");
+        assert!(summary.get("message").is_none(), "{summary}");
+        let mut keys = metric_keys(&run);
+        let n = keys.len();
+        keys.dedup();
+        assert_eq!((keys.len(), n), (2 * end as usize, 2 * end as usize), "{keys:?}");
+    }
+}

@@ -688,6 +688,9 @@ fn reuse_cilp_stage(cfg: &AssessConfig, data: &PreparedData, opts: &AssessOption
         return Ok(None);
     }
     let ckpt = Checkpoints::new(dir.join(cilp_track::run::CHECKPOINTS_DIR));
+    // Reused without being reopened: drop what a killed writer left half-written.
+    cilp_track::atomic::remove_stale_temp_files(&dir);
+    cilp_track::atomic::remove_stale_temp_files(ckpt.dir());
     let Some(state) = ckpt.load_state()? else { return Ok(None) };
     if state.epoch != cfg.cilp.epochs {
         return Ok(None);
