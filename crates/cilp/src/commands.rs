@@ -77,7 +77,7 @@ fn print_summary(v: &serde_json::Value) {
 fn print_load_report(r: &serde_json::Value) {
     let warnings: Vec<&str> = r["warnings"].as_array().into_iter().flatten().filter_map(|w| w.as_str()).collect();
     for w in &warnings {
-        println!("warning: {w}");
+        println!("warning: {}", crate::terminal_safe(w));
     }
     if warnings.is_empty() {
         println!("every file paired, nothing skipped (--json: the full load report)");
@@ -101,6 +101,10 @@ pub fn explore(a: ExploreArgs) -> Result<()> {
     if let Some(out) = &a.out {
         let opts = cilp_report::ExploreOptions { load: load.clone(), gallery_per_class: a.gallery, ..Default::default() };
         let s = cilp_report::explore(&a.data, out, &opts)?;
+        // As `info` and `run` do: unpaired or skipped files are said on the terminal too.
+        for w in &s.stats.warnings {
+            eprintln!("warning: {}", crate::terminal_safe(w));
+        }
         println!("{}", s.index_html.display());
     }
     if let Some(fo) = &a.fiftyone {
@@ -282,7 +286,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
 fn report_unpaired(report: &cilp_data::dataset::LoadReport) {
     let text = report.to_string();
     if !text.is_empty() {
-        eprintln!("{text}");
+        eprintln!("{}", crate::terminal_safe(&text));
     }
 }
 

@@ -300,10 +300,19 @@ fn main() -> ExitCode {
     match dispatch(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", error_line(&e));
+            eprintln!("error: {}", terminal_safe(&error_line(&e)));
             ExitCode::FAILURE
         }
     }
+}
+
+/// `s` with control characters (ESC, CR, BEL, ...) written as escapes (`\u{1b}`), so that a
+/// file name cannot drive the terminal; newlines are kept.
+pub fn terminal_safe(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(|c| c.is_control() && c != '\n') {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(s.chars().map(|c| if c.is_control() && c != '\n' { c.escape_debug().to_string() } else { c.to_string() }).collect())
 }
 
 /// The error and its causes on one line, each cause once: many errors already quote their
@@ -396,5 +405,12 @@ mod tests {
         }
         let e = anyhow::Error::new(Quoting(os)).context("cannot start");
         assert_eq!(error_line(&e), "cannot start: cannot create directory /x: No such file or directory (os error 2)");
+    }
+
+    #[test]
+    fn control_characters_do_not_reach_the_terminal() {
+        assert_eq!(terminal_safe("data/\u{1b}[31mred.npy\r\x07"), "data/\\u{1b}[31mred.npy\\r\\u{7}");
+        assert_eq!(terminal_safe("two\nlines"), "two\nlines");
+        assert!(matches!(terminal_safe("plain"), std::borrow::Cow::Borrowed(_)));
     }
 }

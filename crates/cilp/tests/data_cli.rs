@@ -39,6 +39,16 @@ fn unpaired_files_are_reported_not_dropped_silently() {
     let text = ok(&["info", "--data", s(&d)]);
     assert!(text.contains("warning: spheres: 1 LiDAR file(s) have no RGB partner and were skipped (e.g. 0002)"), "{text}");
     assert_eq!(text.matches("0002").count(), 1, "each problem is told once: {text}");
+    // A file name with an escape sequence is shown escaped, never sent raw to the terminal.
+    std::fs::copy(d.join("cubes/lidar/0000.npy"), d.join("cubes/lidar/\u{1b}[2Jclear.npy")).unwrap();
+    let text = ok(&["info", "--data", s(&d)]);
+    assert!(!text.contains('\u{1b}') && text.contains("\\u{1b}[2Jclear"), "{text}");
+    std::fs::remove_file(d.join("cubes/lidar/\u{1b}[2Jclear.npy")).unwrap();
+    // So does `explore`, on stderr (its stdout is the page's path).
+    let out = run(&["explore", "--data", s(&d), "--out", s(&dir.path().join("ex"))]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("warning: spheres: 1 LiDAR file(s) have no RGB partner") && err.contains("0002"), "{err}");
     let clean = ok(&["info", "--data", s(&generate(dir.path(), "clean", 3, 1))]);
     assert!(clean.contains("every file paired, nothing skipped"), "{clean}");
 }
