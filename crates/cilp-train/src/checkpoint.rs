@@ -249,6 +249,24 @@ impl Checkpoints {
         Ok(bytes)
     }
 
+    /// Loads the model and optimiser files `state` names (checked: plain names, bounded reads,
+    /// checksums) into `model` and `optim`, to continue a run after `state.epoch`.
+    pub fn restore<M: burn::module::Module>(
+        &self,
+        state: &TrainState,
+        model: M,
+        optim: burn::optim::ModuleOptimizer,
+    ) -> Result<(M, burn::optim::ModuleOptimizer)> {
+        let fail = |file: &str, e: String| TrainError::Checkpoint { path: self.dir.join(file), reason: e };
+        let bytes = self.read(&state.model_file)?;
+        let record = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+            .map_err(|e| fail(&state.model_file, format!("not a cilp checkpoint: {e}")))?;
+        let model = model.try_load_record(record).map_err(|e| fail(&state.model_file, format!("does not fit this model: {e}")))?;
+        let obytes = self.read(&state.optim_file)?;
+        let optim = optim.from_bytes(burn::tensor::Bytes::from_bytes_vec(obytes)).map_err(|e| fail(&state.optim_file, e.to_string()))?;
+        Ok((model, optim))
+    }
+
     /// Saves the best model so far, and its SHA-256 beside it (`best.bpk.sha256`, checked by
     /// [`read_checkpoint_file`]; `sha256sum -c` reads it too).
     pub fn save_best(&self, model: &[u8]) -> Result<()> {

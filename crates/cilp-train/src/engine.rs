@@ -167,7 +167,7 @@ fn to_rows(epoch: usize, train: &PassStats, val: &PassStats, lr: f64) -> [EpochM
 /// - `CILP_TEST_ABORT_AT` aborts the process (no cleanup, like SIGKILL) when training reaches
 ///   that step, so crash-and-resume can be tested end to end;
 /// - `CILP_TEST_NAN_AT` replaces that step's loss with NaN, to test the divergence guard.
-fn step_hook(var: &str) -> Option<(usize, usize)> {
+pub(crate) fn step_hook(var: &str) -> Option<(usize, usize)> {
     let v = std::env::var(var).ok()?;
     let (e, s) = v.split_once(':')?;
     Some((e.parse().ok()?, s.parse().ok()?))
@@ -242,20 +242,7 @@ pub fn train(cfg: &TrainConfig, data: &PreparedData, opts: &RunOptions) -> Resul
     let mut optim = adam_optimizer();
     let mut state = TrainState::fresh();
     if let Some(st) = resumed {
-        let bytes = ckpt.read(&st.model_file)?;
-        let record = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes)).map_err(|e| TrainError::Checkpoint {
-            path: ckpt.dir().join(&st.model_file),
-            reason: e.to_string(),
-        })?;
-        model = model.try_load_record(record).map_err(|e| TrainError::Checkpoint {
-            path: ckpt.dir().join(&st.model_file),
-            reason: e.to_string(),
-        })?;
-        let obytes = ckpt.read(&st.optim_file)?;
-        optim = optim.from_bytes(burn::tensor::Bytes::from_bytes_vec(obytes)).map_err(|e| TrainError::Checkpoint {
-            path: ckpt.dir().join(&st.optim_file),
-            reason: e.to_string(),
-        })?;
+        (model, optim) = ckpt.restore(&st, model, optim)?;
         run.resume_after(st.epoch)?;
         state = st;
     }

@@ -147,3 +147,58 @@ fn assess_reports_a_missing_lidar_classifier() {
     let err = fails(&["assess", "--data", s(tmp.path()), "--out", s(&tmp.path().join("o")), "--lidar-classifier", "/nonexistent/lidar_cnn.pt"]);
     assert!(err.contains("lidar_cnn.pt") && err.contains("not found"), "{err}");
 }
+
+/// The (epoch, split, loss, accuracy, extra) rows of a stage, as text (exact comparison).
+fn stage_rows(run: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let r: Value = serde_json::from_str(l).unwrap();
+            format!("{} {} {} {} {}", r["epoch"], r["split"], r["loss"], r["accuracy"], r["extra"])
+        })
+        .collect()
+}
+
+/// An assessment killed half-way through its CILP stage continues that stage from its last
+/// committed epoch with `--resume` (not from epoch 1), and ends exactly as an uninterrupted one.
+#[test]
+fn a_cilp_stage_cut_off_half_way_resumes_from_its_last_epoch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = generate(tmp.path(), "data", 24, 5);
+    let fixture = lidar_cnn_fixture();
+    let args = |out: &std::path::Path| -> Vec<String> {
+        let mut a: Vec<String> = assess_args(s(&data), s(out)).into_iter().map(String::from).collect();
+        a.retain(|x| x != "--quiet");
+        // Three CILP epochs instead of one.
+        let i = a.iter().position(|x| x == "--cilp-epochs").unwrap();
+        a[i + 1] = "3".into();
+        a.extend(["--lidar-classifier", s(&fixture), "--finetune-epochs", "1"].map(String::from));
+        a
+    };
+    let reference = tmp.path().join("reference");
+    let out = cilp().args(args(&reference)).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let cut = tmp.path().join("cut");
+    let out = cilp().args(args(&cut)).env("CILP_TEST_ABORT_AT", "3:0").output().unwrap();
+    assert!(!out.status.success(), "the abort hook must kill the assessment");
+    assert_eq!(stage_rows(&cut.join("cilp")).len(), 4, "epochs 1 and 2 committed before the kill");
+    let mut resume = args(&cut);
+    resume.push("--resume".into());
+    let out = cilp().args(&resume).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("cilp: resuming") && err.contains("after epoch 2 of 3"), "{err}");
+    assert!(!err.contains("cilp: epoch 1/3") && err.contains("cilp: epoch 3/3"), "epoch 1 trained again: {err}");
+
+    for stage in ["cilp", "projector", "rgb-to-lidar"] {
+        assert_eq!(stage_rows(&reference.join(stage)), stage_rows(&cut.join(stage)), "{stage}: rows differ from the uninterrupted run");
+    }
+    let (a, b) = (read_json(&reference.join("summary.json")), read_json(&cut.join("summary.json")));
+    for k in ["cilp_val_loss", "projector_val_mse", "classifier_accuracy", "classifier_batch_accuracies", "retrieval"] {
+        assert_eq!(a[k], b[k], "{k}");
+    }
+    assert_eq!(read_json(&cut.join("cilp/summary.json"))["status"], "completed");
+}

@@ -604,6 +604,41 @@ impl StageRun {
         Ok(StageRun { run, ckpt, summary, history: Vec::new(), started: Instant::now() })
     }
 
+    /// With `--resume`: the stage folder `out/name` of an assessment cut off after a committed
+    /// epoch, whose config equals `config`, reopened to continue after that epoch (its metric
+    /// rows past the commit dropped). `None` (train the stage from its start) otherwise.
+    fn resume<C: Serialize + serde::de::DeserializeOwned + PartialEq>(
+        out: &Path,
+        name: &str,
+        config: &C,
+        epochs: usize,
+        opts: &AssessOptions,
+    ) -> Result<Option<(StageRun, TrainState)>> {
+        let dir = out.join(name);
+        if !opts.resume || !dir.join(cilp_track::run::CONFIG_TOML).is_file() {
+            return Ok(None);
+        }
+        if cilp_track::run::read_config::<C>(&dir).ok().as_ref() != Some(config) {
+            return Ok(None);
+        }
+        let ckpt = Checkpoints::new(dir.join(cilp_track::run::CHECKPOINTS_DIR));
+        let Some(state) = ckpt.load_state()? else { return Ok(None) };
+        if state.epoch == 0 || state.epoch >= epochs {
+            return Ok(None);
+        }
+        let mut run = RunDir::create(out, name, CreateMode::Resume)?;
+        run.resume_after(state.epoch)?;
+        let history = run.read_metrics()?;
+        let mut summary = run.read_summary()?;
+        summary.status = RunStatus::Running;
+        summary.finished_at = None;
+        summary.message = None;
+        run.write_summary(&summary)?;
+        let now = Instant::now();
+        let started = now.checked_sub(std::time::Duration::from_secs_f64(state.elapsed_seconds.max(0.0))).unwrap_or(now);
+        Ok(Some((StageRun { run, ckpt, summary, history, started }, state)))
+    }
+
     fn log(&mut self, rows: &[EpochMetrics], last: bool) -> Result<()> {
         self.run.log_epoch(rows)?;
         self.history.extend(rows.iter().cloned());
@@ -720,21 +755,37 @@ fn cilp_stage(cfg: &AssessConfig, data: &PreparedData, opts: &AssessOptions, dev
     let model_name = cfg.cilp_model();
     let rc = cilp_run_config(cfg);
     let params = cilp_models::model_info(model_name)?.parameters;
-    let mut st = StageRun::create(&opts.out, CILP_RUN, "cilp", model_name, params, cfg, &rc, &[names::VAL_LOSS, names::VAL_RGB_TO_LIDAR_R1, names::TRAIN_LOSS])?;
+    let resumed = StageRun::resume(&opts.out, CILP_RUN, &rc, cfg.cilp.epochs, opts)?;
     device.seed(cfg.seed);
     let mut model = build_cilp(model_name, device)?;
     let mut optim = adam_optimizer();
     let mut state = TrainState::fresh();
+    let mut logit_scales = Vec::new();
+    let mut st = match resumed {
+        // Cut off after a committed epoch: continue from it (the batches of an epoch depend only
+        // on the seed and the epoch, and the weights and Adam's moments are restored exactly).
+        Some((st, s)) => {
+            (model, optim) = st.ckpt.restore(&s, model, optim)?;
+            logit_scales = st.history.iter().filter(|r| r.split == names::TRAIN).filter_map(|r| r.extra.get("logit_scale").copied()).collect();
+            say(opts.quiet, format!("cilp: resuming {} after epoch {} of {}", st.run.path().display(), s.epoch, cfg.cilp.epochs));
+            state = s;
+            st
+        }
+        None => StageRun::create(&opts.out, CILP_RUN, "cilp", model_name, params, cfg, &rc, &[names::VAL_LOSS, names::VAL_RGB_TO_LIDAR_R1, names::TRAIN_LOSS])?,
+    };
     let kinds = [InputKind::Rgb, InputKind::Depth];
     let (ds, split) = (&data.dataset, &data.split);
     let vb = val_batches(cfg, &split.val);
-    let mut logit_scales = Vec::new();
     let mut last = None;
-    for epoch in 1..=cfg.cilp.epochs {
+    let abort_at = crate::engine::step_hook("CILP_TEST_ABORT_AT");
+    for epoch in state.epoch + 1..=cfg.cilp.epochs {
         let start = Instant::now();
         let batches = Batches::new(&split.train, cfg.batch_size, Some(cfg.seed), epoch, cfg.drop_last);
         let (mut loss_sum, mut n) = (0f64, 0usize);
         for (step, batch) in batches.iter().enumerate() {
+            if abort_at == Some((epoch, step)) {
+                std::process::abort(); // test hook: killed mid-stage, like SIGKILL
+            }
             if batch.len() < 2 {
                 continue;
             }
