@@ -464,7 +464,7 @@ fn discover_classes(root: &Path) -> Result<(Vec<String>, Vec<PathBuf>)> {
         // A classifier needs two classes; one folder alone means the other went missing.
         let missing = DEFAULT_CLASS_ORDER.iter().find(|c| !found.iter().any(|f| f == *c)).copied().unwrap_or("spheres");
         return Err(layout(
-            &root.join(missing),
+            root.join(missing),
             format!(
                 "class folder missing: only {}/ was found, and a classification dataset needs at least two classes \
                  (expected cubes/ and spheres/); restore the missing folder or generate a dataset with `cilp generate`",

@@ -719,6 +719,7 @@ mod tests {
         (x, w, random(d.y_len(), &mut rng))
     }
 
+    #[allow(clippy::too_many_arguments)] // a test helper spelling out every dimension
     fn dims(batch: usize, c_in: usize, h: usize, w: usize, c_out: usize, k: [usize; 2], s: [usize; 2], p: [usize; 2]) -> Conv2dDims {
         Conv2dDims { batch, c_in, h, w, c_out, kh: k[0], kw: k[1], stride: s, padding: p }
     }

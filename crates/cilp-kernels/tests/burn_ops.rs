@@ -72,7 +72,7 @@ fn conv2d_matches_burn_forward_and_gradients() {
         let conv = conv(c_in, c_out, stride, 7 + c_in as u64, &device);
         let x = seeded([3, c_in, hw, hw], 3, &device);
         let before = cilp_kernels::fast_calls();
-        let fast = run(&conv, &x, |c, x| cilp_kernels::conv2d_module(c, x));
+        let fast = run(&conv, &x, cilp_kernels::conv2d_module);
         assert!(cilp_kernels::fast_calls() > before, "the fast path was not taken");
         let slow = run(&conv, &x, |c, x| c.forward(x));
         assert_close(&fast, &slow, &format!("conv {c_in}->{c_out} stride {stride} on {hw}x{hw}"));

@@ -63,8 +63,8 @@ fn trojan_checkpoint(dir: &Path, prefix: Option<&[u8]>, name: &str) -> PathBuf {
         let entry_name = entry.name().expect("entry name").to_string();
         let mut bytes = Vec::new();
         entry.read_to_end(&mut bytes).unwrap();
-        if entry_name.ends_with("data.pkl") {
-            if let Some(prefix) = prefix {
+        if entry_name.ends_with("data.pkl")
+            && let Some(prefix) = prefix {
                 assert_eq!(
                     &bytes[..2],
                     b"\x80\x02",
@@ -75,7 +75,6 @@ fn trojan_checkpoint(dir: &Path, prefix: Option<&[u8]>, name: &str) -> PathBuf {
                 spliced.extend_from_slice(&bytes[2..]);
                 bytes = spliced;
             }
-        }
         out.start_file(entry_name, opts).unwrap();
         out.write_all(&bytes).unwrap();
     }
@@ -147,8 +146,7 @@ fn assert_refused(path: &Path, global: &str, marker: &Path) {
     // The zoo loader path refuses it too.
     let device = cilp_models::cpu_device();
     let err = cilp_models::load_lidar_classifier_pt(path, &device)
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert!(err.to_string().contains(global), "{err}");
     assert!(!marker.exists());
 }

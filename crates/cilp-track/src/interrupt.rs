@@ -85,11 +85,10 @@ pub fn mark_interrupted(signal: &str) -> Interrupted {
     for (path, mut summary) in active {
         summary.finish(RunStatus::Interrupted);
         summary.message = Some(format!("interrupted by {signal} at {}; continue it with --resume", timestamp_utc_now()));
-        if let Ok(bytes) = encode(&path, &summary) {
-            if write_atomic(&path, &bytes).is_ok() {
+        if let Ok(bytes) = encode(&path, &summary)
+            && write_atomic(&path, &bytes).is_ok() {
                 marked.push(path.parent().unwrap_or(&path).to_owned());
             }
-        }
     }
     Interrupted { runs: marked, _writes_blocked: guard }
 }

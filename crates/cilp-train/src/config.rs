@@ -86,11 +86,10 @@ impl TrainConfig {
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(format!("lr must be a positive number, got {}", self.lr));
         }
-        if let SplitConfig::Ratio { val_fraction } = self.data.split {
-            if !(val_fraction > 0.0 && val_fraction < 1.0) {
+        if let SplitConfig::Ratio { val_fraction } = self.data.split
+            && !(val_fraction > 0.0 && val_fraction < 1.0) {
                 return Err(format!("val_fraction must be in (0, 1), got {val_fraction}"));
             }
-        }
         Ok(())
     }
 }

@@ -393,8 +393,8 @@ pub fn train_or_reuse(cfg: &TrainConfig, data: &PreparedData, opts: &RunOptions)
             dir.display()
         )));
     }
-    if let Ok(summary) = existing.read_summary() {
-        if summary.status == RunStatus::Completed {
+    if let Ok(summary) = existing.read_summary()
+        && summary.status == RunStatus::Completed {
             // Reused without being reopened: drop what a killed writer left half-written.
             cilp_track::atomic::remove_stale_temp_files(&dir);
             cilp_track::atomic::remove_stale_temp_files(&existing.checkpoints_dir());
@@ -404,7 +404,6 @@ pub fn train_or_reuse(cfg: &TrainConfig, data: &PreparedData, opts: &RunOptions)
             let history = existing.read_metrics()?;
             return Ok(TrainOutcome { run_dir: dir, summary, history });
         }
-    }
     let mut o = opts.clone();
     o.mode = CreateMode::Resume;
     train(cfg, data, &o)

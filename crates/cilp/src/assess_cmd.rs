@@ -194,8 +194,8 @@ pub fn assess(a: AssessArgs) -> Result<()> {
         s.classifier_batch_accuracies.iter().map(|a| format!("{:.2}%", 100.0 * a)).collect::<Vec<_>>().join(", ")
     );
     println!("retrieval (all {} validation pairs): {}", s.retrieval.samples, s.retrieval);
-    if let Some(sel) = &s.finetune_selection {
-        if sel.samples > 0 {
+    if let Some(sel) = &s.finetune_selection
+        && sel.samples > 0 {
             println!(
                 "graded model: fine-tuning epoch {} (best of epochs 0-{} on {} held-out training pairs: {})",
                 sel.epoch,
@@ -204,7 +204,6 @@ pub fn assess(a: AssessArgs) -> Result<()> {
                 sel.accuracies.iter().map(|a| format!("{:.2}%", 100.0 * a)).collect::<Vec<_>>().join(", ")
             );
         }
-    }
     println!("margins: {}", s.margins_line());
     println!(
         "{} in {:.0}s; summary: {}",

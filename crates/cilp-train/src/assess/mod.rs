@@ -246,14 +246,13 @@ impl AssessConfig {
         if !(0.0..=0.5).contains(&self.selection_fraction) {
             return Err(format!("selection_fraction must be within [0, 0.5], got {}", self.selection_fraction));
         }
-        if let Some(p) = &self.lidar_classifier {
-            if !p.is_file() {
+        if let Some(p) = &self.lidar_classifier
+            && !p.is_file() {
                 return Err(format!(
                     "{}: LiDAR classifier weights not found (NVIDIA's lidar_cnn.pt; omit --lidar-classifier to train one)",
                     p.display()
                 ));
             }
-        }
         Ok(())
     }
 
@@ -590,6 +589,8 @@ struct StageRun {
 }
 
 impl StageRun {
+    // Eight plain arguments until the one-loop redesign (issue 18) gives stages a run spec.
+    #[allow(clippy::too_many_arguments)]
     fn create<C: Serialize>(out: &Path, name: &str, kind: &str, model: &str, params: usize, cfg: &AssessConfig, config: &C, metrics: &[&str]) -> Result<StageRun> {
         let mut run = RunDir::create(out, name, CreateMode::Force)?;
         run.write_config(config)?;

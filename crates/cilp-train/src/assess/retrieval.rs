@@ -88,7 +88,7 @@ fn normalized(x: &[f32], dim: usize) -> Vec<f32> {
 /// embeddings given as `n` rows of `dim` values each, computed with one matrix product on
 /// `device`.
 pub fn similarity_matrix(img: &[f32], lidar: &[f32], dim: usize, device: &Device) -> Vec<f32> {
-    assert!(dim > 0 && img.len() % dim == 0, "embeddings must be rows of {dim} values");
+    assert!(dim > 0 && img.len().is_multiple_of(dim), "embeddings must be rows of {dim} values");
     assert_eq!(img.len(), lidar.len(), "RGB and LiDAR embeddings must pair up");
     let n = img.len() / dim;
     if n == 0 {

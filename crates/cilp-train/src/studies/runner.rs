@@ -432,15 +432,14 @@ pub fn run_models(settings: &StudySettings, models: &[String], opts: &StudyOptio
             if !opts.quiet {
                 eprintln!("[{k}/{total}] {name} ({:.0}s elapsed)", start.elapsed().as_secs_f64());
             }
-            if let Some(src) = opts.reuse_from.as_ref().map(|d| d.join(&name)) {
-                if mode != CreateMode::Resume && src != opts.out.join(&name) && reusable(&src, &cfg) {
+            if let Some(src) = opts.reuse_from.as_ref().map(|d| d.join(&name))
+                && mode != CreateMode::Resume && src != opts.out.join(&name) && reusable(&src, &cfg) {
                     cilp_track::run::copy_run(&src, &opts.out.join(&name))?;
                     if !opts.quiet {
                         eprintln!("{name}: reusing the completed run with the same config in {}", src.display());
                     }
                     mode = CreateMode::Resume;
                 }
-            }
             let ropts = RunOptions {
                 runs_dir: opts.out.clone(),
                 name: Some(name.clone()),
