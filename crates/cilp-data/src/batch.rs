@@ -35,13 +35,7 @@ impl Batches {
     ///
     /// # Panics
     /// If `batch_size` is 0.
-    pub fn new(
-        indices: &[usize],
-        batch_size: usize,
-        shuffle_seed: Option<u64>,
-        epoch: usize,
-        drop_last: bool,
-    ) -> Batches {
+    pub fn new(indices: &[usize], batch_size: usize, shuffle_seed: Option<u64>, epoch: usize, drop_last: bool) -> Batches {
         assert!(batch_size > 0, "batch_size must be at least 1");
         let mut order = indices.to_vec();
         if let Some(seed) = shuffle_seed {

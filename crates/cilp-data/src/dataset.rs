@@ -288,9 +288,7 @@ pub fn check_angles(path: &Path, angles: &[f32]) -> Result<()> {
     if let Some((i, v)) = angles.iter().enumerate().find(|(_, a)| !(a.is_finite() && a.abs() <= pi)) {
         return Err(DataError::Invalid {
             path: path.to_path_buf(),
-            reason: format!(
-                "angles must be finite radians within [-pi, pi], found {v} at index {i} (degrees instead of radians?)"
-            ),
+            reason: format!("angles must be finite radians within [-pi, pi], found {v} at index {i} (degrees instead of radians?)"),
         });
     }
     Ok(())
@@ -376,9 +374,8 @@ fn list_modality(dir: &Path, ext: &str, rep: &mut ClassReport, max: usize) -> Re
             continue;
         };
         // Hidden files (`.DS_Store`, macOS `._0001.png` resource forks) are never samples.
-        let stem_ext = name
-            .rsplit_once('.')
-            .filter(|(s, e)| is_file && !s.is_empty() && !name.starts_with('.') && e.eq_ignore_ascii_case(ext));
+        let stem_ext =
+            name.rsplit_once('.').filter(|(s, e)| is_file && !s.is_empty() && !name.starts_with('.') && e.eq_ignore_ascii_case(ext));
         if stem_ext.is_none() && meta_ok && !is_file && !name.starts_with('.') && has_ext(name, ext) {
             // A FIFO, device or socket named like a data file (`0001.npy` -> /dev/zero): refused
             // by name rather than silently ignored or read (a FIFO would block the reader forever).
@@ -454,10 +451,7 @@ fn discover_classes(root: &Path) -> Result<(Vec<String>, Vec<PathBuf>)> {
     }
     skipped.sort();
     if found.is_empty() {
-        return Err(layout(
-            root,
-            "no class folders found: expected sub-folders such as cubes/ and spheres/, each holding rgb/ and lidar/",
-        ));
+        return Err(layout(root, "no class folders found: expected sub-folders such as cubes/ and spheres/, each holding rgb/ and lidar/"));
     }
     found.sort_by(|a, b| class_rank(a).cmp(&class_rank(b)).then_with(|| a.cmp(b)));
     if found.len() < 2 {
@@ -511,10 +505,7 @@ fn load_angles(class_dir: &Path) -> Result<(Vec<f32>, Vec<f32>)> {
         // Missing (or a dangling link): a layout error. Anything else that is not a regular
         // file (a FIFO, /dev/zero) is refused by name by the bounded reader.
         if std::fs::metadata(&p).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
-            return Err(layout(
-                &p,
-                format!("missing {name}: each class folder needs azimuth.npy and zenith.npy, shape (64,), radians"),
-            ));
+            return Err(layout(&p, format!("missing {name}: each class folder needs azimuth.npy and zenith.npy, shape (64,), radians")));
         }
         let arr = npy::read_npy_shape(&p, &[ANGLE_LEN])?;
         check_angles(&p, &arr.data)?;
@@ -533,10 +524,7 @@ impl Dataset {
             return Err(layout(root, "dataset folder does not exist or is not a folder"));
         }
         if opts.limit_per_class == Some(0) {
-            return Err(DataError::Invalid {
-                path: root.to_path_buf(),
-                reason: "limit_per_class must be at least 1".into(),
-            });
+            return Err(DataError::Invalid { path: root.to_path_buf(), reason: "limit_per_class must be at least 1".into() });
         }
         let mut skipped_dirs = Vec::new();
         let classes = match &opts.classes {
@@ -556,8 +544,7 @@ impl Dataset {
             }
         };
 
-        let mut report =
-            LoadReport { root: root.to_path_buf(), classes: Vec::new(), skipped_dirs, warnings: Vec::new() };
+        let mut report = LoadReport { root: root.to_path_buf(), classes: Vec::new(), skipped_dirs, warnings: Vec::new() };
         let mut angles = Vec::with_capacity(classes.len());
         let mut pairs: Vec<Pair> = Vec::new();
         let mut ranges = Vec::with_capacity(classes.len());
@@ -571,10 +558,7 @@ impl Dataset {
             for (sub, ext) in [("rgb", "png"), ("lidar", "npy")] {
                 let d = dir.join(sub);
                 if !d.is_dir() {
-                    return Err(layout(
-                        &d,
-                        format!("missing {sub}/ folder in class {name:?} (expected {sub}/*.{ext})"),
-                    ));
+                    return Err(layout(&d, format!("missing {sub}/ folder in class {name:?} (expected {sub}/*.{ext})")));
                 }
                 listings.push(list_modality(&d, ext, &mut rep, opts.max_examples)?);
             }
@@ -587,12 +571,9 @@ impl Dataset {
             rep.rgb_files = rgb.files.len();
             rep.lidar_files = lidar.files.len();
 
-            let mut paired: Vec<&str> =
-                rgb.files.keys().filter(|s| lidar.files.contains_key(*s)).map(String::as_str).collect();
-            let mut rgb_only: Vec<&str> =
-                rgb.files.keys().filter(|s| !lidar.files.contains_key(*s)).map(String::as_str).collect();
-            let mut lidar_only: Vec<&str> =
-                lidar.files.keys().filter(|s| !rgb.files.contains_key(*s)).map(String::as_str).collect();
+            let mut paired: Vec<&str> = rgb.files.keys().filter(|s| lidar.files.contains_key(*s)).map(String::as_str).collect();
+            let mut rgb_only: Vec<&str> = rgb.files.keys().filter(|s| !lidar.files.contains_key(*s)).map(String::as_str).collect();
+            let mut lidar_only: Vec<&str> = lidar.files.keys().filter(|s| !rgb.files.contains_key(*s)).map(String::as_str).collect();
             paired.sort_by(|a, b| natural_cmp(a, b));
             rgb_only.sort_by(|a, b| natural_cmp(a, b));
             lidar_only.sort_by(|a, b| natural_cmp(a, b));
@@ -612,12 +593,7 @@ impl Dataset {
             rep.loaded = take;
             let start = pairs.len();
             for stem in &paired[..take] {
-                pairs.push(Pair {
-                    class: label,
-                    stem: stem.to_string(),
-                    rgb: rgb.files[*stem].clone(),
-                    lidar: lidar.files[*stem].clone(),
-                });
+                pairs.push(Pair { class: label, stem: stem.to_string(), rgb: rgb.files[*stem].clone(), lidar: lidar.files[*stem].clone() });
             }
             ranges.push(start..pairs.len());
             angles.push(load_angles(&dir)?);
@@ -648,11 +624,7 @@ impl Dataset {
     /// Builds a dataset from samples already in memory (tests, synthetic experiments). Samples
     /// are re-ordered by class then stem (natural order), like [`Dataset::open`]; sizes, depth
     /// and angles are checked the same way. Errors name `<memory>`.
-    pub fn from_memory(
-        classes: Vec<String>,
-        angles: Vec<(Vec<f32>, Vec<f32>)>,
-        mut samples: Vec<OwnedSample>,
-    ) -> Result<Dataset> {
+    pub fn from_memory(classes: Vec<String>, angles: Vec<(Vec<f32>, Vec<f32>)>, mut samples: Vec<OwnedSample>) -> Result<Dataset> {
         let mem = Path::new("<memory>");
         let bad = |reason: String| DataError::Invalid { path: mem.to_path_buf(), reason };
         if classes.is_empty() || angles.len() != classes.len() {
@@ -802,9 +774,8 @@ pub(crate) mod tests {
     /// Deterministic RGBA and depth for (class, index).
     pub fn sample_data(class: usize, idx: usize) -> (Vec<u8>, Vec<f32>) {
         let rgb: Vec<u8> = (0..RGBA_LEN).map(|k| ((k * 7 + idx * 13 + class * 101) % 256) as u8).collect();
-        let depth: Vec<f32> = (0..DEPTH_LEN)
-            .map(|k| if (k + idx).is_multiple_of(5) { 20.0 + (k % 10) as f32 + class as f32 } else { 50.0 })
-            .collect();
+        let depth: Vec<f32> =
+            (0..DEPTH_LEN).map(|k| if (k + idx).is_multiple_of(5) { 20.0 + (k % 10) as f32 + class as f32 } else { 50.0 }).collect();
         (rgb, depth)
     }
 
@@ -1119,9 +1090,7 @@ pub(crate) mod tests {
                 make_huge_sparse(&p);
                 let e = open_err(dir.path());
                 assert!(
-                    e.contains(&p.display().to_string())
-                        && e.contains("5000000000 bytes")
-                        && e.contains(&format!("{limit}-byte limit")),
+                    e.contains(&p.display().to_string()) && e.contains("5000000000 bytes") && e.contains(&format!("{limit}-byte limit")),
                     "{rel}: {e}"
                 );
             }
@@ -1158,10 +1127,7 @@ pub(crate) mod tests {
                 })
             });
             let e = open_err(dir.path());
-            assert!(
-                e.contains(&p.display().to_string()) && e.contains(kind) && e.contains("not a regular file"),
-                "{rel}: {e}"
-            );
+            assert!(e.contains(&p.display().to_string()) && e.contains(kind) && e.contains("not a regular file"), "{rel}: {e}");
             drop(watchdog); // detached; it only ever touches this test's temporary FIFO
         }
     }
@@ -1197,10 +1163,7 @@ pub(crate) mod tests {
         fs::create_dir_all(cyl.join("lidar")).unwrap();
         fs::write(cyl.join("rgb/readme.md"), "x").unwrap();
         let e = open_err(dir.path());
-        assert!(
-            e.contains(&cyl.display().to_string()) && e.contains("no RGB/LiDAR pairs") && e.contains("1 other"),
-            "{e}"
-        );
+        assert!(e.contains(&cyl.display().to_string()) && e.contains("no RGB/LiDAR pairs") && e.contains("1 other"), "{e}");
         // Class folder with lidar/ only.
         fs::remove_dir_all(cyl.join("rgb")).unwrap();
         let e = open_err(dir.path());
@@ -1259,9 +1222,7 @@ pub(crate) mod tests {
         assert_eq!(ds.class_range(1), 2..4);
         let mut bad = mk(0, "x");
         bad.depth[3] = f32::NAN;
-        let e = Dataset::from_memory(vec!["cubes".into()], vec![(a.clone(), a.clone())], vec![bad])
-            .unwrap_err()
-            .to_string();
+        let e = Dataset::from_memory(vec!["cubes".into()], vec![(a.clone(), a.clone())], vec![bad]).unwrap_err().to_string();
         assert!(e.contains("<memory>/cubes/x") && e.contains("index 3"), "{e}");
         assert!(Dataset::from_memory(vec!["cubes".into()], vec![(a.clone(), a)], vec![mk(1, "x")]).is_err());
     }

@@ -268,10 +268,7 @@ mod tests {
         std::fs::write(&f, encode_rgba_png(64, 64, &vec![1; 64 * 64 * 4])).unwrap();
         std::fs::File::options().write(true).open(&f).unwrap().set_len(5_000_000_000).unwrap();
         let e = read_dataset_png(&f).unwrap_err().to_string();
-        assert!(
-            e.contains("huge.png") && e.contains("5000000000 bytes") && e.contains("1048576-byte limit for a 64x64 PNG image"),
-            "{e}"
-        );
+        assert!(e.contains("huge.png") && e.contains("5000000000 bytes") && e.contains("1048576-byte limit for a 64x64 PNG image"), "{e}");
         // Just over the cap: refused; a valid image is well under it.
         std::fs::File::options().write(true).open(&f).unwrap().set_len(MAX_PNG_BYTES + 1).unwrap();
         assert!(read_dataset_png(&f).unwrap_err().to_string().contains("1048577 bytes"));

@@ -161,9 +161,7 @@ pub fn read_bounded_into(path: &Path, max_bytes: u64, what: &str, buf: &mut Vec<
     // `size <= max_bytes`; on a 32-bit target it may still not fit in memory.
     let size = usize::try_from(size).map_err(|_| too_large(path, size, max_bytes, what))?;
     buf.reserve_exact(size);
-    file.take(max_bytes.saturating_add(1))
-        .read_to_end(buf)
-        .map_err(|e| ReadError::io(path, "cannot read file", e))?;
+    file.take(max_bytes.saturating_add(1)).read_to_end(buf).map_err(|e| ReadError::io(path, "cannot read file", e))?;
     if buf.len() as u64 > max_bytes {
         buf.clear();
         return Err(ReadError::Grew { path: path.to_path_buf(), max: max_bytes, what: what.to_owned() });
@@ -195,7 +193,11 @@ pub fn read_bounded(path: &Path, max_bytes: u64, what: &str) -> Result<Vec<u8>, 
 pub fn read_bounded_to_string(path: &Path, max_bytes: u64, what: &str) -> Result<String, ReadError> {
     let bytes = read_bounded(path, max_bytes, what)?;
     String::from_utf8(bytes).map_err(|e| {
-        ReadError::io(path, "cannot read file", std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not valid UTF-8 text ({})", e.utf8_error())))
+        ReadError::io(
+            path,
+            "cannot read file",
+            std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not valid UTF-8 text ({})", e.utf8_error())),
+        )
     })
 }
 
@@ -205,10 +207,7 @@ pub fn read_bounded_to_string(path: &Path, max_bytes: u64, what: &str) -> Result
 /// against the file size and its limit before calling.
 pub fn read_exact_len(path: &Path, file: &mut File, len: usize, buf: &mut Vec<u8>) -> Result<(), ReadError> {
     buf.reserve_exact(len);
-    let got = file
-        .take(len as u64)
-        .read_to_end(buf)
-        .map_err(|e| ReadError::io(path, "cannot read file", e))?;
+    let got = file.take(len as u64).read_to_end(buf).map_err(|e| ReadError::io(path, "cannot read file", e))?;
     if got != len {
         return Err(ReadError::io(
             path,

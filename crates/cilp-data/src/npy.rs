@@ -108,12 +108,7 @@ pub fn read_npy_into(path: &Path, expected: &[usize], out: &mut [f32], scratch: 
 
 /// Opens `path` with a bounded open, reads and validates its header, checks the shape against
 /// `expected` and the file size against header + data. Leaves the file at the data section.
-fn read_header(
-    path: &Path,
-    expected: Option<&[usize]>,
-    max_bytes: u64,
-    scratch: &mut Vec<u8>,
-) -> Result<(Header, std::fs::File)> {
+fn read_header(path: &Path, expected: Option<&[usize]>, max_bytes: u64, scratch: &mut Vec<u8>) -> Result<(Header, std::fs::File)> {
     let what = match expected {
         Some(s) => format!("a .npy file of shape {s:?}"),
         None => "a .npy file".to_owned(),
@@ -224,16 +219,13 @@ fn preamble(bytes: &[u8], path: &Path) -> Result<(usize, usize)> {
 /// Parses the header dict held in `bytes[header_start..header_start + header_len]`.
 fn parse_header_block(bytes: &[u8], path: &Path, header_start: usize, header_len: usize) -> Result<Header> {
     let data_start = header_start + header_len;
-    let header = std::str::from_utf8(&bytes[header_start..data_start])
-        .map_err(|_| err(path, "header is not valid UTF-8/ASCII"))?;
+    let header = std::str::from_utf8(&bytes[header_start..data_start]).map_err(|_| err(path, "header is not valid UTF-8/ASCII"))?;
     let (dtype, fortran, shape) = parse_header(header).map_err(|r| err(path, r))?;
     if fortran {
         return Err(err(path, "array is stored in Fortran order (fortran_order: True); expected C order"));
     }
-    let count = shape
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| err(path, format!("shape {shape:?} overflows")))?;
+    let count =
+        shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(|| err(path, format!("shape {shape:?} overflows")))?;
     let data_len = count.checked_mul(dtype.size()).ok_or_else(|| err(path, format!("shape {shape:?} overflows")))?;
     Ok(Header { dtype, shape, count, data_start, data_len })
 }
@@ -244,19 +236,10 @@ fn check_len(path: &Path, h: &Header, len: usize) -> Result<()> {
     if have == h.data_len {
         return Ok(());
     }
-    let problem = if have < h.data_len {
-        "truncated".to_owned()
-    } else {
-        format!("{} trailing bytes after the data", have - h.data_len)
-    };
+    let problem = if have < h.data_len { "truncated".to_owned() } else { format!("{} trailing bytes after the data", have - h.data_len) };
     Err(err(
         path,
-        format!(
-            "data section has {have} bytes, shape {:?} of {} needs {} ({problem})",
-            h.shape,
-            dtype_name(h.dtype),
-            h.data_len
-        ),
+        format!("data section has {have} bytes, shape {:?} of {} needs {} ({problem})", h.shape, dtype_name(h.dtype), h.data_len),
     ))
 }
 
@@ -530,7 +513,10 @@ mod tests {
             (with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }\n", &[0; 12]), "data section"),
             (with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }\n", &[0; 4]), "non-negative"),
             (with_header("{'descr': '<f4', 'fortran_order': False, }\n", &[0; 4]), "'shape'"),
-            (with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999, 99999999999, 99999999999), }\n", &[]), "overflow"),
+            (
+                with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999, 99999999999, 99999999999), }\n", &[]),
+                "overflow",
+            ),
         ];
         for (bytes, want) in cases {
             let e = parse_npy(&bytes, p()).unwrap_err().to_string();

@@ -112,8 +112,7 @@ pub fn dataset_stats(ds: &Dataset) -> DatasetStats {
             let p = &per[r.clone()];
             let beams = (r.len() * crate::dataset::DEPTH_LEN) as f64;
             let hits: usize = p.iter().map(|x| x.hits).sum();
-            let (min, max) =
-                p.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), x| (a.min(x.min), b.max(x.max)));
+            let (min, max) = p.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), x| (a.min(x.min), b.max(x.max)));
             let lit: usize = p.iter().map(|x| x.lit).sum();
             let mut colour = [0u64; 3];
             for x in p {

@@ -168,8 +168,7 @@ mod tests {
                 let d = depth[r * 64 + k] as f64;
                 let (a_r, z_k) = (az[r] as f64, ze[k] as f64);
                 let a = if d < 50.0 { 1.0 } else { 0.0 };
-                let (mut x, mut y, z) =
-                    (d * (-a_r).sin() * (-z_k).cos(), d * (-a_r).cos() * (-z_k).cos(), d * (-z_k).sin());
+                let (mut x, mut y, z) = (d * (-a_r).sin() * (-z_k).cos(), d * (-a_r).cos() * (-z_k).cos(), d * (-z_k).sin());
                 let (x, y, z) = match c {
                     XyzaConvention::Nvidia => {
                         x = d * (-a_r).sin();
@@ -229,8 +228,7 @@ mod tests {
     fn matches_naive_reference() {
         let az = course_angles();
         let ze: Vec<f32> = course_angles().iter().map(|a| a * 0.7 + 0.01).collect();
-        let depth: Vec<f32> =
-            (0..DEPTH_LEN).map(|i| if i % 3 == 0 { 50.0 } else { 5.0 + (i % 97) as f32 * 0.4 }).collect();
+        let depth: Vec<f32> = (0..DEPTH_LEN).map(|i| if i % 3 == 0 { 50.0 } else { 5.0 + (i % 97) as f32 * 0.4 }).collect();
         let mut out = vec![0f32; 4 * PLANE];
         for c in XyzaConvention::ALL {
             depth_to_xyza(&depth, &az, &ze, c, &mut out);
@@ -286,11 +284,7 @@ mod tests {
 
     #[test]
     fn serde_names() {
-        for (c, n) in [
-            (XyzaConvention::Nvidia, "nvidia"),
-            (XyzaConvention::Spherical, "spherical"),
-            (XyzaConvention::Seed, "seed"),
-        ] {
+        for (c, n) in [(XyzaConvention::Nvidia, "nvidia"), (XyzaConvention::Spherical, "spherical"), (XyzaConvention::Seed, "seed")] {
             assert_eq!(serde_json::to_string(&c).unwrap(), format!("\"{n}\""));
             assert_eq!(serde_json::from_str::<XyzaConvention>(&format!("\"{n}\"")).unwrap(), c);
             assert_eq!(n.parse::<XyzaConvention>().unwrap(), c);

@@ -28,12 +28,7 @@ pub struct ConvParams {
 pub trait FastConvBackend: Backend {
     /// 2-D convolution with bias: `x [B, Cin, H, W]`, `weight [Cout, Cin, kh, kw]`,
     /// `bias [Cout]` -> `[B, Cout, Hout, Wout]`. f32 only, groups 1, dilation 1.
-    fn cilp_conv2d(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        bias: FloatTensor<Self>,
-        params: ConvParams,
-    ) -> FloatTensor<Self>;
+    fn cilp_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, params: ConvParams) -> FloatTensor<Self>;
 
     /// `MaxPool2d(2)(ReLU(conv2d(x) + bias))` in one op: `[B, Cout, Hout/2, Wout/2]`. The
     /// full-resolution activation is never stored; the backward pass keeps one byte per output.
@@ -169,12 +164,7 @@ impl Backward<Flex, 3> for ConvReluPoolBackward {
 }
 
 impl<C: CheckpointStrategy> FastConvBackend for Autodiff<Flex, C> {
-    fn cilp_conv2d(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        bias: FloatTensor<Self>,
-        params: ConvParams,
-    ) -> FloatTensor<Self> {
+    fn cilp_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, params: ConvParams) -> FloatTensor<Self> {
         match ConvBackward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let (xp, wp) = (x.primitive().clone(), weight.primitive().clone());
@@ -197,9 +187,7 @@ impl<C: CheckpointStrategy> FastConvBackend for Autodiff<Flex, C> {
                 let (y, arg) = forward_relu_pool(&xp, &wp, bias.primitive(), params);
                 prep.finish((xp, wp, Arc::new(arg), params), y)
             }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(forward_relu_pool(x.primitive(), weight.primitive(), bias.primitive(), params).0)
-            }
+            OpsKind::UnTracked(prep) => prep.finish(forward_relu_pool(x.primitive(), weight.primitive(), bias.primitive(), params).0),
         }
     }
 }

@@ -91,11 +91,7 @@ thread_local! {
 /// Runs `f` with this thread's scratch buffer `slot`, grown to `len`. The buffer is taken out of
 /// the slot while in use, so a re-entrant call (rayon work stealing inside a parallel GEMM)
 /// allocates its own instead of panicking.
-fn with_scratch<R>(
-    slot: &'static std::thread::LocalKey<RefCell<Vec<f32>>>,
-    len: usize,
-    f: impl FnOnce(&mut [f32]) -> R,
-) -> R {
+fn with_scratch<R>(slot: &'static std::thread::LocalKey<RefCell<Vec<f32>>>, len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     let mut buf = slot.with(|c| c.take());
     if buf.len() < len {
         buf.resize(len, 0.0);
@@ -213,17 +209,7 @@ unsafe impl Sync for Mat {}
 /// with `n <= ld_dst`, and every `(r, c)` addressed through `lhs` / `rhs` is inside the slice
 /// the view was made from.
 #[allow(clippy::too_many_arguments)]
-fn gemm_f32(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [f32],
-    ld_dst: usize,
-    accumulate: bool,
-    lhs: Mat,
-    rhs: Mat,
-    par: Parallelism,
-) {
+fn gemm_f32(m: usize, n: usize, k: usize, dst: &mut [f32], ld_dst: usize, accumulate: bool, lhs: Mat, rhs: Mat, par: Parallelism) {
     assert!(m == 0 || dst.len() >= (m - 1) * ld_dst + n, "gemm: dst too small");
     if m == 0 || n == 0 {
         return;
@@ -268,11 +254,7 @@ fn gemm_f32(
 /// there are fewer groups than threads (a batch of 1 at inference), where the GEMM splits.
 fn inner_parallelism(groups: usize) -> Parallelism {
     let threads = rayon::current_num_threads();
-    if groups >= threads || threads == 1 {
-        Parallelism::None
-    } else {
-        Parallelism::Rayon(threads)
-    }
+    if groups >= threads || threads == 1 { Parallelism::None } else { Parallelism::Rayon(threads) }
 }
 
 fn check_lengths(d: &Conv2dDims, x: &[f32], w: &[f32]) {
@@ -290,26 +272,34 @@ pub fn conv2d_forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, d: &Conv2dDims
     }
     let (p, co) = (d.p(), d.c_out);
     let mut y = vec![0.0f32; d.y_len()];
-    forward_groups(x, w, d, &mut y, co * p, |_, ns, yg, product| match product {
-        // One sample: the GEMM already wrote `yg` (bias pre-filled, see `forward_groups`).
-        Product::InPlace => {}
-        Product::Scratch(tmp, ld) => {
-            for s in 0..ns {
-                for c in 0..co {
-                    let dst = &mut yg[(s * co + c) * p..(s * co + c + 1) * p];
-                    let src = &tmp[c * ld + s * p..c * ld + (s + 1) * p];
-                    match bias {
-                        Some(b) => {
-                            for (o, v) in dst.iter_mut().zip(src) {
-                                *o = v + b[c];
+    forward_groups(
+        x,
+        w,
+        d,
+        &mut y,
+        co * p,
+        |_, ns, yg, product| match product {
+            // One sample: the GEMM already wrote `yg` (bias pre-filled, see `forward_groups`).
+            Product::InPlace => {}
+            Product::Scratch(tmp, ld) => {
+                for s in 0..ns {
+                    for c in 0..co {
+                        let dst = &mut yg[(s * co + c) * p..(s * co + c + 1) * p];
+                        let src = &tmp[c * ld + s * p..c * ld + (s + 1) * p];
+                        match bias {
+                            Some(b) => {
+                                for (o, v) in dst.iter_mut().zip(src) {
+                                    *o = v + b[c];
+                                }
                             }
+                            None => dst.copy_from_slice(src),
                         }
-                        None => dst.copy_from_slice(src),
                     }
                 }
             }
-        }
-    }, bias);
+        },
+        bias,
+    );
     y
 }
 
@@ -490,11 +480,7 @@ fn backward_groups<'a>(
     };
     let (dx, partials): (Option<Vec<f32>>, Vec<Vec<f32>>) = if want.x {
         let mut dx = vec![0.0f32; d.x_len()];
-        let partials = dx
-            .par_chunks_mut(slab_groups * g * sample_x)
-            .enumerate()
-            .map(|(si, dxs)| run_slab(si, Some(dxs)))
-            .collect();
+        let partials = dx.par_chunks_mut(slab_groups * g * sample_x).enumerate().map(|(si, dxs)| run_slab(si, Some(dxs))).collect();
         (Some(dx), partials)
     } else {
         (None, (0..slabs).into_par_iter().map(|si| run_slab(si, None)).collect())
@@ -544,55 +530,56 @@ pub fn conv2d_relu_maxpool_forward(x: &[f32], w: &[f32], bias: &[f32], d: &Conv2
     let mut arg = vec![ARG_NONE; d.batch * per_sample];
     // One uncontended lock per group: the argmax chunks travel beside the output chunks.
     let arg_chunks: Vec<Mutex<&mut [u8]>> = arg.chunks_mut(d.group() * per_sample).map(Mutex::new).collect();
-    forward_groups(x, w, d, &mut y, per_sample, |gi, ns, yg, product| {
-        let Product::Scratch(tmp, ld) = product else { unreachable!("a pooled output is never written in place") };
-        let mut ag = arg_chunks[gi].lock().expect("argmax chunk lock");
-        for s in 0..ns {
-            for c in 0..co {
-                let plane = &tmp[c * ld + s * p..c * ld + (s + 1) * p];
-                let b = bias[c];
-                let base = (s * co + c) * hp * wp;
-                for i in 0..hp {
-                    let r0 = &plane[2 * i * wo..2 * i * wo + wo];
-                    let r1 = &plane[(2 * i + 1) * wo..(2 * i + 1) * wo + wo];
-                    for j in 0..wp {
-                        // First maximum wins on ties, like PyTorch.
-                        let cand = [r0[2 * j], r0[2 * j + 1], r1[2 * j], r1[2 * j + 1]];
-                        let (mut best, mut at) = (cand[0], 0u8);
-                        for (q, &v) in cand.iter().enumerate().skip(1) {
-                            if v > best {
-                                best = v;
-                                at = q as u8;
+    forward_groups(
+        x,
+        w,
+        d,
+        &mut y,
+        per_sample,
+        |gi, ns, yg, product| {
+            let Product::Scratch(tmp, ld) = product else { unreachable!("a pooled output is never written in place") };
+            let mut ag = arg_chunks[gi].lock().expect("argmax chunk lock");
+            for s in 0..ns {
+                for c in 0..co {
+                    let plane = &tmp[c * ld + s * p..c * ld + (s + 1) * p];
+                    let b = bias[c];
+                    let base = (s * co + c) * hp * wp;
+                    for i in 0..hp {
+                        let r0 = &plane[2 * i * wo..2 * i * wo + wo];
+                        let r1 = &plane[(2 * i + 1) * wo..(2 * i + 1) * wo + wo];
+                        for j in 0..wp {
+                            // First maximum wins on ties, like PyTorch.
+                            let cand = [r0[2 * j], r0[2 * j + 1], r1[2 * j], r1[2 * j + 1]];
+                            let (mut best, mut at) = (cand[0], 0u8);
+                            for (q, &v) in cand.iter().enumerate().skip(1) {
+                                if v > best {
+                                    best = v;
+                                    at = q as u8;
+                                }
                             }
-                        }
-                        let v = best + b;
-                        let o = base + i * wp + j;
-                        if v > 0.0 {
-                            yg[o] = v;
-                            ag[o] = at;
-                        } else {
-                            yg[o] = 0.0;
-                            ag[o] = ARG_NONE;
+                            let v = best + b;
+                            let o = base + i * wp + j;
+                            if v > 0.0 {
+                                yg[o] = v;
+                                ag[o] = at;
+                            } else {
+                                yg[o] = 0.0;
+                                ag[o] = ARG_NONE;
+                            }
                         }
                     }
                 }
             }
-        }
-    }, None);
+        },
+        None,
+    );
     drop(arg_chunks);
     ReluPoolOutput { y, arg }
 }
 
 /// Backward of [`conv2d_relu_maxpool_forward`] from the pooled output gradient `dy`
 /// (`[B, Cout, Hout/2, Wout/2]`) and the argmax codes it returned.
-pub fn conv2d_relu_maxpool_backward(
-    x: &[f32],
-    w: &[f32],
-    dy: &[f32],
-    arg: &[u8],
-    d: &Conv2dDims,
-    want: Wanted,
-) -> Conv2dGrads {
+pub fn conv2d_relu_maxpool_backward(x: &[f32], w: &[f32], dy: &[f32], arg: &[u8], d: &Conv2dDims, want: Wanted) -> Conv2dGrads {
     check_lengths(d, x, w);
     let (p, co, wo) = (d.p(), d.c_out, d.out_w());
     let (hp, wp) = d.pooled();
@@ -786,9 +773,8 @@ mod tests {
         // Independent of the reference: d/dθ sum(conv(x) · dy) by central differences in f64.
         let d = dims(2, 2, 5, 5, 3, [3, 3], [2, 2], [1, 1]);
         let (x, w, dy) = problem(&d, 3);
-        let obj = |x: &[f32], w: &[f32]| -> f64 {
-            reference::forward(x, w, None, &d).iter().zip(&dy).map(|(a, b)| *a as f64 * *b as f64).sum()
-        };
+        let obj =
+            |x: &[f32], w: &[f32]| -> f64 { reference::forward(x, w, None, &d).iter().zip(&dy).map(|(a, b)| *a as f64 * *b as f64).sum() };
         let g = conv2d_backward(&x, &w, &dy, &d, Wanted { x: true, w: true, b: false });
         let h = 1e-2f32;
         for (i, gi) in g.dx.unwrap().iter().enumerate().step_by(3) {
@@ -875,7 +861,10 @@ mod tests {
             let out = conv2d_relu_maxpool_forward(&x, &w, &b, &d);
             let e = rel_err(&out.y, &ry);
             assert!(e < 1e-5, "{d:?}: fused forward error {e}");
-            assert!(out.arg.contains(&ARG_NONE) && out.arg.iter().any(|&a| a != ARG_NONE), "{d:?}: expected both pooled and ReLU-zeroed outputs");
+            assert!(
+                out.arg.contains(&ARG_NONE) && out.arg.iter().any(|&a| a != ARG_NONE),
+                "{d:?}: expected both pooled and ReLU-zeroed outputs"
+            );
             let (rdx, rdw, rdb) = reference::backward(&x, &w, &dz, &d);
             let g = conv2d_relu_maxpool_backward(&x, &w, &dy, &out.arg, &d, Wanted { x: true, w: true, b: true });
             for (name, got, want) in [("dx", g.dx.unwrap(), &rdx), ("dw", g.dw.unwrap(), &rdw), ("db", g.db.unwrap(), &rdb)] {

@@ -90,12 +90,8 @@ pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, options:
     let params = ConvParams { stride: dims.stride, padding: dims.padding };
     let bias = bias.expect("checked by fast_path");
     FAST_CALLS.fetch_add(1, Ordering::Relaxed);
-    let out = <burn::backend::Dispatch as FastConvBackend>::cilp_conv2d(
-        x.into_dispatch(),
-        weight.into_dispatch(),
-        bias.into_dispatch(),
-        params,
-    );
+    let out =
+        <burn::backend::Dispatch as FastConvBackend>::cilp_conv2d(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch(), params);
     Tensor::from_dispatch(out)
 }
 

@@ -241,8 +241,16 @@ fn shared_buffers_give_the_in_place_result() {
         (&in_place.2, &shared.2, &strided.2),
     ]) {
         let (a, b, c) = (flex_vec(a), flex_vec(b), flex_vec(c));
-        assert_eq!(a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), b.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), "{name}: shared path differs");
-        assert_eq!(a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), c.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), "{name}: strided path differs");
+        assert_eq!(
+            a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            b.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            "{name}: shared path differs"
+        );
+        assert_eq!(
+            a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            c.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            "{name}: strided path differs"
+        );
     }
     assert_ne!(flex_vec(&in_place.0), flex_vec(&make().0), "the parameter did not move");
 }

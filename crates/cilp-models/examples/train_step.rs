@@ -20,29 +20,11 @@ fn main() {
     let mut model = build_classifier(name, &device).expect("zoo name");
     let mut optim = AdamConfig::new().init();
     let inputs = ModelInputs {
-        rgb: Some(Tensor::random(
-            [batch, 4, 64, 64],
-            Distribution::Default,
-            &device,
-        )),
-        xyza: Some(Tensor::random(
-            [batch, 4, 64, 64],
-            Distribution::Default,
-            &device,
-        )),
-        depth: Some(Tensor::random(
-            [batch, 1, 64, 64],
-            Distribution::Uniform(20.0, 50.0),
-            &device,
-        )),
+        rgb: Some(Tensor::random([batch, 4, 64, 64], Distribution::Default, &device)),
+        xyza: Some(Tensor::random([batch, 4, 64, 64], Distribution::Default, &device)),
+        depth: Some(Tensor::random([batch, 1, 64, 64], Distribution::Uniform(20.0, 50.0), &device)),
     };
-    let targets = Tensor::<1, Int>::from_data(
-        TensorData::new(
-            (0..batch as i64).map(|i| i % 2).collect::<Vec<_>>(),
-            [batch],
-        ),
-        &device,
-    );
+    let targets = Tensor::<1, Int>::from_data(TensorData::new((0..batch as i64).map(|i| i % 2).collect::<Vec<_>>(), [batch]), &device);
     println!("{name}: {} parameters, batch {batch}", model.num_params());
     for step in 0..steps {
         let t = Instant::now();
@@ -52,9 +34,6 @@ fn main() {
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optim.step(1e-4, model, grads);
         device.sync().expect("sync");
-        println!(
-            "step {step}: loss {value:.4} in {:.3} s",
-            t.elapsed().as_secs_f64()
-        );
+        println!("step {step}: loss {value:.4} in {:.3} s", t.elapsed().as_secs_f64());
     }
 }

@@ -27,11 +27,7 @@ pub enum Downsample {
 
 impl Downsample {
     /// All variants, in a stable order.
-    pub const ALL: [Downsample; 3] = [
-        Downsample::MaxPool,
-        Downsample::StridedExtraConv,
-        Downsample::StridedConv,
-    ];
+    pub const ALL: [Downsample; 3] = [Downsample::MaxPool, Downsample::StridedExtraConv, Downsample::StridedConv];
 
     /// Suffix used by the model zoo names (`""`, `"-strided"`, `"-strided-conv"`).
     pub fn zoo_suffix(self) -> &'static str {
@@ -88,19 +84,10 @@ impl ConvBlockConfig {
     pub fn init(&self, device: &Device) -> ConvBlock {
         let (stride, pool, down_conv) = match self.downsample {
             Downsample::MaxPool => (1, Some(MaxPool2dConfig::new([2, 2]).init()), None),
-            Downsample::StridedExtraConv => (
-                1,
-                None,
-                Some(conv3x3(self.out_channels, self.out_channels, 2, device)),
-            ),
+            Downsample::StridedExtraConv => (1, None, Some(conv3x3(self.out_channels, self.out_channels, 2, device))),
             Downsample::StridedConv => (2, None, None),
         };
-        ConvBlock {
-            conv: conv3x3(self.in_channels, self.out_channels, stride, device),
-            activation: Relu::new(),
-            pool,
-            down_conv,
-        }
+        ConvBlock { conv: conv3x3(self.in_channels, self.out_channels, stride, device), activation: Relu::new(), pool, down_conv }
     }
 }
 
@@ -157,11 +144,7 @@ impl ConvTrunkConfig {
         let mut in_ch = self.in_channels;
         let mut blocks = Vec::with_capacity(self.channels.len());
         for &out_ch in &self.channels {
-            blocks.push(
-                ConvBlockConfig::new(in_ch, out_ch)
-                    .with_downsample(self.downsample)
-                    .init(device),
-            );
+            blocks.push(ConvBlockConfig::new(in_ch, out_ch).with_downsample(self.downsample).init(device));
             in_ch = out_ch;
         }
         ConvTrunk { blocks }
@@ -205,14 +188,8 @@ impl Mlp {
     /// Build an MLP with the given layer widths, e.g. `[6400, 1000, 100, 2]`.
     pub fn new(widths: &[usize], device: &Device) -> Self {
         assert!(widths.len() >= 2, "an MLP needs at least two widths");
-        let layers = widths
-            .windows(2)
-            .map(|w| burn::nn::LinearConfig::new(w[0], w[1]).init(device))
-            .collect();
-        Self {
-            layers,
-            activation: Relu::new(),
-        }
+        let layers = widths.windows(2).map(|w| burn::nn::LinearConfig::new(w[0], w[1]).init(device)).collect();
+        Self { layers, activation: Relu::new() }
     }
 
     /// Forward pass: `[batch, widths[0]] -> [batch, widths.last()]`.

@@ -46,18 +46,16 @@ pub mod zoo;
 
 pub use blocks::{ConvBlock, ConvTrunk, Downsample, Mlp};
 pub use nvidia::{
-    Cilp, CilpConfig, CilpLoss, LidarClassifier, LidarHead, NvidiaEmbedder, NvidiaEmbedderConfig,
-    Projector, ProjectorConfig, RgbToLidar,
+    Cilp, CilpConfig, CilpLoss, LidarClassifier, LidarHead, NvidiaEmbedder, NvidiaEmbedderConfig, Projector, ProjectorConfig, RgbToLidar,
 };
 pub use pytorch::{load_lidar_classifier_pt, load_pytorch_weights};
 pub use seed::{
-    EarlyFusion, EarlyFusionConfig, Embedder, EmbedderConfig, FusionMode, IntermediateFusion,
-    IntermediateFusionConfig, LateFusion, LateFusionConfig,
+    EarlyFusion, EarlyFusionConfig, Embedder, EmbedderConfig, FusionMode, IntermediateFusion, IntermediateFusionConfig, LateFusion,
+    LateFusionConfig,
 };
 pub use zoo::{
-    Classifier, InputKind, ModelInfo, ModelInputs, ModelSpec, ModelTask, Prediction, build_cilp,
-    build_classifier, catalog, classifier_names, materialize, model_info, model_names, predict,
-    predicted_classes, sphere_probability,
+    Classifier, InputKind, ModelInfo, ModelInputs, ModelSpec, ModelTask, Prediction, build_cilp, build_classifier, catalog,
+    classifier_names, materialize, model_info, model_names, predict, predicted_classes, sphere_probability,
 };
 
 /// Errors of this crate.

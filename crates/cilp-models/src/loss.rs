@@ -41,11 +41,7 @@ pub fn mse<const D: usize>(prediction: Tensor<D>, target: Tensor<D>) -> Tensor<1
 /// - targets: `[batch]` integer classes (cubes = 0, spheres = 1)
 pub fn classification_loss(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
     let [batch, classes] = logits.dims();
-    if classes == 1 {
-        bce_with_logits(logits, targets.float().reshape([batch, 1]))
-    } else {
-        cross_entropy(logits, targets)
-    }
+    if classes == 1 { bce_with_logits(logits, targets.float().reshape([batch, 1])) } else { cross_entropy(logits, targets) }
 }
 
 /// Symmetric contrastive cross-entropy of a square logit matrix against `arange(B)`: the mean of
@@ -54,10 +50,7 @@ pub fn classification_loss(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor
 /// - logits: `[batch, batch]`; output `[1]`
 pub fn symmetric_cross_entropy(logits: Tensor<2>) -> Tensor<1> {
     let [batch, cols] = logits.dims();
-    assert_eq!(
-        batch, cols,
-        "contrastive logits must be square, got [{batch}, {cols}]"
-    );
+    assert_eq!(batch, cols, "contrastive logits must be square, got [{batch}, {cols}]");
     let targets = Tensor::<1, Int>::arange(0..batch as i64, &logits.device());
     let rows = cross_entropy(logits.clone(), targets.clone());
     let columns = cross_entropy(logits.transpose(), targets);
@@ -105,10 +98,7 @@ mod tests {
     fn t2(rows: &[&[f64]]) -> Tensor<2> {
         let r = rows.len();
         let c = rows[0].len();
-        let flat: Vec<f32> = rows
-            .iter()
-            .flat_map(|row| row.iter().map(|&v| v as f32))
-            .collect();
+        let flat: Vec<f32> = rows.iter().flat_map(|row| row.iter().map(|&v| v as f32)).collect();
         Tensor::from_data(TensorData::new(flat, [r, c]), &dev())
     }
 
@@ -159,16 +149,9 @@ mod tests {
 
     #[test]
     fn cross_entropy_matches_reference() {
-        let logits = vec![
-            vec![2.0, -1.0, 0.5],
-            vec![0.0, 0.0, 0.0],
-            vec![-3.0, 4.0, 1.0],
-        ];
+        let logits = vec![vec![2.0, -1.0, 0.5], vec![0.0, 0.0, 0.0], vec![-3.0, 4.0, 1.0]];
         let targets = [0usize, 2, 1];
-        let got = scalar(cross_entropy(
-            t2(&[&logits[0], &logits[1], &logits[2]]),
-            ints(&[0, 2, 1]),
-        ));
+        let got = scalar(cross_entropy(t2(&[&logits[0], &logits[1], &logits[2]]), ints(&[0, 2, 1])));
         let want = ref_ce(&logits, &targets);
         assert!((got - want).abs() < 1e-5, "{got} vs {want}");
         // Uniform logits give ln(C).
@@ -186,14 +169,7 @@ mod tests {
             let sig = 1.0 / (1.0 + (-x).exp());
             -(y * sig.ln() + (1.0 - y) * (1.0 - sig).ln())
         };
-        let want: f64 = (x[..5]
-            .iter()
-            .zip(&y[..5])
-            .map(|(&x, &y)| naive(x, y))
-            .sum::<f64>()
-            + 120.0
-            + 0.0)
-            / x.len() as f64;
+        let want: f64 = (x[..5].iter().zip(&y[..5]).map(|(&x, &y)| naive(x, y)).sum::<f64>() + 120.0 + 0.0) / x.len() as f64;
         let xs: Vec<f32> = x.iter().map(|&v| v as f32).collect();
         let ys: Vec<f32> = y.iter().map(|&v| v as f32).collect();
         let got = scalar(bce_with_logits(
@@ -217,10 +193,7 @@ mod tests {
 
     #[test]
     fn mse_matches_reference() {
-        let got = scalar(mse(
-            t2(&[&[1.0, 2.0], &[3.0, 4.0]]),
-            t2(&[&[1.5, 2.0], &[1.0, 5.0]]),
-        ));
+        let got = scalar(mse(t2(&[&[1.0, 2.0], &[3.0, 4.0]]), t2(&[&[1.5, 2.0], &[1.0, 5.0]])));
         let want = (0.25 + 0.0 + 4.0 + 1.0) / 4.0;
         assert!((got - want).abs() < 1e-6);
     }
@@ -228,10 +201,7 @@ mod tests {
     #[test]
     fn nvidia_loss_matches_reference() {
         let (img, lid) = (rows(&IMG), rows(&LID));
-        let m: Vec<Vec<f64>> = img
-            .iter()
-            .map(|a| lid.iter().map(|b| (ref_cos(a, b) + 1.0) / 2.0).collect())
-            .collect();
+        let m: Vec<Vec<f64>> = img.iter().map(|a| lid.iter().map(|b| (ref_cos(a, b) + 1.0) / 2.0).collect()).collect();
         let want = ref_symmetric(&m);
         let got = scalar(cilp_nvidia_loss(tensor3(&IMG), tensor3(&LID)));
         assert!((got - want).abs() < 1e-5, "{got} vs {want}");
@@ -248,14 +218,8 @@ mod tests {
     fn clip_loss_matches_reference() {
         let s = (1.0f64 / 0.07).ln();
         let (img, lid) = (rows(&IMG), rows(&LID));
-        let m: Vec<Vec<f64>> = img
-            .iter()
-            .map(|a| {
-                lid.iter()
-                    .map(|b| s.exp() * a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>())
-                    .collect()
-            })
-            .collect();
+        let m: Vec<Vec<f64>> =
+            img.iter().map(|a| lid.iter().map(|b| s.exp() * a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>()).collect()).collect();
         let want = ref_symmetric(&m);
         let scale = Tensor::<1>::from_floats([s as f32], &dev());
         let got = scalar(clip_loss(tensor3(&IMG), tensor3(&LID), scale));
@@ -266,17 +230,9 @@ mod tests {
     fn losses_backpropagate() {
         let device = Device::flex().autodiff();
         let x = Tensor::<2>::from_floats([[0.2, -0.4], [1.0, 0.3]], &device).require_grad();
-        let loss = cross_entropy(
-            x.clone(),
-            Tensor::from_data(TensorData::new(vec![1i64, 0], [2]), &device),
-        );
+        let loss = cross_entropy(x.clone(), Tensor::from_data(TensorData::new(vec![1i64, 0], [2]), &device));
         let grads = loss.backward();
-        let g = x
-            .grad(&grads)
-            .expect("gradient")
-            .into_data()
-            .try_into_vec_as::<f32>()
-            .unwrap();
+        let g = x.grad(&grads).expect("gradient").into_data().try_into_vec_as::<f32>().unwrap();
         // d/dx of mean CE = (softmax - onehot) / B
         let p0 = 1.0 / (1.0 + (-0.6f64).exp()); // softmax[0][0] = σ(0.2 - -0.4)
         assert!((g[0] as f64 - p0 / 2.0).abs() < 1e-5, "{g:?}");

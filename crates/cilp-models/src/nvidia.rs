@@ -21,8 +21,7 @@ pub const CLIP_LOGIT_SCALE_INIT: f32 = 2.659_26;
 pub const CLIP_LOGIT_SCALE_MAX: f32 = 4.605_170_2;
 
 fn nvidia_trunk(in_channels: usize) -> ConvTrunkConfig {
-    ConvTrunkConfig::new(in_channels, NVIDIA_TRUNK_CHANNELS.to_vec())
-        .with_downsample(Downsample::MaxPool)
+    ConvTrunkConfig::new(in_channels, NVIDIA_TRUNK_CHANNELS.to_vec()).with_downsample(Downsample::MaxPool)
 }
 
 /// Row-wise L2 normalisation, `x / max(||x||, 1e-12)` (PyTorch's `F.normalize`).
@@ -77,9 +76,7 @@ impl NvidiaEmbedder {
 }
 
 /// Which contrastive loss a [`Cilp`] model trains with.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CilpLoss {
     /// NVIDIA: cosine similarities mapped by `(sim + 1) / 2`, no temperature.
@@ -102,18 +99,9 @@ impl CilpConfig {
     pub fn init(&self, device: &Device) -> Cilp {
         let logit_scale = match self.loss {
             CilpLoss::Nvidia => None,
-            CilpLoss::Clip => Some(
-                Initializer::Constant {
-                    value: CLIP_LOGIT_SCALE_INIT as f64,
-                }
-                .init([1], device),
-            ),
+            CilpLoss::Clip => Some(Initializer::Constant { value: CLIP_LOGIT_SCALE_INIT as f64 }.init([1], device)),
         };
-        Cilp {
-            image: NvidiaEmbedderConfig::new(4).init(device),
-            lidar: NvidiaEmbedderConfig::new(1).init(device),
-            logit_scale,
-        }
+        Cilp { image: NvidiaEmbedderConfig::new(4).init(device), lidar: NvidiaEmbedderConfig::new(1).init(device), logit_scale }
     }
 }
 
@@ -133,11 +121,7 @@ pub struct Cilp {
 impl Cilp {
     /// Loss variant implied by the presence of the logit scale.
     pub fn loss_kind(&self) -> CilpLoss {
-        if self.logit_scale.is_some() {
-            CilpLoss::Clip
-        } else {
-            CilpLoss::Nvidia
-        }
+        if self.logit_scale.is_some() { CilpLoss::Clip } else { CilpLoss::Nvidia }
     }
 
     /// Embed both modalities.
@@ -183,12 +167,7 @@ impl Cilp {
 
     /// Current logit scale `s` (not `exp(s)`), if any.
     pub fn logit_scale_value(&self) -> Option<f32> {
-        self.logit_scale.as_ref().map(|p| {
-            p.val()
-                .into_data()
-                .try_into_vec_as::<f32>()
-                .expect("f32 logit scale")[0]
-        })
+        self.logit_scale.as_ref().map(|p| p.val().into_data().try_into_vec_as::<f32>().expect("f32 logit scale")[0])
     }
 }
 
@@ -203,9 +182,7 @@ pub struct LidarHead {
 impl LidarHead {
     /// Initialise a head.
     pub fn new(device: &Device) -> Self {
-        Self {
-            mlp: Mlp::new(&[LIDAR_EMBEDDING, 100, 1], device),
-        }
+        Self { mlp: Mlp::new(&[LIDAR_EMBEDDING, 100, 1], device) }
     }
 
     /// Forward pass: `[batch, 3200] -> [batch, 1]` logits.
@@ -229,10 +206,7 @@ impl LidarClassifier {
     /// A randomly initialised classifier (see [`crate::load_lidar_classifier_pt`] for the
     /// pretrained weights).
     pub fn new(device: &Device) -> Self {
-        Self {
-            embedder: nvidia_trunk(1).init(device),
-            classifier: LidarHead::new(device),
-        }
+        Self { embedder: nvidia_trunk(1).init(device), classifier: LidarHead::new(device) }
     }
 
     /// Embed raw depth maps.
@@ -268,9 +242,7 @@ pub struct ProjectorConfig {
 impl ProjectorConfig {
     /// Initialise a [`Projector`].
     pub fn init(&self, device: &Device) -> Projector {
-        Projector {
-            mlp: Mlp::new(&[self.in_features, 1000, 500, self.out_features], device),
-        }
+        Projector { mlp: Mlp::new(&[self.in_features, 1000, 500, self.out_features], device) }
     }
 }
 
@@ -314,11 +286,7 @@ impl RgbToLidar {
     /// Assemble from a trained CILP model's image encoder, a trained projector and the
     /// (pretrained) LiDAR classifier's head.
     pub fn from_parts(cilp: Cilp, projector: Projector, lidar: LidarClassifier) -> Self {
-        Self {
-            image: cilp.image,
-            projector,
-            head: lidar.classifier,
-        }
+        Self { image: cilp.image, projector, head: lidar.classifier }
     }
 
     /// Forward pass: `[batch, 4, 64, 64] -> [batch, 1]` logits.

@@ -74,23 +74,12 @@ impl StateDict {
         if let Err(e) = std::fs::metadata(path)
             && e.kind() == std::io::ErrorKind::NotFound
         {
-            return Err(ModelError::FileNotFound {
-                path: path.to_path_buf(),
-            });
+            return Err(ModelError::FileNotFound { path: path.to_path_buf() });
         }
         let (file, _size) = cilp_data::io::open_bounded(path, MAX_PT_BYTES, PT_WHAT)?;
-        pickle_guard::check_file(file).map_err(|e| ModelError::PyTorch {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        let reader = PytorchReader::new(path).map_err(|e| ModelError::PyTorch {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        Ok(Self {
-            path: path.to_path_buf(),
-            reader,
-        })
+        pickle_guard::check_file(file).map_err(|e| ModelError::PyTorch { path: path.to_path_buf(), message: e.to_string() })?;
+        let reader = PytorchReader::new(path).map_err(|e| ModelError::PyTorch { path: path.to_path_buf(), message: e.to_string() })?;
+        Ok(Self { path: path.to_path_buf(), reader })
     }
 
     /// Keys of the state dict, sorted.
@@ -120,25 +109,14 @@ impl StateDict {
                 found: tensor.shape().to_vec(),
             });
         }
-        let bytes = tensor.read().map_err(|e| ModelError::PyTorch {
-            path: self.path.clone(),
-            message: format!("reading '{key}': {e}"),
-        })?;
+        let bytes = tensor.read().map_err(|e| ModelError::PyTorch { path: self.path.clone(), message: format!("reading '{key}': {e}") })?;
         let values = match tensor.dtype() {
-            DType::F32 => bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-            DType::F64 => bytes
-                .chunks_exact(8)
-                .map(|c| f64::from_ne_bytes(c.try_into().expect("8 bytes")) as f32)
-                .collect(),
+            DType::F32 => bytes.chunks_exact(4).map(|c| f32::from_ne_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            DType::F64 => bytes.chunks_exact(8).map(|c| f64::from_ne_bytes(c.try_into().expect("8 bytes")) as f32).collect(),
             other => {
                 return Err(ModelError::PyTorch {
                     path: self.path.clone(),
-                    message: format!(
-                        "tensor '{key}' has dtype {other:?}; expected float32/float64"
-                    ),
+                    message: format!("tensor '{key}' has dtype {other:?}; expected float32/float64"),
                 });
             }
         };
@@ -193,10 +171,7 @@ impl StateDict {
     }
 
     /// Load the whole `lidar_cnn.pt` state dict into a [`LidarClassifier`].
-    pub fn load_lidar_classifier(
-        &self,
-        model: LidarClassifier,
-    ) -> Result<LidarClassifier, ModelError> {
+    pub fn load_lidar_classifier(&self, model: LidarClassifier) -> Result<LidarClassifier, ModelError> {
         let mut model = model;
         for (block, index) in model.embedder.blocks.iter_mut().zip(EMBEDDER_CONV_INDICES) {
             let conv = block.conv.clone();
@@ -211,10 +186,7 @@ impl StateDict {
 /// `embedder.{0,3,6,9}.{weight,bias}` and `classifier.{0,2}.{weight,bias}`) onto `device`.
 ///
 /// Errors name the file and the missing or mismatched key (with both shapes).
-pub fn load_lidar_classifier_pt(
-    path: &Path,
-    device: &Device,
-) -> Result<LidarClassifier, ModelError> {
+pub fn load_lidar_classifier_pt(path: &Path, device: &Device) -> Result<LidarClassifier, ModelError> {
     StateDict::open(path)?.load_lidar_classifier(LidarClassifier::new(device))
 }
 
@@ -223,18 +195,14 @@ pub fn load_lidar_classifier_pt(
 /// classifiers have no PyTorch counterpart and give [`ModelError::Unsupported`].
 pub fn load_pytorch_weights(classifier: Classifier, path: &Path) -> Result<Classifier, ModelError> {
     match classifier {
-        Classifier::Lidar(m) => Ok(Classifier::Lidar(
-            StateDict::open(path)?.load_lidar_classifier(m)?,
-        )),
+        Classifier::Lidar(m) => Ok(Classifier::Lidar(StateDict::open(path)?.load_lidar_classifier(m)?)),
         Classifier::RgbToLidar(mut m) => {
             m.head = StateDict::open(path)?.load_lidar_head(m.head)?;
             Ok(Classifier::RgbToLidar(m))
         }
-        other => Err(ModelError::Unsupported(format!(
-            "no PyTorch weight mapping for a {} classifier ({})",
-            other.kind_name(),
-            path.display()
-        ))),
+        other => {
+            Err(ModelError::Unsupported(format!("no PyTorch weight mapping for a {} classifier ({})", other.kind_name(), path.display())))
+        }
     }
 }
 
@@ -256,13 +224,7 @@ mod tests {
         let link = dir.path().join("zero.pt");
         std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
         let fifo = dir.path().join("pipe.pt");
-        assert!(
-            std::process::Command::new("mkfifo")
-                .arg(&fifo)
-                .status()
-                .unwrap()
-                .success()
-        );
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
         for (p, kind) in [
             (Path::new("/dev/zero"), "character device"),
             (link.as_path(), "character device"),
@@ -282,19 +244,10 @@ mod tests {
         }
         // Sparse: no disk used; over the cap, refused without reading.
         let big = dir.path().join("big.pt");
-        std::fs::File::create(&big)
-            .unwrap()
-            .set_len(MAX_PT_BYTES + 1)
-            .unwrap();
+        std::fs::File::create(&big).unwrap().set_len(MAX_PT_BYTES + 1).unwrap();
         let msg = open_err(&big).to_string();
-        assert!(
-            msg.contains("big.pt") && msg.contains(&format!("{}-byte limit", MAX_PT_BYTES)),
-            "{msg}"
-        );
+        assert!(msg.contains("big.pt") && msg.contains(&format!("{}-byte limit", MAX_PT_BYTES)), "{msg}");
         // A missing file is still reported as missing.
-        assert!(matches!(
-            open_err(&dir.path().join("missing.pt")),
-            ModelError::FileNotFound { .. }
-        ));
+        assert!(matches!(open_err(&dir.path().join("missing.pt")), ModelError::FileNotFound { .. }));
     }
 }

@@ -85,11 +85,7 @@ impl LateFusionConfig {
     /// Initialise a [`LateFusion`] model.
     pub fn init(&self, device: &Device) -> LateFusion {
         let emb = EmbedderConfig::new(4, self.embedding).with_downsample(self.downsample);
-        LateFusion {
-            rgb: emb.init(device),
-            xyza: emb.init(device),
-            head: Mlp::new(&[2 * self.embedding, 50, self.num_classes], device),
-        }
+        LateFusion { rgb: emb.init(device), xyza: emb.init(device), head: Mlp::new(&[2 * self.embedding, 50, self.num_classes], device) }
     }
 }
 
@@ -234,11 +230,7 @@ pub struct EarlyFusionConfig {
 impl EarlyFusionConfig {
     /// Initialise an [`EarlyFusion`] model.
     pub fn init(&self, device: &Device) -> EarlyFusion {
-        EarlyFusion {
-            net: EmbedderConfig::new(8, self.num_classes)
-                .with_downsample(self.downsample)
-                .init(device),
-        }
+        EarlyFusion { net: EmbedderConfig::new(8, self.num_classes).with_downsample(self.downsample).init(device) }
     }
 }
 

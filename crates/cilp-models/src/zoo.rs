@@ -24,13 +24,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
 use crate::blocks::Downsample;
-use crate::nvidia::{
-    CILP_EMBEDDING, CilpConfig, CilpLoss, LIDAR_EMBEDDING, LidarClassifier, ProjectorConfig,
-    RgbToLidar,
-};
+use crate::nvidia::{CILP_EMBEDDING, CilpConfig, CilpLoss, LIDAR_EMBEDDING, LidarClassifier, ProjectorConfig, RgbToLidar};
 use crate::seed::{
-    EarlyFusion, EarlyFusionConfig, Embedder, EmbedderConfig, FusionMode, IntermediateFusion,
-    IntermediateFusionConfig, LateFusion, LateFusionConfig,
+    EarlyFusion, EarlyFusionConfig, Embedder, EmbedderConfig, FusionMode, IntermediateFusion, IntermediateFusionConfig, LateFusion,
+    LateFusionConfig,
 };
 
 /// A kind of model input.
@@ -161,10 +158,7 @@ impl ModelSpec {
         ModelSpec::all()
             .into_iter()
             .find(|s| s.name() == name)
-            .ok_or_else(|| ModelError::UnknownModel {
-                name: name.to_string(),
-                valid: model_names().join(", "),
-            })
+            .ok_or_else(|| ModelError::UnknownModel { name: name.to_string(), valid: model_names().join(", ") })
     }
 
     /// The zoo name.
@@ -186,9 +180,7 @@ impl ModelSpec {
     fn downsample_text(d: Downsample) -> &'static str {
         match d {
             Downsample::MaxPool => "MaxPool2d(2) downsampling",
-            Downsample::StridedExtraConv => {
-                "strided-conv (extra learnable stride-2 conv) downsampling"
-            }
+            Downsample::StridedExtraConv => "strided-conv (extra learnable stride-2 conv) downsampling",
             Downsample::StridedConv => "stride-2 main convs, no pooling",
         }
     }
@@ -196,41 +188,23 @@ impl ModelSpec {
     /// One-line description.
     pub fn description(&self) -> String {
         match self {
-            ModelSpec::LateFusion(d) => format!(
-                "Late fusion: two seed Embedder(4,100) on RGB and XYZA, concat -> 50 -> 2; {}",
-                Self::downsample_text(*d)
-            ),
+            ModelSpec::LateFusion(d) => {
+                format!("Late fusion: two seed Embedder(4,100) on RGB and XYZA, concat -> 50 -> 2; {}", Self::downsample_text(*d))
+            }
             ModelSpec::Intermediate(m, d) => format!(
                 "Intermediate fusion ({m}) of per-modality conv 25-50-100 maps, MLP -> 1000 -> 100 -> 2; {}",
                 Self::downsample_text(*d)
             ),
-            ModelSpec::Early(d) => format!(
-                "Early fusion: RGB+XYZA stacked to 8 channels into one seed Embedder(8,2); {}",
-                Self::downsample_text(*d)
-            ),
-            ModelSpec::Single(InputKind::Rgb) => {
-                "Unimodal baseline: seed Embedder(4,2) on RGB only".into()
+            ModelSpec::Early(d) => {
+                format!("Early fusion: RGB+XYZA stacked to 8 channels into one seed Embedder(8,2); {}", Self::downsample_text(*d))
             }
+            ModelSpec::Single(InputKind::Rgb) => "Unimodal baseline: seed Embedder(4,2) on RGB only".into(),
             ModelSpec::Single(_) => "Unimodal baseline: seed Embedder(4,2) on XYZA only".into(),
-            ModelSpec::LidarClassifier => {
-                "NVIDIA pretrained LiDAR CNN on raw depth (lidar_cnn.pt), 1 logit (> 0 = sphere)"
-                    .into()
-            }
-            ModelSpec::RgbToLidar => {
-                "CILP image encoder -> projector -> LiDAR classifier head, 1 logit (> 0 = sphere)"
-                    .into()
-            }
-            ModelSpec::Cilp(CilpLoss::Nvidia) => {
-                "CILP dual encoder (RGB + depth -> 200-d), NVIDIA (cos+1)/2 contrastive loss".into()
-            }
-            ModelSpec::Cilp(CilpLoss::Clip) => {
-                "CILP dual encoder (RGB + depth -> 200-d), CLIP loss with learnable logit scale"
-                    .into()
-            }
-            ModelSpec::Projector => {
-                "Projector 200 -> 1000 -> 500 -> 3200 from CILP image to LiDAR-CNN embeddings (MSE)"
-                    .into()
-            }
+            ModelSpec::LidarClassifier => "NVIDIA pretrained LiDAR CNN on raw depth (lidar_cnn.pt), 1 logit (> 0 = sphere)".into(),
+            ModelSpec::RgbToLidar => "CILP image encoder -> projector -> LiDAR classifier head, 1 logit (> 0 = sphere)".into(),
+            ModelSpec::Cilp(CilpLoss::Nvidia) => "CILP dual encoder (RGB + depth -> 200-d), NVIDIA (cos+1)/2 contrastive loss".into(),
+            ModelSpec::Cilp(CilpLoss::Clip) => "CILP dual encoder (RGB + depth -> 200-d), CLIP loss with learnable logit scale".into(),
+            ModelSpec::Projector => "Projector 200 -> 1000 -> 500 -> 3200 from CILP image to LiDAR-CNN embeddings (MSE)".into(),
         }
     }
 
@@ -272,15 +246,9 @@ impl ModelSpec {
     pub fn num_params(&self) -> usize {
         let device = Device::flex();
         match self {
-            ModelSpec::Cilp(loss) => CilpConfig::new()
-                .with_loss(*loss)
-                .init(&device)
-                .num_params(),
+            ModelSpec::Cilp(loss) => CilpConfig::new().with_loss(*loss).init(&device).num_params(),
             ModelSpec::Projector => ProjectorConfig::new().init(&device).num_params(),
-            _ => self
-                .build_classifier_lazy(&device)
-                .expect("classification spec")
-                .num_params(),
+            _ => self.build_classifier_lazy(&device).expect("classification spec").num_params(),
         }
     }
 
@@ -294,9 +262,7 @@ impl ModelSpec {
             outputs: self.outputs(),
             parameters: self.num_params(),
             downsample: match self {
-                ModelSpec::LateFusion(d) | ModelSpec::Intermediate(_, d) | ModelSpec::Early(d) => {
-                    Some(*d)
-                }
+                ModelSpec::LateFusion(d) | ModelSpec::Intermediate(_, d) | ModelSpec::Early(d) => Some(*d),
                 ModelSpec::Single(_) => Some(Downsample::MaxPool),
                 _ => None,
             },
@@ -316,28 +282,14 @@ impl ModelSpec {
     /// for counting parameters without allocating weights or drawing from the RNG.
     fn build_classifier_lazy(&self, device: &Device) -> Result<Classifier, ModelError> {
         Ok(match *self {
-            ModelSpec::LateFusion(d) => {
-                Classifier::LateFusion(LateFusionConfig::new().with_downsample(d).init(device))
-            }
-            ModelSpec::Intermediate(m, d) => Classifier::Intermediate(
-                IntermediateFusionConfig::new(m)
-                    .with_downsample(d)
-                    .init(device),
-            ),
-            ModelSpec::Early(d) => {
-                Classifier::Early(EarlyFusionConfig::new().with_downsample(d).init(device))
-            }
-            ModelSpec::Single(kind) => Classifier::Single(SingleModality {
-                net: EmbedderConfig::new(4, 2).init(device),
-                input: kind,
-            }),
+            ModelSpec::LateFusion(d) => Classifier::LateFusion(LateFusionConfig::new().with_downsample(d).init(device)),
+            ModelSpec::Intermediate(m, d) => Classifier::Intermediate(IntermediateFusionConfig::new(m).with_downsample(d).init(device)),
+            ModelSpec::Early(d) => Classifier::Early(EarlyFusionConfig::new().with_downsample(d).init(device)),
+            ModelSpec::Single(kind) => Classifier::Single(SingleModality { net: EmbedderConfig::new(4, 2).init(device), input: kind }),
             ModelSpec::LidarClassifier => Classifier::Lidar(LidarClassifier::new(device)),
             ModelSpec::RgbToLidar => Classifier::RgbToLidar(RgbToLidar::new(device)),
             ModelSpec::Cilp(_) | ModelSpec::Projector => {
-                return Err(ModelError::NotAClassifier {
-                    name: self.name(),
-                    task: self.task(),
-                });
+                return Err(ModelError::NotAClassifier { name: self.name(), task: self.task() });
             }
         })
     }
@@ -350,11 +302,7 @@ pub fn model_names() -> Vec<String> {
 
 /// Names of the zoo's classifiers (valid arguments of [`build_classifier`]).
 pub fn classifier_names() -> Vec<String> {
-    ModelSpec::all()
-        .iter()
-        .filter(|s| s.task() == ModelTask::Classification)
-        .map(ModelSpec::name)
-        .collect()
+    ModelSpec::all().iter().filter(|s| s.task() == ModelTask::Classification).map(ModelSpec::name).collect()
 }
 
 /// The full catalogue (parameter counts from the initialised modules; takes a few ms).
@@ -401,11 +349,7 @@ pub fn materialize<M: Module>(model: M) -> M {
 pub fn build_cilp(name: &str, device: &Device) -> Result<crate::Cilp, ModelError> {
     match ModelSpec::parse(name)? {
         ModelSpec::Cilp(loss) => Ok(materialize(CilpConfig::new().with_loss(loss).init(device))),
-        other => Err(ModelError::WrongTask {
-            name: other.name(),
-            expected: ModelTask::Contrastive,
-            found: other.task(),
-        }),
+        other => Err(ModelError::WrongTask { name: other.name(), expected: ModelTask::Contrastive, found: other.task() }),
     }
 }
 
@@ -440,10 +384,7 @@ impl ModelInputs {
             InputKind::Depth => self.depth.as_ref(),
             InputKind::ImageEmbedding => None,
         };
-        t.cloned().ok_or_else(|| ModelError::MissingInput {
-            model: model.to_string(),
-            input: kind,
-        })
+        t.cloned().ok_or_else(|| ModelError::MissingInput { model: model.to_string(), input: kind })
     }
 }
 
@@ -504,18 +445,9 @@ impl Classifier {
     pub fn try_forward(&self, inputs: &ModelInputs) -> Result<Tensor<2>, ModelError> {
         let name = self.kind_name();
         Ok(match self {
-            Classifier::LateFusion(m) => m.forward(
-                inputs.get(InputKind::Rgb, name)?,
-                inputs.get(InputKind::Xyza, name)?,
-            ),
-            Classifier::Intermediate(m) => m.forward(
-                inputs.get(InputKind::Rgb, name)?,
-                inputs.get(InputKind::Xyza, name)?,
-            ),
-            Classifier::Early(m) => m.forward(
-                inputs.get(InputKind::Rgb, name)?,
-                inputs.get(InputKind::Xyza, name)?,
-            ),
+            Classifier::LateFusion(m) => m.forward(inputs.get(InputKind::Rgb, name)?, inputs.get(InputKind::Xyza, name)?),
+            Classifier::Intermediate(m) => m.forward(inputs.get(InputKind::Rgb, name)?, inputs.get(InputKind::Xyza, name)?),
+            Classifier::Early(m) => m.forward(inputs.get(InputKind::Rgb, name)?, inputs.get(InputKind::Xyza, name)?),
             Classifier::Single(m) => m.net.forward(inputs.get(m.input, name)?),
             Classifier::Lidar(m) => m.forward(inputs.get(InputKind::Depth, name)?),
             Classifier::RgbToLidar(m) => m.forward(inputs.get(InputKind::Rgb, name)?),
@@ -552,11 +484,7 @@ pub struct Prediction {
 /// column 1 of two. `[B, 1 | 2] -> [B]`.
 pub fn sphere_probability(logits: Tensor<2>) -> Tensor<1> {
     let [batch, classes] = logits.dims();
-    let p = if classes == 1 {
-        sigmoid(logits)
-    } else {
-        softmax(logits, 1).slice([0..batch, 1..2])
-    };
+    let p = if classes == 1 { sigmoid(logits) } else { softmax(logits, 1).slice([0..batch, 1..2]) };
     p.reshape([batch])
 }
 
@@ -564,11 +492,7 @@ pub fn sphere_probability(logits: Tensor<2>) -> Tensor<1> {
 /// read-back): `logit > 0` for one logit, `argmax` for several. `[B, C] -> [B]`.
 pub fn predicted_classes(logits: Tensor<2>) -> Tensor<1, Int> {
     let [batch, classes] = logits.dims();
-    if classes == 1 {
-        logits.greater_elem(0.0).int().reshape([batch])
-    } else {
-        logits.argmax(1).reshape([batch])
-    }
+    if classes == 1 { logits.greater_elem(0.0).int().reshape([batch]) } else { logits.argmax(1).reshape([batch]) }
 }
 
 /// Turn logits (`[B, 1]` sigmoid or `[B, C]` softmax) into predicted classes and the
@@ -576,38 +500,20 @@ pub fn predicted_classes(logits: Tensor<2>) -> Tensor<1, Int> {
 pub fn predict(logits: Tensor<2>) -> Vec<Prediction> {
     let [batch, classes] = logits.dims();
     let probs: Vec<f32> = if classes == 1 {
-        sigmoid(logits)
-            .into_data()
-            .try_into_vec_as::<f32>()
-            .expect("f32 data")
+        sigmoid(logits).into_data().try_into_vec_as::<f32>().expect("f32 data")
     } else {
-        softmax(logits, 1)
-            .into_data()
-            .try_into_vec_as::<f32>()
-            .expect("f32 data")
+        softmax(logits, 1).into_data().try_into_vec_as::<f32>().expect("f32 data")
     };
     (0..batch)
         .map(|i| {
             if classes == 1 {
                 let p = probs[i];
                 let class = usize::from(p > 0.5);
-                Prediction {
-                    class,
-                    probability: if class == 1 { p } else { 1.0 - p },
-                    sphere_probability: p,
-                }
+                Prediction { class, probability: if class == 1 { p } else { 1.0 - p }, sphere_probability: p }
             } else {
                 let row = &probs[i * classes..(i + 1) * classes];
-                let (class, &probability) = row
-                    .iter()
-                    .enumerate()
-                    .max_by(|a, b| a.1.total_cmp(b.1))
-                    .expect("non-empty row");
-                Prediction {
-                    class,
-                    probability,
-                    sphere_probability: row[1],
-                }
+                let (class, &probability) = row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).expect("non-empty row");
+                Prediction { class, probability, sphere_probability: row[1] }
             }
         })
         .collect()

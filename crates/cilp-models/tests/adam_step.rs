@@ -31,10 +31,7 @@ fn adam_step_reduces_loss_and_checkpoint_round_trips() {
         }
     }
     let depth = Tensor::<4>::from_data(TensorData::new(values, [4, 1, 64, 64]), &device);
-    let batch = ModelInputs {
-        depth: Some(depth),
-        ..Default::default()
-    };
+    let batch = ModelInputs { depth: Some(depth), ..Default::default() };
     let targets = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 0, 1], [4]), &device);
 
     let mut losses = Vec::new();
@@ -53,25 +50,11 @@ fn adam_step_reduces_loss_and_checkpoint_round_trips() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("model.bpk");
     let eval = model.valid(); // plain (non-autodiff) copy for inference
-    let cpu_batch = ModelInputs {
-        depth: Some(batch.depth.clone().unwrap().inner()),
-        ..Default::default()
-    };
-    let before = eval
-        .forward(&cpu_batch)
-        .into_data()
-        .try_into_vec_as::<f32>()
-        .unwrap();
+    let cpu_batch = ModelInputs { depth: Some(batch.depth.clone().unwrap().inner()), ..Default::default() };
+    let before = eval.forward(&cpu_batch).into_data().try_into_vec_as::<f32>().unwrap();
     model.clone().save_file(&path).unwrap();
-    let loaded = build_classifier("nvidia-lidar-classifier", &cpu())
-        .unwrap()
-        .try_load_file(&path)
-        .unwrap();
-    let after = loaded
-        .forward(&cpu_batch)
-        .into_data()
-        .try_into_vec_as::<f32>()
-        .unwrap();
+    let loaded = build_classifier("nvidia-lidar-classifier", &cpu()).unwrap().try_load_file(&path).unwrap();
+    let after = loaded.forward(&cpu_batch).into_data().try_into_vec_as::<f32>().unwrap();
     for (a, b) in before.iter().zip(&after) {
         assert!((a - b).abs() < 1e-5, "{before:?} vs {after:?}");
     }

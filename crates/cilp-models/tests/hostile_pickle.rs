@@ -12,10 +12,7 @@ use std::process::Command;
 use cilp_models::ModelError;
 use cilp_models::pytorch::StateDict;
 
-const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/lidar_cnn.pt"
-);
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/lidar_cnn.pt");
 
 /// Protocol-2 pickle fragment: `posix.system(cmd)` (or another module's callable), result
 /// popped, leaving the stack as it was.
@@ -56,25 +53,21 @@ fn trojan_checkpoint(dir: &Path, prefix: Option<&[u8]>, name: &str) -> PathBuf {
     let mut archive = zip::ZipArchive::new(src).unwrap();
     let out_path = dir.join(name);
     let mut out = zip::ZipWriter::new(std::fs::File::create(&out_path).unwrap());
-    let opts =
-        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     for i in 0..archive.len() {
         let mut entry = archive.by_index(i).unwrap();
         let entry_name = entry.name().expect("entry name").to_string();
         let mut bytes = Vec::new();
         entry.read_to_end(&mut bytes).unwrap();
         if entry_name.ends_with("data.pkl")
-            && let Some(prefix) = prefix {
-                assert_eq!(
-                    &bytes[..2],
-                    b"\x80\x02",
-                    "lidar_cnn.pt's pickle starts with PROTO 2"
-                );
-                let mut spliced = bytes[..2].to_vec();
-                spliced.extend_from_slice(prefix);
-                spliced.extend_from_slice(&bytes[2..]);
-                bytes = spliced;
-            }
+            && let Some(prefix) = prefix
+        {
+            assert_eq!(&bytes[..2], b"\x80\x02", "lidar_cnn.pt's pickle starts with PROTO 2");
+            let mut spliced = bytes[..2].to_vec();
+            spliced.extend_from_slice(prefix);
+            spliced.extend_from_slice(&bytes[2..]);
+            bytes = spliced;
+        }
         out.start_file(entry_name, opts).unwrap();
         out.write_all(&bytes).unwrap();
     }
@@ -84,13 +77,7 @@ fn trojan_checkpoint(dir: &Path, prefix: Option<&[u8]>, name: &str) -> PathBuf {
 
 fn python() -> Option<String> {
     let py = std::env::var("CILP_PYTHON").unwrap_or_else(|_| "python3".into());
-    Command::new(&py)
-        .arg("--version")
-        .output()
-        .ok()?
-        .status
-        .success()
-        .then_some(py)
+    Command::new(&py).arg("--version").output().ok()?.status.success().then_some(py)
 }
 
 /// Unpickle `pickle_bytes` with Python's real unpickler (no torch needed: the payload runs
@@ -101,16 +88,8 @@ fn python_runs_payload(py: &str, pickle_bytes: &[u8], marker: &Path, scratch: &P
     let script = "import pickle, sys\n\
 class U(pickle.Unpickler):\n    def persistent_load(self, pid):\n        return None\n\
 try:\n    U(open(sys.argv[1], 'rb')).load()\nexcept Exception as e:\n    print('stopped after the payload:', e)\n";
-    let out = Command::new(py)
-        .args(["-c", script])
-        .arg(&f)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(py).args(["-c", script]).arg(&f).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let live = marker.exists();
     let _ = std::fs::remove_file(marker);
     live
@@ -118,35 +97,18 @@ try:\n    U(open(sys.argv[1], 'rb')).load()\nexcept Exception as e:\n    print('
 
 fn assert_refused(path: &Path, global: &str, marker: &Path) {
     let err = match StateDict::open(path) {
-        Ok(_) => panic!(
-            "{} was loaded although its pickle calls {global}",
-            path.display()
-        ),
+        Ok(_) => panic!("{} was loaded although its pickle calls {global}", path.display()),
         Err(e) => e,
     };
     assert!(matches!(err, ModelError::PyTorch { .. }), "{err:?}");
     let msg = err.to_string();
-    assert!(
-        msg.contains(&path.display().to_string()),
-        "error must name the file: {msg}"
-    );
-    assert!(
-        msg.contains(global),
-        "error must name the global {global}: {msg}"
-    );
-    assert!(
-        msg.contains("refusing"),
-        "error must say the file is refused: {msg}"
-    );
-    assert!(
-        !marker.exists(),
-        "the payload ran: {} exists",
-        marker.display()
-    );
+    assert!(msg.contains(&path.display().to_string()), "error must name the file: {msg}");
+    assert!(msg.contains(global), "error must name the global {global}: {msg}");
+    assert!(msg.contains("refusing"), "error must say the file is refused: {msg}");
+    assert!(!marker.exists(), "the payload ran: {} exists", marker.display());
     // The zoo loader path refuses it too.
     let device = cilp_models::cpu_device();
-    let err = cilp_models::load_lidar_classifier_pt(path, &device)
-        .expect_err("refused");
+    let err = cilp_models::load_lidar_classifier_pt(path, &device).expect_err("refused");
     assert!(err.to_string().contains(global), "{err}");
     assert!(!marker.exists());
 }
@@ -167,24 +129,12 @@ fn code_execution_payloads_are_refused_and_never_run() {
     assert_eq!(sd.keys().len(), 12);
 
     let cases: Vec<(&str, &str, Vec<u8>)> = vec![
-        (
-            "posix.system",
-            "trojan_posix.pt",
-            call_fragment("posix", "system", &touch(&marker)),
-        ),
-        (
-            "os.system",
-            "trojan_os.pt",
-            call_fragment("os", "system", &touch(&marker)),
-        ),
+        ("posix.system", "trojan_posix.pt", call_fragment("posix", "system", &touch(&marker))),
+        ("os.system", "trojan_os.pt", call_fragment("os", "system", &touch(&marker))),
         (
             "builtins.exec",
             "trojan_exec.pt",
-            stack_global_fragment(
-                "builtins",
-                "exec",
-                &format!("open({:?}, 'w').close()", marker.display().to_string()),
-            ),
+            stack_global_fragment("builtins", "exec", &format!("open({:?}, 'w').close()", marker.display().to_string())),
         ),
     ];
     for (global, name, prefix) in &cases {
@@ -193,11 +143,7 @@ fn code_execution_payloads_are_refused_and_never_run() {
             // Prove the spliced pickle really runs the payload in Python.
             let mut archive = zip::ZipArchive::new(std::fs::File::open(&path).unwrap()).unwrap();
             let mut pkl = Vec::new();
-            archive
-                .by_name("lidar_cnn/data.pkl")
-                .unwrap()
-                .read_to_end(&mut pkl)
-                .unwrap();
+            archive.by_name("lidar_cnn/data.pkl").unwrap().read_to_end(&mut pkl).unwrap();
             assert!(
                 python_runs_payload(py, &pkl, &marker, dir.path()),
                 "{name}: Python's unpickler did not run the payload; the test file is not hostile"
@@ -211,10 +157,7 @@ fn code_execution_payloads_are_refused_and_never_run() {
     plain.extend_from_slice(&call_fragment("posix", "system", &touch(&marker)));
     plain.extend_from_slice(b"}.");
     if let Some(py) = &py {
-        assert!(
-            python_runs_payload(py, &plain, &marker, dir.path()),
-            "plain pickle payload not live"
-        );
+        assert!(python_runs_payload(py, &plain, &marker, dir.path()), "plain pickle payload not live");
     }
     let plain_path = dir.path().join("plain.pt");
     std::fs::write(&plain_path, &plain).unwrap();
@@ -239,18 +182,13 @@ fn malformed_pickles_are_errors_naming_the_file() {
         ("bad_opcode.pt", b"\x80\x02\xff."),
         ("truncated.pt", b"\x80\x02ccollections\nOrdered"),
         // BINUNICODE8 claiming 2^63 bytes: must not allocate it.
-        (
-            "huge_len.pt",
-            b"\x80\x04\x8d\xff\xff\xff\xff\xff\xff\xff\x7f.",
-        ),
+        ("huge_len.pt", b"\x80\x04\x8d\xff\xff\xff\xff\xff\xff\xff\x7f."),
         ("zip_junk.pt", b"PK\x03\x04 not really a zip archive"),
     ];
     for (name, bytes) in cases {
         let p = dir.path().join(name);
         std::fs::write(&p, bytes).unwrap();
-        let err = StateDict::open(&p)
-            .err()
-            .unwrap_or_else(|| panic!("{name} opened"));
+        let err = StateDict::open(&p).err().unwrap_or_else(|| panic!("{name} opened"));
         let msg = err.to_string();
         assert!(msg.contains(&p.display().to_string()), "{name}: {msg}");
     }
@@ -264,11 +202,7 @@ fn malformed_pickles_are_errors_naming_the_file() {
 fn fuzz_seed_corpus() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/pytorch");
     let mut seen = 0;
-    for e in std::fs::read_dir(&dir)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.path().is_file())
-    {
+    for e in std::fs::read_dir(&dir).unwrap().flatten().filter(|e| e.path().is_file()) {
         let name = e.file_name().to_string_lossy().into_owned();
         let path = e.path();
         seen += 1;
@@ -288,26 +222,10 @@ fn fuzz_seed_corpus() {
             StateDict::open(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
         } else {
             let sd = StateDict::open(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert_eq!(
-                sd.keys(),
-                ["layer.bias", "layer.view", "layer.weight"],
-                "{name}"
-            );
-            assert_eq!(
-                sd.read_f32("layer.weight", &[2, 3]).unwrap(),
-                [0.0, 1.0, 2.0, 3.0, 4.0, 5.0],
-                "{name}"
-            );
-            assert_eq!(
-                sd.read_f32("layer.bias", &[2]).unwrap(),
-                [0.5, -0.5],
-                "{name}"
-            );
-            assert_eq!(
-                sd.read_f32("layer.view", &[2]).unwrap(),
-                [4.0, 5.0],
-                "{name}"
-            );
+            assert_eq!(sd.keys(), ["layer.bias", "layer.view", "layer.weight"], "{name}");
+            assert_eq!(sd.read_f32("layer.weight", &[2, 3]).unwrap(), [0.0, 1.0, 2.0, 3.0, 4.0, 5.0], "{name}");
+            assert_eq!(sd.read_f32("layer.bias", &[2]).unwrap(), [0.5, -0.5], "{name}");
+            assert_eq!(sd.read_f32("layer.view", &[2]).unwrap(), [4.0, 5.0], "{name}");
         }
     }
     assert!(seen >= 10, "seed corpus missing from {}", dir.display());

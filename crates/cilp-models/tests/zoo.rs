@@ -14,21 +14,9 @@ fn cpu() -> Device {
 
 fn inputs(batch: usize, device: &Device) -> ModelInputs {
     ModelInputs {
-        rgb: Some(Tensor::random(
-            [batch, 4, 64, 64],
-            burn::tensor::Distribution::Default,
-            device,
-        )),
-        xyza: Some(Tensor::random(
-            [batch, 4, 64, 64],
-            burn::tensor::Distribution::Default,
-            device,
-        )),
-        depth: Some(Tensor::random(
-            [batch, 1, 64, 64],
-            burn::tensor::Distribution::Uniform(20.0, 50.0),
-            device,
-        )),
+        rgb: Some(Tensor::random([batch, 4, 64, 64], burn::tensor::Distribution::Default, device)),
+        xyza: Some(Tensor::random([batch, 4, 64, 64], burn::tensor::Distribution::Default, device)),
+        depth: Some(Tensor::random([batch, 1, 64, 64], burn::tensor::Distribution::Uniform(20.0, 50.0), device)),
     }
 }
 
@@ -56,10 +44,7 @@ fn parameter_counts_match_reference() {
     // That counting builds nothing and draws nothing from the RNG is checked in init_order.rs.
     let catalog = catalog();
     for (name, count) in expected {
-        let info = catalog
-            .iter()
-            .find(|i| i.name == name)
-            .unwrap_or_else(|| panic!("{name} missing from catalog"));
+        let info = catalog.iter().find(|i| i.name == name).unwrap_or_else(|| panic!("{name} missing from catalog"));
         assert_eq!(info.parameters, count, "{name}");
     }
     // Building blocks.
@@ -87,32 +72,17 @@ fn catalog_serializes_and_describes_models() {
     assert_eq!(late.downsample, Some(Downsample::StridedExtraConv));
     assert!(json.contains("\"strided-extra-conv\""));
     let lidar = model_info("nvidia-lidar-classifier").unwrap();
-    assert_eq!(
-        (lidar.inputs.clone(), lidar.outputs),
-        (vec![InputKind::Depth], 1)
-    );
+    assert_eq!((lidar.inputs.clone(), lidar.outputs), (vec![InputKind::Depth], 1));
     assert_eq!(model_info("projector").unwrap().task, ModelTask::Regression);
 }
 
 #[test]
 fn unknown_and_non_classifier_names_are_errors() {
-    let err = build_classifier("late-fusionn", &cpu())
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("late-fusionn") && err.contains("intermediate-hadamard"),
-        "{err}"
-    );
-    let err = build_classifier("projector", &cpu())
-        .unwrap_err()
-        .to_string();
+    let err = build_classifier("late-fusionn", &cpu()).unwrap_err().to_string();
+    assert!(err.contains("late-fusionn") && err.contains("intermediate-hadamard"), "{err}");
+    let err = build_classifier("projector", &cpu()).unwrap_err().to_string();
     assert!(err.contains("not a classifier"), "{err}");
-    assert!(
-        build_cilp("cilp-clip", &cpu())
-            .unwrap()
-            .logit_scale
-            .is_some()
-    );
+    assert!(build_cilp("cilp-clip", &cpu()).unwrap().logit_scale.is_some());
     assert!(build_cilp("late-fusion", &cpu()).is_err());
 }
 
@@ -141,13 +111,7 @@ fn contrastive_and_projector_shapes() {
         let (img, lid) = cilp.forward(x.rgb.clone().unwrap(), x.depth.clone().unwrap());
         assert_eq!(img.dims(), [3, 200]);
         assert_eq!(lid.dims(), [3, 200]);
-        let norms = img
-            .clone()
-            .square()
-            .sum_dim(1)
-            .into_data()
-            .try_into_vec_as::<f32>()
-            .unwrap();
+        let norms = img.clone().square().sum_dim(1).into_data().try_into_vec_as::<f32>().unwrap();
         assert!(norms.iter().all(|n| (n - 1.0).abs() < 1e-4), "{norms:?}");
         assert_eq!(cilp.logits(img.clone(), lid.clone()).dims(), [3, 3]);
         let l = cilp.loss(img.clone(), lid).into_scalar::<f32>();
@@ -165,10 +129,7 @@ fn contrastive_and_projector_shapes() {
 fn missing_input_is_reported() {
     let device = cpu();
     let model = build_classifier("intermediate-add", &device).unwrap();
-    let only_rgb = ModelInputs {
-        rgb: Some(Tensor::zeros([1, 4, 64, 64], &device)),
-        ..Default::default()
-    };
+    let only_rgb = ModelInputs { rgb: Some(Tensor::zeros([1, 4, 64, 64], &device)), ..Default::default() };
     let err = model.try_forward(&only_rgb).unwrap_err().to_string();
     assert!(err.contains("xyza"), "{err}");
 }
@@ -181,19 +142,13 @@ fn predictions_from_logits() {
     assert_eq!((p[0].class, p[1].class), (0, 1));
     assert!((p[0].probability - 1.0 / (1.0 + (-2f32).exp())).abs() < 1e-6);
     assert!((p[1].sphere_probability - p[1].probability).abs() < 1e-7);
-    let classes = predicted_classes(two)
-        .into_data()
-        .try_into_vec_as::<i64>()
-        .unwrap();
+    let classes = predicted_classes(two).into_data().try_into_vec_as::<i64>().unwrap();
     assert_eq!(classes, vec![0, 1]);
     let one = Tensor::<2>::from_floats([[-3.0], [0.5]], &device);
     let p = predict(one.clone());
     assert_eq!((p[0].class, p[1].class), (0, 1));
     assert!((p[0].probability - (1.0 - 1.0 / (1.0 + 3f32.exp()))).abs() < 1e-6);
-    let classes = predicted_classes(one.clone())
-        .into_data()
-        .try_into_vec_as::<i64>()
-        .unwrap();
+    let classes = predicted_classes(one.clone()).into_data().try_into_vec_as::<i64>().unwrap();
     assert_eq!(classes, vec![0, 1]);
     assert_eq!(sphere_probability(one).dims(), [2]);
 }

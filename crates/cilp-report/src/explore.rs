@@ -265,21 +265,9 @@ pub fn compute_stats(ds: &Dataset, report: &LoadReport, opts: &ExploreOptions) -
         classes.push(ClassExplore {
             mean_pixel: sum.map(|s| s as f64 / (n * pixels_per_image * 255.0)),
             black_fraction: p.iter().map(|x| x.black).sum::<usize>() as f64 / (n * pixels_per_image),
-            hits_histogram: Histogram {
-                lo: 0.0,
-                hi: hits_hi,
-                counts: svg::bin_counts(p.iter().map(|x| x.hits as f64), 0.0, hits_hi, 25),
-            },
-            lit_histogram: Histogram {
-                lo: 0.0,
-                hi: lit_hi,
-                counts: svg::bin_counts(p.iter().map(|x| x.lit as f64), 0.0, lit_hi, 25),
-            },
-            hue_histogram: Histogram {
-                lo: 0.0,
-                hi: 360.0,
-                counts: svg::bin_counts(hues.iter().map(|h| h.0), 0.0, 360.0, 12),
-            },
+            hits_histogram: Histogram { lo: 0.0, hi: hits_hi, counts: svg::bin_counts(p.iter().map(|x| x.hits as f64), 0.0, hits_hi, 25) },
+            lit_histogram: Histogram { lo: 0.0, hi: lit_hi, counts: svg::bin_counts(p.iter().map(|x| x.lit as f64), 0.0, lit_hi, 25) },
+            hue_histogram: Histogram { lo: 0.0, hi: 360.0, counts: svg::bin_counts(hues.iter().map(|h| h.0), 0.0, 360.0, 12) },
             low_saturation: hues.iter().filter(|h| h.1 < 0.15).count(),
             colour_samples: p
                 .iter()
@@ -298,20 +286,14 @@ pub fn compute_stats(ds: &Dataset, report: &LoadReport, opts: &ExploreOptions) -
         });
     }
     let total_pixels = (ds.len().max(1) as f64) * pixels_per_image;
-    let mean_pixel_value =
-        per.iter().map(|x| x.sum.iter().sum::<u64>()).sum::<u64>() as f64 / (total_pixels * 3.0 * 255.0);
+    let mean_pixel_value = per.iter().map(|x| x.sum.iter().sum::<u64>()).sum::<u64>() as f64 / (total_pixels * 3.0 * 255.0);
     let black_fraction = per.iter().map(|x| x.black).sum::<usize>() as f64 / total_pixels;
     let nv = nvidia_split(ds);
     let rs = ratio_split(ds, opts.val_fraction, opts.seed);
     let splits = vec![
         split_sizes("NVIDIA (first 9679/9999 per class train)".into(), ds, &nv),
         split_sizes(
-            format!(
-                "seeded {:.0}/{:.0} (seed {})",
-                (1.0 - opts.val_fraction) * 100.0,
-                opts.val_fraction * 100.0,
-                opts.seed
-            ),
+            format!("seeded {:.0}/{:.0} (seed {})", (1.0 - opts.val_fraction) * 100.0, opts.val_fraction * 100.0, opts.seed),
             ds,
             &rs,
         ),
@@ -370,8 +352,7 @@ pub fn observations(st: &ExploreStats) -> Vec<String> {
     // Balance.
     let counts: Vec<usize> = cl.iter().map(|c| c.stats.count).collect();
     let (min, max) = (*counts.iter().min().unwrap(), *counts.iter().max().unwrap());
-    let list =
-        cl.iter().map(|c| format!("{} {}", thousands(c.stats.count), c.stats.name)).collect::<Vec<_>>().join(", ");
+    let list = cl.iter().map(|c| format!("{} {}", thousands(c.stats.count), c.stats.name)).collect::<Vec<_>>().join(", ");
     if min == max {
         o.push(format!("The classes are balanced: {list} ({} samples in all).", thousands(st.samples)));
     } else {
@@ -471,9 +452,7 @@ pub fn observations(st: &ExploreStats) -> Vec<String> {
     }
     let nested: usize = cl.iter().map(|c| c.nested_dirs.len()).sum();
     if nested > 0 {
-        o.push(format!(
-            "{nested} nested folder(s) inside rgb/ or lidar/ (e.g. a duplicate lidar/lidar/) were not read."
-        ));
+        o.push(format!("{nested} nested folder(s) inside rgb/ or lidar/ (e.g. a duplicate lidar/lidar/) were not read."));
     }
     o
 }
@@ -533,12 +512,8 @@ pub fn explore(data: &Path, out: &Path, opts: &ExploreOptions) -> Result<Explore
 
 /// The exploration page (self-contained HTML).
 pub fn render_page(stats: &ExploreStats, gallery: &[GalleryItem]) -> String {
-    let sub = format!(
-        "{} samples in {} classes from <code>{}</code>",
-        thousands(stats.samples),
-        stats.classes.len(),
-        escape_html(&stats.root)
-    );
+    let sub =
+        format!("{} samples in {} classes from <code>{}</code>", thousands(stats.samples), stats.classes.len(), escape_html(&stats.root));
     let body = format!("{}{}", render_sections(stats, 2), render_gallery(gallery, 2));
     html::page(&stats.title, &sub, "", &body)
 }
@@ -578,12 +553,8 @@ pub fn render_sections(st: &ExploreStats, h: usize) -> String {
             ]
         })
         .collect();
-    let _ = write!(
-        s,
-        "<section>{}{}</section>",
-        hh("Files, shapes and dtypes"),
-        table(&["data", "file", "shape", "dtype", "notes"], &rows)
-    );
+    let _ =
+        write!(s, "<section>{}{}</section>", hh("Files, shapes and dtypes"), table(&["data", "file", "shape", "dtype", "notes"], &rows));
 
     // Counts and splits.
     let names: Vec<String> = st.classes.iter().map(|c| c.stats.name.clone()).collect();
@@ -643,12 +614,8 @@ pub fn render_sections(st: &ExploreStats, h: usize) -> String {
         })
         .collect();
     let hist = |title: &str, f: &dyn Fn(&ClassExplore) -> &Histogram, x: &str| {
-        let series: Vec<(String, String, Vec<usize>)> = st
-            .classes
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.stats.name.clone(), class_colour(i), f(c).counts.clone()))
-            .collect();
+        let series: Vec<(String, String, Vec<usize>)> =
+            st.classes.iter().enumerate().map(|(i, c)| (c.stats.name.clone(), class_colour(i), f(c).counts.clone())).collect();
         let (lo, hi) = st.classes.first().map(|c| (f(c).lo, f(c).hi)).unwrap_or((0.0, 1.0));
         svg::histogram(title, &series, lo, hi, x, 520.0, 260.0)
     };
@@ -673,36 +640,22 @@ pub fn render_sections(st: &ExploreStats, h: usize) -> String {
                 format!("{:.0}", l.max),
                 format!("{:.2}%", c.black_fraction * 100.0),
                 c.mean_pixel.iter().map(|v| format!("{v:.4}")).collect::<Vec<_>>().join(" / "),
-                c.stats
-                    .mean_lit_colour
-                    .map(|m| m.iter().map(|v| format!("{v:.0}")).collect::<Vec<_>>().join(", "))
-                    .unwrap_or("-".into()),
+                c.stats.mean_lit_colour.map(|m| m.iter().map(|v| format!("{v:.0}")).collect::<Vec<_>>().join(", ")).unwrap_or("-".into()),
             ]
         })
         .collect();
-    let mut t = table(
-        &["class", "lit px min", "mean", "max", "black pixels", "mean R / G / B (0-1)", "mean lit colour (0-255)"],
-        &rows,
-    );
+    let mut t = table(&["class", "lit px min", "mean", "max", "black pixels", "mean R / G / B (0-1)", "mean lit colour (0-255)"], &rows);
     // Colour swatches after the table (kept out of the escaped cells).
     let sw: Vec<String> = st
         .classes
         .iter()
-        .filter_map(|c| {
-            c.stats
-                .mean_lit_colour
-                .map(|m| format!("{}{}", swatch(m.map(|v| v.round() as u8)), escape_html(&c.stats.name)))
-        })
+        .filter_map(|c| c.stats.mean_lit_colour.map(|m| format!("{}{}", swatch(m.map(|v| v.round() as u8)), escape_html(&c.stats.name))))
         .collect();
     if !sw.is_empty() {
         let _ = write!(t, "<p class=\"small muted\">Mean lit colour: {}</p>", sw.join(" &nbsp; "));
     }
-    let hue_series: Vec<(String, String, Vec<usize>)> = st
-        .classes
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.stats.name.clone(), class_colour(i), c.hue_histogram.counts.clone()))
-        .collect();
+    let hue_series: Vec<(String, String, Vec<usize>)> =
+        st.classes.iter().enumerate().map(|(i, c)| (c.stats.name.clone(), class_colour(i), c.hue_histogram.counts.clone())).collect();
     let pts: Vec<(f64, f64, String)> = st
         .classes
         .iter()
@@ -739,12 +692,7 @@ pub fn render_sections(st: &ExploreStats, h: usize) -> String {
                 if n.count == 0 {
                     "0".to_owned()
                 } else {
-                    format!(
-                        "{} ({}{})",
-                        n.count,
-                        n.examples.join(", "),
-                        if n.count > n.examples.len() { ", ..." } else { "" }
-                    )
+                    format!("{} ({}{})", n.count, n.examples.join(", "), if n.count > n.examples.len() { ", ..." } else { "" })
                 }
             };
             vec![

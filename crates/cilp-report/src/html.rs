@@ -55,12 +55,7 @@ pub fn data_uri(mime: &str, bytes: &[u8]) -> String {
 
 /// An `<img>` element showing PNG bytes inline. `alt` is escaped.
 pub fn img_png(png: &[u8], alt: &str, class: &str) -> String {
-    format!(
-        "<img class=\"{}\" alt=\"{}\" src=\"{}\">",
-        escape_html(class),
-        escape_html(alt),
-        data_uri("image/png", png)
-    )
+    format!("<img class=\"{}\" alt=\"{}\" src=\"{}\">", escape_html(class), escape_html(alt), data_uri("image/png", png))
 }
 
 /// A table whose header and cells are plain text (all escaped). Cells that parse as numbers
@@ -182,9 +177,7 @@ mod tests {
 
     #[test]
     fn base64_vectors() {
-        for (i, o) in
-            [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE=")]
-        {
+        for (i, o) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE=")] {
             assert_eq!(base64(i.as_bytes()), o);
         }
         assert_eq!(base64(&[0xff, 0xfe, 0xfd]), "//79");

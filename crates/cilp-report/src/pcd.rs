@@ -100,9 +100,7 @@ pub fn read_pcd(bytes: &[u8]) -> Result<Pcd> {
         header.push((key, vals));
     }
     let encoding = encoding.ok_or_else(|| bad("no DATA line"))?;
-    let get = |k: &str| {
-        header.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).ok_or_else(|| bad(format!("missing {k}")))
-    };
+    let get = |k: &str| header.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).ok_or_else(|| bad(format!("missing {k}")));
     let version = get("VERSION")?;
     if version.first().map(String::as_str) != Some(".7") && version.first().map(String::as_str) != Some("0.7") {
         return Err(bad(format!("VERSION {version:?}, expected .7")));
@@ -116,15 +114,12 @@ pub fn read_pcd(bytes: &[u8]) -> Result<Pcd> {
     if size.iter().any(|s| s != "4") || ty.iter().any(|t| t != "F") || count.iter().any(|c| c != "1") {
         return Err(bad("only F 4 fields with COUNT 1 are supported"));
     }
-    let num = |k: &str| -> Result<usize> {
-        get(k)?.first().and_then(|v| v.parse().ok()).ok_or_else(|| bad(format!("bad {k}")))
-    };
+    let num = |k: &str| -> Result<usize> { get(k)?.first().and_then(|v| v.parse().ok()).ok_or_else(|| bad(format!("bad {k}"))) };
     let (width, height, n) = (num("WIDTH")?, num("HEIGHT")?, num("POINTS")?);
     if width * height != n {
         return Err(bad(format!("POINTS {n} != WIDTH {width} * HEIGHT {height}")));
     }
-    let viewpoint: Vec<f64> =
-        get("VIEWPOINT")?.iter().map(|v| v.parse().map_err(|_| bad("bad VIEWPOINT"))).collect::<Result<_>>()?;
+    let viewpoint: Vec<f64> = get("VIEWPOINT")?.iter().map(|v| v.parse().map_err(|_| bad("bad VIEWPOINT"))).collect::<Result<_>>()?;
     if viewpoint.len() != 7 {
         return Err(bad("VIEWPOINT needs 7 numbers"));
     }
@@ -136,10 +131,8 @@ pub fn read_pcd(bytes: &[u8]) -> Result<Pcd> {
                 .lines()
                 .filter(|l| !l.trim().is_empty())
                 .map(|l| {
-                    let r: Vec<f32> = l
-                        .split_whitespace()
-                        .map(|v| v.parse().map_err(|_| bad(format!("bad number in {l:?}"))))
-                        .collect::<Result<_>>()?;
+                    let r: Vec<f32> =
+                        l.split_whitespace().map(|v| v.parse().map_err(|_| bad(format!("bad number in {l:?}")))).collect::<Result<_>>()?;
                     if r.len() != nf { Err(bad(format!("{} values in a row, expected {nf}", r.len()))) } else { Ok(r) }
                 })
                 .collect::<Result<_>>()?;
@@ -166,8 +159,7 @@ mod tests {
 
     #[test]
     fn round_trip_both_encodings() {
-        let pts =
-            vec![[1.0f32, -2.5, 3.25, 20.0], [0.1, 1e-7, -0.333_333_34, 49.99], [f32::MIN_POSITIVE, 7.0, 8.0, 9.0]];
+        let pts = vec![[1.0f32, -2.5, 3.25, 20.0], [0.1, 1e-7, -0.333_333_34, 49.99], [f32::MIN_POSITIVE, 7.0, 8.0, 9.0]];
         for enc in [PcdEncoding::Ascii, PcdEncoding::Binary] {
             let bytes = write_pcd(&pts, enc);
             let p = read_pcd(&bytes).unwrap();
@@ -194,12 +186,9 @@ mod tests {
     #[test]
     fn rejects_bad_files() {
         let good = String::from_utf8(write_pcd(&[[1.0, 2.0, 3.0, 4.0]], PcdEncoding::Ascii)).unwrap();
-        for (from, to) in [
-            ("POINTS 1", "POINTS 2"),
-            ("VERSION .7", "VERSION .6"),
-            ("1 2 3 4", "1 2 3"),
-            ("DATA ascii", "DATA binary_compressed"),
-        ] {
+        for (from, to) in
+            [("POINTS 1", "POINTS 2"), ("VERSION .7", "VERSION .6"), ("1 2 3 4", "1 2 3"), ("DATA ascii", "DATA binary_compressed")]
+        {
             assert!(read_pcd(good.replace(from, to).as_bytes()).is_err(), "{from} -> {to}");
         }
         let mut bin = write_pcd(&[[1.0, 2.0, 3.0, 4.0]], PcdEncoding::Binary);

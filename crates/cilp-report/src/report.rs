@@ -296,12 +296,7 @@ fn run_section(i: usize, r: &RunRecord, colour: &str) -> String {
         flatten_config("", cfg, &mut rows);
     }
     if !rows.is_empty() {
-        let _ = write!(
-            s,
-            "<details><summary>Config ({} values)</summary>{}</details>",
-            rows.len(),
-            html::table(&["key", "value"], &rows)
-        );
+        let _ = write!(s, "<details><summary>Config ({} values)</summary>{}</details>", rows.len(), html::table(&["key", "value"], &rows));
     }
     if let Some(sum) = &r.summary {
         let mut rows = vec![
@@ -320,11 +315,7 @@ fn run_section(i: usize, r: &RunRecord, colour: &str) -> String {
         }
         let _ = write!(s, "<details><summary>Summary</summary>{}</details>", html::table(&["key", "value"], &rows));
     }
-    let _ = write!(
-        s,
-        "<p class=\"small muted\">Directory: <code>{}</code></p></div>",
-        escape_html(&r.path.display().to_string())
-    );
+    let _ = write!(s, "<p class=\"small muted\">Directory: <code>{}</code></p></div>", escape_html(&r.path.display().to_string()));
     s
 }
 
@@ -417,35 +408,24 @@ pub fn mean_curve(curves: &[Vec<(f64, f64)>]) -> (Vec<(f64, f64)>, Band) {
     let band = by_epoch
         .iter()
         .filter(|(_, v)| v.len() > 1)
-        .map(|(x, v)| {
-            (*x, v.iter().cloned().fold(f64::INFINITY, f64::min), v.iter().cloned().fold(f64::NEG_INFINITY, f64::max))
-        })
+        .map(|(x, v)| (*x, v.iter().cloned().fold(f64::INFINITY, f64::min), v.iter().cloned().fold(f64::NEG_INFINITY, f64::max)))
         .collect();
     (mean, band)
 }
 
-fn group_series(
-    runs: &[RunRecord],
-    g: &RunGroup,
-    f: impl Fn(&cilp_track::EpochMetrics) -> Option<f64> + Copy,
-) -> Vec<Series> {
+fn group_series(runs: &[RunRecord], g: &RunGroup, f: impl Fn(&cilp_track::EpochMetrics) -> Option<f64> + Copy) -> Vec<Series> {
     let counts = runs_per_model(runs, g);
     let counts_differ = counts.iter().any(|&n| n != counts[0]);
     g.models
         .iter()
         .enumerate()
         .map(|(m, (model, idx))| {
-            let curves: Vec<Vec<(f64, f64)>> =
-                idx.iter().map(|&i| points(&runs[i], names::VAL, f)).filter(|c| !c.is_empty()).collect();
+            let curves: Vec<Vec<(f64, f64)>> = idx.iter().map(|&i| points(&runs[i], names::VAL, f)).filter(|c| !c.is_empty()).collect();
             let (points, band) = mean_curve(&curves);
             // The legend names the number of runs only where it differs between the models (the
             // text above the charts gives it otherwise), which keeps the legend narrow.
             let n = curves.len();
-            let name = if counts_differ {
-                format!("{model} ({n} run{})", if n == 1 { "" } else { "s" })
-            } else {
-                model.clone()
-            };
+            let name = if counts_differ { format!("{model} ({n} run{})", if n == 1 { "" } else { "s" }) } else { model.clone() };
             Series { name, colour: svg::colour(m).into(), points, band, dashed: false }
         })
         .filter(|s| !s.points.is_empty())

@@ -108,8 +108,7 @@ fn rows_of_objects(items: &[Value]) -> (Vec<String>, Vec<Vec<Value>>) {
             }
         }
     }
-    let rows =
-        items.iter().map(|it| cols.iter().map(|c| it.get(c).cloned().unwrap_or(Value::Null)).collect()).collect();
+    let rows = items.iter().map(|it| cols.iter().map(|c| it.get(c).cloned().unwrap_or(Value::Null)).collect()).collect();
     (cols, rows)
 }
 
@@ -120,33 +119,32 @@ impl StudyTable {
         let title = v.get("title").and_then(Value::as_str).unwrap_or(default_title).to_owned();
         let notes = strings(v.get("notes"));
         let charts = strings(v.get("charts"));
-        let (columns, rows) =
-            if let (Some(Value::Array(cols)), Some(Value::Array(rows))) = (v.get("columns"), v.get("rows")) {
-                let columns: Vec<String> = cols.iter().map(cell_text).collect();
-                let rows = rows
-                    .iter()
-                    .map(|r| match r {
-                        Value::Array(cells) => cells.clone(),
-                        Value::Object(_) => columns.iter().map(|c| r.get(c).cloned().unwrap_or(Value::Null)).collect(),
-                        other => vec![other.clone()],
-                    })
-                    .collect();
-                (columns, rows)
-            } else if let Some(Value::Array(items)) = v.get("table") {
-                rows_of_objects(items)
-            } else if let Value::Array(items) = v {
-                rows_of_objects(items)
-            } else {
-                let mut rows = Vec::new();
-                let mut rest = v.clone();
-                if let Value::Object(m) = &mut rest {
-                    for k in ["title", "notes", "charts"] {
-                        m.remove(k);
-                    }
+        let (columns, rows) = if let (Some(Value::Array(cols)), Some(Value::Array(rows))) = (v.get("columns"), v.get("rows")) {
+            let columns: Vec<String> = cols.iter().map(cell_text).collect();
+            let rows = rows
+                .iter()
+                .map(|r| match r {
+                    Value::Array(cells) => cells.clone(),
+                    Value::Object(_) => columns.iter().map(|c| r.get(c).cloned().unwrap_or(Value::Null)).collect(),
+                    other => vec![other.clone()],
+                })
+                .collect();
+            (columns, rows)
+        } else if let Some(Value::Array(items)) = v.get("table") {
+            rows_of_objects(items)
+        } else if let Value::Array(items) = v {
+            rows_of_objects(items)
+        } else {
+            let mut rows = Vec::new();
+            let mut rest = v.clone();
+            if let Value::Object(m) = &mut rest {
+                for k in ["title", "notes", "charts"] {
+                    m.remove(k);
                 }
-                flatten("", &rest, &mut rows);
-                (vec!["key".into(), "value".into()], rows)
-            };
+            }
+            flatten("", &rest, &mut rows);
+            (vec!["key".into(), "value".into()], rows)
+        };
         StudyTable { title, columns, rows, notes, charts }
     }
 }
@@ -205,9 +203,7 @@ pub fn find_studies(runs_dir: &Path) -> Vec<FoundStudy> {
             let rel = path.strip_prefix(runs_dir).unwrap_or(&path).display().to_string();
             let table = match read_json::<Value>(&path) {
                 Ok(v) => StudyTable::from_value(&v, &rel),
-                Err(e) => {
-                    StudyTable { title: rel.clone(), notes: vec![format!("could not read: {e}")], ..Default::default() }
-                }
+                Err(e) => StudyTable { title: rel.clone(), notes: vec![format!("could not read: {e}")], ..Default::default() },
             };
             FoundStudy { path, table }
         })
@@ -278,8 +274,7 @@ mod tests {
 
     #[test]
     fn shapes() {
-        let t =
-            StudyTable::from_value(&json!({"title": "T", "columns": ["a", "b"], "rows": [[1, 0.5], ["x", null]]}), "d");
+        let t = StudyTable::from_value(&json!({"title": "T", "columns": ["a", "b"], "rows": [[1, 0.5], ["x", null]]}), "d");
         assert_eq!(t.title, "T");
         assert_eq!(t.rows[1], vec![json!("x"), Value::Null]);
         let t = StudyTable::from_value(&json!({"table": [{"m": "late", "loss": 0.1}, {"m": "add", "acc": 1}]}), "d");

@@ -165,11 +165,7 @@ fn legend(s: &mut String, f: &Frame, items: &[Item]) {
         let y = f.top + 12.0 + i as f64 * LEGEND_ROW;
         let col = escape_html(col);
         if *band {
-            let _ = write!(
-                s,
-                "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"20\" height=\"10\" fill=\"{col}\" fill-opacity=\"0.2\"/>",
-                y - 8.5
-            );
+            let _ = write!(s, "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"20\" height=\"10\" fill=\"{col}\" fill-opacity=\"0.2\"/>", y - 8.5);
         }
         let shown: String = if name.chars().count() > max_chars {
             name.chars().take(max_chars - 1).chain(std::iter::once('…')).collect()
@@ -192,15 +188,7 @@ fn legend(s: &mut String, f: &Frame, items: &[Item]) {
 }
 
 /// A vertical bar chart, one bar per label, value printed above each bar.
-pub fn bar_chart(
-    title: &str,
-    labels: &[String],
-    values: &[f64],
-    colours: &[String],
-    y_label: &str,
-    w: f64,
-    h: f64,
-) -> String {
+pub fn bar_chart(title: &str, labels: &[String], values: &[f64], colours: &[String], y_label: &str, w: f64, h: f64) -> String {
     let mut s = String::new();
     open(&mut s, w, h, title);
     let ymax = values.iter().cloned().fold(0.0, f64::max);
@@ -260,15 +248,7 @@ pub fn bin_counts(values: impl IntoIterator<Item = f64>, lo: f64, hi: f64, bins:
 
 /// Histograms of several series (name, colour, bin counts) over shared equal bins spanning
 /// `[lo, hi]`; the bars of one bin are drawn side by side.
-pub fn histogram(
-    title: &str,
-    series: &[(String, String, Vec<usize>)],
-    lo: f64,
-    hi: f64,
-    x_label: &str,
-    w: f64,
-    h: f64,
-) -> String {
+pub fn histogram(title: &str, series: &[(String, String, Vec<usize>)], lo: f64, hi: f64, x_label: &str, w: f64, h: f64) -> String {
     let bins = series.iter().map(|s| s.2.len()).max().unwrap_or(1).max(1);
     let (lo, hi) = if hi > lo { (lo, hi) } else { (lo - 0.5, lo + 0.5) };
     let ymax = series.iter().flat_map(|s| s.2.iter()).copied().max().unwrap_or(0) as f64;
@@ -318,8 +298,7 @@ pub fn line_chart(title: &str, series: &[Series], x_label: &str, y_label: &str, 
     let band_ok = |&&(x, lo, hi): &&(f64, f64, f64)| ok(x, lo) && ok(x, hi);
     let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
     let points = series.iter().flat_map(|s| s.points.iter().copied());
-    let band_ends =
-        series.iter().flat_map(|s| s.band.iter().filter(band_ok).flat_map(|&(x, lo, hi)| [(x, lo), (x, hi)]));
+    let band_ends = series.iter().flat_map(|s| s.band.iter().filter(band_ok).flat_map(|&(x, lo, hi)| [(x, lo), (x, hi)]));
     for (x, y) in points.chain(band_ends).filter(|&(x, y)| ok(x, y)) {
         let y = if log_y { y.log10() } else { y };
         x0 = x0.min(x);
@@ -327,21 +306,14 @@ pub fn line_chart(title: &str, series: &[Series], x_label: &str, y_label: &str, 
         y0 = y0.min(y);
         y1 = y1.max(y);
     }
-    let items: Vec<Item> = series
-        .iter()
-        .map(|s| (s.name.clone(), s.colour.clone(), s.dashed, s.band.iter().any(|b| band_ok(&b))))
-        .collect();
+    let items: Vec<Item> =
+        series.iter().map(|s| (s.name.clone(), s.colour.clone(), s.dashed, s.band.iter().any(|b| band_ok(&b)))).collect();
     let (top, bottom) = (28.0, 38.0);
     let h = height_with_legend(&items, h, top, bottom);
     let mut s = String::new();
     open(&mut s, w, h, title);
     if !x0.is_finite() {
-        let _ = write!(
-            s,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#5b6473\">no data</text></svg>",
-            w / 2.0,
-            h / 2.0
-        );
+        let _ = write!(s, "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#5b6473\">no data</text></svg>", w / 2.0, h / 2.0);
         return s;
     }
     if x1 <= x0 {
@@ -377,8 +349,7 @@ pub fn line_chart(title: &str, series: &[Series], x_label: &str, y_label: &str, 
         for &&(x, lo, _) in b.iter().rev() {
             let _ = write!(d, " L{:.1},{:.1}", f.px(x), f.py(lo));
         }
-        let _ =
-            write!(s, "<path d=\"{d} Z\" fill=\"{}\" fill-opacity=\"0.18\" stroke=\"none\"/>", escape_html(&se.colour));
+        let _ = write!(s, "<path d=\"{d} Z\" fill=\"{}\" fill-opacity=\"0.18\" stroke=\"none\"/>", escape_html(&se.colour));
     }
     for se in series {
         let p: Vec<(f64, f64)> = se.points.iter().copied().filter(|&(x, y)| ok(x, y)).collect();
@@ -459,12 +430,7 @@ mod tests {
 
     #[test]
     fn charts_escape_text() {
-        let se = Series {
-            name: "<x>".into(),
-            colour: "#000".into(),
-            points: vec![(1.0, 2.0), (2.0, 1.0)],
-            ..Default::default()
-        };
+        let se = Series { name: "<x>".into(), colour: "#000".into(), points: vec![(1.0, 2.0), (2.0, 1.0)], ..Default::default() };
         let svg = line_chart("<t>", &[se], "epoch", "loss", 400.0, 300.0, false);
         assert!(svg.contains("&lt;t&gt;") && svg.contains("&lt;x&gt;") && !svg.contains("<x>"));
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));

@@ -23,9 +23,7 @@ fn check_images(html: &str) -> usize {
         let src = attr_values(tag, "src");
         assert_eq!(src.len(), 1, "<img> without exactly one src: {}", &tag[..tag.len().min(120)]);
         let src = src[0];
-        let (head, payload) = src
-            .split_once(";base64,")
-            .unwrap_or_else(|| panic!("not a base64 data URI: {}", &src[..src.len().min(60)]));
+        let (head, payload) = src.split_once(";base64,").unwrap_or_else(|| panic!("not a base64 data URI: {}", &src[..src.len().min(60)]));
         assert!(head.starts_with("data:image/"), "{head}");
         assert!(payload.len() > 40, "empty image {head}");
         let bytes = decode_base64(payload);
@@ -155,21 +153,12 @@ fn every_chart_kind_opens_as_a_standalone_svg_file() {
         dashed,
     };
     let mut charts = vec![
-        (
-            "line.svg",
-            svg::line_chart(&format!("line {EVIL}"), &[se(false), se(true)], "epoch", "loss", 560.0, 280.0, false),
-        ),
+        ("line.svg", svg::line_chart(&format!("line {EVIL}"), &[se(false), se(true)], "epoch", "loss", 560.0, 280.0, false)),
         ("log.svg", svg::line_chart("log", &[se(false)], "epoch", "loss", 560.0, 280.0, true)),
         ("empty.svg", svg::line_chart("no data", &[], "epoch", "loss", 560.0, 280.0, false)),
         ("bar.svg", svg::bar_chart("bars", &[EVIL.to_owned(), "b".into()], &[1.0, 2.0], &[], "n", 400.0, 260.0)),
-        (
-            "hist.svg",
-            svg::histogram("hist", &[("a".into(), "#111".into(), vec![1, 3, 2])], 0.0, 3.0, "v", 400.0, 260.0),
-        ),
-        (
-            "scatter.svg",
-            svg::scatter("s", &[(0.5, 0.5, "#123".into())], (0.0, 1.0), (0.0, 1.0), "x", "y", 300.0, 200.0),
-        ),
+        ("hist.svg", svg::histogram("hist", &[("a".into(), "#111".into(), vec![1, 3, 2])], 0.0, 3.0, "v", 400.0, 260.0)),
+        ("scatter.svg", svg::scatter("s", &[(0.5, 0.5, "#123".into())], (0.0, 1.0), (0.0, 1.0), "x", "y", 300.0, 200.0)),
     ];
     charts.extend(study_charts());
     let files: Vec<PathBuf> = charts
@@ -205,11 +194,8 @@ fn image_check_catches_an_svg_without_namespace() {
     assert_eq!(broken, [files[1].display().to_string()]);
     let page = tmp.path().join("page.html");
     let uri = |t: &str| cilp_report::html::data_uri("image/svg+xml", t.as_bytes());
-    std::fs::write(
-        &page,
-        format!("<!DOCTYPE html><img alt=\"good\" src=\"{}\"><img alt=\"bad\" src=\"{}\">", uri(&good), uri(&bad)),
-    )
-    .unwrap();
+    std::fs::write(&page, format!("<!DOCTYPE html><img alt=\"good\" src=\"{}\"><img alt=\"bad\" src=\"{}\">", uri(&good), uri(&bad)))
+        .unwrap();
     let (n, broken, _) = images_that_fail(&chromium, &page, &tmp.path().join("profile"));
     assert_eq!((n, broken), (2, vec!["bad".to_owned()]));
 }

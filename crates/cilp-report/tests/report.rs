@@ -47,12 +47,8 @@ fn explore_matches_direct_computation_and_page_is_complete() {
         assert_eq!(cl.stats.name, ds.classes()[c]);
         assert_eq!(cl.stats.count, PER_CLASS);
         let r = ds.class_range(c);
-        let hits: Vec<usize> =
-            r.clone().map(|i| ds.sample(i).depth.iter().filter(|d| **d < NO_RETURN).count()).collect();
-        let lit: Vec<usize> = r
-            .clone()
-            .map(|i| ds.sample(i).rgb.chunks(4).filter(|p| p[0] > 0 || p[1] > 0 || p[2] > 0).count())
-            .collect();
+        let hits: Vec<usize> = r.clone().map(|i| ds.sample(i).depth.iter().filter(|d| **d < NO_RETURN).count()).collect();
+        let lit: Vec<usize> = r.clone().map(|i| ds.sample(i).rgb.chunks(4).filter(|p| p[0] > 0 || p[1] > 0 || p[2] > 0).count()).collect();
         let mean = |v: &[usize]| v.iter().sum::<usize>() as f64 / v.len() as f64;
         assert!((cl.stats.hits_per_sample.mean - mean(&hits)).abs() < 1e-9);
         assert_eq!(cl.stats.hits_per_sample.max, *hits.iter().max().unwrap() as f64);
@@ -121,11 +117,7 @@ fn python() -> String {
 }
 
 fn python_has(py: &str, module: &str, pip_name: &str) -> bool {
-    let ok = Command::new(py)
-        .args(["-c", &format!("import {module}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
+    let ok = Command::new(py).args(["-c", &format!("import {module}")]).output().map(|o| o.status.success()).unwrap_or(false);
     if !ok {
         let msg = format!(
             "the {module} Python package is not importable with `{py}`; run `pip install {pip_name}` (or set CILP_PYTHON to a Python that has it)"
@@ -178,11 +170,7 @@ fn fiftyone_export_round_trips_and_python_reads_it() {
     let ascii_out = tmp.path().join("fo-ascii");
     let manifest = check_export(&data, &ascii_out, &ExportOptions::default());
     let bin_out = tmp.path().join("fo-bin");
-    check_export(
-        &data,
-        &bin_out,
-        &ExportOptions { encoding: PcdEncoding::Binary, split: SplitChoice::Nvidia, ..Default::default() },
-    );
+    check_export(&data, &bin_out, &ExportOptions { encoding: PcdEncoding::Binary, split: SplitChoice::Nvidia, ..Default::default() });
 
     let py = python();
     // The loader script must at least be valid Python (FiftyOne itself is too heavy for tests).
@@ -196,9 +184,7 @@ fn fiftyone_export_round_trips_and_python_reads_it() {
     }
     let script = ascii_out.join("load_fiftyone.py");
     let text = std::fs::read_to_string(&script).unwrap();
-    for needle in
-        ["fo.Group()", "group.element(\"rgb\")", "group.element(\"lidar\")", "fo.Classification", "add_group_field"]
-    {
+    for needle in ["fo.Group()", "group.element(\"rgb\")", "group.element(\"lidar\")", "fo.Classification", "add_group_field"] {
         assert!(text.contains(needle), "{needle}");
     }
 

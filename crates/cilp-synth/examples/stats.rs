@@ -22,9 +22,21 @@ fn main() {
         }
         println!(
             "{class:8} lit: min {} p5 {} p50 {} p95 {} max {} mean {:.1} | lidar hits: min {} p5 {} p50 {} p95 {} max {} mean {:.1} | rgb mean {:.4} {:.4} {:.4}",
-            pct(&lit, 0.0), pct(&lit, 0.05), pct(&lit, 0.5), pct(&lit, 0.95), pct(&lit, 1.0), mean(&lit),
-            pct(&hit, 0.0), pct(&hit, 0.05), pct(&hit, 0.5), pct(&hit, 0.95), pct(&hit, 1.0), mean(&hit),
-            m[0], m[1], m[2]
+            pct(&lit, 0.0),
+            pct(&lit, 0.05),
+            pct(&lit, 0.5),
+            pct(&lit, 0.95),
+            pct(&lit, 1.0),
+            mean(&lit),
+            pct(&hit, 0.0),
+            pct(&hit, 0.05),
+            pct(&hit, 0.5),
+            pct(&hit, 0.95),
+            pct(&hit, 1.0),
+            mean(&hit),
+            m[0],
+            m[1],
+            m[2]
         );
     }
     println!("both     rgb mean {:.4} {:.4} {:.4} (REFERENCE ~0.0052)", all_means[0], all_means[1], all_means[2]);

@@ -112,13 +112,23 @@ pub struct Hit {
 /// A convex solid, in its own local frame (centred at the origin, symmetry axis along local z).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Solid {
-    Sphere { radius: f64 },
+    Sphere {
+        radius: f64,
+    },
     /// An axis-aligned box with half-extents `half` (a cube when all three are equal).
-    Box { half: Vec3 },
+    Box {
+        half: Vec3,
+    },
     /// A cylinder of `radius` along local z from `-half_height` to `+half_height`, with both caps.
-    Cylinder { radius: f64, half_height: f64 },
+    Cylinder {
+        radius: f64,
+        half_height: f64,
+    },
     /// A cone with its base disc (`radius`) at `z = -half_height` and its apex at `z = +half_height`.
-    Cone { radius: f64, half_height: f64 },
+    Cone {
+        radius: f64,
+        half_height: f64,
+    },
 }
 
 /// A solid placed in the scene.

@@ -282,9 +282,8 @@ pub fn build_scene(class: ObjectClass, seed: u64, index: usize, knobs: &SceneKno
                 let centre = Vec3::new(uniform(&mut rng, CENTRE_X), uniform(&mut rng, CENTRE_Y), uniform(&mut rng, CENTRE_Z));
                 let obj = Object { solid: Solid::Box { half }, centre, rot: random_rotation(&mut rng) };
                 let colour = [(); 3].map(|_| uniform(&mut rng, (COLOUR_MIN, 1.0)));
-                let clear = objects
-                    .iter()
-                    .all(|o| (o.object.centre - centre).norm() > o.object.bounding_radius() + obj.bounding_radius() + 0.2);
+                let clear =
+                    objects.iter().all(|o| (o.object.centre - centre).norm() > o.object.bounding_radius() + obj.bounding_radius() + 0.2);
                 if clear {
                     placed = Some(SceneObject { object: obj, colour });
                     break;

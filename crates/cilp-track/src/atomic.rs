@@ -15,10 +15,7 @@ use crate::error::{Error, IoContext, Result};
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 fn temp_path_for(path: &Path) -> PathBuf {
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "file".to_owned());
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "file".to_owned());
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     path.with_file_name(format!(".{file_name}.tmp.{}.{n}", std::process::id()))
 }
@@ -29,19 +26,11 @@ fn temp_path_for(path: &Path) -> PathBuf {
 /// untouched (old content or absent) and the temporary file is removed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     if path.file_name().is_none() {
-        return Err(Error::io(
-            "write",
-            path,
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no file name"),
-        ));
+        return Err(Error::io("write", path, std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no file name")));
     }
     let tmp = temp_path_for(path);
     let result = (|| -> Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .ctx("create temporary file", &tmp)?;
+        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp).ctx("create temporary file", &tmp)?;
         f.write_all(bytes).ctx("write", &tmp)?;
         f.sync_all().ctx("fsync", &tmp)?;
         drop(f);
@@ -79,10 +68,7 @@ pub fn remove_stale_temp_files(dir: &Path) -> usize {
             continue;
         };
         let alive = pid == own || Path::new("/proc").join(pid.to_string()).exists();
-        if !alive
-            && entry.file_type().is_ok_and(|t| t.is_file())
-            && fs::remove_file(entry.path()).is_ok()
-        {
+        if !alive && entry.file_type().is_ok_and(|t| t.is_file()) && fs::remove_file(entry.path()).is_ok() {
             removed += 1;
         }
     }
@@ -116,11 +102,7 @@ fn stale_temp_pid(name: &str) -> Option<u32> {
 /// Best-effort fsync of the directory containing `path`, so a rename survives a crash.
 pub(crate) fn sync_parent_dir(path: &Path) {
     if let Some(parent) = path.parent() {
-        let parent = if parent.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            parent
-        };
+        let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
         if let Ok(d) = File::open(parent) {
             let _ = d.sync_all();
         }
@@ -140,10 +122,7 @@ mod tests {
         write_atomic_str(&p, "bye").unwrap();
         assert_eq!(fs::read_to_string(&p).unwrap(), "bye");
         // no temp files left behind
-        let names: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 1, "{names:?}");
     }
 
@@ -152,9 +131,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // A PID above the kernel's maximum (4194304) never runs.
         let dead = dir.path().join(".model-e0002.bpk.tmp.99999999.3");
-        let live = dir
-            .path()
-            .join(format!(".summary.json.tmp.{}.0", std::process::id()));
+        let live = dir.path().join(format!(".summary.json.tmp.{}.0", std::process::id()));
         let other = dir.path().join(".hidden.tmp.notes");
         for p in [&dead, &live, &other] {
             fs::write(p, b"partial").unwrap();
@@ -185,10 +162,7 @@ mod tests {
         fs::write(p.join("x"), b"x").unwrap();
         let err = write_atomic(&p, b"data").unwrap_err();
         assert!(err.to_string().contains("sub"), "{err}");
-        let names: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 1, "temp file left: {names:?}");
         // missing parent directory -> error naming the path, nothing created
         let q = dir.path().join("missing").join("f.txt");

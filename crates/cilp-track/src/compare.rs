@@ -45,10 +45,7 @@ impl RunStats {
     pub fn compute(summary: Option<&RunSummary>, rows: &[EpochMetrics]) -> RunStats {
         let epochs = rows.iter().map(|r| r.epoch).max().unwrap_or(0);
         let val: Vec<&EpochMetrics> = rows.iter().filter(|r| r.split == names::VAL).collect();
-        let best = val
-            .iter()
-            .filter(|r| r.loss.is_finite())
-            .min_by(|a, b| a.loss.total_cmp(&b.loss));
+        let best = val.iter().filter(|r| r.loss.is_finite()).min_by(|a, b| a.loss.total_cmp(&b.loss));
         let last_val = val.iter().max_by_key(|r| r.epoch);
         let mut s = RunStats {
             epochs,
@@ -106,32 +103,16 @@ impl RunRecord {
     /// `running` / `completed` / `failed` from the summary, `broken` if files
     /// could not be read, `unknown` if there is no summary.
     pub fn status(&self) -> &'static str {
-        if !self.errors.is_empty() {
-            "broken"
-        } else {
-            self.summary
-                .as_ref()
-                .map(|s| s.status.as_str())
-                .unwrap_or("unknown")
-        }
+        if !self.errors.is_empty() { "broken" } else { self.summary.as_ref().map(|s| s.status.as_str()).unwrap_or("unknown") }
     }
 }
 
 /// Read one run directory into a record; never fails (problems go to `errors`).
 pub fn load_run(path: &Path, name: &str) -> RunRecord {
     let mut errors = Vec::new();
-    let summary = if path.join(SUMMARY_JSON).exists() {
-        read_summary(path)
-            .map_err(|e| errors.push(e.to_string()))
-            .ok()
-    } else {
-        None
-    };
+    let summary = if path.join(SUMMARY_JSON).exists() { read_summary(path).map_err(|e| errors.push(e.to_string())).ok() } else { None };
     let config = if path.join(CONFIG_TOML).exists() {
-        crate::run::read_config::<toml::Table>(path)
-            .map_err(|e| errors.push(e.to_string()))
-            .ok()
-            .and_then(|t| serde_json::to_value(t).ok())
+        crate::run::read_config::<toml::Table>(path).map_err(|e| errors.push(e.to_string())).ok().and_then(|t| serde_json::to_value(t).ok())
     } else {
         None
     };
@@ -140,15 +121,7 @@ pub fn load_run(path: &Path, name: &str) -> RunRecord {
         Vec::new()
     });
     let stats = RunStats::compute(summary.as_ref(), &metrics);
-    RunRecord {
-        name: name.to_owned(),
-        path: path.to_owned(),
-        summary,
-        config,
-        metrics,
-        stats,
-        errors,
-    }
+    RunRecord { name: name.to_owned(), path: path.to_owned(), summary, config, metrics, stats, errors }
 }
 
 fn sorted_subdirs(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -169,10 +142,7 @@ fn sorted_subdirs(dir: &Path) -> Result<Vec<PathBuf>> {
 pub fn list_runs(root: &Path) -> Result<Vec<RunRecord>> {
     let mut out = Vec::new();
     for dir in sorted_subdirs(root)? {
-        let name = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         if holds_run(&dir) {
             out.push(load_run(&dir, &name));
             continue;
@@ -180,10 +150,7 @@ pub fn list_runs(root: &Path) -> Result<Vec<RunRecord>> {
         // A group: unreadable groups are skipped rather than failing the listing.
         for sub in sorted_subdirs(&dir).unwrap_or_default() {
             if holds_run(&sub) {
-                let sub_name = sub
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
+                let sub_name = sub.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 out.push(load_run(&sub, &format!("{name}/{sub_name}")));
             }
         }
@@ -274,10 +241,7 @@ impl Column {
     }
 
     fn right_aligned(self) -> bool {
-        !matches!(
-            self,
-            Column::Name | Column::Kind | Column::Model | Column::Status
-        )
+        !matches!(self, Column::Name | Column::Kind | Column::Model | Column::Status)
     }
 
     /// The formatted cell of `rec` (`-` when unknown).
@@ -291,18 +255,9 @@ impl Column {
             Column::Kind => text(s.map(|s| &s.kind)),
             Column::Model => text(s.map(|s| &s.model)),
             Column::Status => rec.status().to_owned(),
-            Column::Params => s
-                .filter(|s| s.parameters > 0)
-                .map(|s| format_thousands(s.parameters))
-                .unwrap_or_else(dash),
-            Column::BestValLoss => st
-                .best_val_loss
-                .map(|v| format!("{v:.4}"))
-                .unwrap_or_else(dash),
-            Column::FinalValAccuracy => st
-                .final_val_accuracy
-                .map(|v| format!("{:.2}", v * 100.0))
-                .unwrap_or_else(dash),
+            Column::Params => s.filter(|s| s.parameters > 0).map(|s| format_thousands(s.parameters)).unwrap_or_else(dash),
+            Column::BestValLoss => st.best_val_loss.map(|v| format!("{v:.4}")).unwrap_or_else(dash),
+            Column::FinalValAccuracy => st.final_val_accuracy.map(|v| format!("{:.2}", v * 100.0)).unwrap_or_else(dash),
             Column::Epochs => {
                 if st.epochs > 0 {
                     st.epochs.to_string()
@@ -311,10 +266,7 @@ impl Column {
                 }
             }
             Column::TotalTime => st.total_seconds.map(format_seconds).unwrap_or_else(dash),
-            Column::SecondsPerEpoch => st
-                .seconds_per_epoch
-                .map(format_seconds)
-                .unwrap_or_else(dash),
+            Column::SecondsPerEpoch => st.seconds_per_epoch.map(format_seconds).unwrap_or_else(dash),
             Column::PeakMemory => st.peak_memory_bytes.map(format_mib).unwrap_or_else(dash),
             Column::Seed => s.map(|s| s.seed.to_string()).unwrap_or_else(dash),
         }
@@ -325,13 +277,10 @@ impl FromStr for Column {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         let k = s.trim().to_ascii_lowercase().replace(['-', ' '], "_");
-        Column::ALL
-            .into_iter()
-            .find(|c| c.key() == k || c.header().replace(' ', "_") == k)
-            .ok_or_else(|| {
-                let keys: Vec<_> = Column::ALL.iter().map(|c| c.key()).collect();
-                format!("unknown column {s:?}; expected one of {}", keys.join(", "))
-            })
+        Column::ALL.into_iter().find(|c| c.key() == k || c.header().replace(' ', "_") == k).ok_or_else(|| {
+            let keys: Vec<_> = Column::ALL.iter().map(|c| c.key()).collect();
+            format!("unknown column {s:?}; expected one of {}", keys.join(", "))
+        })
     }
 }
 
@@ -355,11 +304,7 @@ pub fn format_mib(bytes: u64) -> String {
 
 /// Seconds with one decimal (`"12.3"`), or `"-"` if not finite.
 pub fn format_seconds(secs: f64) -> String {
-    if secs.is_finite() {
-        format!("{secs:.1}")
-    } else {
-        "-".into()
-    }
+    if secs.is_finite() { format!("{secs:.1}") } else { "-".into() }
 }
 
 fn render_grid(header: &[String], rows: &[Vec<String>], right: &[bool]) -> String {
@@ -404,16 +349,9 @@ fn render_grid(header: &[String], rows: &[Vec<String>], right: &[bool]) -> Strin
 /// Render an aligned plain-text table (text columns left-, numbers right-aligned),
 /// followed by one line per broken run listing its errors.
 pub fn render_table(records: &[RunRecord], columns: &[Column]) -> String {
-    let columns = if columns.is_empty() {
-        &Column::ALL[..]
-    } else {
-        columns
-    };
+    let columns = if columns.is_empty() { &Column::ALL[..] } else { columns };
     let header: Vec<String> = columns.iter().map(|c| c.header().to_owned()).collect();
-    let rows: Vec<Vec<String>> = records
-        .iter()
-        .map(|r| columns.iter().map(|c| c.cell(r)).collect())
-        .collect();
+    let rows: Vec<Vec<String>> = records.iter().map(|r| columns.iter().map(|c| c.cell(r)).collect()).collect();
     let right: Vec<bool> = columns.iter().map(|c| c.right_aligned()).collect();
     let mut out = render_grid(&header, &rows, &right);
     for r in records.iter().filter(|r| !r.errors.is_empty()) {
@@ -440,44 +378,19 @@ pub fn render_comparison(records: &[RunRecord]) -> String {
     type Getter = fn(&RunRecord) -> Option<f64>;
     type Formatter = fn(f64) -> String;
     let metrics: [(&str, Getter, Formatter); 7] = [
-        (
-            "best val loss",
-            |r| r.stats.best_val_loss,
-            |v| format!("{v:.4}"),
-        ),
-        (
-            "final val loss",
-            |r| r.stats.final_val_loss,
-            |v| format!("{v:.4}"),
-        ),
-        (
-            "final val accuracy %",
-            |r| r.stats.final_val_accuracy.map(|a| a * 100.0),
-            |v| format!("{v:.2}"),
-        ),
+        ("best val loss", |r| r.stats.best_val_loss, |v| format!("{v:.4}")),
+        ("final val loss", |r| r.stats.final_val_loss, |v| format!("{v:.4}")),
+        ("final val accuracy %", |r| r.stats.final_val_accuracy.map(|a| a * 100.0), |v| format!("{v:.2}")),
         (
             "parameters",
-            |r| {
-                r.summary
-                    .as_ref()
-                    .map(|s| s.parameters as f64)
-                    .filter(|p| *p > 0.0)
-            },
+            |r| r.summary.as_ref().map(|s| s.parameters as f64).filter(|p| *p > 0.0),
             |v| {
-                if v < 0.0 {
-                    format!("-{}", format_thousands(v.abs() as u64))
-                } else {
-                    format_thousands(v as u64)
-                }
+                if v < 0.0 { format!("-{}", format_thousands(v.abs() as u64)) } else { format_thousands(v as u64) }
             },
         ),
         ("training time s", |r| r.stats.total_seconds, format_seconds),
         ("s/epoch", |r| r.stats.seconds_per_epoch, format_seconds),
-        (
-            "peak memory MiB",
-            |r| r.stats.peak_memory_bytes.map(|b| b as f64 / 1048576.0),
-            |v| format!("{v:.1}"),
-        ),
+        ("peak memory MiB", |r| r.stats.peak_memory_bytes.map(|b| b as f64 / 1048576.0), |v| format!("{v:.1}")),
     ];
     let diff = records.len() == 2;
     let mut header = vec!["metric".to_owned()];
@@ -492,10 +405,7 @@ pub fn render_comparison(records: &[RunRecord]) -> String {
             continue;
         }
         let mut row = vec![label.to_owned()];
-        row.extend(
-            vals.iter()
-                .map(|v| v.map(fmt).unwrap_or_else(|| "-".into())),
-        );
+        row.extend(vals.iter().map(|v| v.map(fmt).unwrap_or_else(|| "-".into())));
         if diff {
             row.push(match (vals[0], vals[1]) {
                 (Some(a), Some(b)) => {
@@ -519,8 +429,7 @@ mod tests {
 
     fn make_run(root: &Path, name: &str, params: u64, val_losses: &[f64]) {
         let run = RunDir::create(root, name, CreateMode::New).unwrap();
-        run.write_config(&serde_json::json!({"lr": 0.001, "model": {"fusion": "late"}}))
-            .unwrap();
+        run.write_config(&serde_json::json!({"lr": 0.001, "model": {"fusion": "late"}})).unwrap();
         for (i, l) in val_losses.iter().enumerate() {
             let e = i + 1;
             let mut t = EpochMetrics::new(e, "train", l + 0.1);
@@ -591,20 +500,9 @@ mod tests {
     #[test]
     fn columns_parse() {
         assert_eq!("params".parse::<Column>().unwrap(), Column::Params);
-        assert_eq!(
-            "best-val-loss".parse::<Column>().unwrap(),
-            Column::BestValLoss
-        );
-        assert_eq!(
-            "s/epoch".parse::<Column>().unwrap(),
-            Column::SecondsPerEpoch
-        );
-        assert!(
-            "bogus"
-                .parse::<Column>()
-                .unwrap_err()
-                .contains("expected one of")
-        );
+        assert_eq!("best-val-loss".parse::<Column>().unwrap(), Column::BestValLoss);
+        assert_eq!("s/epoch".parse::<Column>().unwrap(), Column::SecondsPerEpoch);
+        assert!("bogus".parse::<Column>().unwrap_err().contains("expected one of"));
         assert_eq!(format_thousands(0), "0");
         assert_eq!(format_thousands(1000), "1,000");
         assert_eq!(format_thousands(999), "999");
@@ -613,9 +511,7 @@ mod tests {
 
     #[test]
     fn missing_root_is_an_error() {
-        let err = list_runs(Path::new("/nonexistent/runs"))
-            .unwrap_err()
-            .to_string();
+        let err = list_runs(Path::new("/nonexistent/runs")).unwrap_err().to_string();
         assert!(err.contains("/nonexistent/runs"), "{err}");
     }
 }

@@ -145,11 +145,7 @@ pub enum Error {
 impl Error {
     /// Build an [`Error::Io`] from a path, a verb and an `io::Error`.
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            action,
-            path: path.into(),
-            source,
-        }
+        Error::Io { action, path: path.into(), source }
     }
 }
 

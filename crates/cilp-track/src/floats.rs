@@ -43,11 +43,7 @@ pub(crate) fn format_f64(v: f64) -> String {
         return s.to_owned();
     }
     let a = v.abs();
-    if a == 0.0 || (1e-4..1e15).contains(&a) {
-        format!("{v}")
-    } else {
-        format!("{v:e}")
-    }
+    if a == 0.0 || (1e-4..1e15).contains(&a) { format!("{v}") } else { format!("{v:e}") }
 }
 
 fn ser<S: Serializer>(v: f64, s: S) -> Result<S::Ok, S::Error> {
@@ -136,10 +132,7 @@ pub(crate) mod map_f64_lossless {
             d.deserialize_any(F64Visitor).map(Lossless)
         }
     }
-    pub(crate) fn serialize<S: Serializer>(
-        m: &BTreeMap<String, f64>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(m: &BTreeMap<String, f64>, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(m.len()))?;
         for (k, v) in m {
             map.serialize_entry(k, &Lossless(*v))?;
@@ -160,9 +153,7 @@ pub(crate) mod map_f64_lossless {
             Ok(out)
         }
     }
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<BTreeMap<String, f64>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, f64>, D::Error> {
         d.deserialize_map(MapVisitor)
     }
 }
@@ -173,18 +164,7 @@ mod tests {
 
     #[test]
     fn format_and_parse_round_trip() {
-        for v in [
-            0.0,
-            1.0,
-            -2.5,
-            0.1,
-            1e-5,
-            3e-12,
-            1e20,
-            123456.789,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-        ] {
+        for v in [0.0, 1.0, -2.5, 0.1, 1e-5, 3e-12, 1e20, 123456.789, f64::INFINITY, f64::NEG_INFINITY] {
             let s = format_f64(v);
             assert_eq!(parse_f64(&s), Some(v), "{s}");
         }

@@ -86,9 +86,10 @@ pub fn mark_interrupted(signal: &str) -> Interrupted {
         summary.finish(RunStatus::Interrupted);
         summary.message = Some(format!("interrupted by {signal} at {}; continue it with --resume", timestamp_utc_now()));
         if let Ok(bytes) = encode(&path, &summary)
-            && write_atomic(&path, &bytes).is_ok() {
-                marked.push(path.parent().unwrap_or(&path).to_owned());
-            }
+            && write_atomic(&path, &bytes).is_ok()
+        {
+            marked.push(path.parent().unwrap_or(&path).to_owned());
+        }
     }
     Interrupted { runs: marked, _writes_blocked: guard }
 }

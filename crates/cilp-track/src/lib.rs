@@ -110,8 +110,8 @@
 pub mod atomic;
 pub mod compare;
 pub mod error;
-pub mod interrupt;
 pub mod floats;
+pub mod interrupt;
 pub mod lock;
 pub mod metrics;
 pub mod names;
@@ -119,17 +119,11 @@ pub mod run;
 pub mod tb;
 
 pub use atomic::{remove_stale_temp_files, write_atomic, write_atomic_str};
-pub use compare::{
-    Column, RunRecord, RunStats, list_runs, load_run, render_comparison, render_json, render_table,
-};
+pub use compare::{Column, RunRecord, RunStats, list_runs, load_run, render_comparison, render_json, render_table};
 pub use error::{Error, Result};
 pub use lock::FolderLock;
-pub use metrics::{
-    CSV_HEADER, EpochMetrics, append_metrics, read_metrics, read_metrics_csv,
-    truncate_metrics_after,
-};
+pub use metrics::{CSV_HEADER, EpochMetrics, append_metrics, read_metrics, read_metrics_csv, truncate_metrics_after};
 pub use run::{
-    CreateMode, RunDir, RunStatus, RunSummary, git_commit, holds_run, read_config, read_summary,
-    timestamp_utc, timestamp_utc_now,
+    CreateMode, RunDir, RunStatus, RunSummary, git_commit, holds_run, read_config, read_summary, timestamp_utc, timestamp_utc_now,
 };
 pub use tb::{EventWriter, HParamValue, HParams, HParamsStatus, encode_png_rgb8};

@@ -45,11 +45,7 @@ impl FolderLock {
     /// missing, so it can be resolved). Fails for a path without a final name (`/`, `..`).
     pub fn lock_file_for(dir: &Path) -> Result<PathBuf> {
         let name = dir.file_name().ok_or_else(|| {
-            Error::io(
-                "lock",
-                dir,
-                std::io::Error::new(std::io::ErrorKind::InvalidInput, "a folder to lock needs a final name"),
-            )
+            Error::io("lock", dir, std::io::Error::new(std::io::ErrorKind::InvalidInput, "a folder to lock needs a final name"))
         })?;
         let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         fs::create_dir_all(parent).ctx("create directory", parent)?;
@@ -62,13 +58,8 @@ impl FolderLock {
     /// the holder's pid. See the module docs for where the lock file lives and why.
     pub fn acquire(dir: &Path, what: &'static str) -> Result<FolderLock> {
         let lock_file = Self::lock_file_for(dir)?;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_file)
-            .ctx("open lock file", &lock_file)?;
+        let file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&lock_file).ctx("open lock file", &lock_file)?;
         if !file.metadata().ctx("stat lock file", &lock_file)?.is_file() {
             return Err(Error::io(
                 "lock",

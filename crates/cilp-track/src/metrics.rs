@@ -38,8 +38,7 @@ pub const METRICS_JSONL: &str = "metrics.jsonl";
 /// File name of the CSV metrics log inside a run directory.
 pub const METRICS_CSV: &str = "metrics.csv";
 /// The fixed header line of `metrics.csv` (without the trailing newline).
-pub const CSV_HEADER: &str =
-    "epoch,split,loss,accuracy,lr,epoch_seconds,samples_per_s,peak_memory_bytes,extra";
+pub const CSV_HEADER: &str = "epoch,split,loss,accuracy,lr,epoch_seconds,samples_per_s,peak_memory_bytes,extra";
 
 /// Metrics of one split (`"train"` or `"val"`) in one epoch: one row of
 /// `metrics.jsonl` / `metrics.csv`.
@@ -92,12 +91,7 @@ impl EpochMetrics {
     /// Render the row as one `metrics.csv` line (no trailing newline).
     pub fn to_csv_line(&self) -> String {
         let opt = |v: Option<f64>| v.map(format_f64).unwrap_or_default();
-        let extra = self
-            .extra
-            .iter()
-            .map(|(k, v)| format!("{k}={}", format_f64(*v)))
-            .collect::<Vec<_>>()
-            .join(";");
+        let extra = self.extra.iter().map(|(k, v)| format!("{k}={}", format_f64(*v))).collect::<Vec<_>>().join(";");
         [
             self.epoch.to_string(),
             csv_escape(&self.split),
@@ -106,9 +100,7 @@ impl EpochMetrics {
             opt(self.lr),
             format_f64(self.epoch_seconds),
             format_f64(self.samples_per_s),
-            self.peak_memory_bytes
-                .map(|b| b.to_string())
-                .unwrap_or_default(),
+            self.peak_memory_bytes.map(|b| b.to_string()).unwrap_or_default(),
             csv_escape(&extra),
         ]
         .join(",")
@@ -121,29 +113,19 @@ impl EpochMetrics {
             return Err(format!("expected 9 columns, found {}", cells.len()));
         }
         let f = |i: usize, name: &str| -> std::result::Result<f64, String> {
-            parse_f64(&cells[i])
-                .ok_or_else(|| format!("column {name}: not a number: {:?}", cells[i]))
+            parse_f64(&cells[i]).ok_or_else(|| format!("column {name}: not a number: {:?}", cells[i]))
         };
         let of = |i: usize, name: &str| -> std::result::Result<Option<f64>, String> {
-            if cells[i].is_empty() {
-                Ok(None)
-            } else {
-                f(i, name).map(Some)
-            }
+            if cells[i].is_empty() { Ok(None) } else { f(i, name).map(Some) }
         };
         let mut extra = BTreeMap::new();
         for pair in cells[8].split(';').filter(|p| !p.is_empty()) {
-            let (k, v) = pair
-                .rsplit_once('=')
-                .ok_or_else(|| format!("column extra: expected name=value, found {pair:?}"))?;
-            let v =
-                parse_f64(v).ok_or_else(|| format!("column extra: not a number in {pair:?}"))?;
+            let (k, v) = pair.rsplit_once('=').ok_or_else(|| format!("column extra: expected name=value, found {pair:?}"))?;
+            let v = parse_f64(v).ok_or_else(|| format!("column extra: not a number in {pair:?}"))?;
             extra.insert(k.to_owned(), v);
         }
         Ok(EpochMetrics {
-            epoch: cells[0]
-                .parse()
-                .map_err(|_| format!("column epoch: not an integer: {:?}", cells[0]))?,
+            epoch: cells[0].parse().map_err(|_| format!("column epoch: not an integer: {:?}", cells[0]))?,
             split: cells[1].clone(),
             loss: f(2, "loss")?,
             accuracy: of(3, "accuracy")?,
@@ -153,9 +135,7 @@ impl EpochMetrics {
             peak_memory_bytes: if cells[7].is_empty() {
                 None
             } else {
-                Some(cells[7].parse().map_err(|_| {
-                    format!("column peak_memory_bytes: not an integer: {:?}", cells[7])
-                })?)
+                Some(cells[7].parse().map_err(|_| format!("column peak_memory_bytes: not an integer: {:?}", cells[7]))?)
             },
             extra,
         })
@@ -163,11 +143,7 @@ impl EpochMetrics {
 }
 
 fn csv_escape(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
 }
 
 fn csv_split(line: &str) -> std::result::Result<Vec<String>, String> {
@@ -241,9 +217,7 @@ pub fn read_metrics(run_dir: &Path) -> Result<Vec<EpochMetrics>> {
     let path = jsonl_path(run_dir);
     match cilp_data::io::read_bounded_to_string(&path, MAX_METRICS_BYTES, "a metrics log (JSON lines)") {
         Ok(text) => parse_jsonl(&path, &text),
-        Err(cilp_data::io::ReadError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            Ok(Vec::new())
-        }
+        Err(cilp_data::io::ReadError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(e.into()),
     }
 }
@@ -298,11 +272,7 @@ fn has_partial_last_line(path: &Path) -> Result<bool> {
 }
 
 fn append_line(path: &Path, header: Option<&str>, line: &str) -> Result<()> {
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .ctx("open for appending", path)?;
+    let mut f = OpenOptions::new().create(true).append(true).open(path).ctx("open for appending", path)?;
     let len = f.metadata().ctx("stat", path)?.len();
     let mut buf = String::new();
     if let (Some(h), 0) = (header, len) {
@@ -365,10 +335,7 @@ pub fn write_metrics(run_dir: &Path, rows: &[EpochMetrics]) -> Result<()> {
 pub fn truncate_metrics_after(run_dir: &Path, last_kept_epoch: usize) -> Result<usize> {
     let rows = read_metrics(run_dir)?;
     let before = rows.len();
-    let kept: Vec<_> = rows
-        .into_iter()
-        .filter(|r| r.epoch <= last_kept_epoch)
-        .collect();
+    let kept: Vec<_> = rows.into_iter().filter(|r| r.epoch <= last_kept_epoch).collect();
     let removed = before - kept.len();
     if removed > 0
         || has_partial_last_line(&jsonl_path(run_dir))?
@@ -399,12 +366,7 @@ mod tests {
     #[test]
     fn append_read_and_csv_round_trip() {
         let dir = tempfile::tempdir().unwrap();
-        let rows = vec![
-            row(1, "train"),
-            row(1, "val"),
-            row(2, "train"),
-            row(2, "val"),
-        ];
+        let rows = vec![row(1, "train"), row(1, "val"), row(2, "train"), row(2, "val")];
         for r in &rows {
             append_metrics(dir.path(), r).unwrap();
         }
@@ -412,10 +374,7 @@ mod tests {
         let csv = fs::read_to_string(dir.path().join(METRICS_CSV)).unwrap();
         assert!(csv.starts_with(&format!("{CSV_HEADER}\n")));
         assert_eq!(csv.lines().count(), 5);
-        assert_eq!(
-            read_metrics_csv(&dir.path().join(METRICS_CSV)).unwrap(),
-            rows
-        );
+        assert_eq!(read_metrics_csv(&dir.path().join(METRICS_CSV)).unwrap(), rows);
     }
 
     #[test]
@@ -425,12 +384,7 @@ mod tests {
         r.accuracy = Some(f64::INFINITY);
         r.extra.insert("x".into(), f64::NEG_INFINITY);
         append_metrics(dir.path(), &r).unwrap();
-        for back in [
-            read_metrics(dir.path()).unwrap().remove(0),
-            read_metrics_csv(&dir.path().join(METRICS_CSV))
-                .unwrap()
-                .remove(0),
-        ] {
+        for back in [read_metrics(dir.path()).unwrap().remove(0), read_metrics_csv(&dir.path().join(METRICS_CSV)).unwrap().remove(0)] {
             assert!(back.loss.is_nan());
             assert_eq!(back.accuracy, Some(f64::INFINITY));
             assert_eq!(back.extra["x"], f64::NEG_INFINITY);
@@ -448,10 +402,7 @@ mod tests {
         let back = read_metrics(dir.path()).unwrap();
         assert_eq!(back.len(), 4);
         assert!(back.iter().all(|r| r.epoch <= 2));
-        assert_eq!(
-            read_metrics_csv(&dir.path().join(METRICS_CSV)).unwrap(),
-            back
-        );
+        assert_eq!(read_metrics_csv(&dir.path().join(METRICS_CSV)).unwrap(), back);
         // re-running epoch 3 gives no duplicates
         append_metrics(dir.path(), &row(3, "train")).unwrap();
         let back = read_metrics(dir.path()).unwrap();

@@ -91,10 +91,7 @@ mod tests {
     fn split_tag_matches_constants() {
         assert_eq!(split_tag(TRAIN, field::LOSS), TRAIN_LOSS);
         assert_eq!(split_tag(VAL, field::ACCURACY), VAL_ACCURACY);
-        assert_eq!(
-            split_tag(TRAIN, field::PEAK_MEMORY_MB),
-            TRAIN_PEAK_MEMORY_MB
-        );
+        assert_eq!(split_tag(TRAIN, field::PEAK_MEMORY_MB), TRAIN_PEAK_MEMORY_MB);
         assert_eq!(split_tag(VAL, "rgb_to_lidar/R@1"), VAL_RGB_TO_LIDAR_R1);
     }
 }

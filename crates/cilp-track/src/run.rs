@@ -143,13 +143,7 @@ impl Default for RunSummary {
 impl RunSummary {
     /// A `running` summary started now, with the git commit filled in.
     pub fn started(name: impl Into<String>, kind: impl Into<String>) -> Self {
-        RunSummary {
-            name: name.into(),
-            kind: kind.into(),
-            started_at: timestamp_utc_now(),
-            git_commit: git_commit(),
-            ..Default::default()
-        }
+        RunSummary { name: name.into(), kind: kind.into(), started_at: timestamp_utc_now(), git_commit: git_commit(), ..Default::default() }
     }
 
     /// Mark finished with `status`, setting `finished_at` to now.
@@ -162,10 +156,7 @@ impl RunSummary {
     /// best = lowest finite `val` loss; final metrics = last row of each split
     /// (`<split>/loss`, `<split>/accuracy`, `<split>/<extra>`), plus `lr`.
     pub fn update_from_metrics(&mut self, rows: &[EpochMetrics]) {
-        let best = rows
-            .iter()
-            .filter(|r| r.split == names::VAL && r.loss.is_finite())
-            .min_by(|a, b| a.loss.total_cmp(&b.loss));
+        let best = rows.iter().filter(|r| r.split == names::VAL && r.loss.is_finite()).min_by(|a, b| a.loss.total_cmp(&b.loss));
         if let Some(b) = best {
             self.best_epoch = Some(b.epoch);
             self.best_val_loss = Some(b.loss);
@@ -189,10 +180,7 @@ impl RunSummary {
 /// `git rev-parse HEAD` in the current directory; `None` if git is missing or
 /// this is not a repository.
 pub fn git_commit() -> Option<String> {
-    let out = Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .output()
-        .ok()?;
+    let out = Command::new("git").args(["rev-parse", "HEAD"]).output().ok()?;
     if !out.status.success() {
         return None;
     }
@@ -215,12 +203,7 @@ pub fn timestamp_utc(secs: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 /// Current time as RFC 3339 UTC.
@@ -230,12 +213,7 @@ pub fn timestamp_utc_now() -> String {
 
 /// Validate a run name: one or two normal path components (`run` or `group/run`).
 pub fn validate_run_name(name: &str) -> Result<()> {
-    let bad = |reason| {
-        Err(Error::InvalidRunName {
-            name: name.to_owned(),
-            reason,
-        })
-    };
+    let bad = |reason| Err(Error::InvalidRunName { name: name.to_owned(), reason });
     if name.trim().is_empty() {
         return bad("it is empty");
     }
@@ -252,9 +230,7 @@ pub fn validate_run_name(name: &str) -> Result<()> {
 /// True if `dir` contains a run marker: `config.toml`, `summary.json` (unless it is a study
 /// summary, see [`is_study_summary`]), `metrics.jsonl` or a TensorBoard event file.
 pub fn holds_run(dir: &Path) -> bool {
-    [CONFIG_TOML, METRICS_JSONL]
-        .iter()
-        .any(|f| dir.join(f).is_file())
+    [CONFIG_TOML, METRICS_JSONL].iter().any(|f| dir.join(f).is_file())
         || (dir.join(SUMMARY_JSON).is_file() && !is_study_summary(&dir.join(SUMMARY_JSON)))
         || tb::event_files(dir).map(|v| !v.is_empty()).unwrap_or(false)
 }
@@ -353,15 +329,8 @@ impl RunDir {
             }
         }
         let fresh = mode != CreateMode::Resume;
-        let dir = RunDir {
-            path,
-            name: name.to_owned(),
-            events: None,
-            fresh,
-            lock: Some(lock),
-        };
-        fs::create_dir_all(dir.checkpoints_dir())
-            .ctx("create directory", &dir.checkpoints_dir())?;
+        let dir = RunDir { path, name: name.to_owned(), events: None, fresh, lock: Some(lock) };
+        fs::create_dir_all(dir.checkpoints_dir()).ctx("create directory", &dir.checkpoints_dir())?;
         if !fresh {
             // A run killed mid-write leaves temporary files beside the (intact) originals.
             crate::atomic::remove_stale_temp_files(&dir.path);
@@ -379,23 +348,12 @@ impl RunDir {
         if !path.is_dir() || !holds_run(path) {
             return Err(Error::NotARun {
                 path: path.to_owned(),
-                expected: format!(
-                    "a directory with {CONFIG_TOML}, {SUMMARY_JSON} or {METRICS_JSONL}"
-                ),
+                expected: format!("a directory with {CONFIG_TOML}, {SUMMARY_JSON} or {METRICS_JSONL}"),
                 hint: String::new(),
             });
         }
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        Ok(RunDir {
-            path: path.to_owned(),
-            name,
-            events: None,
-            fresh: false,
-            lock: None,
-        })
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        Ok(RunDir { path: path.to_owned(), name, events: None, fresh: false, lock: None })
     }
 
     /// The run folder's lock, held since [`RunDir::create`] (`None` for [`RunDir::open`]).
@@ -551,9 +509,7 @@ impl RunDir {
             model_uri: self.checkpoints_dir().to_string_lossy().into_owned(),
             start_time_secs: 0.0,
         };
-        let text = toml::to_string_pretty(config)
-            .map(|t| format!("```toml\n{t}```"))
-            .unwrap_or_default();
+        let text = toml::to_string_pretty(config).map(|t| format!("```toml\n{t}```")).unwrap_or_default();
         let w = self.events()?;
         w.add_hparams(&hp)?;
         if !text.is_empty() {
@@ -732,15 +688,7 @@ mod tests {
     }
 
     fn cfg() -> Cfg {
-        Cfg {
-            lr: 1e-3,
-            epochs: 3,
-            model: "late".into(),
-            opt: Opt {
-                name: "adam".into(),
-                wd: 0.0,
-            },
-        }
+        Cfg { lr: 1e-3, epochs: 3, model: "late".into(), opt: Opt { name: "adam".into(), wd: 0.0 } }
     }
 
     #[test]
@@ -750,8 +698,7 @@ mod tests {
         assert!(run.checkpoints_dir().is_dir());
         run.write_config(&cfg()).unwrap();
         assert_eq!(run.read_config::<Cfg>().unwrap(), cfg());
-        let json: serde_json::Value =
-            serde_json::from_str(&fs::read_to_string(run.config_json_path()).unwrap()).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&fs::read_to_string(run.config_json_path()).unwrap()).unwrap();
         assert_eq!(json["opt"]["name"], "adam");
         let ckpt_dir = run.checkpoints_dir();
         // While `run` is alive it holds the lock: see `second_writer_is_refused_with_the_pid`.
@@ -761,10 +708,7 @@ mod tests {
         let msg = err.to_string();
         assert!(matches!(err, Error::RunExists { .. }));
         assert!(msg.contains("--resume") && msg.contains("--force"), "{msg}");
-        assert!(
-            msg.contains(&root.path().join("a").display().to_string()),
-            "{msg}"
-        );
+        assert!(msg.contains(&root.path().join("a").display().to_string()), "{msg}");
 
         let resumed = RunDir::create(root.path(), "a", CreateMode::Resume).unwrap();
         assert_eq!(resumed.read_config::<Cfg>().unwrap(), cfg());
@@ -773,18 +717,9 @@ mod tests {
         fs::write(ckpt_dir.join("epoch-1.mpk"), b"x").unwrap();
         let forced = RunDir::create(root.path(), "a", CreateMode::Force).unwrap();
         assert!(!forced.config_path().exists());
-        assert!(
-            forced
-                .checkpoints_dir()
-                .read_dir()
-                .unwrap()
-                .next()
-                .is_none()
-        );
+        assert!(forced.checkpoints_dir().read_dir().unwrap().next().is_none());
 
-        let err = RunDir::create(root.path(), "nope", CreateMode::Resume)
-            .unwrap_err()
-            .to_string();
+        let err = RunDir::create(root.path(), "nope", CreateMode::Resume).unwrap_err().to_string();
         assert!(err.contains("nope") && err.contains("config.toml"), "{err}");
     }
 
@@ -893,12 +828,7 @@ mod tests {
         use std::io::BufRead;
         let root = tempfile::tempdir().unwrap();
         let child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "run::tests::a_run_held_by_another_process_is_refused_until_it_is_killed",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+            .args(["--exact", "run::tests::a_run_held_by_another_process_is_refused_until_it_is_killed", "--nocapture", "--test-threads=1"])
             .env(LOCK_HOLDER_ENV, root.path())
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -906,11 +836,7 @@ mod tests {
         let mut child = KillOnDrop(child);
         let pid = child.0.id();
         let stdout = std::io::BufReader::new(child.0.stdout.take().unwrap());
-        let line = stdout
-            .lines()
-            .map(|l| l.unwrap())
-            .find(|l| l.contains("LOCKED "))
-            .expect("the child exited before locking the run");
+        let line = stdout.lines().map(|l| l.unwrap()).find(|l| l.contains("LOCKED ")).expect("the child exited before locking the run");
         assert!(line.ends_with(&format!("LOCKED {pid}")), "{line}");
         let path = root.path().join("held");
         let before = snapshot(&path);
@@ -961,7 +887,11 @@ mod tests {
         assert!(e.contains("config.toml") && e.contains("character device"), "{e}");
         assert!(!is_study_summary(&run.summary_path()));
         let rec = crate::compare::load_run(run.path(), "r");
-        assert!(rec.errors.iter().any(|e| e.contains("FIFO")) && rec.errors.iter().any(|e| e.contains("character device")), "{:?}", rec.errors);
+        assert!(
+            rec.errors.iter().any(|e| e.contains("FIFO")) && rec.errors.iter().any(|e| e.contains("character device")),
+            "{:?}",
+            rec.errors
+        );
     }
 
     #[test]
@@ -969,20 +899,11 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         fs::create_dir_all(root.path().join("g/x")).unwrap();
         fs::write(root.path().join("g/x/notes.txt"), b"").unwrap();
-        assert!(matches!(
-            RunDir::create(root.path(), "g", CreateMode::Force),
-            Err(Error::RefuseToDelete { .. })
-        ));
-        assert!(matches!(
-            RunDir::create(root.path(), "g", CreateMode::New),
-            Err(Error::DirNotEmpty { .. })
-        ));
+        assert!(matches!(RunDir::create(root.path(), "g", CreateMode::Force), Err(Error::RefuseToDelete { .. })));
+        assert!(matches!(RunDir::create(root.path(), "g", CreateMode::New), Err(Error::DirNotEmpty { .. })));
         assert!(root.path().join("g/x/notes.txt").exists());
         for bad in ["", "..", "../x", "/abs", "a/b/c", "./a"] {
-            assert!(
-                RunDir::create(root.path(), bad, CreateMode::New).is_err(),
-                "{bad}"
-            );
+            assert!(RunDir::create(root.path(), bad, CreateMode::New).is_err(), "{bad}");
         }
         RunDir::create(root.path(), "group/run", CreateMode::New).unwrap();
         // empty pre-existing directory is fine
@@ -1018,30 +939,18 @@ mod tests {
         run.write_config(&cfg()).unwrap();
         run.log_hparams(&cfg(), &[names::VAL_LOSS]).unwrap();
         for e in 1..=3 {
-            run.log_epoch(&[
-                row(e, "train", 1.0 / e as f64),
-                row(e, "val", 2.0 / e as f64),
-            ])
-            .unwrap();
+            run.log_epoch(&[row(e, "train", 1.0 / e as f64), row(e, "val", 2.0 / e as f64)]).unwrap();
         }
         let evs = tb::read_events(&tb::event_files(run.path()).unwrap()[0]).unwrap();
         let tags: Vec<String> = evs
             .iter()
             .filter_map(|e| match &e.what {
-                Some(tb::proto::event::What::Summary(s)) => {
-                    Some(s.value.iter().map(|v| v.tag.clone()))
-                }
+                Some(tb::proto::event::What::Summary(s)) => Some(s.value.iter().map(|v| v.tag.clone())),
                 _ => None,
             })
             .flatten()
             .collect();
-        for t in [
-            names::TRAIN_LOSS,
-            names::VAL_LOSS,
-            names::LR,
-            names::TRAIN_PEAK_MEMORY_MB,
-            names::VAL_RGB_TO_LIDAR_R1,
-        ] {
+        for t in [names::TRAIN_LOSS, names::VAL_LOSS, names::LR, names::TRAIN_PEAK_MEMORY_MB, names::VAL_RGB_TO_LIDAR_R1] {
             assert!(tags.iter().any(|x| x == t), "missing {t} in {tags:?}");
         }
         drop(run);
@@ -1049,8 +958,7 @@ mod tests {
         // crash after epoch 3, checkpoint from epoch 2: resume
         let mut run = RunDir::create(root.path(), "r", CreateMode::Resume).unwrap();
         assert_eq!(run.resume_after(2).unwrap(), 2);
-        run.log_epoch(&[row(3, "train", 0.3), row(3, "val", 0.6)])
-            .unwrap();
+        run.log_epoch(&[row(3, "train", 0.3), row(3, "val", 0.6)]).unwrap();
         let rows = run.read_metrics().unwrap();
         assert_eq!(rows.len(), 6);
         assert_eq!(rows.iter().filter(|r| r.epoch == 3).count(), 2);
@@ -1073,20 +981,13 @@ mod tests {
     #[test]
     fn summary_with_nan_and_missing_fields() {
         let dir = tempfile::tempdir().unwrap();
-        fs::write(
-            dir.path().join(SUMMARY_JSON),
-            r#"{"name":"x","status":"failed","final_metrics":{"val/loss":"NaN"}}"#,
-        )
-        .unwrap();
+        fs::write(dir.path().join(SUMMARY_JSON), r#"{"name":"x","status":"failed","final_metrics":{"val/loss":"NaN"}}"#).unwrap();
         let s = read_summary(dir.path()).unwrap();
         assert_eq!(s.status, RunStatus::Failed);
         assert!(s.final_metrics["val/loss"].is_nan());
         fs::write(dir.path().join(SUMMARY_JSON), "{").unwrap();
         let err = read_summary(dir.path()).unwrap_err().to_string();
-        assert!(
-            err.contains("summary.json") && err.contains("expected"),
-            "{err}"
-        );
+        assert!(err.contains("summary.json") && err.contains("expected"), "{err}");
     }
 
     #[test]

@@ -20,11 +20,7 @@ fn python() -> String {
 
 /// `true` if tensorboard is importable; otherwise skip (or panic under CI).
 fn tensorboard_available(py: &str) -> bool {
-    let ok = Command::new(py)
-        .args(["-c", "import tensorboard"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
+    let ok = Command::new(py).args(["-c", "import tensorboard"]).output().map(|o| o.status.success()).unwrap_or(false);
     if !ok {
         let msg = format!(
             "the tensorboard Python package is not importable with `{py}`; \
@@ -39,9 +35,7 @@ fn tensorboard_available(py: &str) -> bool {
 }
 
 fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("read_events.py")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("read_events.py")
 }
 
 fn rows(epoch: usize, scale: f64) -> Vec<EpochMetrics> {
@@ -56,8 +50,7 @@ fn rows(epoch: usize, scale: f64) -> Vec<EpochMetrics> {
     val.accuracy = Some(0.333_333_333);
     val.epoch_seconds = 1.5;
     val.samples_per_s = 999.0;
-    val.extra
-        .insert("rgb_to_lidar/R@1".into(), 0.2 * epoch as f64);
+    val.extra.insert("rgb_to_lidar/R@1".into(), 0.2 * epoch as f64);
     vec![train, val]
 }
 
@@ -102,10 +95,7 @@ fn tensorboard_reads_our_event_files() {
     for e in 1..=3 {
         run.log_epoch(&rows(e, 1.0)).unwrap();
     }
-    run.events()
-        .unwrap()
-        .add_image_png(names::IMAGE_SIMILARITY_MATRIX, &png, w, h, 2)
-        .unwrap();
+    run.events().unwrap().add_image_png(names::IMAGE_SIMILARITY_MATRIX, &png, w, h, 2).unwrap();
     run.events().unwrap().add_text("notes", text, 1).unwrap();
     run.flush().unwrap();
 
@@ -115,9 +105,7 @@ fn tensorboard_reads_our_event_files() {
     let add_rows = |exp: &mut BTreeMap<String, Vec<(i64, f64)>>, rs: &[EpochMetrics]| {
         for r in rs {
             for (tag, v) in scalars_for_row(r) {
-                exp.entry(tag)
-                    .or_default()
-                    .push((r.epoch as i64, v as f32 as f64));
+                exp.entry(tag).or_default().push((r.epoch as i64, v as f32 as f64));
             }
         }
     };
@@ -149,10 +137,7 @@ fn tensorboard_reads_our_event_files() {
     let mut run = RunDir::create(logdir.path(), run_name, CreateMode::Resume).unwrap();
     assert_eq!(run.resume_after(2).unwrap(), 2);
     run.log_epoch(&rows(3, 10.0)).unwrap();
-    run.events()
-        .unwrap()
-        .add_hparams_end(HParamsStatus::Success, 0.0)
-        .unwrap();
+    run.events().unwrap().add_hparams_end(HParamsStatus::Success, 0.0).unwrap();
     run.flush().unwrap();
 
     let mut expected_scalars: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
@@ -180,19 +165,10 @@ impl LogDir {
 fn run_reader(py: &str, logdir: &Path, expected: &Value, phase: &str) {
     let exp_path = logdir.join(format!("expected-{}.json", phase.replace(' ', "_")));
     std::fs::write(&exp_path, serde_json::to_vec_pretty(expected).unwrap()).unwrap();
-    let out = Command::new(py)
-        .arg(script())
-        .arg(logdir)
-        .arg(&exp_path)
-        .output()
-        .expect("run python");
+    let out = Command::new(py).arg(script()).arg(logdir).arg(&exp_path).output().expect("run python");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "read_events.py failed {phase} (status {:?}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        out.status.code()
-    );
+    assert!(out.status.success(), "read_events.py failed {phase} (status {:?}):\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status.code());
     println!("{phase}: {stdout}");
     std::fs::remove_file(exp_path).unwrap();
 }

@@ -198,10 +198,8 @@ impl Checkpoints {
     /// Writes the epoch's model and optimiser bytes, then commits `state` (whose file names are
     /// filled in here), then removes older epochs' files.
     pub fn save(&self, mut state: TrainState, model: &[u8], optim: &[u8]) -> Result<TrainState> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| TrainError::Checkpoint {
-            path: self.dir.clone(),
-            reason: format!("cannot create: {e}"),
-        })?;
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| TrainError::Checkpoint { path: self.dir.clone(), reason: format!("cannot create: {e}") })?;
         state.model_file = format!("model-e{:04}.bpk", state.epoch);
         state.optim_file = format!("optim-e{:04}.bpk", state.epoch);
         state.model_sha256 = Some(sha256_hex(model));
@@ -295,13 +293,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let c = Checkpoints::new(dir.path().join("checkpoints"));
         assert!(c.load_state().unwrap().is_none());
-        let st = |epoch| TrainState {
-            epoch,
-            best_epoch: 1,
-            best_val_loss: 0.5,
-            elapsed_seconds: 1.0,
-            ..TrainState::fresh()
-        };
+        let st = |epoch| TrainState { epoch, best_epoch: 1, best_val_loss: 0.5, elapsed_seconds: 1.0, ..TrainState::fresh() };
         c.save(st(1), b"m1", b"o1").unwrap();
         let s2 = c.save(st(2), b"m2", b"o2").unwrap();
         let loaded = c.load_state().unwrap().unwrap();
@@ -318,13 +310,7 @@ mod tests {
     fn killed_writer_leftovers_do_not_matter_and_are_removed() {
         let dir = tempfile::tempdir().unwrap();
         let c = Checkpoints::new(dir.path().join("checkpoints"));
-        let st = |epoch| TrainState {
-            epoch,
-            best_epoch: epoch,
-            best_val_loss: 0.5,
-            elapsed_seconds: 1.0,
-            ..TrainState::fresh()
-        };
+        let st = |epoch| TrainState { epoch, best_epoch: epoch, best_val_loss: 0.5, elapsed_seconds: 1.0, ..TrainState::fresh() };
         c.save(st(2), b"m2", b"o2").unwrap();
         let partial = c.dir().join(".model-e0003.bpk.tmp.99999999.0");
         std::fs::write(&partial, b"m3-trunc").unwrap();

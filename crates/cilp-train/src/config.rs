@@ -87,9 +87,10 @@ impl TrainConfig {
             return Err(format!("lr must be a positive number, got {}", self.lr));
         }
         if let SplitConfig::Ratio { val_fraction } = self.data.split
-            && !(val_fraction > 0.0 && val_fraction < 1.0) {
-                return Err(format!("val_fraction must be in (0, 1), got {val_fraction}"));
-            }
+            && !(val_fraction > 0.0 && val_fraction < 1.0)
+        {
+            return Err(format!("val_fraction must be in (0, 1), got {val_fraction}"));
+        }
         Ok(())
     }
 }
@@ -143,7 +144,8 @@ impl TrainConfig {
         if fixed != *self {
             let a = toml::Value::try_from(self).map_err(|e| e.to_string())?;
             let b = toml::Value::try_from(&fixed).map_err(|e| e.to_string())?;
-            let diffs: Vec<String> = diff_fields("", &a, &b).into_iter().map(|(field, d)| format!("{} ({field}: {d})", flag_of(&field))).collect();
+            let diffs: Vec<String> =
+                diff_fields("", &a, &b).into_iter().map(|(field, d)| format!("{} ({field}: {d})", flag_of(&field))).collect();
             return Err(format!(
                 "{} cannot change when a run is resumed (only epochs, lr, data.dir and device can); \
                  start a new run (another --name, or --force) to change it",

@@ -18,8 +18,7 @@ pub fn prepare(cfg: &DataConfig, seed: u64) -> Result<(PreparedData, cilp_data::
     if dataset.classes().len() > TRAINABLE_CLASSES {
         // The models' heads have two outputs: a third label would index past them (a panic
         // inside burn). Supporting N classes would need N-output heads throughout.
-        let extra: Vec<String> =
-            dataset.classes()[TRAINABLE_CLASSES..].iter().map(|c| cfg.dir.join(c).display().to_string()).collect();
+        let extra: Vec<String> = dataset.classes()[TRAINABLE_CLASSES..].iter().map(|c| cfg.dir.join(c).display().to_string()).collect();
         return Err(TrainError::Config(format!(
             "{}: {} class folders found ({}), but cilp's models classify exactly {TRAINABLE_CLASSES} ({} and {}); \
              move the extra class folder{} out of the dataset: {}",
@@ -66,7 +65,13 @@ mod tests {
     }
 
     fn cfg(dir: &std::path::Path, val_fraction: f64) -> DataConfig {
-        DataConfig { dir: dir.to_path_buf(), limit_per_class: None, split: SplitConfig::Ratio { val_fraction }, split_seed: None, xyza: Default::default() }
+        DataConfig {
+            dir: dir.to_path_buf(),
+            limit_per_class: None,
+            split: SplitConfig::Ratio { val_fraction },
+            split_seed: None,
+            xyza: Default::default(),
+        }
     }
 
     #[test]

@@ -10,11 +10,11 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::optim::GradientsParams;
-use cilp_kernels::adam::adam_optimizer;
 use burn::tensor::{Device, Tensor};
 use cilp_data::batch::Batches;
 use cilp_data::dataset::Dataset;
 use cilp_data::split::Split;
+use cilp_kernels::adam::adam_optimizer;
 use cilp_models::{Classifier, build_classifier, model_info};
 use cilp_track::metrics::EpochMetrics;
 use cilp_track::names;
@@ -90,29 +90,17 @@ fn count_correct(logits: &Tensor<2>, targets: &[i64]) -> usize {
 }
 
 fn progress_bar(enabled: bool, len: usize, label: String) -> ProgressBar {
-    let target = if enabled && std::io::stderr().is_terminal() {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    };
+    let target = if enabled && std::io::stderr().is_terminal() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
     let pb = ProgressBar::with_draw_target(Some(len as u64), target);
     pb.set_style(
-        ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} {msg} ({eta})")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} {msg} ({eta})").expect("valid template").progress_chars("=> "),
     );
     pb.set_prefix(label);
     pb
 }
 
 /// Evaluates a model (without autodiff) on `indices`.
-pub fn evaluate(
-    model: &Classifier,
-    data: &Dataset,
-    indices: &[usize],
-    cfg: &TrainConfig,
-    device: &Device,
-) -> (f64, f64) {
+pub fn evaluate(model: &Classifier, data: &Dataset, indices: &[usize], cfg: &TrainConfig, device: &Device) -> (f64, f64) {
     let s = eval_pass(model, data, indices, cfg, device, None);
     (s.loss, s.accuracy)
 }
@@ -196,9 +184,9 @@ pub fn train(cfg: &TrainConfig, data: &PreparedData, opts: &RunOptions) -> Resul
         // epoch never committed still apply: that run starts again from epoch 1.
         let saved: TrainConfig = run.read_config()?;
         let done = resumed.as_ref().map_or(0, |s| s.epoch);
-        let changes = saved.resume_changes(cfg, done).map_err(|e| {
-            TrainError::Config(format!("{}: {e}", run.path().join(cilp_track::run::CONFIG_TOML).display()))
-        })?;
+        let changes = saved
+            .resume_changes(cfg, done)
+            .map_err(|e| TrainError::Config(format!("{}: {e}", run.path().join(cilp_track::run::CONFIG_TOML).display())))?;
         if !changes.is_empty() {
             run.write_config(cfg)?;
             if !opts.quiet {
@@ -388,22 +376,20 @@ pub fn train_or_reuse(cfg: &TrainConfig, data: &PreparedData, opts: &RunOptions)
     let existing = RunDir::open(&dir)?;
     let saved: Option<TrainConfig> = existing.read_config().ok();
     if saved.as_ref() != Some(cfg) {
-        return Err(TrainError::Config(format!(
-            "{}: holds a run with a different config; pass --force to replace it",
-            dir.display()
-        )));
+        return Err(TrainError::Config(format!("{}: holds a run with a different config; pass --force to replace it", dir.display())));
     }
     if let Ok(summary) = existing.read_summary()
-        && summary.status == RunStatus::Completed {
-            // Reused without being reopened: drop what a killed writer left half-written.
-            cilp_track::atomic::remove_stale_temp_files(&dir);
-            cilp_track::atomic::remove_stale_temp_files(&existing.checkpoints_dir());
-            if !opts.quiet {
-                eprintln!("{name}: reusing the completed run in {}", dir.display());
-            }
-            let history = existing.read_metrics()?;
-            return Ok(TrainOutcome { run_dir: dir, summary, history });
+        && summary.status == RunStatus::Completed
+    {
+        // Reused without being reopened: drop what a killed writer left half-written.
+        cilp_track::atomic::remove_stale_temp_files(&dir);
+        cilp_track::atomic::remove_stale_temp_files(&existing.checkpoints_dir());
+        if !opts.quiet {
+            eprintln!("{name}: reusing the completed run in {}", dir.display());
         }
+        let history = existing.read_metrics()?;
+        return Ok(TrainOutcome { run_dir: dir, summary, history });
+    }
     let mut o = opts.clone();
     o.mode = CreateMode::Resume;
     train(cfg, data, &o)

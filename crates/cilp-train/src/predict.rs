@@ -48,21 +48,15 @@ pub fn load_classifier(model: Option<&str>, source: &WeightsSource, device: &Dev
                 let cfg_path = path.join("config.toml");
                 let text = cilp_data::io::read_bounded_to_string(&cfg_path, cilp_track::run::MAX_RUN_FILE_BYTES, "the run's config (TOML)")
                     .map_err(|e| TrainError::Checkpoint { path: cfg_path.clone(), reason: e.to_string() })?;
-                let cfg: TrainConfig = toml::from_str(&text).map_err(|e| TrainError::Checkpoint {
-                    path: cfg_path.clone(),
-                    reason: format!("not a training config: {e}"),
-                })?;
+                let cfg: TrainConfig = toml::from_str(&text)
+                    .map_err(|e| TrainError::Checkpoint { path: cfg_path.clone(), reason: format!("not a training config: {e}") })?;
                 (path.join("checkpoints").join("best.bpk"), Some(cfg))
             } else {
                 (path.clone(), None)
             };
             let name = match (&cfg, model) {
                 (Some(c), Some(m)) if c.model != m => {
-                    return Err(TrainError::Config(format!(
-                        "{}: the run trained {:?}, not {m:?}",
-                        path.display(),
-                        c.model
-                    )));
+                    return Err(TrainError::Config(format!("{}: the run trained {:?}, not {m:?}", path.display(), c.model)));
                 }
                 (Some(c), _) => c.model.clone(),
                 (None, Some(m)) => m.to_string(),
@@ -116,7 +110,8 @@ fn inputs_for(path: &Path, kinds: &[InputKind], xyza: XyzaConvention, device: &D
             let class_dir = path.parent().and_then(Path::parent).map(Path::to_path_buf);
             return Ok((path.to_path_buf(), class_dir));
         }
-        let (f, class_dir) = twin(path, ext).ok_or_else(|| TrainError::Config(format!("{}: cannot find its paired file", path.display())))?;
+        let (f, class_dir) =
+            twin(path, ext).ok_or_else(|| TrainError::Config(format!("{}: cannot find its paired file", path.display())))?;
         if !f.exists() {
             return Err(TrainError::Config(format!(
                 "{}: this model also needs the paired {} file, expected at {}",
@@ -148,7 +143,8 @@ fn inputs_for(path: &Path, kinds: &[InputKind], xyza: XyzaConvention, device: &D
                 let (f, class_dir) = find("npy")?;
                 let arr = read_npy_shape(&f, &[64, 64])?;
                 cilp_data::dataset::check_depth(&f, &arr.data)?;
-                let class_dir = class_dir.ok_or_else(|| TrainError::Config(format!("{}: cannot locate azimuth.npy/zenith.npy", f.display())))?;
+                let class_dir =
+                    class_dir.ok_or_else(|| TrainError::Config(format!("{}: cannot locate azimuth.npy/zenith.npy", f.display())))?;
                 let az = read_npy_shape(&class_dir.join("azimuth.npy"), &[64])?;
                 let ze = read_npy_shape(&class_dir.join("zenith.npy"), &[64])?;
                 let mut buf = vec![0f32; 4 * 64 * 64];

@@ -4,7 +4,7 @@
 use cilp_train::studies::report::{ablation_models, best_fusion_model, write_ablation, write_fusion};
 use cilp_train::studies::runner::{ModelRuns, SeedRun, SplitInfo, StudyRuns};
 use cilp_train::studies::stats::Verdict;
-use cilp_train::studies::{StudySettings, run_models, StudyOptions};
+use cilp_train::studies::{StudyOptions, StudySettings, run_models};
 
 fn model(name: &str, params: u64, losses: &[f64], accs: &[f64]) -> ModelRuns {
     let runs = losses
@@ -135,7 +135,9 @@ fn a_one_sample_accuracy_gap_between_zero_spread_models_is_within_seed_spread() 
     assert_eq!(s.rows[2][10], "larger than seed spread");
     assert!(s.rule.contains("1/80"), "{}", s.rule);
     // Loss, time and memory are continuous: no floor.
-    assert!(s.comparisons.iter().filter(|c| serde_json::to_value(c.metric).unwrap() != "val_accuracy").all(|c| c.comparison.resolution == 0.0));
+    assert!(
+        s.comparisons.iter().filter(|c| serde_json::to_value(c.metric).unwrap() != "val_accuracy").all(|c| c.comparison.resolution == 0.0)
+    );
 }
 
 #[test]

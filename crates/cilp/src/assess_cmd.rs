@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use cilp_models::CilpLoss;
-use cilp_train::assess::{AssessConfig, FinetuneFrozen, AssessOptions, AssessPreset, run_assessment};
 use cilp_train::LrSchedule;
+use cilp_train::assess::{AssessConfig, AssessOptions, AssessPreset, FinetuneFrozen, run_assessment};
 use cilp_train::config::SplitConfig;
 use clap::{Args, ValueEnum};
 
@@ -195,15 +195,16 @@ pub fn assess(a: AssessArgs) -> Result<()> {
     );
     println!("retrieval (all {} validation pairs): {}", s.retrieval.samples, s.retrieval);
     if let Some(sel) = &s.finetune_selection
-        && sel.samples > 0 {
-            println!(
-                "graded model: fine-tuning epoch {} (best of epochs 0-{} on {} held-out training pairs: {})",
-                sel.epoch,
-                sel.accuracies.len().saturating_sub(1),
-                sel.samples,
-                sel.accuracies.iter().map(|a| format!("{:.2}%", 100.0 * a)).collect::<Vec<_>>().join(", ")
-            );
-        }
+        && sel.samples > 0
+    {
+        println!(
+            "graded model: fine-tuning epoch {} (best of epochs 0-{} on {} held-out training pairs: {})",
+            sel.epoch,
+            sel.accuracies.len().saturating_sub(1),
+            sel.samples,
+            sel.accuracies.iter().map(|a| format!("{:.2}%", 100.0 * a)).collect::<Vec<_>>().join(", ")
+        );
+    }
     println!("margins: {}", s.margins_line());
     println!(
         "{} in {:.0}s; summary: {}",

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use clap::Args;
 use cilp_train::bench::{self, BenchConfig, BenchReport};
+use clap::Args;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {

@@ -8,7 +8,7 @@ use cilp_data::tensorize::XyzaConvention;
 use cilp_track::run::CreateMode;
 use cilp_train::{RunOptions, SplitConfig, TrainConfig};
 
-use crate::{ExploreArgs, GenerateArgs, InfoArgs, ReportArgs, ModelsArgs, PredictArgs, RunArgs, RunPreset, RunsCommand, TrainArgs, secs};
+use crate::{ExploreArgs, GenerateArgs, InfoArgs, ModelsArgs, PredictArgs, ReportArgs, RunArgs, RunPreset, RunsCommand, TrainArgs, secs};
 
 /// The default dataset location of `cilp run`.
 pub const DEFAULT_DATA: &str = "data/default";
@@ -192,7 +192,8 @@ fn apply_train_flags(cfg: &mut TrainConfig, a: &TrainArgs) -> Result<()> {
     if let Some(d) = &a.data {
         cfg.data.dir = d.clone();
     }
-    cfg.data.dir = std::path::absolute(&cfg.data.dir).with_context(|| format!("{}: cannot make the data path absolute", cfg.data.dir.display()))?;
+    cfg.data.dir =
+        std::path::absolute(&cfg.data.dir).with_context(|| format!("{}: cannot make the data path absolute", cfg.data.dir.display()))?;
     if let Some(v) = a.epochs {
         cfg.epochs = v;
     }
@@ -381,8 +382,22 @@ pub fn run(a: RunArgs) -> Result<()> {
             "quick",
             &["--seeds", "51", "--epochs", "1", "--limit-per-class", SMOKE_PAIRS],
             &[
-                "--limit-per-class", SMOKE_PAIRS, "--split", "ratio", "--val-fraction", "0.5", "--batch-size", "8",
-                "--cilp-epochs", "1", "--lidar-epochs", "1", "--projector-epochs", "1", "--finetune-epochs", "1",
+                "--limit-per-class",
+                SMOKE_PAIRS,
+                "--split",
+                "ratio",
+                "--val-fraction",
+                "0.5",
+                "--batch-size",
+                "8",
+                "--cilp-epochs",
+                "1",
+                "--lidar-epochs",
+                "1",
+                "--projector-epochs",
+                "1",
+                "--finetune-epochs",
+                "1",
             ],
         ),
     };
@@ -408,7 +423,8 @@ pub fn run(a: RunArgs) -> Result<()> {
         }
     };
     let fusion_dir = out.join("fusion");
-    let mut args = vec!["fusion", "--data", &d, "--out", &fusion_dir.to_str().context("non-UTF-8 path")?, "--preset", preset, "--device", &a.device];
+    let mut args =
+        vec!["fusion", "--data", &d, "--out", &fusion_dir.to_str().context("non-UTF-8 path")?, "--preset", preset, "--device", &a.device];
     args.extend(study_extra);
     args.extend(mode(&fusion_dir));
     crate::run_subcommand(&args)?;

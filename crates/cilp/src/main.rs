@@ -312,7 +312,9 @@ pub fn terminal_safe(s: &str) -> std::borrow::Cow<'_, str> {
     if !s.chars().any(|c| c.is_control() && c != '\n') {
         return std::borrow::Cow::Borrowed(s);
     }
-    std::borrow::Cow::Owned(s.chars().map(|c| if c.is_control() && c != '\n' { c.escape_debug().to_string() } else { c.to_string() }).collect())
+    std::borrow::Cow::Owned(
+        s.chars().map(|c| if c.is_control() && c != '\n' { c.escape_debug().to_string() } else { c.to_string() }).collect(),
+    )
 }
 
 /// The error and its causes on one line, each cause once: many errors already quote their

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
 use cilp_train::studies::{self, StudyMode, StudyOptions, StudySettings, StudySummary};
+use clap::Args;
 
 /// Flags shared by both studies.
 #[derive(Args, Debug, Clone)]
@@ -117,7 +117,8 @@ pub fn fusion(a: FusionArgs) -> Result<()> {
     let settings = a.study.settings()?;
     let models: Vec<String> =
         if a.models.is_empty() { studies::FUSION_MODELS.iter().map(|s| s.to_string()).collect() } else { a.models.clone() };
-    let s = studies::fusion(&settings, &models, &a.study.options(&a.out)).with_context(|| format!("fusion study in {}", a.out.display()))?;
+    let s =
+        studies::fusion(&settings, &models, &a.study.options(&a.out)).with_context(|| format!("fusion study in {}", a.out.display()))?;
     print_done(&s, &a.out, t);
     Ok(())
 }
@@ -180,8 +181,7 @@ pub fn ablation(a: AblationArgs) -> Result<()> {
         None => Some(fusion_sibling(&a.out)),
     };
     opts.reuse_from = fusion.filter(|f| f.is_dir());
-    let s = studies::ablation(&settings, &model, &opts)
-        .with_context(|| format!("ablation study in {}", a.out.display()))?;
+    let s = studies::ablation(&settings, &model, &opts).with_context(|| format!("ablation study in {}", a.out.display()))?;
     print_done(&s, &a.out, t);
     Ok(())
 }

@@ -7,8 +7,22 @@ use serde_json::Value;
 
 fn assess_args<'a>(data: &'a str, out: &'a str) -> Vec<&'a str> {
     vec![
-        "assess", "--data", data, "--out", out, "--quiet", "--split", "ratio", "--val-fraction", "0.5", "--batch-size", "8",
-        "--cilp-epochs", "1", "--projector-epochs", "2",
+        "assess",
+        "--data",
+        data,
+        "--out",
+        out,
+        "--quiet",
+        "--split",
+        "ratio",
+        "--val-fraction",
+        "0.5",
+        "--batch-size",
+        "8",
+        "--cilp-epochs",
+        "1",
+        "--projector-epochs",
+        "2",
     ]
 }
 
@@ -36,7 +50,10 @@ fn assess_with_pretrained_lidar_classifier_then_predict() {
     assert!(stdout.contains("| metric | value | threshold | margin | pass |"), "{stdout}");
     assert!(stdout.contains("margins: CILP loss") && stdout.contains("points)"), "{stdout}");
     assert!(stdout.contains("graded model: fine-tuning epoch"), "{stdout}");
-    assert!(stdout.contains("CILP validation loss") && stdout.contains("projector validation MSE") && stdout.contains("classifier accuracy"), "{stdout}");
+    assert!(
+        stdout.contains("CILP validation loss") && stdout.contains("projector validation MSE") && stdout.contains("classifier accuracy"),
+        "{stdout}"
+    );
 
     let summary = read_json(&out.join("summary.json"));
     assert_eq!(summary["cilp_loss_variant"], "nvidia");
@@ -90,8 +107,13 @@ fn assess_with_pretrained_lidar_classifier_then_predict() {
 
     // `cilp runs list` on the parent sees the stage runs (the folder is a group, not a run).
     let listing = ok(&["runs", "list", s(&runs), "--json"]);
-    let names: Vec<String> =
-        serde_json::from_str::<Value>(&listing).unwrap().as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_string()).collect();
+    let names: Vec<String> = serde_json::from_str::<Value>(&listing)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect();
     for n in ["assess/cilp", "assess/projector", "assess/rgb-to-lidar"] {
         assert!(names.iter().any(|x| x == n), "{n} not in {names:?}");
     }
@@ -144,7 +166,8 @@ fn assess_trains_its_own_lidar_classifier_with_clip_loss() {
 #[test]
 fn assess_reports_a_missing_lidar_classifier() {
     let tmp = tempfile::tempdir().unwrap();
-    let err = fails(&["assess", "--data", s(tmp.path()), "--out", s(&tmp.path().join("o")), "--lidar-classifier", "/nonexistent/lidar_cnn.pt"]);
+    let err =
+        fails(&["assess", "--data", s(tmp.path()), "--out", s(&tmp.path().join("o")), "--lidar-classifier", "/nonexistent/lidar_cnn.pt"]);
     assert!(err.contains("lidar_cnn.pt") && err.contains("not found"), "{err}");
 }
 

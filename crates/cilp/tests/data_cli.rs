@@ -147,4 +147,3 @@ fn write_npy(f: &std::path::Path, shape: &[usize], v: &[f32]) {
 fn cilp_data_write(f: &std::path::Path, shape: &[usize]) {
     write_npy(f, shape, &vec![10.0; shape.iter().product()]);
 }
-

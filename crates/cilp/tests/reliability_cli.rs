@@ -12,8 +12,23 @@ use common::*;
 
 fn train_args<'a>(data: &'a Path, out: &'a Path, name: &'a str, epochs: &'a str) -> Vec<&'a str> {
     vec![
-        "train", "--model", "nvidia-lidar-classifier", "--data", s(data), "--out", s(out), "--name", name, "--epochs",
-        epochs, "--batch-size", "8", "--lr", "0.001", "--seed", "3",
+        "train",
+        "--model",
+        "nvidia-lidar-classifier",
+        "--data",
+        s(data),
+        "--out",
+        s(out),
+        "--name",
+        name,
+        "--epochs",
+        epochs,
+        "--batch-size",
+        "8",
+        "--lr",
+        "0.001",
+        "--seed",
+        "3",
     ]
 }
 
@@ -85,12 +100,7 @@ fn a_second_train_on_a_busy_run_folder_is_refused_naming_the_pid() {
     let data = generate(dir.path(), "data", 12, 7);
     let runs = dir.path().join("runs");
     let run = runs.join("busy");
-    let mut child = cilp()
-        .args(train_args(&data, &runs, "busy", "100000"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = cilp().args(train_args(&data, &runs, "busy", "100000")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let pid = child.id();
     // Wait until it has written an epoch (its folder, config and first metrics exist).
     let start = Instant::now();
@@ -106,10 +116,7 @@ fn a_second_train_on_a_busy_run_folder_is_refused_naming_the_pid() {
         let t = Instant::now();
         let err = fails(args);
         assert!(t.elapsed() < Duration::from_secs(30), "not refused at once: {:?}", t.elapsed());
-        assert!(
-            err.contains(s(&run)) && err.contains(&format!("being written by process {pid}")),
-            "{args:?}: {err}"
-        );
+        assert!(err.contains(s(&run)) && err.contains(&format!("being written by process {pid}")), "{args:?}: {err}");
         assert!(run.join("config.toml").is_file(), "--force deleted the busy folder");
     }
     child.kill().unwrap();
@@ -330,7 +337,10 @@ fn sigterm_and_sigint_mark_the_run_interrupted() {
         assert_eq!(out.status.code(), Some(code), "SIG{signal}");
         let err = String::from_utf8_lossy(&out.stderr);
         let last = err.lines().last().unwrap_or("");
-        assert!(last.starts_with(&format!("interrupted by SIG{signal}: marked")) && last.contains(&name) && last.contains("--resume"), "{err}");
+        assert!(
+            last.starts_with(&format!("interrupted by SIG{signal}: marked")) && last.contains(&name) && last.contains("--resume"),
+            "{err}"
+        );
         let summary = summary_of(&run);
         assert_eq!(summary["status"], "interrupted", "{summary}");
         let msg = summary["message"].as_str().unwrap();

@@ -162,13 +162,11 @@ fn corrupted_dataset_matrix_names_the_file() {
             ("cubes/lidar/0001.npy", "not supported")
         }),
         ("npy 3-d", |d| {
-            std::fs::write(d.join("spheres/lidar/0001.npy"), npy_bytes("<f4", "(1, 64, 64)", &f32_bytes(&[20.0; 4096])))
-                .unwrap();
+            std::fs::write(d.join("spheres/lidar/0001.npy"), npy_bytes("<f4", "(1, 64, 64)", &f32_bytes(&[20.0; 4096]))).unwrap();
             ("spheres/lidar/0001.npy", "expected shape [64, 64]")
         }),
         ("npy transposed shape", |d| {
-            std::fs::write(d.join("spheres/lidar/0002.npy"), npy_bytes("<f4", "(4096,)", &f32_bytes(&[20.0; 4096])))
-                .unwrap();
+            std::fs::write(d.join("spheres/lidar/0002.npy"), npy_bytes("<f4", "(4096,)", &f32_bytes(&[20.0; 4096]))).unwrap();
             ("spheres/lidar/0002.npy", "expected shape [64, 64]")
         }),
         ("negative infinity depth", |d| {
@@ -281,7 +279,8 @@ fn skipped_files_are_counted_and_named() {
     assert_eq!(cubes["ignored_files"]["count"], 2, "two looping links: {cubes:#}");
     assert_eq!(spheres["lidar_without_rgb"]["count"], 1, "{spheres:#}");
     assert_eq!(spheres["ignored_files"]["count"], 1, "dangling link: {spheres:#}");
-    let nested = |c: &serde_json::Value| c["nested_dirs"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let nested =
+        |c: &serde_json::Value| c["nested_dirs"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_string()).collect::<Vec<_>>();
     assert!(nested(spheres).iter().any(|p| p.ends_with("spheres/lidar/lidar")), "{spheres:#}");
     assert!(nested(spheres).iter().any(|p| p.ends_with("spheres/rgb/up")), "{spheres:#}");
     assert!(nested(cubes).iter().any(|p| p.ends_with("cubes/cubes")), "nested class copy: {cubes:#}");
@@ -354,15 +353,28 @@ fn metrics(run: &Path) -> Vec<serde_json::Value> {
 }
 
 fn learned(rows: &[serde_json::Value]) -> Vec<(u64, String, String, String)> {
-    rows.iter()
-        .map(|r| (r["epoch"].as_u64().unwrap(), r["split"].to_string(), r["loss"].to_string(), r["accuracy"].to_string()))
-        .collect()
+    rows.iter().map(|r| (r["epoch"].as_u64().unwrap(), r["split"].to_string(), r["loss"].to_string(), r["accuracy"].to_string())).collect()
 }
 
 fn train_args(data: &Path, out: &Path, name: &str, epochs: usize) -> Vec<String> {
     [
-        "train", "--model", "nvidia-lidar-classifier", "--data", s(data), "--out", s(out), "--name", name,
-        "--epochs", &epochs.to_string(), "--batch-size", "8", "--lr", "0.001", "--seed", "3",
+        "train",
+        "--model",
+        "nvidia-lidar-classifier",
+        "--data",
+        s(data),
+        "--out",
+        s(out),
+        "--name",
+        name,
+        "--epochs",
+        &epochs.to_string(),
+        "--batch-size",
+        "8",
+        "--lr",
+        "0.001",
+        "--seed",
+        "3",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -395,12 +407,7 @@ fn sigkill_while_writing_a_checkpoint_keeps_the_previous_one() {
     let reference = learned(&metrics(&runs.join("ref")));
 
     let ckpt = runs.join("k/checkpoints");
-    let mut child = cilp()
-        .args(train_args(&data, &runs, "k", epochs))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = cilp().args(train_args(&data, &runs, "k", epochs)).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     // Kill at the first sight of a temporary checkpoint file written after epoch 1 was
     // committed, i.e. in the middle of writing a later epoch's checkpoint.
     let start = Instant::now();
@@ -430,8 +437,8 @@ fn sigkill_while_writing_a_checkpoint_keeps_the_previous_one() {
     }
 
     // The committed checkpoint is complete and loadable.
-    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(ckpt.join("last.json")).unwrap())
-        .expect("last.json is whole JSON");
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ckpt.join("last.json")).unwrap()).expect("last.json is whole JSON");
     let model_file = ckpt.join(state["model_file"].as_str().unwrap());
     assert!(model_file.is_file() && ckpt.join(state["optim_file"].as_str().unwrap()).is_file(), "{state}");
     let probe = data.join("spheres/lidar/0000.npy");
@@ -447,8 +454,7 @@ fn sigkill_while_writing_a_checkpoint_keeps_the_previous_one() {
     // Resume finishes the run exactly like the uninterrupted one, and cleans up.
     ok(&["train", "--resume", "--out", s(&runs), "--name", "k"]);
     assert_eq!(learned(&metrics(&runs.join("k"))), reference, "resumed run differs from the reference");
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(runs.join("k/summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(runs.join("k/summary.json")).unwrap()).unwrap();
     assert_eq!(summary["status"], "completed");
     assert!(temp_files(&ckpt).is_empty(), "stale temporary files after resume: {:?}", temp_files(&ckpt));
 }

@@ -74,9 +74,9 @@ fn without_timing(v: &Value) -> Value {
     let timing = |k: &str| TIMING.iter().any(|t| k.contains(t));
     match v {
         Value::Object(m) => Value::Object(m.iter().filter(|(k, _)| !timing(k)).map(|(k, x)| (k.clone(), without_timing(x))).collect()),
-        Value::Array(a) => Value::Array(
-            a.iter().filter(|x| !x.get("metric").and_then(Value::as_str).is_some_and(timing)).map(without_timing).collect(),
-        ),
+        Value::Array(a) => {
+            Value::Array(a.iter().filter(|x| !x.get("metric").and_then(Value::as_str).is_some_and(timing)).map(without_timing).collect())
+        }
         other => other.clone(),
     }
 }

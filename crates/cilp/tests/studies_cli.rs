@@ -41,7 +41,17 @@ fn fusion_then_ablation_then_runs_and_report() {
         let v = c["verdict"].as_str().unwrap();
         assert!(["larger", "within"].contains(&v), "{v}");
     }
-    for f in ["study_table.json", "results.md", "results.csv", "runs.csv", "val_loss.svg", "accuracy.svg", "parameters.svg", "time_per_epoch.svg", "peak_memory.svg"] {
+    for f in [
+        "study_table.json",
+        "results.md",
+        "results.csv",
+        "runs.csv",
+        "val_loss.svg",
+        "accuracy.svg",
+        "parameters.svg",
+        "time_per_epoch.svg",
+        "peak_memory.svg",
+    ] {
         assert!(fusion.join(f).is_file(), "{f}");
     }
     let csv = std::fs::read_to_string(fusion.join("runs.csv")).unwrap();
@@ -84,7 +94,24 @@ fn fusion_then_ablation_then_runs_and_report() {
     assert_eq!(baseline["metrics"]["best_val_loss"], fused["metrics"]["best_val_loss"]);
     // Other settings (2 epochs) give another config: the baseline is trained, not reused.
     let other = tmp.path().join("ablation-2ep");
-    ok(&["ablation", "--data", s(&data), "--out", s(&other), "--quiet", "--fusion", s(&fusion), "--seeds", "51", "--epochs", "2", "--limit-per-class", "12", "--batch-size", "8"]);
+    ok(&[
+        "ablation",
+        "--data",
+        s(&data),
+        "--out",
+        s(&other),
+        "--quiet",
+        "--fusion",
+        s(&fusion),
+        "--seeds",
+        "51",
+        "--epochs",
+        "2",
+        "--limit-per-class",
+        "12",
+        "--batch-size",
+        "8",
+    ]);
     let trained = std::fs::read_to_string(other.join(format!("{best}-s51/metrics.jsonl"))).unwrap();
     assert_eq!(trained.lines().count(), 4, "2 epochs x (train, val) rows: {trained}");
 
@@ -117,9 +144,8 @@ fn study_reports_the_pairs_it_really_loaded() {
     let tmp = tempfile::tempdir().unwrap();
     let data = generate(tmp.path(), "data", 6, 3);
     let out = tmp.path().join("fusion");
-    let args = [
-        "fusion", "--data", s(&data), "--out", s(&out), "--models", "early-fusion", "--seeds", "51", "--epochs", "1", "--batch-size", "8",
-    ];
+    let args =
+        ["fusion", "--data", s(&data), "--out", s(&out), "--models", "early-fusion", "--seeds", "51", "--epochs", "1", "--batch-size", "8"];
     let o = run(&args);
     let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert!(o.status.success(), "{stdout}\n{stderr}");

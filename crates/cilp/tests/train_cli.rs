@@ -7,18 +7,12 @@ use std::path::Path;
 use common::*;
 
 fn metrics(run: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 /// The fields that must be bit-identical across runs (times and memory legitimately vary).
 fn learned(rows: &[serde_json::Value]) -> Vec<(u64, String, String, String)> {
-    rows.iter()
-        .map(|r| (r["epoch"].as_u64().unwrap(), r["split"].to_string(), r["loss"].to_string(), r["accuracy"].to_string()))
-        .collect()
+    rows.iter().map(|r| (r["epoch"].as_u64().unwrap(), r["split"].to_string(), r["loss"].to_string(), r["accuracy"].to_string())).collect()
 }
 
 #[test]
@@ -42,8 +36,23 @@ fn models_json_has_the_reference_parameter_counts() {
 
 fn train_args<'a>(data: &'a str, out: &'a str, name: &'a str) -> Vec<&'a str> {
     vec![
-        "train", "--model", "nvidia-lidar-classifier", "--data", data, "--out", out, "--name", name, "--epochs", "3",
-        "--batch-size", "8", "--lr", "0.001", "--seed", "5",
+        "train",
+        "--model",
+        "nvidia-lidar-classifier",
+        "--data",
+        data,
+        "--out",
+        out,
+        "--name",
+        name,
+        "--epochs",
+        "3",
+        "--batch-size",
+        "8",
+        "--lr",
+        "0.001",
+        "--seed",
+        "5",
     ]
 }
 
@@ -115,18 +124,13 @@ fn non_finite_loss_stops_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let data = generate(dir.path(), "data", 8, 2);
     let runs = dir.path().join("runs");
-    let out = cilp()
-        .args(train_args(s(&data), s(&runs), "nan"))
-        .env("CILP_TEST_NAN_AT", "2:0")
-        .output()
-        .unwrap();
+    let out = cilp().args(train_args(s(&data), s(&runs), "nan")).env("CILP_TEST_NAN_AT", "2:0").output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("diverged") && err.contains("epoch 2"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
     // Epoch 1's checkpoint survives and the run can be resumed from it.
-    let state: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(runs.join("nan/checkpoints/last.json")).unwrap()).unwrap();
+    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(runs.join("nan/checkpoints/last.json")).unwrap()).unwrap();
     assert_eq!(state["epoch"], 1);
     let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(runs.join("nan/summary.json")).unwrap()).unwrap();
     assert_eq!(summary["status"], "failed");

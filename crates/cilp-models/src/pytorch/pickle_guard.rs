@@ -46,9 +46,7 @@ impl std::fmt::Display for GuardError {
 }
 
 fn malformed(entry: &str, offset: u64, what: impl std::fmt::Display) -> GuardError {
-    GuardError::Malformed(format!(
-        "malformed pickle ({entry}) at byte {offset}: {what}"
-    ))
+    GuardError::Malformed(format!("malformed pickle ({entry}) at byte {offset}: {what}"))
 }
 
 /// Storage types `torch.save` names (`torch.FloatStorage`, ...).
@@ -97,20 +95,12 @@ pub(crate) fn is_allowed_global(module: &str, name: &str) -> bool {
         "builtins" | "__builtin__" => matches!(name, "set" | "frozenset"),
         "torch._utils" => matches!(
             name,
-            "_rebuild_tensor"
-                | "_rebuild_tensor_v2"
-                | "_rebuild_tensor_v3"
-                | "_rebuild_parameter"
-                | "_rebuild_parameter_with_state"
+            "_rebuild_tensor" | "_rebuild_tensor_v2" | "_rebuild_tensor_v3" | "_rebuild_parameter" | "_rebuild_parameter_with_state"
         ),
         "torch._tensor" => name == "_rebuild_from_type_v2",
         "torch.nn.parameter" => name == "Parameter",
         "torch.storage" => matches!(name, "UntypedStorage" | "TypedStorage"),
-        "torch" => {
-            STORAGE_TYPES.contains(&name)
-                || DTYPES.contains(&name)
-                || matches!(name, "Size" | "device" | "Tensor")
-        }
+        "torch" => STORAGE_TYPES.contains(&name) || DTYPES.contains(&name) || matches!(name, "Size" | "device" | "Tensor"),
         _ => false,
     }
 }
@@ -155,19 +145,11 @@ pub(crate) fn check_file(mut file: File) -> Result<(), GuardError> {
     } else {
         // A legacy file is five pickles back to back (magic number, protocol version, system
         // info, the data, storage keys) followed by raw storage bytes; a plain pickle is one.
-        let count = if starts_with_legacy_magic(header) {
-            5
-        } else {
-            1
-        };
+        let count = if starts_with_legacy_magic(header) { 5 } else { 1 };
         let mut r = BufReader::new(file.take(MAX_PICKLE_BYTES));
         let mut offset = 0u64;
         for i in 0..count {
-            let entry = if count == 1 {
-                "pickle".to_string()
-            } else {
-                format!("legacy pickle {}", i + 1)
-            };
+            let entry = if count == 1 { "pickle".to_string() } else { format!("legacy pickle {}", i + 1) };
             offset = scan_pickle(&mut r, offset, &entry)?;
         }
         Ok(())
@@ -175,9 +157,7 @@ pub(crate) fn check_file(mut file: File) -> Result<(), GuardError> {
 }
 
 fn check_zip(file: File) -> Result<(), GuardError> {
-    let zip_err = |e: zip::result::ZipError| {
-        GuardError::Malformed(format!("not a readable ZIP checkpoint: {e}"))
-    };
+    let zip_err = |e: zip::result::ZipError| GuardError::Malformed(format!("not a readable ZIP checkpoint: {e}"));
     let mut archive = zip::ZipArchive::new(BufReader::new(file)).map_err(zip_err)?;
     // Every entry the reader could take as the pickle: any `.../data.pkl` (it picks the one
     // closest to the root) and, for good measure, any other `.pkl`.
@@ -252,8 +232,7 @@ impl<R: BufRead> Counting<'_, R> {
             self.pos += len;
             Ok(Some(v))
         } else {
-            let copied = io::copy(&mut (&mut *self.inner).take(len), &mut io::sink())
-                .map_err(|e| self.io(e))?;
+            let copied = io::copy(&mut (&mut *self.inner).take(len), &mut io::sink()).map_err(|e| self.io(e))?;
             self.pos += copied;
             if copied < len {
                 return Err(self.err("unexpected end of data (truncated file?)"));
@@ -269,11 +248,7 @@ impl<R: BufRead> Counting<'_, R> {
             let (entry, pos) = (self.entry, self.pos);
             let buf = self.inner.fill_buf().map_err(|e| io_error(entry, pos, e))?;
             if buf.is_empty() {
-                return Err(malformed(
-                    entry,
-                    pos,
-                    "unexpected end of data inside a text line",
-                ));
+                return Err(malformed(entry, pos, "unexpected end of data inside a text line"));
             }
             let (chunk, done) = match buf.iter().position(|&b| b == b'\n') {
                 Some(i) => (&buf[..i], Some(i + 1)),
@@ -303,10 +278,8 @@ fn utf8(bytes: Option<Vec<u8>>) -> Option<String> {
 /// Strip the quotes of a protocol-0 `STRING` argument (`'abc'`), if it has no escapes.
 fn unquote(line: Option<Vec<u8>>) -> Option<String> {
     let s = utf8(line)?;
-    let inner = s
-        .strip_prefix('\'')
-        .and_then(|s| s.strip_suffix('\''))
-        .or_else(|| s.strip_prefix('"').and_then(|s| s.strip_suffix('"')))?;
+    let inner =
+        s.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')).or_else(|| s.strip_prefix('"').and_then(|s| s.strip_suffix('"')))?;
     (!inner.contains('\\')).then(|| inner.to_string())
 }
 
@@ -317,11 +290,7 @@ fn memo_index(line: Option<Vec<u8>>) -> Option<u32> {
 /// Scan one pickle (up to and including its `STOP`), starting at `offset` (for messages).
 /// Returns the offset after the `STOP`.
 fn scan_pickle<R: BufRead>(r: &mut R, offset: u64, entry: &str) -> Result<u64, GuardError> {
-    let mut c = Counting {
-        inner: r,
-        pos: offset,
-        entry,
-    };
+    let mut c = Counting { inner: r, pos: offset, entry };
     // Strings pushed since the last opcode that might have touched the stack otherwise:
     // the operands a `STACK_GLOBAL` takes (`None`: a value that is not a tracked string).
     let mut recent: Vec<Option<String>> = Vec::new();
@@ -334,10 +303,7 @@ fn scan_pickle<R: BufRead>(r: &mut R, offset: u64, entry: &str) -> Result<u64, G
         if is_allowed_global(module, name) {
             Ok(())
         } else {
-            Err(GuardError::Forbidden {
-                global: format!("{module}.{name}"),
-                entry: entry.to_string(),
-            })
+            Err(GuardError::Forbidden { global: format!("{module}.{name}"), entry: entry.to_string() })
         }
     };
 
@@ -351,9 +317,8 @@ fn scan_pickle<R: BufRead>(r: &mut R, offset: u64, entry: &str) -> Result<u64, G
         match op {
             b'.' => return Ok(c.pos), // STOP
             // No argument.
-            b'(' | b'0' | b'1' | b'2' | b'N' | b'Q' | b'R' | b'a' | b'b' | b'd' | b'}' | b'e'
-            | b'l' | b']' | b'o' | b's' | b't' | b')' | b'u' | 0x81 | 0x85 | 0x86 | 0x87 | 0x88
-            | 0x89 | 0x8f | 0x90 | 0x91 | 0x92 | 0x97 | 0x98 => {}
+            b'(' | b'0' | b'1' | b'2' | b'N' | b'Q' | b'R' | b'a' | b'b' | b'd' | b'}' | b'e' | b'l' | b']' | b'o' | b's' | b't' | b')'
+            | b'u' | 0x81 | 0x85 | 0x86 | 0x87 | 0x88 | 0x89 | 0x8f | 0x90 | 0x91 | 0x92 | 0x97 | 0x98 => {}
             // A text line: FLOAT, INT, LONG, PERSID.
             b'F' | b'I' | b'L' | b'P' => {
                 c.line(0)?;
@@ -387,10 +352,7 @@ fn scan_pickle<R: BufRead>(r: &mut R, offset: u64, entry: &str) -> Result<u64, G
             b'M' | 0x83 => {
                 let v = u16::from_le_bytes(c.le::<2>()?);
                 if op == 0x83 {
-                    return Err(GuardError::Forbidden {
-                        global: format!("extension registry code {v} (EXT2)"),
-                        entry: entry.to_string(),
-                    });
+                    return Err(GuardError::Forbidden { global: format!("extension registry code {v} (EXT2)"), entry: entry.to_string() });
                 }
             }
             b'j' | b'r' | 0x84 => {
@@ -409,9 +371,7 @@ fn scan_pickle<R: BufRead>(r: &mut R, offset: u64, entry: &str) -> Result<u64, G
             b'G' => {
                 c.le::<8>()?;
             }
-            b'g' => {
-                pushed = Some(memo_index(c.line(32)?).and_then(|i| memo.get(&i).cloned().flatten()))
-            }
+            b'g' => pushed = Some(memo_index(c.line(32)?).and_then(|i| memo.get(&i).cloned().flatten())),
             b'p' => match memo_index(c.line(32)?) {
                 Some(i) => memoize = Some(i),
                 None => return Err(malformed(entry, at, "PUT with an invalid memo index")),
@@ -424,11 +384,7 @@ fn scan_pickle<R: BufRead>(r: &mut R, offset: u64, entry: &str) -> Result<u64, G
                 match (module, name) {
                     (Some(m), Some(n)) => check(&m, &n)?,
                     _ => {
-                        return Err(malformed(
-                            entry,
-                            at,
-                            "GLOBAL with an overlong or non-UTF-8 name",
-                        ));
+                        return Err(malformed(entry, at, "GLOBAL with an overlong or non-UTF-8 name"));
                     }
                 }
             }
@@ -440,8 +396,7 @@ fn scan_pickle<R: BufRead>(r: &mut R, offset: u64, entry: &str) -> Result<u64, G
                     (Some(m), Some(n)) => check(&m, &n)?,
                     _ => {
                         return Err(GuardError::Forbidden {
-                            global: "a global whose name is not a literal string (STACK_GLOBAL)"
-                                .into(),
+                            global: "a global whose name is not a literal string (STACK_GLOBAL)".into(),
                             entry: entry.to_string(),
                         });
                     }
@@ -453,11 +408,7 @@ fn scan_pickle<R: BufRead>(r: &mut R, offset: u64, entry: &str) -> Result<u64, G
                 if op == 0x8b && (len as i32) < 0 {
                     return Err(malformed(entry, at, "LONG4 with a negative length"));
                 }
-                let keep = if matches!(op, b'T' | b'X') {
-                    MAX_TRACKED_STRING
-                } else {
-                    0
-                };
+                let keep = if matches!(op, b'T' | b'X') { MAX_TRACKED_STRING } else { 0 };
                 let v = c.bytes(len as u64, keep)?;
                 if keep > 0 {
                     pushed = Some(utf8(v));
@@ -484,28 +435,16 @@ fn scan_pickle<R: BufRead>(r: &mut R, offset: u64, entry: &str) -> Result<u64, G
                 continue;
             }
             other => {
-                return Err(malformed(
-                    entry,
-                    at,
-                    format!("invalid pickle opcode 0x{other:02x}"),
-                ));
+                return Err(malformed(entry, at, format!("invalid pickle opcode 0x{other:02x}")));
             }
         }
 
         if let Some(idx) = memoize {
             // Memoising leaves the stack unchanged.
             if memo.len() >= MAX_MEMO_ENTRIES && !memo.contains_key(&idx) {
-                return Err(malformed(
-                    entry,
-                    at,
-                    "more memo entries than any state dict needs",
-                ));
+                return Err(malformed(entry, at, "more memo entries than any state dict needs"));
             }
-            let value = recent
-                .last()
-                .cloned()
-                .flatten()
-                .filter(|s| memo_bytes + s.len() <= MAX_TRACKED_MEMO_BYTES);
+            let value = recent.last().cloned().flatten().filter(|s| memo_bytes + s.len() <= MAX_TRACKED_MEMO_BYTES);
             memo_bytes += value.as_ref().map_or(0, String::len);
             memo.insert(idx, value);
             continue;
@@ -551,28 +490,16 @@ mod tests {
 
     #[test]
     fn refuses_code_execution_globals() {
-        assert_eq!(
-            forbidden(b"\x80\x02cposix\nsystem\nX\x02\x00\x00\x00id\x85R."),
-            "posix.system"
-        );
+        assert_eq!(forbidden(b"\x80\x02cposix\nsystem\nX\x02\x00\x00\x00id\x85R."), "posix.system");
         assert_eq!(forbidden(b"cos\nsystem\n(S'id'\ntR."), "os.system");
         assert_eq!(forbidden(b"(S'x'\nibuiltins\neval\n."), "builtins.eval");
         // STACK_GLOBAL with literal operands, and via the memo.
-        assert_eq!(
-            forbidden(b"\x80\x04\x8c\x08builtins\x8c\x04eval\x93."),
-            "builtins.eval"
-        );
-        assert_eq!(
-            forbidden(b"\x80\x04\x8c\x08builtins\x94\x8c\x04exec\x94h\x00h\x01\x93."),
-            "builtins.exec"
-        );
+        assert_eq!(forbidden(b"\x80\x04\x8c\x08builtins\x8c\x04eval\x93."), "builtins.eval");
+        assert_eq!(forbidden(b"\x80\x04\x8c\x08builtins\x94\x8c\x04exec\x94h\x00h\x01\x93."), "builtins.exec");
         // An allowed-looking module with a forbidden name.
         assert_eq!(forbidden(b"ctorch\nload\n."), "torch.load");
         // STACK_GLOBAL whose operands were built at run time.
-        assert!(
-            forbidden(b"\x80\x04\x8c\x02os\x8c\x03sys\x8c\x04tem\x86\x93.")
-                .contains("STACK_GLOBAL")
-        );
+        assert!(forbidden(b"\x80\x04\x8c\x02os\x8c\x03sys\x8c\x04tem\x86\x93.").contains("STACK_GLOBAL"));
         // The extension registry can name any callable.
         assert!(forbidden(b"\x80\x02\x82\x01.").contains("EXT1"));
     }
@@ -585,9 +512,7 @@ mod tests {
         let mut p = b"\x80\x04\x8e".to_vec();
         p.extend_from_slice(&(1u64 << 40).to_le_bytes());
         assert!(matches!(scan(&p), Err(GuardError::Malformed(_))));
-        assert!(
-            matches!(scan(b"\x80\x02\xff."), Err(GuardError::Malformed(m)) if m.contains("0xff"))
-        );
+        assert!(matches!(scan(b"\x80\x02\xff."), Err(GuardError::Malformed(m)) if m.contains("0xff")));
         assert!(matches!(scan(b"\x80\x02"), Err(GuardError::Malformed(_))));
     }
 }

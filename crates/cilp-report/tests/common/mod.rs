@@ -98,8 +98,7 @@ pub fn study_charts() -> Vec<(&'static str, String)> {
     use cilp_report::svg;
     let labels = vec!["MaxPool2d".to_owned(), format!("strided {EVIL}")];
     let colours: Vec<String> = (0..2).map(|i| svg::colour(i).to_owned()).collect();
-    let bar =
-        svg::bar_chart("val loss (mean of 3 seeds)", &labels, &[0.0123, 0.015], &colours, "val loss", 720.0, 320.0);
+    let bar = svg::bar_chart("val loss (mean of 3 seeds)", &labels, &[0.0123, 0.015], &colours, "val loss", 720.0, 320.0);
     let series: Vec<svg::Series> = (0..2)
         .map(|i| svg::Series {
             name: labels[i].clone(),

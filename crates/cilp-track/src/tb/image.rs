@@ -16,10 +16,7 @@ pub struct PngInfo {
 /// Read width, height and colorspace from PNG bytes (header only).
 pub fn png_info(png_bytes: &[u8]) -> Result<PngInfo> {
     let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
-    let reader = decoder.read_info().map_err(|e| Error::Image {
-        what: "PNG header".into(),
-        message: e.to_string(),
-    })?;
+    let reader = decoder.read_info().map_err(|e| Error::Image { what: "PNG header".into(), message: e.to_string() })?;
     let info = reader.info();
     let colorspace = match info.color_type {
         png::ColorType::Grayscale => 1,
@@ -27,35 +24,19 @@ pub fn png_info(png_bytes: &[u8]) -> Result<PngInfo> {
         png::ColorType::Rgb | png::ColorType::Indexed => 3,
         png::ColorType::Rgba => 4,
     };
-    Ok(PngInfo {
-        width: info.width,
-        height: info.height,
-        colorspace,
-    })
+    Ok(PngInfo { width: info.width, height: info.height, colorspace })
 }
 
-fn encode(
-    pixels: &[u8],
-    width: u32,
-    height: u32,
-    color: png::ColorType,
-    channels: usize,
-) -> Result<Vec<u8>> {
+fn encode(pixels: &[u8], width: u32, height: u32, color: png::ColorType, channels: usize) -> Result<Vec<u8>> {
     let what = || format!("{width}x{height} {color:?} image");
     let expected = width as usize * height as usize * channels;
     if width == 0 || height == 0 {
-        return Err(Error::Image {
-            what: what(),
-            message: "width and height must be positive".into(),
-        });
+        return Err(Error::Image { what: what(), message: "width and height must be positive".into() });
     }
     if pixels.len() != expected {
         return Err(Error::Image {
             what: what(),
-            message: format!(
-                "expected {expected} bytes ({width}*{height}*{channels}), got {}",
-                pixels.len()
-            ),
+            message: format!("expected {expected} bytes ({width}*{height}*{channels}), got {}", pixels.len()),
         });
     }
     let mut out = Vec::new();
@@ -63,18 +44,9 @@ fn encode(
         let mut enc = png::Encoder::new(&mut out, width, height);
         enc.set_color(color);
         enc.set_depth(png::BitDepth::Eight);
-        let mut w = enc.write_header().map_err(|e| Error::Image {
-            what: what(),
-            message: e.to_string(),
-        })?;
-        w.write_image_data(pixels).map_err(|e| Error::Image {
-            what: what(),
-            message: e.to_string(),
-        })?;
-        w.finish().map_err(|e| Error::Image {
-            what: what(),
-            message: e.to_string(),
-        })?;
+        let mut w = enc.write_header().map_err(|e| Error::Image { what: what(), message: e.to_string() })?;
+        w.write_image_data(pixels).map_err(|e| Error::Image { what: what(), message: e.to_string() })?;
+        w.finish().map_err(|e| Error::Image { what: what(), message: e.to_string() })?;
     }
     Ok(out)
 }
@@ -117,12 +89,7 @@ pub fn viridis(t: f32) -> [u8; 3] {
 /// the viridis colour map over `[min, max]` of the finite values.
 /// Returns `(pixels, width, height)`, ready for [`encode_png_rgb8`] or
 /// [`crate::EventWriter::add_image_rgb8`].
-pub fn heatmap_rgb8(
-    values: &[f32],
-    rows: usize,
-    cols: usize,
-    cell_px: usize,
-) -> Result<(Vec<u8>, u32, u32)> {
+pub fn heatmap_rgb8(values: &[f32], rows: usize, cols: usize, cell_px: usize) -> Result<(Vec<u8>, u32, u32)> {
     if rows == 0 || cols == 0 || cell_px == 0 || values.len() != rows * cols {
         return Err(Error::Image {
             what: "heatmap".into(),
@@ -135,9 +102,7 @@ pub fn heatmap_rgb8(
         });
     }
     let finite = values.iter().copied().filter(|v| v.is_finite());
-    let (lo, hi) = finite.fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), v| {
-        (l.min(v), h.max(v))
-    });
+    let (lo, hi) = finite.fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
     let span = if hi > lo { hi - lo } else { 1.0 };
     let (w, h) = (cols * cell_px, rows * cell_px);
     let mut px = Vec::with_capacity(w * h * 3);
@@ -159,18 +124,9 @@ mod tests {
         let rgb: Vec<u8> = (0..4 * 3 * 3).map(|i| i as u8).collect();
         let png = encode_png_rgb8(&rgb, 4, 3).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
-        assert_eq!(
-            png_info(&png).unwrap(),
-            PngInfo {
-                width: 4,
-                height: 3,
-                colorspace: 3
-            }
-        );
+        assert_eq!(png_info(&png).unwrap(), PngInfo { width: 4, height: 3, colorspace: 3 });
         // decode back
-        let mut r = png::Decoder::new(std::io::Cursor::new(&png))
-            .read_info()
-            .unwrap();
+        let mut r = png::Decoder::new(std::io::Cursor::new(&png)).read_info().unwrap();
         let mut buf = vec![0; r.output_buffer_size().unwrap()];
         r.next_frame(&mut buf).unwrap();
         assert_eq!(buf, rgb);

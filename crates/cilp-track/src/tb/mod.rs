@@ -15,7 +15,6 @@ pub use image::{PngInfo, encode_png_gray8, encode_png_rgb8, heatmap_rgb8, png_in
 pub use proto::HParamsStatus;
 pub use record::{masked_crc32c, read_events, read_records};
 pub use writer::{
-    EVENT_FILE_SUFFIX, EventWriter, FILE_VERSION, HPARAMS_EXPERIMENT_TAG, HPARAMS_PLUGIN,
-    HPARAMS_SESSION_END_TAG, HPARAMS_SESSION_START_TAG, HParamValue, HParams, TEXT_PLUGIN,
-    event_files, flatten_hparams, hostname, is_event_file_name, now_secs,
+    EVENT_FILE_SUFFIX, EventWriter, FILE_VERSION, HPARAMS_EXPERIMENT_TAG, HPARAMS_PLUGIN, HPARAMS_SESSION_END_TAG,
+    HPARAMS_SESSION_START_TAG, HParamValue, HParams, TEXT_PLUGIN, event_files, flatten_hparams, hostname, is_event_file_name, now_secs,
 };

@@ -40,20 +40,12 @@ pub fn decode_records(path: &Path, bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
         let start = pos;
         let len_bytes: [u8; 8] = bytes[pos..pos + 8].try_into().expect("8 bytes");
         let len_crc = u32::from_le_bytes(bytes[pos + 8..pos + 12].try_into().expect("4 bytes"));
-        let corrupt = |message: String| Error::CorruptRecord {
-            path: path.to_owned(),
-            offset: start as u64,
-            message,
-        };
+        let corrupt = |message: String| Error::CorruptRecord { path: path.to_owned(), offset: start as u64, message };
         if masked_crc32c(&len_bytes) != len_crc {
             return Err(corrupt("length checksum mismatch".into()));
         }
         let len = u64::from_le_bytes(len_bytes);
-        let Some(end) = usize::try_from(len)
-            .ok()
-            .and_then(|l| (pos + 12).checked_add(l))
-            .and_then(|e| e.checked_add(4))
-        else {
+        let Some(end) = usize::try_from(len).ok().and_then(|l| (pos + 12).checked_add(l)).and_then(|e| e.checked_add(4)) else {
             return Err(corrupt(format!("record length {len} is too large")));
         };
         if end > bytes.len() {
@@ -107,10 +99,7 @@ mod tests {
         // CRC-32C check value from RFC 3720.
         assert_eq!(crc32c::crc32c(b"123456789"), 0xe306_9283);
         let c = crc32c::crc32c(b"");
-        assert_eq!(
-            masked_crc32c(b""),
-            ((c >> 15) | (c << 17)).wrapping_add(MASK_DELTA)
-        );
+        assert_eq!(masked_crc32c(b""), ((c >> 15) | (c << 17)).wrapping_add(MASK_DELTA));
     }
 
     #[test]

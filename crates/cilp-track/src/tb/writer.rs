@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use super::image::{encode_png_rgb8, png_info};
 use super::proto::{
-    self, DataClass, Event, HParamsStatus, SessionStatus, Summary, SummaryMetadata, event,
-    hparams_plugin_data, pb_value, summary, summary_metadata,
+    self, DataClass, Event, HParamsStatus, SessionStatus, Summary, SummaryMetadata, event, hparams_plugin_data, pb_value, summary,
+    summary_metadata,
 };
 use super::record::encode_record;
 use crate::error::{Error, IoContext, Result};
@@ -34,10 +34,7 @@ pub const HPARAMS_SESSION_END_TAG: &str = "_hparams_/session_end_info";
 
 /// Seconds since the UNIX epoch as `f64`.
 pub fn now_secs() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 /// Host name for event file names (`/proc/sys/kernel/hostname`, `$HOSTNAME`, else `localhost`),
@@ -48,22 +45,8 @@ pub fn hostname() -> String {
         .or_else(|| std::env::var("HOSTNAME").ok())
         .or_else(|| std::env::var("COMPUTERNAME").ok())
         .unwrap_or_default();
-    let clean: String = raw
-        .trim()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if clean.is_empty() {
-        "localhost".into()
-    } else {
-        clean
-    }
+    let clean: String = raw.trim().chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
+    if clean.is_empty() { "localhost".into() } else { clean }
 }
 
 /// True if `name` looks like a TensorBoard event file (contains `tfevents`).
@@ -73,11 +56,7 @@ pub fn is_event_file_name(name: &str) -> bool {
 
 /// The `<secs>` field of `events.out.tfevents.<secs>.<host>...`, if present.
 fn event_file_secs(name: &str) -> Option<u64> {
-    name.strip_prefix("events.out.tfevents.")?
-        .split('.')
-        .next()?
-        .parse()
-        .ok()
+    name.strip_prefix("events.out.tfevents.")?.split('.').next()?.parse().ok()
 }
 
 /// Event files in `dir`, sorted the way TensorBoard reads them (by name).
@@ -171,11 +150,7 @@ pub fn flatten_hparams<T: Serialize>(config: &T) -> BTreeMap<String, HParamValue
     fn walk(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, HParamValue>) {
         use serde_json::Value as J;
         let key = |k: &str| {
-            if prefix.is_empty() {
-                k.to_owned()
-            } else {
-                format!("{prefix}.{k}")
-            }
+            if prefix.is_empty() { k.to_owned() } else { format!("{prefix}.{k}") }
         };
         match v {
             J::Object(m) => {
@@ -187,10 +162,7 @@ pub fn flatten_hparams<T: Serialize>(config: &T) -> BTreeMap<String, HParamValue
                 out.insert(prefix.to_owned(), HParamValue::Bool(*b));
             }
             J::Number(n) => {
-                out.insert(
-                    prefix.to_owned(),
-                    HParamValue::Number(n.as_f64().unwrap_or(f64::NAN)),
-                );
+                out.insert(prefix.to_owned(), HParamValue::Number(n.as_f64().unwrap_or(f64::NAN)));
             }
             J::String(s) => {
                 out.insert(prefix.to_owned(), HParamValue::String(s.clone()));
@@ -242,25 +214,16 @@ impl EventWriter {
     pub fn create(logdir: &Path) -> Result<Self> {
         fs::create_dir_all(logdir).ctx("create directory", logdir)?;
         let now = now_secs() as u64;
-        let newest = event_files(logdir)?
-            .iter()
-            .filter_map(|p| event_file_secs(&p.file_name()?.to_string_lossy()))
-            .max();
+        let newest = event_files(logdir)?.iter().filter_map(|p| event_file_secs(&p.file_name()?.to_string_lossy())).max();
         let mut secs = match newest {
             Some(n) if n >= now => n + 1,
             _ => now,
         };
         let (host, pid) = (hostname(), std::process::id());
         loop {
-            let path = logdir.join(format!(
-                "events.out.tfevents.{secs:010}.{host}.{pid}.{EVENT_FILE_SUFFIX}"
-            ));
+            let path = logdir.join(format!("events.out.tfevents.{secs:010}.{host}.{pid}.{EVENT_FILE_SUFFIX}"));
             match Self::create_at(&path) {
-                Err(Error::Io { source, .. })
-                    if source.kind() == std::io::ErrorKind::AlreadyExists =>
-                {
-                    secs += 1
-                }
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => secs += 1,
                 other => return other,
             }
         }
@@ -269,21 +232,9 @@ impl EventWriter {
     /// Create an event file at exactly `path` (must not exist) and write the
     /// `brain.Event:2` header event.
     pub fn create_at(path: &Path) -> Result<Self> {
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .ctx("create event file", path)?;
-        let mut w = EventWriter {
-            path: path.to_owned(),
-            out: BufWriter::new(file),
-            buf: Vec::new(),
-        };
-        w.write_event(&Event {
-            wall_time: now_secs(),
-            step: 0,
-            what: Some(event::What::FileVersion(FILE_VERSION.into())),
-        })?;
+        let file = OpenOptions::new().write(true).create_new(true).open(path).ctx("create event file", path)?;
+        let mut w = EventWriter { path: path.to_owned(), out: BufWriter::new(file), buf: Vec::new() };
+        w.write_event(&Event { wall_time: now_secs(), step: 0, what: Some(event::What::FileVersion(FILE_VERSION.into())) })?;
         w.flush()?;
         Ok(w)
     }
@@ -297,17 +248,11 @@ impl EventWriter {
     pub fn write_event(&mut self, ev: &Event) -> Result<()> {
         self.buf.clear();
         encode_record(&ev.encode_to_vec(), &mut self.buf);
-        self.out
-            .write_all(&self.buf)
-            .ctx("write event to", &self.path)
+        self.out.write_all(&self.buf).ctx("write event to", &self.path)
     }
 
     fn write_values(&mut self, values: Vec<summary::Value>, step: i64) -> Result<()> {
-        self.write_event(&Event {
-            wall_time: now_secs(),
-            step,
-            what: Some(event::What::Summary(Summary { value: values })),
-        })
+        self.write_event(&Event { wall_time: now_secs(), step, what: Some(event::What::Summary(Summary { value: values })) })
     }
 
     /// Log a scalar (stored as float32, like every TensorBoard scalar).
@@ -330,25 +275,12 @@ impl EventWriter {
 
     /// Log an already PNG-encoded image. `width`/`height` must match the PNG
     /// header; the colorspace is taken from the PNG colour type.
-    pub fn add_image_png(
-        &mut self,
-        tag: &str,
-        png_bytes: &[u8],
-        width: u32,
-        height: u32,
-        step: i64,
-    ) -> Result<()> {
-        let info = png_info(png_bytes).map_err(|e| Error::Image {
-            what: format!("tag {tag}"),
-            message: e.to_string(),
-        })?;
+    pub fn add_image_png(&mut self, tag: &str, png_bytes: &[u8], width: u32, height: u32, step: i64) -> Result<()> {
+        let info = png_info(png_bytes).map_err(|e| Error::Image { what: format!("tag {tag}"), message: e.to_string() })?;
         if (info.width, info.height) != (width, height) {
             return Err(Error::Image {
                 what: format!("tag {tag}"),
-                message: format!(
-                    "declared {width}x{height} but the PNG is {}x{}",
-                    info.width, info.height
-                ),
+                message: format!("declared {width}x{height} but the PNG is {}x{}", info.width, info.height),
             });
         }
         let image = summary::Image {
@@ -358,24 +290,13 @@ impl EventWriter {
             encoded_image_string: png_bytes.to_vec(),
         };
         self.write_values(
-            vec![summary::Value {
-                tag: tag.to_owned(),
-                metadata: None,
-                value: Some(summary::value::Value::Image(image)),
-            }],
+            vec![summary::Value { tag: tag.to_owned(), metadata: None, value: Some(summary::value::Value::Image(image)) }],
             step,
         )
     }
 
     /// Encode row-major RGB8 pixels as PNG and log them as an image.
-    pub fn add_image_rgb8(
-        &mut self,
-        tag: &str,
-        rgb: &[u8],
-        width: u32,
-        height: u32,
-        step: i64,
-    ) -> Result<()> {
+    pub fn add_image_rgb8(&mut self, tag: &str, rgb: &[u8], width: u32, height: u32, step: i64) -> Result<()> {
         let png = encode_png_rgb8(rgb, width, height)?;
         self.add_image_png(tag, &png, width, height, step)
     }
@@ -397,46 +318,28 @@ impl EventWriter {
             ..Default::default()
         };
         self.write_values(
-            vec![summary::Value {
-                tag: tag.to_owned(),
-                metadata: Some(metadata),
-                value: Some(summary::value::Value::Tensor(tensor)),
-            }],
+            vec![summary::Value { tag: tag.to_owned(), metadata: Some(metadata), value: Some(summary::value::Value::Tensor(tensor)) }],
             step,
         )
     }
 
     fn add_hparams_data(&mut self, tag: &str, data: hparams_plugin_data::Data) -> Result<()> {
-        let content = proto::HParamsPluginData {
-            version: 0,
-            data: Some(data),
-        }
-        .encode_to_vec();
+        let content = proto::HParamsPluginData { version: 0, data: Some(data) }.encode_to_vec();
         let metadata = SummaryMetadata {
-            plugin_data: Some(summary_metadata::PluginData {
-                plugin_name: HPARAMS_PLUGIN.into(),
-                content,
-            }),
+            plugin_data: Some(summary_metadata::PluginData { plugin_name: HPARAMS_PLUGIN.into(), content }),
             ..Default::default()
         };
         // Same null tensor as tensorboard.plugins.hparams.metadata.NULL_TENSOR.
         let null_tensor = proto::TensorProto {
             dtype: proto::dtype::DT_FLOAT,
             tensor_shape: Some(proto::TensorShapeProto {
-                dim: vec![proto::tensor_shape_proto::Dim {
-                    size: 0,
-                    name: String::new(),
-                }],
+                dim: vec![proto::tensor_shape_proto::Dim { size: 0, name: String::new() }],
                 unknown_rank: false,
             }),
             ..Default::default()
         };
         self.write_values(
-            vec![summary::Value {
-                tag: tag.to_owned(),
-                metadata: Some(metadata),
-                value: Some(summary::value::Value::Tensor(null_tensor)),
-            }],
+            vec![summary::Value { tag: tag.to_owned(), metadata: Some(metadata), value: Some(summary::value::Value::Tensor(null_tensor)) }],
             0,
         )
     }
@@ -447,31 +350,20 @@ impl EventWriter {
     /// Note: TensorBoard uses the *first* experiment summary it finds in a
     /// logdir; runs of one kind share config keys, so this is harmless.
     pub fn add_hparams(&mut self, hp: &HParams) -> Result<()> {
-        let start = if hp.start_time_secs > 0.0 {
-            hp.start_time_secs
-        } else {
-            now_secs()
-        };
+        let start = if hp.start_time_secs > 0.0 { hp.start_time_secs } else { now_secs() };
         if !hp.metrics.is_empty() {
             let experiment = proto::Experiment {
                 time_created_secs: start,
                 hparam_infos: hp
                     .values
                     .iter()
-                    .map(|(k, v)| proto::HParamInfo {
-                        name: k.clone(),
-                        r#type: v.data_type() as i32,
-                        ..Default::default()
-                    })
+                    .map(|(k, v)| proto::HParamInfo { name: k.clone(), r#type: v.data_type() as i32, ..Default::default() })
                     .collect(),
                 metric_infos: hp
                     .metrics
                     .iter()
                     .map(|m| proto::MetricInfo {
-                        name: Some(proto::MetricName {
-                            group: String::new(),
-                            tag: m.clone(),
-                        }),
+                        name: Some(proto::MetricName { group: String::new(), tag: m.clone() }),
                         dataset_type: if m.starts_with("train/") {
                             proto::DatasetType::DatasetTraining as i32
                         } else if m.starts_with("val/") {
@@ -484,41 +376,24 @@ impl EventWriter {
                     .collect(),
                 ..Default::default()
             };
-            self.add_hparams_data(
-                HPARAMS_EXPERIMENT_TAG,
-                hparams_plugin_data::Data::Experiment(experiment),
-            )?;
+            self.add_hparams_data(HPARAMS_EXPERIMENT_TAG, hparams_plugin_data::Data::Experiment(experiment))?;
         }
         let ssi = proto::SessionStartInfo {
-            hparams: hp
-                .values
-                .iter()
-                .map(|(k, v)| (k.clone(), v.to_proto()))
-                .collect(),
+            hparams: hp.values.iter().map(|(k, v)| (k.clone(), v.to_proto())).collect(),
             model_uri: hp.model_uri.clone(),
             monitor_url: String::new(),
             group_name: hp.group_name.clone(),
             start_time_secs: start,
         };
-        self.add_hparams_data(
-            HPARAMS_SESSION_START_TAG,
-            hparams_plugin_data::Data::SessionStartInfo(ssi),
-        )
+        self.add_hparams_data(HPARAMS_SESSION_START_TAG, hparams_plugin_data::Data::SessionStartInfo(ssi))
     }
 
     /// Log the end of the hparams session (`end_time_secs` 0: now).
     pub fn add_hparams_end(&mut self, status: HParamsStatus, end_time_secs: f64) -> Result<()> {
-        let end = if end_time_secs > 0.0 {
-            end_time_secs
-        } else {
-            now_secs()
-        };
+        let end = if end_time_secs > 0.0 { end_time_secs } else { now_secs() };
         self.add_hparams_data(
             HPARAMS_SESSION_END_TAG,
-            hparams_plugin_data::Data::SessionEndInfo(proto::SessionEndInfo {
-                status: status as i32,
-                end_time_secs: end,
-            }),
+            hparams_plugin_data::Data::SessionEndInfo(proto::SessionEndInfo { status: status as i32, end_time_secs: end }),
         )
     }
 
@@ -529,10 +404,7 @@ impl EventWriter {
         self.write_event(&Event {
             wall_time: now_secs(),
             step,
-            what: Some(event::What::SessionLog(proto::SessionLog {
-                status: SessionStatus::Start as i32,
-                ..Default::default()
-            })),
+            what: Some(event::What::SessionLog(proto::SessionLog { status: SessionStatus::Start as i32, ..Default::default() })),
         })
     }
 
@@ -560,14 +432,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut w = EventWriter::create(dir.path()).unwrap();
         let name = w.path().file_name().unwrap().to_string_lossy().into_owned();
-        assert!(
-            name.starts_with("events.out.tfevents.") && name.ends_with(".cilp"),
-            "{name}"
-        );
+        assert!(name.starts_with("events.out.tfevents.") && name.ends_with(".cilp"), "{name}");
         w.add_scalar("train/loss", 0.5, 1).unwrap();
         w.add_text("notes", "hello *world*", 1).unwrap();
-        w.add_image_rgb8("img", &[255, 0, 0, 0, 255, 0], 2, 1, 1)
-            .unwrap();
+        w.add_image_rgb8("img", &[255, 0, 0, 0, 255, 0], 2, 1, 1).unwrap();
         let mut hp = HParams::default();
         hp.values.insert("lr".into(), 1e-3.into());
         hp.metrics.push("val/loss".into());
@@ -578,25 +446,13 @@ mod tests {
         // readable while the writer is still open
         let evs = read_events(w.path()).unwrap();
         assert_eq!(evs.len(), 7);
-        assert_eq!(
-            evs[0].what,
-            Some(event::What::FileVersion(FILE_VERSION.into()))
-        );
-        let Some(event::What::Summary(s)) = &evs[1].what else {
-            panic!()
-        };
+        assert_eq!(evs[0].what, Some(event::What::FileVersion(FILE_VERSION.into())));
+        let Some(event::What::Summary(s)) = &evs[1].what else { panic!() };
         assert_eq!(s.value[0].tag, "train/loss");
-        assert_eq!(
-            s.value[0].value,
-            Some(summary::value::Value::SimpleValue(0.5))
-        );
+        assert_eq!(s.value[0].value, Some(summary::value::Value::SimpleValue(0.5)));
         assert_eq!(evs[1].step, 1);
-        let Some(event::What::Summary(s)) = &evs[3].what else {
-            panic!()
-        };
-        let Some(summary::value::Value::Image(img)) = &s.value[0].value else {
-            panic!()
-        };
+        let Some(event::What::Summary(s)) = &evs[3].what else { panic!() };
+        let Some(summary::value::Value::Image(img)) = &s.value[0].value else { panic!() };
         assert_eq!((img.width, img.height, img.colorspace), (2, 1, 3));
     }
 
@@ -632,15 +488,7 @@ mod tests {
             optimizer: Opt,
             dims: Vec<u32>,
         }
-        let m = flatten_hparams(&Cfg {
-            epochs: 3,
-            amp: false,
-            optimizer: Opt {
-                lr: 0.01,
-                name: "adam",
-            },
-            dims: vec![1, 2],
-        });
+        let m = flatten_hparams(&Cfg { epochs: 3, amp: false, optimizer: Opt { lr: 0.01, name: "adam" }, dims: vec![1, 2] });
         assert_eq!(m["epochs"], HParamValue::Number(3.0));
         assert_eq!(m["amp"], HParamValue::Bool(false));
         assert_eq!(m["optimizer.lr"], HParamValue::Number(0.01));

@@ -26,16 +26,15 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::optim::GradientsParams;
-use cilp_kernels::adam::adam_optimizer;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use cilp_data::batch::Batches;
 use cilp_data::dataset::Dataset;
 use cilp_data::tensorize::{depth_chw, rgb_chw};
+use cilp_kernels::adam::adam_optimizer;
 use cilp_models::loss::{classification_loss, mse};
 use cilp_models::nvidia::{CILP_EMBEDDING, LIDAR_EMBEDDING};
 use cilp_models::{
-    Cilp, CilpLoss, Classifier, InputKind, LidarClassifier, Projector, ProjectorConfig, RgbToLidar,
-    build_cilp, load_lidar_classifier_pt,
+    Cilp, CilpLoss, Classifier, InputKind, LidarClassifier, Projector, ProjectorConfig, RgbToLidar, build_cilp, load_lidar_classifier_pt,
 };
 use cilp_track::metrics::EpochMetrics;
 use cilp_track::names;
@@ -204,13 +203,7 @@ impl AssessConfig {
         };
         AssessConfig {
             preset,
-            data: DataConfig {
-                dir: data_dir.into(),
-                limit_per_class: limit,
-                split,
-                split_seed: None,
-                xyza: Default::default(),
-            },
+            data: DataConfig { dir: data_dir.into(), limit_per_class: limit, split, split_seed: None, xyza: Default::default() },
             batch_size: 32,
             drop_last: true,
             seed: cilp_data::split::DEFAULT_SEED,
@@ -247,12 +240,13 @@ impl AssessConfig {
             return Err(format!("selection_fraction must be within [0, 0.5], got {}", self.selection_fraction));
         }
         if let Some(p) = &self.lidar_classifier
-            && !p.is_file() {
-                return Err(format!(
-                    "{}: LiDAR classifier weights not found (NVIDIA's lidar_cnn.pt; omit --lidar-classifier to train one)",
-                    p.display()
-                ));
-            }
+            && !p.is_file()
+        {
+            return Err(format!(
+                "{}: LiDAR classifier weights not found (NVIDIA's lidar_cnn.pt; omit --lidar-classifier to train one)",
+                p.display()
+            ));
+        }
         Ok(())
     }
 
@@ -591,7 +585,16 @@ struct StageRun {
 impl StageRun {
     // Eight plain arguments until the one-loop redesign (issue 18) gives stages a run spec.
     #[allow(clippy::too_many_arguments)]
-    fn create<C: Serialize>(out: &Path, name: &str, kind: &str, model: &str, params: usize, cfg: &AssessConfig, config: &C, metrics: &[&str]) -> Result<StageRun> {
+    fn create<C: Serialize>(
+        out: &Path,
+        name: &str,
+        kind: &str,
+        model: &str,
+        params: usize,
+        cfg: &AssessConfig,
+        config: &C,
+        metrics: &[&str],
+    ) -> Result<StageRun> {
         let mut run = RunDir::create(out, name, CreateMode::Force)?;
         run.write_config(config)?;
         run.log_hparams(config, metrics)?;
@@ -720,7 +723,10 @@ fn reuse_cilp_stage(cfg: &AssessConfig, data: &PreparedData, opts: &AssessOption
     let completed = cilp_track::run::read_summary(&dir).map(|s| s.status == RunStatus::Completed).unwrap_or(false);
     let same = cilp_track::run::read_config::<StageRunConfig>(&dir).map(|c| c == cilp_run_config(cfg)).unwrap_or(false);
     if !(completed && same) {
-        say(false, format!("cilp: {} is {}; training it again", dir.display(), if completed { "from another config" } else { "not completed" }));
+        say(
+            false,
+            format!("cilp: {} is {}; training it again", dir.display(), if completed { "from another config" } else { "not completed" }),
+        );
         return Ok(None);
     }
     let ckpt = Checkpoints::new(dir.join(cilp_track::run::CHECKPOINTS_DIR));
@@ -742,9 +748,22 @@ fn reuse_cilp_stage(cfg: &AssessConfig, data: &PreparedData, opts: &AssessOption
         .collect();
     say(
         false,
-        format!("cilp: reusing the completed stage in {} (same config): val loss {:.4}, R@1 {:.3}/{:.3}", dir.display(), v.loss, v.retrieval.rgb_to_lidar.r_at_1, v.retrieval.lidar_to_rgb.r_at_1),
+        format!(
+            "cilp: reusing the completed stage in {} (same config): val loss {:.4}, R@1 {:.3}/{:.3}",
+            dir.display(),
+            v.loss,
+            v.retrieval.rgb_to_lidar.r_at_1,
+            v.retrieval.lidar_to_rgb.r_at_1
+        ),
     );
-    Ok(Some(CilpOutcome { model, val_loss: v.loss, val_loss_nvidia: v.loss_nvidia, retrieval: v.retrieval, logit_scales, heatmap: v.heatmap }))
+    Ok(Some(CilpOutcome {
+        model,
+        val_loss: v.loss,
+        val_loss_nvidia: v.loss_nvidia,
+        retrieval: v.retrieval,
+        logit_scales,
+        heatmap: v.heatmap,
+    }))
 }
 
 /// Stage 1: contrastive pretraining.
@@ -767,12 +786,22 @@ fn cilp_stage(cfg: &AssessConfig, data: &PreparedData, opts: &AssessOptions, dev
         // on the seed and the epoch, and the weights and Adam's moments are restored exactly).
         Some((st, s)) => {
             (model, optim) = st.ckpt.restore(&s, model, optim)?;
-            logit_scales = st.history.iter().filter(|r| r.split == names::TRAIN).filter_map(|r| r.extra.get("logit_scale").copied()).collect();
+            logit_scales =
+                st.history.iter().filter(|r| r.split == names::TRAIN).filter_map(|r| r.extra.get("logit_scale").copied()).collect();
             say(opts.quiet, format!("cilp: resuming {} after epoch {} of {}", st.run.path().display(), s.epoch, cfg.cilp.epochs));
             state = s;
             st
         }
-        None => StageRun::create(&opts.out, CILP_RUN, "cilp", model_name, params, cfg, &rc, &[names::VAL_LOSS, names::VAL_RGB_TO_LIDAR_R1, names::TRAIN_LOSS])?,
+        None => StageRun::create(
+            &opts.out,
+            CILP_RUN,
+            "cilp",
+            model_name,
+            params,
+            cfg,
+            &rc,
+            &[names::VAL_LOSS, names::VAL_RGB_TO_LIDAR_R1, names::TRAIN_LOSS],
+        )?,
     };
     let kinds = [InputKind::Rgb, InputKind::Depth];
     let (ds, split) = (&data.dataset, &data.split);
@@ -851,15 +880,19 @@ fn cilp_stage(cfg: &AssessConfig, data: &PreparedData, opts: &AssessOptions, dev
         );
         last = Some((vloss, vloss_nv, retrieval, heatmap));
     }
-    cilp_track::write_atomic(&st.run.path().join("similarity_matrix.png"), &last.as_ref().expect("one epoch").3.bytes)
-        .map_err(other)?;
+    cilp_track::write_atomic(&st.run.path().join("similarity_matrix.png"), &last.as_ref().expect("one epoch").3.bytes).map_err(other)?;
     st.run.flush()?;
     let (val_loss, val_loss_nvidia, retrieval, heatmap) = last.expect("at least one epoch");
     Ok(CilpOutcome { model, val_loss, val_loss_nvidia, retrieval, logit_scales, heatmap })
 }
 
 /// Stage 2: the LiDAR classifier, pretrained or trained on LiDAR alone.
-fn lidar_stage(cfg: &AssessConfig, data: &PreparedData, opts: &AssessOptions, device: &Device) -> Result<(LidarClassifier, LidarClassifierInfo)> {
+fn lidar_stage(
+    cfg: &AssessConfig,
+    data: &PreparedData,
+    opts: &AssessOptions,
+    device: &Device,
+) -> Result<(LidarClassifier, LidarClassifierInfo)> {
     match &cfg.lidar_classifier {
         Some(path) => {
             let m = load_lidar_classifier_pt(path, device)?;
@@ -876,7 +909,9 @@ fn lidar_stage(cfg: &AssessConfig, data: &PreparedData, opts: &AssessOptions, de
             let source = crate::predict::WeightsSource::Checkpoint(outcome.run_dir.clone());
             let (c, _, _) = crate::predict::load_classifier(Some("nvidia-lidar-classifier"), &source, device)?;
             match c {
-                Classifier::Lidar(m) => Ok((m, LidarClassifierInfo { source: "trained".into(), path: LIDAR_RUN.into(), val_accuracy: f64::NAN })),
+                Classifier::Lidar(m) => {
+                    Ok((m, LidarClassifierInfo { source: "trained".into(), path: LIDAR_RUN.into(), val_accuracy: f64::NAN }))
+                }
                 _ => Err(TrainError::Other("the LiDAR classifier run holds another model".into())),
             }
         }
@@ -906,10 +941,22 @@ fn projector_stage(
     let (y_train, _) = lidar_classifier_embeddings(&li, ds, &split.train, &eval);
     let x_val = image_embeddings(&ci, ds, &split.val, &eval);
     let (y_val, _) = lidar_classifier_embeddings(&li, ds, &split.val, &eval);
-    say(opts.quiet, format!("projector: cached {} + {} embeddings in {:.1}s", split.train.len(), split.val.len(), t.elapsed().as_secs_f64()));
+    say(
+        opts.quiet,
+        format!("projector: cached {} + {} embeddings in {:.1}s", split.train.len(), split.val.len(), t.elapsed().as_secs_f64()),
+    );
     let rc = StageRunConfig::new(cfg, "projector", cfg.projector);
     let params = cilp_models::model_info("projector")?.parameters;
-    let mut st = StageRun::create(&opts.out, PROJECTOR_RUN, "projector", "projector", params, cfg, &rc, &[names::VAL_LOSS, names::VAL_ACCURACY, names::TRAIN_LOSS])?;
+    let mut st = StageRun::create(
+        &opts.out,
+        PROJECTOR_RUN,
+        "projector",
+        "projector",
+        params,
+        cfg,
+        &rc,
+        &[names::VAL_LOSS, names::VAL_ACCURACY, names::TRAIN_LOSS],
+    )?;
     device.seed(cfg.seed.wrapping_add(1));
     let mut model = cilp_models::materialize(ProjectorConfig::new().init(device));
     let mut optim = adam_optimizer();
@@ -1067,7 +1114,16 @@ fn classifier_stage(
     let (ds, split) = (&data.dataset, &data.split);
     let tc = cfg.train_config("rgb-to-lidar", cfg.finetune);
     let params = cilp_models::model_info("rgb-to-lidar")?.parameters;
-    let mut st = StageRun::create(&opts.out, CLASSIFIER_RUN, "classifier", "rgb-to-lidar", params, cfg, &tc, &[names::VAL_LOSS, names::VAL_ACCURACY, names::TRAIN_LOSS])?;
+    let mut st = StageRun::create(
+        &opts.out,
+        CLASSIFIER_RUN,
+        "classifier",
+        "rgb-to-lidar",
+        params,
+        cfg,
+        &tc,
+        &[names::VAL_LOSS, names::VAL_ACCURACY, names::TRAIN_LOSS],
+    )?;
     let mut model = Classifier::RgbToLidar(apply_frozen(model, cfg.finetune_frozen));
     let mut optim = adam_optimizer();
     let mut state = TrainState::fresh();
@@ -1084,7 +1140,11 @@ fn classifier_stage(
         format!(
             "rgb-to-lidar: before fine-tuning  val loss {loss0:.4} acc {:.2}%{}",
             100.0 * acc0,
-            if select { format!("  selection ({} pairs held out of training) acc {:.2}%", selection.len(), 100.0 * sel_acc0) } else { String::new() }
+            if select {
+                format!("  selection ({} pairs held out of training) acc {:.2}%", selection.len(), 100.0 * sel_acc0)
+            } else {
+                String::new()
+            }
         ),
     );
     let mut selection_acc = vec![sel_acc0];
@@ -1267,7 +1327,9 @@ fn prepare_out(opts: &AssessOptions) -> Result<()> {
 
 /// True when `out` holds an assessment or at least its CILP stage.
 fn ours_or_stages(out: &Path) -> bool {
-    out.join(ASSESS_TOML).is_file() || out.join(cilp_track::run::SUMMARY_JSON).is_file() || out.join(CILP_RUN).join(cilp_track::run::SUMMARY_JSON).is_file()
+    out.join(ASSESS_TOML).is_file()
+        || out.join(cilp_track::run::SUMMARY_JSON).is_file()
+        || out.join(CILP_RUN).join(cilp_track::run::SUMMARY_JSON).is_file()
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -1528,7 +1590,8 @@ mod tests {
         for frozen in [FinetuneFrozen::None, FinetuneFrozen::ProjectorHead, FinetuneFrozen::Encoder] {
             device.seed(7);
             let model = apply_frozen(RgbToLidar::new(&device), frozen);
-            let before = (weights(&model.image.head.layers[0]), weights(&model.projector.mlp.layers[0]), weights(&model.head.mlp.layers[0]));
+            let before =
+                (weights(&model.image.head.layers[0]), weights(&model.projector.mlp.layers[0]), weights(&model.head.mlp.layers[0]));
             let rgb = Tensor::<4>::ones([2, 4, 64, 64], &device).mul_scalar(0.5);
             let targets = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1], [2]), &device);
             let loss = classification_loss(model.forward(rgb), targets);

@@ -142,10 +142,7 @@ mod tests {
             lidar_to_rgb: Retrieval { r_at_1: 1.0 / 3.0, r_at_5: 1.0, mean_rank: 1.04 },
         };
         assert_eq!(r.rgb_to_lidar.to_string(), "R@1 0.500, R@5 0.875, mean rank 2.4");
-        assert_eq!(
-            r.to_string(),
-            "RGB->LiDAR R@1 0.500, R@5 0.875, mean rank 2.4; LiDAR->RGB R@1 0.333, R@5 1.000, mean rank 1.0"
-        );
+        assert_eq!(r.to_string(), "RGB->LiDAR R@1 0.500, R@5 0.875, mean rank 2.4; LiDAR->RGB R@1 0.333, R@5 1.000, mean rank 1.0");
         // The assessment's note, as it was formatted field by field before `Display`.
         let (a, b) = (r.rgb_to_lidar, r.lidar_to_rgb);
         assert_eq!(

@@ -42,10 +42,7 @@ fn depth_rgb(depth: &[f32]) -> Vec<[u8; 3]> {
     let hits = depth.iter().copied().filter(|d| d.is_finite() && *d < NO_RETURN);
     let (lo, hi) = hits.fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), d| (l.min(d), h.max(d)));
     let span = if hi > lo { hi - lo } else { 1.0 };
-    depth
-        .iter()
-        .map(|&d| if d.is_finite() && d < NO_RETURN { viridis(1.0 - (d - lo) / span) } else { [0, 0, 0] })
-        .collect()
+    depth.iter().map(|&d| if d.is_finite() && d < NO_RETURN { viridis(1.0 - (d - lo) / span) } else { [0, 0, 0] }).collect()
 }
 
 /// The sample-prediction grid: one row per sample, `RGB | depth | bar` with each 64x64 tile

@@ -15,13 +15,7 @@ use cilp_models::{Downsample, FusionMode};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layer {
     /// Square `k x k` convolution.
-    Conv {
-        cin: usize,
-        cout: usize,
-        k: usize,
-        h_out: usize,
-        w_out: usize,
-    },
+    Conv { cin: usize, cout: usize, k: usize, h_out: usize, w_out: usize },
     /// Fully connected layer.
     Linear { inputs: usize, outputs: usize },
 }
@@ -30,9 +24,7 @@ impl Layer {
     /// Forward FLOPs of one sample.
     pub fn forward_flops(&self) -> u64 {
         match *self {
-            Layer::Conv { cin, cout, k, h_out, w_out } => {
-                2 * (cin * k * k * cout * h_out * w_out) as u64
-            }
+            Layer::Conv { cin, cout, k, h_out, w_out } => 2 * (cin * k * k * cout * h_out * w_out) as u64,
             Layer::Linear { inputs, outputs } => 2 * (inputs * outputs) as u64,
         }
     }
@@ -51,22 +43,12 @@ pub struct Network {
 impl Network {
     /// Forward FLOPs per sample.
     pub fn forward_flops(&self) -> u64 {
-        self.branches
-            .iter()
-            .flatten()
-            .chain(&self.shared)
-            .map(Layer::forward_flops)
-            .sum()
+        self.branches.iter().flatten().chain(&self.shared).map(Layer::forward_flops).sum()
     }
 
     /// FLOPs of one training step per sample (forward + backward; see the module docs).
     pub fn train_flops(&self) -> u64 {
-        let first: u64 = self
-            .branches
-            .iter()
-            .filter_map(|b| b.first())
-            .map(Layer::forward_flops)
-            .sum();
+        let first: u64 = self.branches.iter().filter_map(|b| b.first()).map(Layer::forward_flops).sum();
         3 * self.forward_flops() - first
     }
 }
@@ -98,10 +80,7 @@ pub fn conv_trunk(cin: usize, channels: &[usize], side: usize, down: Downsample)
 
 /// Linear layers of an MLP with the given widths.
 pub fn mlp(widths: &[usize]) -> Vec<Layer> {
-    widths
-        .windows(2)
-        .map(|w| Layer::Linear { inputs: w[0], outputs: w[1] })
-        .collect()
+    widths.windows(2).map(|w| Layer::Linear { inputs: w[0], outputs: w[1] }).collect()
 }
 
 const SEED: [usize; 3] = [25, 50, 100];
@@ -124,10 +103,7 @@ pub fn nvidia_embedder(cin: usize) -> Vec<Layer> {
 
 /// Late fusion.
 pub fn late_fusion(down: Downsample) -> Network {
-    Network {
-        branches: vec![seed_embedder(4, 100, down), seed_embedder(4, 100, down)],
-        shared: mlp(&[200, 50, 2]),
-    }
+    Network { branches: vec![seed_embedder(4, 100, down), seed_embedder(4, 100, down)], shared: mlp(&[200, 50, 2]) }
 }
 
 /// Intermediate fusion.
@@ -188,16 +164,10 @@ mod tests {
         let add = intermediate(FusionMode::Add, Downsample::MaxPool);
         assert_eq!(add.forward_flops(), 2 * trunk + 2 * (6400 * 1000 + 1000 * 100 + 100 * 2));
         let concat = intermediate(FusionMode::Concat, Downsample::MaxPool);
-        assert_eq!(
-            concat.forward_flops(),
-            2 * trunk + 2 * (12800 * 1000 + 1000 * 100 + 100 * 2)
-        );
+        assert_eq!(concat.forward_flops(), 2 * trunk + 2 * (12800 * 1000 + 1000 * 100 + 100 * 2));
         // early fusion's first conv has 8 input channels
         let early = early_fusion(Downsample::MaxPool);
-        assert_eq!(
-            early.forward_flops(),
-            2 * 8 * 9 * 25 * 4096 + 23_040_000 + 23_040_000 + 2 * (6_400_000 + 100_000 + 200)
-        );
+        assert_eq!(early.forward_flops(), 2 * 8 * 9 * 25 * 4096 + 23_040_000 + 23_040_000 + 2 * (6_400_000 + 100_000 + 200));
         assert_eq!(early.train_flops(), 3 * early.forward_flops() - 2 * 8 * 9 * 25 * 4096);
     }
 

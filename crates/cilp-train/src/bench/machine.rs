@@ -35,10 +35,7 @@ impl Machine {
                 .map(|(_, v)| v.trim().to_string())
         };
         let cpu = field("model name").unwrap_or_else(|| "unknown".into());
-        let from_name = cpu
-            .split('@')
-            .nth(1)
-            .and_then(|s| s.trim().trim_end_matches("GHz").trim().parse::<f64>().ok());
+        let from_name = cpu.split('@').nth(1).and_then(|s| s.trim().trim_end_matches("GHz").trim().parse::<f64>().ok());
         let mhz = field("cpu MHz").and_then(|s| s.parse::<f64>().ok());
         let ghz = mhz.map(|m| m / 1000.0).or(from_name).unwrap_or(1.0);
         let flags = field("flags").unwrap_or_default();

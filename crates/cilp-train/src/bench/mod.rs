@@ -18,18 +18,15 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::optim::GradientsParams;
-use cilp_kernels::adam::adam_optimizer;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use cilp_kernels::adam::adam_optimizer;
 use cilp_models::loss::mse;
-use cilp_models::{
-    Downsample, ModelInputs, ModelSpec, NvidiaEmbedderConfig, ProjectorConfig,
-    build_cilp,
-};
+use cilp_models::{Downsample, ModelInputs, ModelSpec, NvidiaEmbedderConfig, ProjectorConfig, build_cilp};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
-pub use flops::Network;
 pub use alloc::tune_allocator;
+pub use flops::Network;
 pub use machine::Machine;
 
 /// Models of the default benchmark (the list).
@@ -48,13 +45,7 @@ pub const DEFAULT_MODELS: [&str; 8] = [
 pub fn all_models() -> Vec<String> {
     let mut v: Vec<String> = DEFAULT_MODELS.iter().map(|s| s.to_string()).collect();
     for suffix in ["-strided", "-strided-conv"] {
-        for base in [
-            "late-fusion",
-            "intermediate-add",
-            "intermediate-concat",
-            "intermediate-hadamard",
-            "early-fusion",
-        ] {
+        for base in ["late-fusion", "intermediate-add", "intermediate-concat", "intermediate-hadamard", "early-fusion"] {
             v.push(format!("{base}{suffix}"));
         }
     }
@@ -163,11 +154,8 @@ fn parse(name: &str) -> Result<Kind> {
         "projector" => Ok(Kind::Projector),
         "cilp" => Ok(Kind::Cilp),
         other => {
-            let spec = ModelSpec::parse(other).map_err(|e| {
-                TrainError::Config(format!(
-                    "{e}\nbench models: nvidia-embedder, projector, cilp or a zoo classifier"
-                ))
-            })?;
+            let spec = ModelSpec::parse(other)
+                .map_err(|e| TrainError::Config(format!("{e}\nbench models: nvidia-embedder, projector, cilp or a zoo classifier")))?;
             match spec {
                 ModelSpec::LateFusion(_)
                 | ModelSpec::Intermediate(..)
@@ -192,10 +180,7 @@ pub fn network(name: &str) -> Result<Network> {
             ModelSpec::LateFusion(d) => late_fusion(d),
             ModelSpec::Intermediate(m, d) => intermediate(m, d),
             ModelSpec::Early(d) => early_fusion(d),
-            ModelSpec::Single(_) => Network {
-                branches: vec![seed_embedder(4, 2, Downsample::MaxPool)],
-                shared: vec![],
-            },
+            ModelSpec::Single(_) => Network { branches: vec![seed_embedder(4, 2, Downsample::MaxPool)], shared: vec![] },
             ModelSpec::LidarClassifier => lidar_classifier(),
             ModelSpec::RgbToLidar => {
                 let mut l = nvidia_embedder(4);
@@ -235,10 +220,7 @@ impl Batch {
                 depth: Some(Tensor::random([b, 1, 64, 64], Distribution::Uniform(20.0, 50.0), device)),
             },
             embedding: Tensor::random([b, 200], Distribution::Normal(0.0, 1.0), device),
-            targets: Tensor::from_data(
-                TensorData::new((0..b as i64).map(|i| i % 2).collect::<Vec<_>>(), [b]),
-                device,
-            ),
+            targets: Tensor::from_data(TensorData::new((0..b as i64).map(|i| i % 2).collect::<Vec<_>>(), [b]), device),
             embed_target: Tensor::random([b, 200], Distribution::Normal(0.0, 0.1), device),
             projector_target: Tensor::random([b, 3200], Distribution::Normal(0.0, 1.0), device),
         }
@@ -272,12 +254,7 @@ fn time_runs(cfg: &BenchConfig, device: &Device, mut f: impl FnMut()) -> Vec<f64
 }
 
 /// Adam training loop over a module; `loss` computes the step's loss.
-fn train_runs<M: Module>(
-    model: M,
-    cfg: &BenchConfig,
-    device: &Device,
-    loss: impl Fn(&M) -> Tensor<1>,
-) -> Vec<f64> {
+fn train_runs<M: Module>(model: M, cfg: &BenchConfig, device: &Device, loss: impl Fn(&M) -> Tensor<1>) -> Vec<f64> {
     let mut optim = adam_optimizer();
     let mut slot = Some(model);
     time_runs(cfg, device, || {
@@ -293,16 +270,12 @@ fn train_seconds(kind: Kind, cfg: &BenchConfig) -> Vec<f64> {
     let b = Batch::new(cfg.batch_size, &device);
     match build(kind, &device) {
         Net::Embedder(m) => train_runs(m, cfg, &device, |m| mse(m.forward(rgb(&b)), b.embed_target.clone())),
-        Net::Projector(m) => train_runs(m, cfg, &device, |m| {
-            mse(m.forward(b.embedding.clone()), b.projector_target.clone())
-        }),
+        Net::Projector(m) => train_runs(m, cfg, &device, |m| mse(m.forward(b.embedding.clone()), b.projector_target.clone())),
         Net::Cilp(m) => train_runs(m, cfg, &device, |m| {
             let (i, l) = m.forward(rgb(&b), depth(&b));
             m.loss(i, l)
         }),
-        Net::Classifier(m) => train_runs(m, cfg, &device, |m| {
-            m.loss(m.forward(&b.inputs), b.targets.clone())
-        }),
+        Net::Classifier(m) => train_runs(m, cfg, &device, |m| m.loss(m.forward(&b.inputs), b.targets.clone())),
     }
 }
 
@@ -347,26 +320,16 @@ pub fn threads() -> usize {
 
 /// Run the benchmark; `progress` is called with each finished model's result.
 pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&ModelResult)) -> Result<BenchReport> {
-    let kinds = cfg
-        .models
-        .iter()
-        .map(|n| parse(n).map(|k| (n.clone(), k)))
-        .collect::<Result<Vec<_>>>()?;
+    let kinds = cfg.models.iter().map(|n| parse(n).map(|k| (n.clone(), k))).collect::<Result<Vec<_>>>()?;
     let machine = Machine::detect();
     let mut results = Vec::new();
     for (name, kind) in kinds {
         let net = network(&name)?;
         let (tf, inf) = (net.train_flops(), net.forward_flops());
-        let train_runs: Vec<f64> = if cfg.no_train {
-            vec![]
-        } else {
-            train_seconds(kind, cfg).iter().map(|s| cfg.batch_size as f64 / s).collect()
-        };
-        let infer_runs: Vec<f64> = if cfg.no_infer {
-            vec![]
-        } else {
-            infer_seconds(kind, cfg).iter().map(|s| cfg.infer_batch_size as f64 / s).collect()
-        };
+        let train_runs: Vec<f64> =
+            if cfg.no_train { vec![] } else { train_seconds(kind, cfg).iter().map(|s| cfg.batch_size as f64 / s).collect() };
+        let infer_runs: Vec<f64> =
+            if cfg.no_infer { vec![] } else { infer_seconds(kind, cfg).iter().map(|s| cfg.infer_batch_size as f64 / s).collect() };
         let max = |v: &[f64]| v.iter().cloned().reduce(f64::max);
         let train = max(&train_runs);
         let infer = max(&infer_runs);

@@ -15,16 +15,14 @@ use crate::studies::runner::{Metric, ModelRuns, StudyOptions, StudyRuns, StudySe
 use crate::studies::stats::{self, Comparison, MetricSummary, Verdict};
 
 /// The five fusion architectures of the study, in the order they are reported.
-pub const FUSION_MODELS: [&str; 5] =
-    ["early-fusion", "late-fusion", "intermediate-concat", "intermediate-add", "intermediate-hadamard"];
+pub const FUSION_MODELS: [&str; 5] = ["early-fusion", "late-fusion", "intermediate-concat", "intermediate-add", "intermediate-hadamard"];
 
 /// The two strided styles of the ablation: (zoo suffix, label).
 pub const STRIDED_STYLES: [(&str, &str); 2] =
     [("-strided", "separate stride-2 conv after each block"), ("-strided-conv", "stride-2 main conv, no pool")];
 
 /// Metrics compared between fusion models and the best one.
-pub const FUSION_COMPARED: [Metric; 4] =
-    [Metric::BestValLoss, Metric::ValAccuracy, Metric::SecondsPerEpoch, Metric::PeakMemoryMb];
+pub const FUSION_COMPARED: [Metric; 4] = [Metric::BestValLoss, Metric::ValAccuracy, Metric::SecondsPerEpoch, Metric::PeakMemoryMb];
 
 /// Files every study writes next to its run directories.
 pub const SUMMARY_JSON: &str = "summary.json";
@@ -189,7 +187,13 @@ fn fmt_diff(m: Metric, d: f64) -> String {
     if !d.is_finite() {
         return "-".into();
     }
-    let sign = if d > 0.0 { "+" } else if d < 0.0 { "-" } else { "" };
+    let sign = if d > 0.0 {
+        "+"
+    } else if d < 0.0 {
+        "-"
+    } else {
+        ""
+    };
     let a = d.abs();
     let body = match m {
         Metric::ValAccuracy => format!("{:.2} pp", 100.0 * a),
@@ -331,10 +335,8 @@ fn write_charts(out: &Path, title: &str, models: &[ModelSummary]) -> Result<Vec<
         ("peak_memory.svg", Metric::PeakMemoryMb, 1.0, "peak memory (MiB)"),
     ];
     for (file, metric, scale, y_label) in bars {
-        let values: Vec<f64> = models
-            .iter()
-            .map(|m| m.metrics.get(metric.key()).map(|s| s.mean * scale).filter(|v| v.is_finite()).unwrap_or(0.0))
-            .collect();
+        let values: Vec<f64> =
+            models.iter().map(|m| m.metrics.get(metric.key()).map(|s| s.mean * scale).filter(|v| v.is_finite()).unwrap_or(0.0)).collect();
         let what = if metric == Metric::Parameters { String::new() } else { format!(" (mean of {n} seeds; ± in the table)") };
         let chart = svg::bar_chart(&format!("{title}: {}{what}", metric.label()), &labels, &values, &colours, y_label, 720.0, 320.0);
         write_file(&out.join(file), &chart)?;
@@ -511,10 +513,11 @@ pub fn fusion_summary(st: &StudyRuns) -> StudySummary {
 }
 
 fn comparison_md(summary: &StudySummary, metrics: &[Metric]) -> String {
-    let cols: Vec<String> = ["model", "metric", "model mean", "baseline mean", "difference", "Welch t", "df", "p", "abs diff / pooled sd", "verdict"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let cols: Vec<String> =
+        ["model", "metric", "model mean", "baseline mean", "difference", "Welch t", "df", "p", "abs diff / pooled sd", "verdict"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
     let rows: Vec<Vec<String>> = summary
         .comparisons
         .iter()
@@ -596,19 +599,23 @@ pub fn write_fusion(out: &Path, st: &StudyRuns) -> Result<StudySummary> {
     let mut summary = fusion_summary(st);
     std::fs::create_dir_all(out).map_err(|e| TrainError::Other(format!("{}: {e}", out.display())))?;
     summary.charts = write_charts(out, "Fusion", &summary.models)?;
-    let csv = aggregate_csv(&summary.models, &["p_val_loss_vs_best", "verdict_val_loss_vs_best", "p_accuracy_vs_best", "verdict_accuracy_vs_best"], |m| {
-        let mut v = Vec::new();
-        for metric in [Metric::BestValLoss, Metric::ValAccuracy] {
-            match summary.comparisons.iter().find(|c| c.other == m.model && c.metric == metric) {
-                Some(c) => {
-                    v.push(c.comparison.welch.map(|w| num(w.p)).unwrap_or_default());
-                    v.push(c.comparison.verdict.as_str().to_owned());
+    let csv = aggregate_csv(
+        &summary.models,
+        &["p_val_loss_vs_best", "verdict_val_loss_vs_best", "p_accuracy_vs_best", "verdict_accuracy_vs_best"],
+        |m| {
+            let mut v = Vec::new();
+            for metric in [Metric::BestValLoss, Metric::ValAccuracy] {
+                match summary.comparisons.iter().find(|c| c.other == m.model && c.metric == metric) {
+                    Some(c) => {
+                        v.push(c.comparison.welch.map(|w| num(w.p)).unwrap_or_default());
+                        v.push(c.comparison.verdict.as_str().to_owned());
+                    }
+                    None => v.extend([String::new(), "best".to_owned()]),
                 }
-                None => v.extend([String::new(), "best".to_owned()]),
             }
-        }
-        v
-    });
+            v
+        },
+    );
     write_summary_files(out, &summary, &fusion_markdown(&summary), &csv)?;
     Ok(summary)
 }
@@ -624,12 +631,10 @@ pub fn fusion(settings: &StudySettings, models: &[String], opts: &StudyOptions) 
 /// The models of the ablation of `base`: the MaxPool2d model and its two strided variants.
 pub fn ablation_models(base: &str) -> Result<Vec<String>> {
     let base = base.strip_suffix("-strided-conv").or_else(|| base.strip_suffix("-strided")).unwrap_or(base);
-    let models: Vec<String> =
-        std::iter::once(base.to_owned()).chain(STRIDED_STYLES.iter().map(|(s, _)| format!("{base}{s}"))).collect();
+    let models: Vec<String> = std::iter::once(base.to_owned()).chain(STRIDED_STYLES.iter().map(|(s, _)| format!("{base}{s}"))).collect();
     for m in &models {
-        cilp_models::model_info(m).map_err(|e| {
-            TrainError::Config(format!("{base} has no strided variants in the zoo ({m}: {e}); pick a fusion model"))
-        })?;
+        cilp_models::model_info(m)
+            .map_err(|e| TrainError::Config(format!("{base} has no strided variants in the zoo ({m}: {e}); pick a fusion model")))?;
     }
     Ok(models)
 }
@@ -661,7 +666,11 @@ pub fn ablation_summary(st: &StudyRuns) -> StudySummary {
         }
     }
     let n_seeds = st.settings.seeds.len();
-    let mut notes = vec![settings_line(st), format!("MaxPool2d model: {}; difference = strided - MaxPool2d", base.model), rule_text(n_seeds, st.split.val)];
+    let mut notes = vec![
+        settings_line(st),
+        format!("MaxPool2d model: {}; difference = strided - MaxPool2d", base.model),
+        rule_text(n_seeds, st.split.val),
+    ];
     for (j, m) in st.models.iter().enumerate().skip(1) {
         let larger: Vec<&str> = comparisons
             .iter()
@@ -712,13 +721,16 @@ fn ablation_markdown(s: &StudySummary) -> String {
         }
     }
     for style in styles {
-        let rows: Vec<Vec<String>> =
-            cells(&s.rows).into_iter().filter(|r| r[0] == style).map(|r| r[1..].to_vec()).collect();
+        let rows: Vec<Vec<String>> = cells(&s.rows).into_iter().filter(|r| r[0] == style).map(|r| r[1..].to_vec()).collect();
         let _ = write!(md, "## {} vs {}\n\n", style, s.baseline);
         md.push_str(&md_table(&cols, &rows));
         md.push('\n');
     }
-    let _ = write!(md, "Values are mean ± sample standard deviation over seeds; difference = strided - MaxPool2d.\n\n{}\n\n## Notes\n\n", s.rule);
+    let _ = write!(
+        md,
+        "Values are mean ± sample standard deviation over seeds; difference = strided - MaxPool2d.\n\n{}\n\n## Notes\n\n",
+        s.rule
+    );
     for n in s.notes[1..].iter().filter(|n| **n != s.rule) {
         let _ = writeln!(md, "- {n}");
     }
@@ -732,7 +744,9 @@ pub fn write_ablation(out: &Path, st: &StudyRuns) -> Result<StudySummary> {
     std::fs::create_dir_all(out).map_err(|e| TrainError::Other(format!("{}: {e}", out.display())))?;
     let title = format!("Ablation ({})", summary.baseline);
     summary.charts = write_charts(out, &title, &summary.models)?;
-    let mut csv = String::from("strided_model,metric,maxpool_mean,maxpool_std,strided_mean,strided_std,difference,welch_t,welch_df,p,effect_size,verdict\n");
+    let mut csv = String::from(
+        "strided_model,metric,maxpool_mean,maxpool_std,strided_mean,strided_std,difference,welch_t,welch_df,p,effect_size,verdict\n",
+    );
     for c in &summary.comparisons {
         let a = summary.models.iter().find(|m| m.model == c.baseline).map(|m| &m.metrics[c.metric.key()]);
         let b = summary.models.iter().find(|m| m.model == c.other).map(|m| &m.metrics[c.metric.key()]);

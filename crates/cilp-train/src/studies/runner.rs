@@ -65,15 +65,7 @@ impl StudySettings {
         let mut data = base.data;
         data.limit_per_class = limit;
         data.split_seed = Some(cilp_data::split::DEFAULT_SEED);
-        Ok(StudySettings {
-            preset: name.to_owned(),
-            data,
-            seeds,
-            epochs,
-            batch_size: batch,
-            lr,
-            device: base.device,
-        })
+        Ok(StudySettings { preset: name.to_owned(), data, seeds, epochs, batch_size: batch, lr, device: base.device })
     }
 
     /// The run config of one model and seed.
@@ -290,9 +282,7 @@ impl ModelRuns {
     /// Validation loss per epoch, averaged over seeds (epochs every seed reached).
     pub fn mean_val_curve(&self) -> Vec<f64> {
         let n = self.runs.iter().map(|r| r.val_loss_curve.len()).min().unwrap_or(0);
-        (0..n)
-            .map(|e| crate::studies::stats::mean(&self.runs.iter().map(|r| r.val_loss_curve[e]).collect::<Vec<_>>()))
-            .collect()
+        (0..n).map(|e| crate::studies::stats::mean(&self.runs.iter().map(|r| r.val_loss_curve[e]).collect::<Vec<_>>())).collect()
     }
 }
 
@@ -338,10 +328,7 @@ impl PartialEq for StudyLock {
 
 fn check_out(out: &Path) -> Result<()> {
     if cilp_track::run::holds_run(out) {
-        return Err(TrainError::Config(format!(
-            "{} is a run directory; a study needs its own folder (e.g. runs/fusion)",
-            out.display()
-        )));
+        return Err(TrainError::Config(format!("{} is a run directory; a study needs its own folder (e.g. runs/fusion)", out.display())));
     }
     Ok(())
 }
@@ -363,11 +350,8 @@ pub fn run_models(settings: &StudySettings, models: &[String], opts: &StudyOptio
     // study on the same folder is refused at once, naming this process.
     let lock = cilp_track::FolderLock::acquire(&opts.out, "study folder")?;
     if opts.mode == StudyMode::New {
-        let existing: Vec<String> = models
-            .iter()
-            .flat_map(|m| settings.seeds.iter().map(move |&s| run_name(m, s)))
-            .filter(|n| opts.out.join(n).exists())
-            .collect();
+        let existing: Vec<String> =
+            models.iter().flat_map(|m| settings.seeds.iter().map(move |&s| run_name(m, s))).filter(|n| opts.out.join(n).exists()).collect();
         if !existing.is_empty() {
             return Err(TrainError::Config(format!(
                 "{} already holds {} of this study's runs ({}{}); pass --force to replace them or --resume to continue",
@@ -387,8 +371,7 @@ pub fn run_models(settings: &StudySettings, models: &[String], opts: &StudyOptio
     let (data, _) = crate::data::prepare(&data_cfg, split_seed)?;
     if !opts.quiet {
         let ds = &data.dataset;
-        let per_class: Vec<String> =
-            (0..ds.classes().len()).map(|c| format!("{} {}", ds.class_range(c).len(), ds.classes()[c])).collect();
+        let per_class: Vec<String> = (0..ds.classes().len()).map(|c| format!("{} {}", ds.class_range(c).len(), ds.classes()[c])).collect();
         let short = match data_cfg.limit_per_class {
             Some(l) if (0..ds.classes().len()).any(|c| ds.class_range(c).len() < l) => {
                 format!(" (fewer than the {l} per class asked for)")
@@ -433,20 +416,18 @@ pub fn run_models(settings: &StudySettings, models: &[String], opts: &StudyOptio
                 eprintln!("[{k}/{total}] {name} ({:.0}s elapsed)", start.elapsed().as_secs_f64());
             }
             if let Some(src) = opts.reuse_from.as_ref().map(|d| d.join(&name))
-                && mode != CreateMode::Resume && src != opts.out.join(&name) && reusable(&src, &cfg) {
-                    cilp_track::run::copy_run(&src, &opts.out.join(&name))?;
-                    if !opts.quiet {
-                        eprintln!("{name}: reusing the completed run with the same config in {}", src.display());
-                    }
-                    mode = CreateMode::Resume;
+                && mode != CreateMode::Resume
+                && src != opts.out.join(&name)
+                && reusable(&src, &cfg)
+            {
+                cilp_track::run::copy_run(&src, &opts.out.join(&name))?;
+                if !opts.quiet {
+                    eprintln!("{name}: reusing the completed run with the same config in {}", src.display());
                 }
-            let ropts = RunOptions {
-                runs_dir: opts.out.clone(),
-                name: Some(name.clone()),
-                mode,
-                progress: opts.progress,
-                quiet: opts.quiet,
-            };
+                mode = CreateMode::Resume;
+            }
+            let ropts =
+                RunOptions { runs_dir: opts.out.clone(), name: Some(name.clone()), mode, progress: opts.progress, quiet: opts.quiet };
             let outcome = train(&cfg, &data, &ropts)?;
             runs.push(SeedRun::from_outcome(seed, name, &outcome));
         }
