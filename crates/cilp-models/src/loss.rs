@@ -6,7 +6,13 @@
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 
-use crate::nvidia::l2_normalize;
+/// Row-wise L2 normalisation, `x / max(||x||, 1e-12)` (PyTorch's `F.normalize`).
+///
+/// - input/output: `[batch, features]`
+pub fn l2_normalize(x: Tensor<2>) -> Tensor<2> {
+    let norm = x.clone().square().sum_dim(1).sqrt().clamp_min(1e-12); // [batch, 1]
+    x / norm
+}
 
 /// Cross-entropy of logits against integer class targets (PyTorch `F.cross_entropy`).
 ///

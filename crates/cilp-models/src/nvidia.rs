@@ -8,6 +8,7 @@ use burn::prelude::*;
 
 use crate::blocks::{ConvTrunk, ConvTrunkConfig, Downsample, Mlp};
 use crate::loss;
+use crate::loss::l2_normalize;
 
 /// Channels of NVIDIA's convolution trunks.
 pub const NVIDIA_TRUNK_CHANNELS: [usize; 4] = [50, 100, 200, 200];
@@ -22,14 +23,6 @@ pub const CLIP_LOGIT_SCALE_MAX: f32 = 4.605_170_2;
 
 fn nvidia_trunk(in_channels: usize) -> ConvTrunkConfig {
     ConvTrunkConfig::new(in_channels, NVIDIA_TRUNK_CHANNELS.to_vec()).with_downsample(Downsample::MaxPool)
-}
-
-/// Row-wise L2 normalisation, `x / max(||x||, 1e-12)` (PyTorch's `F.normalize`).
-///
-/// - input/output: `[batch, features]`
-pub fn l2_normalize(x: Tensor<2>) -> Tensor<2> {
-    let norm = x.clone().square().sum_dim(1).sqrt().clamp_min(1e-12); // [batch, 1]
-    x / norm
 }
 
 /// Configuration of the [`NvidiaEmbedder`].
