@@ -115,9 +115,7 @@ pub struct ExportSummary {
     pub script: PathBuf,
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
-}
+use cilp_track::metrics::csv_field;
 
 /// Exports the dataset at `data` into `out` (see the module docs).
 pub fn export_fiftyone(data: &Path, out: &Path, opts: &ExportOptions) -> Result<ExportSummary> {

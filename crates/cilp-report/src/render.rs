@@ -9,28 +9,8 @@ use cilp_data::tensorize::{PLANE, XyzaConvention, depth_to_xyza};
 pub const NO_RETURN_RGB: [u8; 3] = [208, 208, 208];
 const CLOUD_BG: [u8; 3] = [24, 26, 32];
 
-/// Matplotlib's viridis at 9 evenly spaced stops.
-const VIRIDIS: [[f32; 3]; 9] = [
-    [68.0, 1.0, 84.0],
-    [71.0, 44.0, 122.0],
-    [59.0, 81.0, 139.0],
-    [44.0, 113.0, 142.0],
-    [33.0, 144.0, 141.0],
-    [39.0, 173.0, 129.0],
-    [92.0, 200.0, 99.0],
-    [170.0, 220.0, 50.0],
-    [253.0, 231.0, 37.0],
-];
-
-/// Viridis colour of `t` in `[0, 1]` (clamped): 0 = dark purple, 1 = yellow.
-pub fn viridis(t: f32) -> [u8; 3] {
-    let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 };
-    let x = t * (VIRIDIS.len() - 1) as f32;
-    let i = (x.floor() as usize).min(VIRIDIS.len() - 2);
-    let f = x - i as f32;
-    let (a, b) = (VIRIDIS[i], VIRIDIS[i + 1]);
-    [0, 1, 2].map(|c| (a[c] + (b[c] - a[c]) * f).round() as u8)
-}
+/// The one viridis colour map of cilp (`cilp_track::tb::viridis`; TensorBoard images use it too).
+pub use cilp_track::tb::image::viridis;
 
 /// Nearest-neighbour upscale of an RGB8 image (`w x h x 3`) by an integer factor.
 pub fn upscale_rgb(rgb: &[u8], w: usize, h: usize, factor: usize) -> Vec<u8> {

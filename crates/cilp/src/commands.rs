@@ -145,18 +145,7 @@ pub fn models(a: ModelsArgs) -> Result<()> {
     Ok(())
 }
 
-/// 13147202 -> "13,147,202".
-fn group(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+use cilp_track::compare::format_thousands as group;
 
 fn parse_xyza(s: &str) -> Result<XyzaConvention> {
     serde_json::from_value(serde_json::Value::String(s.to_string()))

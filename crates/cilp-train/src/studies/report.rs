@@ -126,10 +126,7 @@ fn rule_text(n_seeds: usize, n_val: usize) -> String {
 
 // ---------------------------------------------------------------- formatting
 
-/// Thousands separators.
-fn thousands(n: u64) -> String {
-    cilp_track::compare::format_thousands(n)
-}
+use cilp_track::compare::format_thousands as thousands;
 
 fn sig(v: f64) -> String {
     if !v.is_finite() {
@@ -231,9 +228,7 @@ fn md_table(columns: &[String], rows: &[Vec<String>]) -> String {
     s
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
-}
+use cilp_track::metrics::csv_field;
 
 fn num(v: f64) -> String {
     if v.is_finite() { format!("{v}") } else { String::new() }
