@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod alloc;
 mod assess_cmd;
 mod bench_cmd;
 mod commands;
@@ -292,7 +293,7 @@ fn handle_interrupts() {
 }
 
 fn main() -> ExitCode {
-    cilp_train::bench::tune_allocator();
+    alloc::tune_allocator();
     handle_interrupts();
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));

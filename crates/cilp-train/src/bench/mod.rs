@@ -10,7 +10,6 @@
 //! `repeats` timed runs of `steps` iterations each; the best run is reported (the machine is
 //! shared, the best run is the least disturbed one).
 
-pub mod alloc;
 pub mod flops;
 pub mod machine;
 
@@ -25,7 +24,6 @@ use cilp_models::{Downsample, ModelInputs, ModelSpec, NvidiaEmbedderConfig, Proj
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
-pub use alloc::tune_allocator;
 pub use flops::Network;
 pub use machine::Machine;
 

@@ -8,7 +8,9 @@
 //! 256 MiB steps lets the allocator reuse the same pages step after step (measured +25-45 %
 //! samples/s on the NVIDIA embedder; see bench/README.md).
 //!
-//! Set `CILP_SYSTEM_MALLOC=1` to keep glibc's defaults. A no-op on other platforms.
+//! Set `CILP_SYSTEM_MALLOC=1` to keep glibc's defaults. A no-op on other platforms. The choice of
+//! allocator belongs to the program, not to a library (ripgrep keeps its own in `main`), so this
+//! lives in the binary.
 
 /// Apply the tuning (call once, early in `main`). Returns whether it was applied.
 #[allow(unsafe_code)]
