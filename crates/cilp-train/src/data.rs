@@ -1,14 +1,19 @@
 //! Loading and splitting the dataset a run's config names.
 
 use cilp_data::dataset::{Dataset, LoadOptions};
-use cilp_data::split::{nvidia_split, ratio_split};
+use cilp_data::split::{Split, nvidia_split, ratio_split};
 
 use crate::config::{DataConfig, SplitConfig};
-use crate::engine::PreparedData;
 use crate::error::{Result, TrainError};
 
 /// The number of classes cilp's classifiers are built for (their heads have two outputs).
 pub const TRAINABLE_CLASSES: usize = 2;
+
+/// Data loaded once and shared by several runs (a study trains many models on one dataset).
+pub struct PreparedData {
+    pub dataset: Dataset,
+    pub split: Split,
+}
 
 /// Loads the dataset and splits it as configured: the ratio split uses `cfg.split_seed` when
 /// set, otherwise `seed` (the run's seed).

@@ -13,7 +13,6 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use cilp_data::batch::Batches;
 use cilp_data::dataset::Dataset;
-use cilp_data::split::Split;
 use cilp_kernels::adam::adam_optimizer;
 use cilp_models::{Classifier, build_classifier, model_info};
 use cilp_track::metrics::EpochMetrics;
@@ -57,11 +56,7 @@ pub struct TrainOutcome {
     pub history: Vec<EpochMetrics>,
 }
 
-/// Data loaded once and shared by several runs (a study trains many models on one dataset).
-pub struct PreparedData {
-    pub dataset: Dataset,
-    pub split: Split,
-}
+pub use crate::data::PreparedData;
 
 /// Mean loss and accuracy of one pass.
 struct PassStats {
