@@ -205,11 +205,15 @@ unsafe impl Sync for Mat {}
 
 /// `dst[m, n] (row stride ld_dst) = (accumulate ? dst : 0) + lhs[m, k] · rhs[k, n]`.
 ///
-/// Safety contract (checked by the callers' slice lengths): `dst` holds `m` rows of `ld_dst`
-/// with `n <= ld_dst`, and every `(r, c)` addressed through `lhs` / `rhs` is inside the slice
-/// the view was made from.
+/// `dst` is checked (it must hold `m` rows of `ld_dst`, `n <= ld_dst`); `lhs` and `rhs` are raw
+/// views that cannot be.
+///
+/// # Safety
+///
+/// Every element `lhs` addresses for `(r, c) < (m, k)` and `rhs` for `(r, c) < (k, n)`
+/// (`ptr + r·rs + c·cs`) lies inside a live slice that nobody writes during the call.
 #[allow(clippy::too_many_arguments)]
-fn gemm_f32(m: usize, n: usize, k: usize, dst: &mut [f32], ld_dst: usize, accumulate: bool, lhs: Mat, rhs: Mat, par: Parallelism) {
+unsafe fn gemm_f32(m: usize, n: usize, k: usize, dst: &mut [f32], ld_dst: usize, accumulate: bool, lhs: Mat, rhs: Mat, par: Parallelism) {
     assert!(m == 0 || dst.len() >= (m - 1) * ld_dst + n, "gemm: dst too small");
     if m == 0 || n == 0 {
         return;
@@ -223,8 +227,8 @@ fn gemm_f32(m: usize, n: usize, k: usize, dst: &mut [f32], ld_dst: usize, accumu
         return;
     }
     // SAFETY: `dst` is a live exclusive slice covering every (r, c) < (m, n) at r·ld_dst + c
-    // (asserted above); `lhs` and `rhs` point into live slices the callers sized for exactly
-    // these shapes and strides; no other reference to `dst` exists during the call.
+    // (asserted above); `lhs` and `rhs` are inside live, unwritten slices (this function's
+    // safety contract); no other reference to `dst` exists during the call.
     unsafe {
         gemm::gemm(
             m,
@@ -346,11 +350,14 @@ fn forward_groups(
                         row.fill(b[c]);
                     }
                 }
-                gemm_f32(co, p, k, og, p, in_place_bias.is_some(), w_mat, col_mat, par);
+                // SAFETY: w_mat views the [co, k] weight and col_mat the [k, p] column buffer
+                // (`col` holds k·ld >= k·p values), both borrowed for this section, unwritten.
+                unsafe { gemm_f32(co, p, k, og, p, in_place_bias.is_some(), w_mat, col_mat, par) };
                 epilogue(gi, ns, og, Product::InPlace);
             } else {
                 with_scratch(&AUX, co * ld, |tmp| {
-                    gemm_f32(co, ld, k, tmp, ld, false, w_mat, col_mat, par);
+                    // SAFETY: as above, with the full [k, ld] column buffer.
+                    unsafe { gemm_f32(co, ld, k, tmp, ld, false, w_mat, col_mat, par) };
                     epilogue(gi, ns, og, Product::Scratch(tmp, ld));
                 });
             }
@@ -448,11 +455,15 @@ fn backward_groups<'a>(
                     }
                     // dW[Cout, K] += dY[Cout, ld] · colᵀ[ld, K]
                     let col_t = Mat { ptr: col.as_ptr(), rs: 1, cs: ld as isize };
-                    gemm_f32(co, k, ld, &mut acc[..co * k], k, true, dy_m, col_t, par);
+                    // SAFETY: dy_m views dY [co, ld] and col_t the transposed [ld, k] column
+                    // buffer (k·ld values); both live and unwritten during the call.
+                    unsafe { gemm_f32(co, k, ld, &mut acc[..co * k], k, true, dy_m, col_t, par) };
                 }
                 if let Some(dxg) = dxg {
                     // dcol[K, ld] = Wᵀ[K, Cout] · dY[Cout, ld], then col2im.
-                    gemm_f32(k, ld, co, col, ld, false, w_t, dy_m, par);
+                    // SAFETY: w_t views the weight transposed [k, co], dy_m dY [co, ld]; neither
+                    // aliases `col`, the output.
+                    unsafe { gemm_f32(k, ld, co, col, ld, false, w_t, dy_m, par) };
                     dxg.fill(0.0);
                     for s in 0..ns {
                         col2im(col, ld, s * p, d, &mut dxg[s * sample_x..(s + 1) * sample_x]);
