@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use cilp_data::tensorize::XyzaConvention;
 use cilp_track::run::CreateMode;
 use cilp_train::{RunOptions, SplitConfig, TrainConfig};
 
@@ -147,11 +146,6 @@ pub fn models(a: ModelsArgs) -> Result<()> {
 
 use cilp_track::compare::format_thousands as group;
 
-fn parse_xyza(s: &str) -> Result<XyzaConvention> {
-    serde_json::from_value(serde_json::Value::String(s.to_string()))
-        .with_context(|| format!("unknown XYZA convention {s:?} (expected seed, spherical or nvidia)"))
-}
-
 /// Reads a training config (a run's `config.toml` works), bounded like every run file.
 fn read_train_config(path: &Path) -> Result<TrainConfig> {
     let text = cilp_data::io::read_bounded_to_string(path, cilp_track::run::MAX_RUN_FILE_BYTES, "a training config (TOML)")?;
@@ -201,8 +195,8 @@ fn apply_train_flags(cfg: &mut TrainConfig, a: &TrainArgs) -> Result<()> {
     if let Some(v) = a.limit_per_class {
         cfg.data.limit_per_class = Some(v);
     }
-    if let Some(v) = &a.xyza {
-        cfg.data.xyza = parse_xyza(v)?;
+    if let Some(v) = a.xyza {
+        cfg.data.xyza = v;
     }
     match (a.split.as_deref(), a.val_fraction) {
         (Some("nvidia"), None) => cfg.data.split = SplitConfig::Nvidia,

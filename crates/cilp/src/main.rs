@@ -208,7 +208,7 @@ pub struct TrainArgs {
     pub limit_per_class: Option<usize>,
     /// Depth-to-XYZA convention: seed, spherical or nvidia.
     #[arg(long)]
-    pub xyza: Option<String>,
+    pub xyza: Option<cilp_data::tensorize::XyzaConvention>,
     /// Drop the last incomplete batch.
     #[arg(long)]
     pub drop_last: bool,
