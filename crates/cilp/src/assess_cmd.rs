@@ -60,8 +60,8 @@ pub struct AssessArgs {
     #[arg(long)]
     pub limit_per_class: Option<usize>,
     /// nvidia (NVIDIA's per-class index split; the full preset's) or ratio (seeded stratified, see --val-fraction; the quick preset's, 0.1).
-    #[arg(long)]
-    pub split: Option<String>,
+    #[arg(long, value_enum)]
+    pub split: Option<crate::SplitKind>,
     /// Validation fraction of --split ratio.
     #[arg(long, default_value_t = 0.1)]
     pub val_fraction: f64,
@@ -148,11 +148,10 @@ pub fn resolve(a: &AssessArgs) -> Result<AssessConfig> {
     if let Some(l) = a.limit_per_class {
         c.data.limit_per_class = (l > 0).then_some(l);
     }
-    match a.split.as_deref() {
+    match a.split {
         None => {}
-        Some("nvidia") => c.data.split = SplitConfig::Nvidia,
-        Some("ratio") => c.data.split = SplitConfig::Ratio { val_fraction: a.val_fraction },
-        Some(other) => bail!("unknown --split {other:?}; use nvidia or ratio"),
+        Some(crate::SplitKind::Nvidia) => c.data.split = SplitConfig::Nvidia,
+        Some(crate::SplitKind::Ratio) => c.data.split = SplitConfig::Ratio { val_fraction: a.val_fraction },
     }
     let set = |s: &mut cilp_train::assess::StageConfig, e: Option<usize>, lr: Option<f64>| {
         if let Some(e) = e {

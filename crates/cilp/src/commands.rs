@@ -7,7 +7,9 @@ use anyhow::{Context, Result, bail};
 use cilp_track::run::CreateMode;
 use cilp_train::{RunOptions, SplitConfig, TrainConfig};
 
-use crate::{ExploreArgs, GenerateArgs, InfoArgs, ModelsArgs, PredictArgs, ReportArgs, RunArgs, RunPreset, RunsCommand, TrainArgs, secs};
+use crate::{
+    ExploreArgs, GenerateArgs, InfoArgs, ModelsArgs, PredictArgs, ReportArgs, RunArgs, RunPreset, RunsCommand, SplitKind, TrainArgs, secs,
+};
 
 /// The default dataset location of `cilp run`.
 pub const DEFAULT_DATA: &str = "data/default";
@@ -198,17 +200,16 @@ fn apply_train_flags(cfg: &mut TrainConfig, a: &TrainArgs) -> Result<()> {
     if let Some(v) = a.xyza {
         cfg.data.xyza = v;
     }
-    match (a.split.as_deref(), a.val_fraction) {
-        (Some("nvidia"), None) => cfg.data.split = SplitConfig::Nvidia,
-        (Some("nvidia"), Some(_)) => bail!("--val-fraction applies to --split ratio, not nvidia"),
-        (Some("ratio") | None, Some(f)) => cfg.data.split = SplitConfig::Ratio { val_fraction: f },
-        (Some("ratio"), None) => {
+    match (a.split, a.val_fraction) {
+        (Some(SplitKind::Nvidia), None) => cfg.data.split = SplitConfig::Nvidia,
+        (Some(SplitKind::Nvidia), Some(_)) => bail!("--val-fraction applies to --split ratio, not nvidia"),
+        (Some(SplitKind::Ratio) | None, Some(f)) => cfg.data.split = SplitConfig::Ratio { val_fraction: f },
+        (Some(SplitKind::Ratio), None) => {
             if !matches!(cfg.data.split, SplitConfig::Ratio { .. }) {
                 cfg.data.split = SplitConfig::Ratio { val_fraction: 0.2 };
             }
         }
         (None, None) => {}
-        (Some(other), _) => bail!("unknown split {other:?} (expected ratio or nvidia)"),
     }
     if a.drop_last {
         cfg.drop_last = true;

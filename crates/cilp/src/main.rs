@@ -90,6 +90,15 @@ pub enum Preset {
     Full,
 }
 
+/// `--split`: how the pairs are split into training and validation samples.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SplitKind {
+    /// Seeded, per-class stratified; `--val-fraction` is held out.
+    Ratio,
+    /// NVIDIA's per-class index split.
+    Nvidia,
+}
+
 /// Presets of `cilp run`: the studies' two plus a smoke test of the whole pipeline.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunPreset {
@@ -200,8 +209,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub device: Option<String>,
     /// ratio (seeded stratified, see --val-fraction) or nvidia (per-class index split).
-    #[arg(long)]
-    pub split: Option<String>,
+    #[arg(long, value_enum)]
+    pub split: Option<SplitKind>,
     #[arg(long)]
     pub val_fraction: Option<f64>,
     #[arg(long)]
