@@ -48,8 +48,7 @@ pub struct TrainConfig {
     /// Seeds model initialisation, the per-epoch shuffling and (unless `data.split_seed` is set)
     /// the split.
     pub seed: u64,
-    /// `cpu` or `wgpu`.
-    pub device: String,
+    pub device: crate::device::DeviceSpec,
     /// Drop the last incomplete batch (NVIDIA's loaders do).
     pub drop_last: bool,
 }
@@ -70,7 +69,7 @@ impl TrainConfig {
             batch_size: 32,
             lr: 1e-4,
             seed: cilp_data::split::DEFAULT_SEED,
-            device: "cpu".into(),
+            device: crate::device::DeviceSpec::Cpu,
             drop_last: false,
         }
     }
@@ -136,11 +135,11 @@ impl TrainConfig {
         note("epochs", self.epochs.to_string(), new.epochs.to_string());
         note("lr", self.lr.to_string(), new.lr.to_string());
         note("data.dir", self.data.dir.display().to_string(), new.data.dir.display().to_string());
-        note("device", self.device.clone(), new.device.clone());
+        note("device", self.device.to_string(), new.device.to_string());
         fixed.epochs = self.epochs;
         fixed.lr = self.lr;
         fixed.data.dir = self.data.dir.clone();
-        fixed.device = self.device.clone();
+        fixed.device = self.device;
         if fixed != *self {
             let a = toml::Value::try_from(self).map_err(|e| e.to_string())?;
             let b = toml::Value::try_from(&fixed).map_err(|e| e.to_string())?;

@@ -165,7 +165,7 @@ pub fn train(cfg: &TrainConfig, data: &PreparedData, opts: &RunOptions) -> Resul
     if info.task != cilp_models::ModelTask::Classification {
         return Err(cilp_models::ModelError::NotAClassifier { name: cfg.model.clone(), task: info.task }.into());
     }
-    let device = train_device(&cfg.device)?;
+    let device = train_device(cfg.device)?;
     let name = opts.name.clone().unwrap_or_else(|| cfg.model.clone());
     let mut run = RunDir::create(&opts.runs_dir, &name, opts.mode)?;
     let ckpt = Checkpoints::new(run.checkpoints_dir());
@@ -239,7 +239,7 @@ pub fn train(cfg: &TrainConfig, data: &PreparedData, opts: &RunOptions) -> Resul
     };
     summary.model = cfg.model.clone();
     summary.parameters = info.parameters as u64;
-    summary.device = cfg.device.clone();
+    summary.device = cfg.device.to_string();
     summary.seed = cfg.seed;
     summary.git_commit = cilp_track::run::git_commit();
     summary.status = RunStatus::Running;

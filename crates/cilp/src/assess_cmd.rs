@@ -99,8 +99,8 @@ pub struct AssessArgs {
     #[arg(long)]
     pub seed: Option<u64>,
     /// cpu (default) or wgpu (builds with --features wgpu).
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[arg(long, default_value_t = cilp_train::device::DeviceSpec::Cpu)]
+    pub device: cilp_train::device::DeviceSpec,
     /// Replace a previous assessment in --out.
     #[arg(long, conflicts_with = "resume")]
     pub force: bool,
@@ -144,7 +144,7 @@ pub fn resolve(a: &AssessArgs) -> Result<AssessConfig> {
         c.selection_fraction = f;
     }
     c.lidar_classifier = a.lidar_classifier.clone();
-    c.device = a.device.clone();
+    c.device = a.device;
     if let Some(l) = a.limit_per_class {
         c.data.limit_per_class = (l > 0).then_some(l);
     }

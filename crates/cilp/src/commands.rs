@@ -191,8 +191,8 @@ fn apply_train_flags(cfg: &mut TrainConfig, a: &TrainArgs) -> Result<()> {
     if let Some(v) = a.seed {
         cfg.seed = v;
     }
-    if let Some(v) = &a.device {
-        cfg.device = v.clone();
+    if let Some(v) = a.device {
+        cfg.device = v;
     }
     if let Some(v) = a.limit_per_class {
         cfg.data.limit_per_class = Some(v);
@@ -276,7 +276,7 @@ fn report_unpaired(report: &cilp_data::dataset::LoadReport) {
 }
 
 pub fn predict(a: PredictArgs) -> Result<()> {
-    let device = cilp_train::device::device(&a.device)?;
+    let device = cilp_train::device::device(a.device)?;
     let source = match (&a.checkpoint, &a.weights) {
         (Some(c), None) => cilp_train::predict::WeightsSource::Checkpoint(c.clone()),
         (None, Some(w)) => cilp_train::predict::WeightsSource::PyTorch(w.clone()),
@@ -407,15 +407,24 @@ pub fn run(a: RunArgs) -> Result<()> {
         }
     };
     let fusion_dir = out.join("fusion");
-    let mut args =
-        vec!["fusion", "--data", &d, "--out", &fusion_dir.to_str().context("non-UTF-8 path")?, "--preset", preset, "--device", &a.device];
+    let mut args = vec![
+        "fusion",
+        "--data",
+        &d,
+        "--out",
+        &fusion_dir.to_str().context("non-UTF-8 path")?,
+        "--preset",
+        preset,
+        "--device",
+        a.device.name(),
+    ];
     args.extend(study_extra);
     args.extend(mode(&fusion_dir));
     crate::run_subcommand(&args)?;
 
     let ablation_dir = out.join("ablation");
     let (fd, ad) = (p(&fusion_dir), p(&ablation_dir));
-    let mut args = vec!["ablation", "--data", &d, "--out", &ad, "--fusion", &fd, "--preset", preset, "--device", &a.device];
+    let mut args = vec!["ablation", "--data", &d, "--out", &ad, "--fusion", &fd, "--preset", preset, "--device", a.device.name()];
     args.extend(study_extra);
     args.extend(mode(&ablation_dir));
     crate::run_subcommand(&args)?;
@@ -426,7 +435,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     } else {
         let sd = p(&assess_dir);
         let lc = a.lidar_classifier.as_deref().map(p);
-        let mut args = vec!["assess", "--data", &d, "--out", &sd, "--preset", preset, "--device", &a.device];
+        let mut args = vec!["assess", "--data", &d, "--out", &sd, "--preset", preset, "--device", a.device.name()];
         if let Some(lc) = &lc {
             args.extend(["--lidar-classifier", lc.as_str()]);
         }

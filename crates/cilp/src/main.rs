@@ -70,8 +70,8 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = RunPreset::Quick)]
     pub preset: RunPreset,
     /// Compute device.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[arg(long, default_value_t = cilp_train::device::DeviceSpec::Cpu)]
+    pub device: cilp_train::device::DeviceSpec,
     /// Redo every study from scratch, replacing earlier results in --out.
     #[arg(long)]
     pub force: bool,
@@ -207,7 +207,7 @@ pub struct TrainArgs {
     pub seed: Option<u64>,
     /// cpu (default) or wgpu (builds with --features wgpu).
     #[arg(long)]
-    pub device: Option<String>,
+    pub device: Option<cilp_train::device::DeviceSpec>,
     /// ratio (seeded stratified, see --val-fraction) or nvidia (per-class index split).
     #[arg(long, value_enum)]
     pub split: Option<SplitKind>,
@@ -248,8 +248,8 @@ pub struct PredictArgs {
     /// One JSON object per input line.
     #[arg(long)]
     pub json: bool,
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[arg(long, default_value_t = cilp_train::device::DeviceSpec::Cpu)]
+    pub device: cilp_train::device::DeviceSpec,
     /// RGB .png or LiDAR .npy files (fusion models find the paired file in the sibling folder).
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,

@@ -38,8 +38,8 @@ pub struct StudyFlags {
     #[arg(long, default_value_t = 51)]
     pub split_seed: u64,
     /// Compute device.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[arg(long, default_value_t = cilp_train::device::DeviceSpec::Cpu)]
+    pub device: cilp_train::device::DeviceSpec,
     /// Replace existing runs of the study.
     #[arg(long, conflicts_with = "resume")]
     pub force: bool,
@@ -74,7 +74,7 @@ impl StudyFlags {
             s.seeds = self.seeds.clone();
         }
         s.data.split_seed = Some(self.split_seed);
-        s.device = self.device.clone();
+        s.device = self.device;
         Ok(s)
     }
 

@@ -133,8 +133,7 @@ pub struct AssessConfig {
     /// Drop the last incomplete batch (NVIDIA's loaders do; the contrastive loss needs full batches).
     pub drop_last: bool,
     pub seed: u64,
-    /// `cpu` or `wgpu`.
-    pub device: String,
+    pub device: crate::device::DeviceSpec,
     /// CILP loss variant.
     pub loss: CilpLoss,
     /// NVIDIA's pretrained `lidar_cnn.pt`; `None` trains a LiDAR classifier first.
@@ -207,7 +206,7 @@ impl AssessConfig {
             batch_size: 32,
             drop_last: true,
             seed: cilp_data::split::DEFAULT_SEED,
-            device: "cpu".into(),
+            device: crate::device::DeviceSpec::Cpu,
             loss: CilpLoss::Nvidia,
             lidar_classifier: None,
             cilp,
@@ -266,7 +265,7 @@ impl AssessConfig {
             batch_size: self.batch_size,
             lr: stage.lr,
             seed: self.seed,
-            device: self.device.clone(),
+            device: self.device,
             drop_last: self.drop_last,
         }
     }
@@ -281,7 +280,7 @@ struct StageRunConfig {
     batch_size: usize,
     lr: f64,
     seed: u64,
-    device: String,
+    device: crate::device::DeviceSpec,
     drop_last: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     loss: Option<CilpLoss>,
@@ -296,7 +295,7 @@ impl StageRunConfig {
             batch_size: cfg.batch_size,
             lr: stage.lr,
             seed: cfg.seed,
-            device: cfg.device.clone(),
+            device: cfg.device,
             drop_last: cfg.drop_last,
             loss: None,
         }
@@ -601,7 +600,7 @@ impl StageRun {
         let mut summary = RunSummary::started(name, kind);
         summary.model = model.into();
         summary.parameters = params as u64;
-        summary.device = cfg.device.clone();
+        summary.device = cfg.device.to_string();
         summary.seed = cfg.seed;
         run.write_summary(&summary)?;
         let ckpt = Checkpoints::new(run.checkpoints_dir());
@@ -1378,7 +1377,7 @@ pub fn run_assessment(cfg: &AssessConfig, opts: &AssessOptions) -> Result<Assess
             cfg.device
         ),
     );
-    let device = train_device(&cfg.device)?;
+    let device = train_device(cfg.device)?;
     let eval = device.clone().without_autodiff();
     if cfg.lidar_classifier.is_some() {
         // A resumed folder may hold a LiDAR classifier run of an earlier config: not ours now.
@@ -1586,7 +1585,7 @@ mod tests {
     /// others move.
     #[test]
     fn frozen_parts_stay_fixed_in_a_finetuning_step() {
-        let device = crate::device::train_device("cpu").unwrap();
+        let device = crate::device::train_device(crate::device::DeviceSpec::Cpu).unwrap();
         for frozen in [FinetuneFrozen::None, FinetuneFrozen::ProjectorHead, FinetuneFrozen::Encoder] {
             device.seed(7);
             let model = apply_frozen(RgbToLidar::new(&device), frozen);

@@ -47,7 +47,7 @@ pub struct StudySettings {
     pub epochs: usize,
     pub batch_size: usize,
     pub lr: f64,
-    pub device: String,
+    pub device: crate::device::DeviceSpec,
 }
 
 impl StudySettings {
@@ -76,7 +76,7 @@ impl StudySettings {
         c.batch_size = self.batch_size;
         c.lr = self.lr;
         c.seed = seed;
-        c.device = self.device.clone();
+        c.device = self.device;
         c
     }
 
