@@ -190,8 +190,10 @@ pub fn train(cfg: &TrainConfig, data: &PreparedData, opts: &RunOptions) -> Resul
             }
         }
         if let Some(st) = &resumed {
-            let completed = run.read_summary().is_ok_and(|s| s.status == RunStatus::Completed);
-            if st.epoch >= cfg.epochs && completed {
+            let completed = run.read_summary().ok().filter(|s| s.status == RunStatus::Completed);
+            if st.epoch >= cfg.epochs
+                && let Some(summary) = completed
+            {
                 if !opts.quiet {
                     eprintln!(
                         "{name}: already completed all {} epochs in {}; nothing to resume (pass --epochs N to train further)",
@@ -199,7 +201,6 @@ pub fn train(cfg: &TrainConfig, data: &PreparedData, opts: &RunOptions) -> Resul
                         run.path().display()
                     );
                 }
-                let summary = run.read_summary()?;
                 let history = run.read_metrics()?;
                 return Ok(TrainOutcome { run_dir: run.path().to_path_buf(), summary, history });
             }

@@ -10,28 +10,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn train_args<'a>(data: &'a Path, out: &'a Path, name: &'a str, epochs: &'a str) -> Vec<&'a str> {
-    vec![
-        "train",
-        "--model",
-        "nvidia-lidar-classifier",
-        "--data",
-        s(data),
-        "--out",
-        s(out),
-        "--name",
-        name,
-        "--epochs",
-        epochs,
-        "--batch-size",
-        "8",
-        "--lr",
-        "0.001",
-        "--seed",
-        "3",
-    ]
-}
-
 /// `--checkpoint /dev/zero` and `--weights /dev/zero` used to read until memory ran out.
 #[test]
 fn special_files_given_as_weights_are_refused_by_name() {
@@ -52,7 +30,7 @@ fn resume_checks_the_names_and_checksums_in_last_json() {
     let data = generate(dir.path(), "data", 8, 5);
     let runs = dir.path().join("runs");
     // Killed (abort: no cleanup) at the start of epoch 2: epoch 1 is committed, resumable.
-    let out = cilp().args(train_args(&data, &runs, "r", "2")).env("CILP_TEST_ABORT_AT", "2:0").output().unwrap();
+    let out = cilp().args(train_args(&data, &runs, "r", 2)).env("CILP_TEST_ABORT_AT", "2:0").output().unwrap();
     assert!(!out.status.success(), "the abort hook must kill the run");
     let ckpt = runs.join("r/checkpoints");
     let last = ckpt.join("last.json");
@@ -100,7 +78,7 @@ fn a_second_train_on_a_busy_run_folder_is_refused_naming_the_pid() {
     let data = generate(dir.path(), "data", 12, 7);
     let runs = dir.path().join("runs");
     let run = runs.join("busy");
-    let mut child = cilp().args(train_args(&data, &runs, "busy", "100000")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = cilp().args(train_args(&data, &runs, "busy", 100000)).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let pid = child.id();
     // Wait until it has written an epoch (its folder, config and first metrics exist).
     let start = Instant::now();
@@ -110,8 +88,9 @@ fn a_second_train_on_a_busy_run_folder_is_refused_naming_the_pid() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let second_resume = ["train", "--resume", "--out", s(&runs), "--name", "busy"];
-    let mut second_force = train_args(&data, &runs, "busy", "2");
-    second_force.push("--force");
+    let mut second_force = train_args(&data, &runs, "busy", 2);
+    second_force.push("--force".into());
+    let second_force: Vec<&str> = second_force.iter().map(String::as_str).collect();
     for args in [&second_resume[..], &second_force[..]] {
         let t = Instant::now();
         let err = fails(args);
@@ -299,7 +278,7 @@ fn resume_without_a_committed_checkpoint_drops_the_uncommitted_rows() {
     let dir = tempfile::tempdir().unwrap();
     let data = generate(dir.path(), "data", 8, 5);
     let runs = dir.path().join("runs");
-    let out = cilp().args(train_args(&data, &runs, "r", "2")).env("CILP_TEST_ABORT_AT", "2:0").output().unwrap();
+    let out = cilp().args(train_args(&data, &runs, "r", 2)).env("CILP_TEST_ABORT_AT", "2:0").output().unwrap();
     assert!(!out.status.success(), "the abort hook must kill the run");
     let run = runs.join("r");
     assert_eq!(metric_keys(&run), [(1, "train".to_owned()), (1, "val".to_owned())]);
@@ -322,7 +301,7 @@ fn sigterm_and_sigint_mark_the_run_interrupted() {
     let runs = dir.path().join("runs");
     for (signal, code) in [("TERM", 143), ("INT", 130)] {
         let name = format!("sig{signal}");
-        let mut child = cilp().args(train_args(&data, &runs, &name, "10000")).stderr(Stdio::piped()).spawn().unwrap();
+        let mut child = cilp().args(train_args(&data, &runs, &name, 10000)).stderr(Stdio::piped()).spawn().unwrap();
         let run = runs.join(&name);
         // Wait until the first epoch is committed (the run is being written).
         let t = Instant::now();

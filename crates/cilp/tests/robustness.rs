@@ -356,31 +356,6 @@ fn learned(rows: &[serde_json::Value]) -> Vec<(u64, String, String, String)> {
     rows.iter().map(|r| (r["epoch"].as_u64().unwrap(), r["split"].to_string(), r["loss"].to_string(), r["accuracy"].to_string())).collect()
 }
 
-fn train_args(data: &Path, out: &Path, name: &str, epochs: usize) -> Vec<String> {
-    [
-        "train",
-        "--model",
-        "nvidia-lidar-classifier",
-        "--data",
-        s(data),
-        "--out",
-        s(out),
-        "--name",
-        name,
-        "--epochs",
-        &epochs.to_string(),
-        "--batch-size",
-        "8",
-        "--lr",
-        "0.001",
-        "--seed",
-        "3",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
 /// Temporary files a writer leaves while it writes (`.name.tmp.PID.N`).
 fn temp_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

@@ -93,3 +93,30 @@ pub fn npy_bytes(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
 pub fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
+
+/// `cilp train` of NVIDIA's LiDAR classifier with the end-to-end tests' small settings
+/// (batch 8, Adam 1e-3, seed 3).
+pub fn train_args(data: &Path, out: &Path, name: &str, epochs: usize) -> Vec<String> {
+    [
+        "train",
+        "--model",
+        "nvidia-lidar-classifier",
+        "--data",
+        s(data),
+        "--out",
+        s(out),
+        "--name",
+        name,
+        "--epochs",
+        &epochs.to_string(),
+        "--batch-size",
+        "8",
+        "--lr",
+        "0.001",
+        "--seed",
+        "3",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
