@@ -14,11 +14,10 @@
 //! The state is burn's own [`AdamState`], so optimizer records saved by burn's Adam load into
 //! [`FusedAdam`] and the other way round.
 //!
-//! `CILP_BURN_ADAM=1` in the environment makes [`adam_optimizer`] return burn's Adam instead
+//! [`set_fused_adam`]`(false)` (the binary's `CILP_BURN_ADAM=1`) makes [`adam_optimizer`] return burn's Adam instead
 //! (for comparisons).
 
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::{Backend, DispatchDevice, Flex, backend_extension, tensor::FloatTensor};
@@ -29,14 +28,21 @@ use burn::optim::{Adam, AdamConfig, AdamState, AdaptiveMomentumState, LearningRa
 use burn::tensor::{Bytes, DType, Device, Tensor};
 use rayon::prelude::*;
 
-/// Whether [`adam_optimizer`] gives the fused Adam (`CILP_BURN_ADAM` unset or `0`).
+/// Whether [`adam_optimizer`] gives the fused Adam (the default).
 pub fn fused_adam_enabled() -> bool {
-    static ENABLED: OnceLock<bool> = OnceLock::new();
-    *ENABLED.get_or_init(|| std::env::var("CILP_BURN_ADAM").map_or(true, |v| v.is_empty() || v == "0"))
+    FUSED.load(Ordering::Relaxed)
+}
+
+static FUSED: AtomicBool = AtomicBool::new(true);
+
+/// Chooses the fused Adam (the default) or burn's (for comparisons; the binary sets it from
+/// `CILP_BURN_ADAM`).
+pub fn set_fused_adam(enabled: bool) {
+    FUSED.store(enabled, Ordering::Relaxed);
 }
 
 /// Adam with burn's defaults for a whole module: [`FusedAdamConfig::new().init()`](FusedAdamConfig),
-/// or burn's `AdamConfig::new().init()` when `CILP_BURN_ADAM=1`.
+/// or burn's `AdamConfig::new().init()` when [`set_fused_adam`]`(false)`.
 pub fn adam_optimizer() -> ModuleOptimizer {
     if fused_adam_enabled() { FusedAdamConfig::new().init() } else { AdamConfig::new().init() }
 }

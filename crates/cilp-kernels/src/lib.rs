@@ -6,17 +6,17 @@
 //! group of samples ([`conv`]); everywhere else (wgpu, f16, groups, dilation, asymmetric
 //! padding, no bias) it calls burn's own convolution, so callers never need to check.
 //!
-//! `CILP_BURN_CONV=1` in the environment turns the fast path off (for comparisons).
+//! [`set_fast_conv`]`(false)` turns the fast path off (for comparisons; the binary maps
+//! `CILP_BURN_CONV=1` to it).
 //!
 //! [`adam`] is a fused Adam optimizer (one pass per parameter instead of burn's chain of
-//! elementwise ops; `CILP_BURN_ADAM=1` makes [`adam::adam_optimizer`] return burn's Adam).
+//! elementwise ops; [`adam::set_fused_adam`]`(false)` makes [`adam::adam_optimizer`] return burn's Adam).
 
 pub mod adam;
 pub mod burn_ext;
 pub mod conv;
 
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use burn::backend::DispatchDevice;
 use burn::nn::PaddingConfig2d;
@@ -28,10 +28,17 @@ use burn::tensor::{DType, Tensor};
 use burn_ext::{ConvParams, FastConvBackend};
 use conv::Conv2dDims;
 
-/// Whether the fast kernels are enabled (`CILP_BURN_CONV` unset or `0`).
+/// Whether the fast kernels are enabled (the default).
 pub fn fast_conv_enabled() -> bool {
-    static ENABLED: OnceLock<bool> = OnceLock::new();
-    *ENABLED.get_or_init(|| std::env::var("CILP_BURN_CONV").map_or(true, |v| v.is_empty() || v == "0"))
+    FAST_CONV.load(Ordering::Relaxed)
+}
+
+static FAST_CONV: AtomicBool = AtomicBool::new(true);
+
+/// Turns the fast convolution on (the default) or off (burn's own, for comparisons; the binary
+/// sets it from `CILP_BURN_CONV`). Set it before the first model is built.
+pub fn set_fast_conv(enabled: bool) {
+    FAST_CONV.store(enabled, Ordering::Relaxed);
 }
 
 static FAST_CALLS: AtomicUsize = AtomicUsize::new(0);

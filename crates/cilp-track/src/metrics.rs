@@ -335,9 +335,15 @@ pub fn write_metrics(run_dir: &Path, rows: &[EpochMetrics]) -> Result<()> {
 /// re-run epochs do not produce duplicate rows). Returns the number of rows
 /// removed. Also repairs a partial last line left by a crash.
 pub fn truncate_metrics_after(run_dir: &Path, last_kept_epoch: usize) -> Result<usize> {
+    retain_metrics(run_dir, |r| r.epoch <= last_kept_epoch)
+}
+
+/// Keeps only the metrics rows for which `keep` is true (rewriting both files, also when a
+/// killed writer left a partial last line); returns how many rows were removed.
+pub fn retain_metrics(run_dir: &Path, keep: impl Fn(&EpochMetrics) -> bool) -> Result<usize> {
     let rows = read_metrics(run_dir)?;
     let before = rows.len();
-    let kept: Vec<_> = rows.into_iter().filter(|r| r.epoch <= last_kept_epoch).collect();
+    let kept: Vec<_> = rows.into_iter().filter(|r| keep(r)).collect();
     let removed = before - kept.len();
     if removed > 0
         || has_partial_last_line(&jsonl_path(run_dir))?

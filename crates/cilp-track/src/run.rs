@@ -453,6 +453,12 @@ impl RunDir {
         metrics::truncate_metrics_after(&self.path, last_kept_epoch)
     }
 
+    /// Drop every metrics row (a run reopened before its first commit); returns how many were
+    /// removed.
+    pub fn drop_all_metrics(&self) -> Result<usize> {
+        metrics::retain_metrics(&self.path, |_| false)
+    }
+
     /// Prepare a resumed run whose last completed (checkpointed) epoch is
     /// `last_completed_epoch`: truncates later metrics rows and writes a
     /// TensorBoard `SessionLog.START` at step `last_completed_epoch + 1`, so

@@ -105,6 +105,49 @@ fn check_plain_name(name: &str) -> std::result::Result<(), String> {
     }
 }
 
+/// What chooses the best model of a run (the checkpoint kept as `best.bpk`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "rule", rename_all = "kebab-case")]
+pub enum Score {
+    /// The lowest loss wins.
+    Loss {
+        #[serde(with = "cilp_track::floats::f64_lossless")]
+        loss: f64,
+    },
+    /// The highest accuracy wins; at equal accuracy, the lower loss.
+    AccuracyThenLoss {
+        #[serde(with = "cilp_track::floats::f64_lossless")]
+        accuracy: f64,
+        #[serde(with = "cilp_track::floats::f64_lossless")]
+        loss: f64,
+    },
+    /// Every epoch beats the one before: the last epoch is the best.
+    Last,
+}
+
+impl Score {
+    /// True when `self` beats `best` (always when there is no best yet).
+    pub fn beats(&self, best: Option<&Score>) -> bool {
+        let Some(best) = best else { return true };
+        let lower = |l: f64, b: f64| l < b || (b.is_nan() && !l.is_nan());
+        match (*self, *best) {
+            (Score::Loss { loss }, Score::Loss { loss: b }) => lower(loss, b),
+            (Score::AccuracyThenLoss { accuracy, loss }, Score::AccuracyThenLoss { accuracy: ba, loss: bl }) => {
+                accuracy > ba || (accuracy == ba && loss < bl) || (ba.is_nan() && !accuracy.is_nan())
+            }
+            _ => true,
+        }
+    }
+
+    /// The loss this score holds (NaN for [`Score::Last`]).
+    pub fn loss(&self) -> f64 {
+        match *self {
+            Score::Loss { loss } | Score::AccuracyThenLoss { loss, .. } => loss,
+            Score::Last => f64::NAN,
+        }
+    }
+}
+
 /// What `last.json` records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainState {
@@ -125,6 +168,10 @@ pub struct TrainState {
     /// SHA-256 (hex) of `optim_file`; see `model_sha256`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub optim_sha256: Option<String>,
+    /// What chose `best_epoch`. Absent in `last.json` files written before it was recorded:
+    /// their best model was the one with the lowest validation loss.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best: Option<Score>,
 }
 
 impl TrainState {
@@ -139,7 +186,13 @@ impl TrainState {
             optim_file: String::new(),
             model_sha256: None,
             optim_sha256: None,
+            best: None,
         }
+    }
+
+    /// The score of the best model so far (`None` before the first validation).
+    pub fn best_score(&self) -> Option<Score> {
+        self.best.or_else(|| (self.best_epoch > 0).then_some(Score::Loss { loss: self.best_val_loss }))
     }
 
     /// The checksum recorded for `file`, if `file` is one of this state's files and one was

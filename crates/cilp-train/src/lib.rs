@@ -13,6 +13,7 @@ pub mod data;
 pub mod device;
 pub mod engine;
 pub mod error;
+pub mod fit;
 pub mod memory;
 pub mod predict;
 pub mod schedule;

@@ -8,14 +8,14 @@
 //! 256 MiB steps lets the allocator reuse the same pages step after step (measured +25-45 %
 //! samples/s on the NVIDIA embedder; see bench/README.md).
 //!
-//! Set `CILP_SYSTEM_MALLOC=1` to keep glibc's defaults. A no-op on other platforms. The choice of
+//! `CILP_SYSTEM_MALLOC=1` keeps glibc's defaults (see [`crate::switches`]). A no-op on other platforms. The choice of
 //! allocator belongs to the program, not to a library (ripgrep keeps its own in `main`), so this
 //! lives in the binary.
 
-/// Apply the tuning (call once, early in `main`). Returns whether it was applied.
+/// Apply the tuning when `enabled` (call once, early in `main`). Returns whether it was applied.
 #[allow(unsafe_code)]
-pub fn tune_allocator() -> bool {
-    if std::env::var_os("CILP_SYSTEM_MALLOC").is_some_and(|v| v != "0") {
+pub fn tune_allocator(enabled: bool) -> bool {
+    if !enabled {
         return false;
     }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

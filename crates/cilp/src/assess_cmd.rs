@@ -184,7 +184,7 @@ pub fn assess(a: AssessArgs) -> Result<()> {
         bail!("{e}");
     }
     crate::must_exist(&a.data, "dataset")?;
-    let opts = AssessOptions { out: a.out.clone(), force: a.force, resume: a.resume, quiet: a.quiet };
+    let opts = AssessOptions { out: a.out.clone(), force: a.force, resume: a.resume, quiet: a.quiet, hooks: crate::switches::hooks() };
     let outcome = run_assessment(&cfg, &opts)?;
     let s = &outcome.summary;
     println!("{}", s.table());

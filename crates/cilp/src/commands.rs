@@ -245,6 +245,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
     }
     let mut opts = RunOptions::new(&a.out);
     opts.name = name;
+    opts.hooks = crate::switches::hooks();
     opts.mode = if a.resume {
         CreateMode::Resume
     } else if a.force {

@@ -13,6 +13,7 @@ mod assess_cmd;
 mod bench_cmd;
 mod commands;
 mod studies_cmd;
+mod switches;
 
 #[derive(Parser, Debug)]
 #[command(name = "cilp", version, about = "Multimodal RGB + LiDAR deep learning: data, fusion studies, CILP assessment, tracking")]
@@ -302,7 +303,7 @@ fn handle_interrupts() {
 }
 
 fn main() -> ExitCode {
-    alloc::tune_allocator();
+    switches::init();
     handle_interrupts();
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));

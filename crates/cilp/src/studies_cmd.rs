@@ -88,6 +88,7 @@ impl StudyFlags {
             StudyMode::New
         };
         o.quiet = self.quiet;
+        o.hooks = crate::switches::hooks();
         o
     }
 }

@@ -184,20 +184,23 @@ fn stage_rows(run: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
-/// An assessment killed half-way through its CILP stage continues that stage from its last
-/// committed epoch with `--resume` (not from epoch 1), and ends exactly as an uninterrupted one.
-#[test]
-fn a_cilp_stage_cut_off_half_way_resumes_from_its_last_epoch() {
+/// Runs an uninterrupted assessment into `reference` and the same one killed by the abort hook
+/// at `abort_at` into `cut`, then resumes `cut`. `epochs` are the (CILP, projector, fine-tuning)
+/// epochs; the LiDAR classifier is NVIDIA's. Checks the kill left `committed_rows` rows in
+/// `cut/stage`, that the resumed assessment ends with every stage's rows and the summary values
+/// equal to the uninterrupted one's, and returns the resume's stderr.
+fn cut_and_resume(epochs: (usize, usize, usize), abort_at: &str, stage: &str, committed_rows: usize) -> String {
     let tmp = tempfile::tempdir().unwrap();
     let data = generate(tmp.path(), "data", 24, 5);
     let fixture = lidar_cnn_fixture();
     let args = |out: &std::path::Path| -> Vec<String> {
         let mut a: Vec<String> = assess_args(s(&data), s(out)).into_iter().map(String::from).collect();
         a.retain(|x| x != "--quiet");
-        // Three CILP epochs instead of one.
-        let i = a.iter().position(|x| x == "--cilp-epochs").unwrap();
-        a[i + 1] = "3".into();
-        a.extend(["--lidar-classifier", s(&fixture), "--finetune-epochs", "1"].map(String::from));
+        for (flag, n) in [("--cilp-epochs", epochs.0), ("--projector-epochs", epochs.1)] {
+            let i = a.iter().position(|x| x == flag).unwrap();
+            a[i + 1] = n.to_string();
+        }
+        a.extend(["--lidar-classifier".into(), s(&fixture).into(), "--finetune-epochs".into(), epochs.2.to_string()]);
         a
     };
     let reference = tmp.path().join("reference");
@@ -205,23 +208,48 @@ fn a_cilp_stage_cut_off_half_way_resumes_from_its_last_epoch() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     let cut = tmp.path().join("cut");
-    let out = cilp().args(args(&cut)).env("CILP_TEST_ABORT_AT", "3:0").output().unwrap();
+    let out = cilp().args(args(&cut)).env("CILP_TEST_ABORT_AT", abort_at).output().unwrap();
     assert!(!out.status.success(), "the abort hook must kill the assessment");
-    assert_eq!(stage_rows(&cut.join("cilp")).len(), 4, "epochs 1 and 2 committed before the kill");
+    assert_eq!(stage_rows(&cut.join(stage)).len(), committed_rows, "rows committed before the kill");
     let mut resume = args(&cut);
     resume.push("--resume".into());
     let out = cilp().args(&resume).output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("cilp: resuming") && err.contains("after epoch 2 of 3"), "{err}");
-    assert!(!err.contains("cilp: epoch 1/3") && err.contains("cilp: epoch 3/3"), "epoch 1 trained again: {err}");
 
     for stage in ["cilp", "projector", "rgb-to-lidar"] {
         assert_eq!(stage_rows(&reference.join(stage)), stage_rows(&cut.join(stage)), "{stage}: rows differ from the uninterrupted run");
+        assert_eq!(read_json(&cut.join(stage).join("summary.json"))["status"], "completed", "{stage}");
     }
     let (a, b) = (read_json(&reference.join("summary.json")), read_json(&cut.join("summary.json")));
-    for k in ["cilp_val_loss", "projector_val_mse", "classifier_accuracy", "classifier_batch_accuracies", "retrieval"] {
+    for k in ["cilp_val_loss", "projector_val_mse", "classifier_accuracy", "classifier_batch_accuracies", "retrieval", "finetune_selection"]
+    {
         assert_eq!(a[k], b[k], "{k}");
     }
-    assert_eq!(read_json(&cut.join("cilp/summary.json"))["status"], "completed");
+    err
+}
+
+/// An assessment killed half-way through its CILP stage continues that stage from its last
+/// committed epoch with `--resume` (not from epoch 1), and ends exactly as an uninterrupted one.
+#[test]
+fn a_cilp_stage_cut_off_half_way_resumes_from_its_last_epoch() {
+    // Killed at the first step of CILP epoch 3 of 3: epochs 1 and 2 (2 rows each) committed.
+    let err = cut_and_resume((3, 2, 1), "3:0", "cilp", 4);
+    assert!(err.contains("cilp: resuming") && err.contains("after epoch 2 of 3"), "{err}");
+    assert!(!err.contains("cilp: epoch 1/3") && err.contains("cilp: epoch 3/3"), "epoch 1 trained again: {err}");
+}
+
+/// An assessment killed in its last fine-tuning epoch continues with `--resume`: the CILP stage
+/// and the projector are reused, fine-tuning resumes after its committed epoch, and everything,
+/// the graded epoch included, ends as in an uninterrupted assessment.
+#[test]
+fn a_finetuning_stage_cut_off_resumes_and_grades_the_same_epoch() {
+    // One CILP and one projector epoch, so that only fine-tuning reaches epoch 2; epoch 0 (its
+    // validation row) and epoch 1 (2 rows) are committed before the kill.
+    let err = cut_and_resume((1, 1, 2), "2:0", "rgb-to-lidar", 3);
+    for stage in ["cilp", "projector"] {
+        assert!(err.contains(&format!("{stage}: reusing the completed stage")), "{stage}: {err}");
+    }
+    assert!(err.contains("rgb-to-lidar: resuming") && err.contains("after epoch 1 of 2"), "{err}");
+    assert!(!err.contains("rgb-to-lidar: epoch 1/2") && err.contains("rgb-to-lidar: epoch 2/2"), "epoch 1 trained again: {err}");
 }

@@ -125,11 +125,13 @@ pub struct StudyOptions {
     /// would be the same, and the ablation's MaxPool2d baseline is the fusion study's run.
     /// A run this study already holds is kept (`--resume`) or replaced (`--force`).
     pub reuse_from: Option<PathBuf>,
+    /// Test hooks passed to every run (none in a normal study).
+    pub hooks: crate::fit::TestHooks,
 }
 
 impl StudyOptions {
     pub fn new(out: impl Into<PathBuf>) -> Self {
-        StudyOptions { out: out.into(), mode: StudyMode::New, progress: true, quiet: false, reuse_from: None }
+        StudyOptions { out: out.into(), mode: StudyMode::New, progress: true, quiet: false, reuse_from: None, hooks: Default::default() }
     }
 }
 
@@ -426,8 +428,14 @@ pub fn run_models(settings: &StudySettings, models: &[String], opts: &StudyOptio
                 }
                 mode = CreateMode::Resume;
             }
-            let ropts =
-                RunOptions { runs_dir: opts.out.clone(), name: Some(name.clone()), mode, progress: opts.progress, quiet: opts.quiet };
+            let ropts = RunOptions {
+                runs_dir: opts.out.clone(),
+                name: Some(name.clone()),
+                mode,
+                progress: opts.progress,
+                quiet: opts.quiet,
+                hooks: opts.hooks,
+            };
             let outcome = train(&cfg, &data, &ropts)?;
             runs.push(SeedRun::from_outcome(seed, name, &outcome));
         }

@@ -1,0 +1,641 @@
+//! The one training loop.
+//!
+//! [`fit`] owns everything an epoch loop does around the model: seeded batching, the learning
+//! rate of every step, the finiteness guard, the optimiser step, the epoch's metric rows,
+//! validation, best-model selection, crash-safe checkpoints and their commit, the run summary,
+//! progress, and resume. What differs between models and assessment stages (the forward pass and
+//! loss of one batch, how a model is validated and what chooses the best one) is a
+//! [`TrainStep`], in the spirit of burn's `TrainStep` / `InferenceStep`.
+//!
+//! A run folder is opened first ([`open_run`]: new, replaced or resumed), then given to [`fit`]
+//! with the freshly initialised model. A resumed run restores the weights and Adam's moments of
+//! its last committed epoch and continues after it; the batches of an epoch depend only on the
+//! seed and the epoch, so a resumed run is bit-identical to one never interrupted.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::Tensor;
+use cilp_data::batch::Batches;
+use cilp_track::metrics::EpochMetrics;
+use cilp_track::names;
+use cilp_track::run::{CreateMode, RunDir, RunStatus, RunSummary};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+pub use crate::checkpoint::Score;
+use crate::checkpoint::{Checkpoints, TrainState};
+use crate::error::{Result, TrainError};
+use crate::memory;
+use crate::schedule::LrSchedule;
+
+/// Test hooks, set by a test; none in a normal run (the binary reads them from
+/// `CILP_TEST_ABORT_AT` / `CILP_TEST_NAN_AT`, as `EPOCH:STEP`, with its other switches).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TestHooks {
+    /// Abort the process (no cleanup, like SIGKILL) when training reaches this `(epoch, step)`,
+    /// so crash-and-resume can be tested end to end.
+    pub abort_at: Option<(usize, usize)>,
+    /// Replace this `(epoch, step)`'s loss with NaN, to test the divergence guard.
+    pub nan_at: Option<(usize, usize)>,
+}
+
+/// What one training step computed: the loss to differentiate and, for classifiers, the
+/// number of correct predictions in the batch.
+pub struct StepOutput {
+    /// Mean loss of the batch, a one-element tensor on the autodiff device.
+    pub loss: Tensor<1>,
+    /// Correct predictions in the batch (`None`: the step has no accuracy).
+    pub correct: Option<usize>,
+}
+
+/// The validation of one epoch.
+#[derive(Debug, Clone)]
+pub struct Validation {
+    /// Mean validation loss.
+    pub loss: f64,
+    /// Validation accuracy, for models that have one.
+    pub accuracy: Option<f64>,
+    /// Validation samples seen.
+    pub samples: usize,
+    /// More columns of the validation row (retrieval, selection-set scores, ...).
+    pub extra: Vec<(String, f64)>,
+    /// What chooses the best model.
+    pub score: Score,
+}
+
+impl Validation {
+    /// A validation whose loss chooses the best model.
+    pub fn by_loss(loss: f64, accuracy: Option<f64>, samples: usize) -> Validation {
+        Validation { loss, accuracy, samples, extra: Vec::new(), score: Score::Loss { loss } }
+    }
+}
+
+/// What the per-epoch line on stderr is made from.
+pub struct EpochReport<'a> {
+    pub epoch: usize,
+    pub epochs: usize,
+    pub train_loss: f64,
+    pub train_accuracy: Option<f64>,
+    /// Learning rate of the epoch's first and last step.
+    pub lr_first: f64,
+    pub lr_last: f64,
+    pub val: &'a Validation,
+    /// Training + validation seconds of the epoch.
+    pub seconds: f64,
+    pub train_samples_per_s: f64,
+    /// The epoch's model is the best so far.
+    pub improved: bool,
+}
+
+/// A model (or assessment stage) as [`fit`] trains it.
+pub trait TrainStep {
+    /// The trained module, on the autodiff device.
+    type Model: Module;
+
+    /// The training examples, as the indices [`TrainStep::step`] is given batches of (dataset
+    /// indices, or rows of a cached table).
+    fn train_indices(&self) -> &[usize];
+
+    /// Forward pass and loss of one batch; `None` skips the batch (no optimiser step).
+    fn step(&mut self, model: &Self::Model, batch: &[usize]) -> Option<StepOutput>;
+
+    /// Applied to the model after every optimiser step (CILP clamps its logit scale).
+    fn after_step(&self, model: Self::Model) -> Self::Model {
+        model
+    }
+
+    /// Validates the model after epoch `epoch` (epoch 0: the model before training, when
+    /// [`TrainStep::validates_before_training`]).
+    fn validate(&mut self, model: &Self::Model, epoch: usize) -> Result<Validation>;
+
+    /// True when the untrained model is validated as epoch 0 and may be the best one.
+    fn validates_before_training(&self) -> bool {
+        false
+    }
+
+    /// More columns of the epoch's training row (CILP's logit scale).
+    fn train_extra(&mut self, _model: &Self::Model) -> Vec<(String, f64)> {
+        Vec::new()
+    }
+
+    /// Writes the epoch's artefacts into the run (TensorBoard images), after validation.
+    fn record(&mut self, _run: &mut RunDir, _epoch: usize) -> Result<()> {
+        Ok(())
+    }
+
+    /// The epoch's line on stderr (`None`: no line this epoch).
+    fn describe(&self, report: &EpochReport) -> Option<String>;
+
+    /// Re-applies what a model loaded from a checkpoint does not carry (parameters held fixed).
+    fn restored(&self, model: Self::Model) -> Self::Model {
+        model
+    }
+}
+
+/// How [`fit`] trains: the loop's settings.
+#[derive(Debug, Clone)]
+pub struct FitSettings {
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Seeds the shuffle of every epoch (with the epoch number).
+    pub seed: u64,
+    pub drop_last: bool,
+    /// Base learning rate and its schedule over all steps of the run.
+    pub lr: f64,
+    pub schedule: LrSchedule,
+    /// Draw a progress bar (only when stderr is a terminal).
+    pub progress: bool,
+    /// No per-epoch lines on stderr.
+    pub quiet: bool,
+    pub hooks: TestHooks,
+}
+
+/// What the run summary says about the run (written before the first step).
+#[derive(Debug, Clone)]
+pub struct RunInfo<'a> {
+    /// Display name in messages (usually the run folder's name).
+    pub name: &'a str,
+    /// `summary.json`'s kind ("train", "cilp", "projector", "classifier").
+    pub kind: &'a str,
+    pub model: &'a str,
+    pub parameters: u64,
+    pub device: String,
+    pub seed: u64,
+}
+
+/// A run folder opened for [`fit`]: new or replaced (its config written), or reopened to resume
+/// (with the state of its last committed epoch, if any).
+pub struct OpenRun {
+    pub mode: CreateMode,
+    pub run: RunDir,
+    pub ckpt: Checkpoints,
+    /// The committed state to continue from; `None`: train from the first epoch.
+    pub resumed: Option<TrainState>,
+}
+
+/// Opens `runs_dir/name` for training: `New` and `Force` create it and write `config` first
+/// (and log it to TensorBoard's HParams view with `hparam_metrics` as its metric columns);
+/// `Resume` reopens it (the caller checks its config) and reads its last commit.
+pub fn open_run<C: Serialize>(runs_dir: &Path, name: &str, mode: CreateMode, config: &C, hparam_metrics: &[&str]) -> Result<OpenRun> {
+    let mut run = RunDir::create(runs_dir, name, mode)?;
+    let ckpt = Checkpoints::new(run.checkpoints_dir());
+    let resumed = match mode {
+        CreateMode::Resume => ckpt.load_state()?,
+        _ => {
+            run.write_config(config)?;
+            run.log_hparams(config, hparam_metrics)?;
+            None
+        }
+    };
+    Ok(OpenRun { mode, run, ckpt, resumed })
+}
+
+/// A finished [`fit`].
+pub struct Fitted<M> {
+    /// The model after the last epoch.
+    pub model: M,
+    pub state: TrainState,
+    pub history: Vec<EpochMetrics>,
+    pub summary: RunSummary,
+    /// The run, still open (and locked) for the caller's last files; flushed.
+    pub run: RunDir,
+    pub ckpt: Checkpoints,
+}
+
+fn progress_bar(enabled: bool, len: usize, label: String) -> ProgressBar {
+    let target = if enabled && std::io::stderr().is_terminal() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
+    let pb = ProgressBar::with_draw_target(Some(len as u64), target);
+    pb.set_style(
+        ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} {msg} ({eta})").expect("valid template").progress_chars("=> "),
+    );
+    pb.set_prefix(label);
+    pb
+}
+
+/// A progress bar for a validation pass of `len` batches (hidden unless enabled and stderr is a
+/// terminal).
+pub fn validation_bar(enabled: bool, len: usize) -> ProgressBar {
+    progress_bar(enabled, len, "validate".into())
+}
+
+fn to_bytes<M: Module>(model: &M) -> Result<Vec<u8>> {
+    let bytes = model.clone().into_record().into_bytes().map_err(|e| TrainError::Other(format!("cannot serialise the model: {e}")))?;
+    Ok(bytes.to_vec())
+}
+
+fn optim_bytes(optim: &ModuleOptimizer) -> Result<Vec<u8>> {
+    let bytes = optim.into_bytes().map_err(|e| TrainError::Other(format!("cannot serialise the optimiser state: {e}")))?;
+    Ok(bytes.to_vec())
+}
+
+fn val_row(epoch: usize, v: &Validation, seconds: f64, peak: Option<u64>) -> EpochMetrics {
+    let mut m = EpochMetrics::new(epoch, names::VAL, v.loss);
+    m.accuracy = v.accuracy;
+    m.epoch_seconds = seconds;
+    m.samples_per_s = if seconds > 0.0 { v.samples as f64 / seconds } else { 0.0 };
+    m.peak_memory_bytes = peak;
+    for (k, x) in &v.extra {
+        m.extra.insert(k.clone(), *x);
+    }
+    m
+}
+
+/// Trains `model` in `open` with `step` for `settings.epochs` epochs (continuing after the
+/// resumed epoch), and returns the model and the run's history (the best model is the run's
+/// `best.bpk`).
+///
+/// Each epoch: the training batches (shuffled by seed and epoch), one optimiser step per batch
+/// at the schedule's rate, a non-finite loss stops the run (summary `failed`, the last commit
+/// kept); then validation, the metric rows, `best.bpk` when the epoch's [`Score`] beats the best
+/// so far, the epoch's checkpoint committed by `last.json`, and the summary.
+pub fn fit<S: TrainStep>(
+    open: OpenRun,
+    info: &RunInfo,
+    settings: &FitSettings,
+    step: &mut S,
+    model: S::Model,
+    optim: ModuleOptimizer,
+) -> Result<Fitted<S::Model>> {
+    let OpenRun { mode, mut run, ckpt, resumed } = open;
+    let name = info.name;
+    let (mut model, mut optim) = (model, optim);
+    let mut state = TrainState::fresh();
+    match resumed {
+        Some(st) => {
+            let (m, o) = ckpt.restore(&st, model, optim)?;
+            (model, optim) = (step.restored(m), o);
+            run.resume_after(st.epoch)?;
+            state = st;
+        }
+        None if mode == CreateMode::Resume => {
+            // Reopened before the first commit (killed, or `last.json` removed): the rows
+            // logged since are not backed by a checkpoint; drop them so no epoch is listed twice.
+            let mut dropped = run.resume_after(0)?;
+            if step.validates_before_training() {
+                dropped += run.drop_all_metrics()?;
+            }
+            if !settings.quiet {
+                eprintln!(
+                    "{name}: no committed checkpoint in {}; training starts again from epoch 1{}",
+                    ckpt.dir().display(),
+                    if dropped > 0 { format!(" ({dropped} uncommitted metric rows dropped)") } else { String::new() }
+                );
+            }
+        }
+        None => {}
+    }
+    let fresh = state.model_file.is_empty();
+    let mut summary = match run.read_summary() {
+        Ok(s) if !fresh => s,
+        _ => RunSummary::started(name, info.kind),
+    };
+    summary.model = info.model.to_string();
+    summary.parameters = info.parameters;
+    summary.device = info.device.clone();
+    summary.seed = info.seed;
+    summary.git_commit = cilp_track::run::git_commit();
+    summary.status = RunStatus::Running;
+    summary.finished_at = None;
+    summary.message = None;
+    run.write_summary(&summary)?;
+    let mut history = run.read_metrics()?;
+
+    if fresh && step.validates_before_training() {
+        // Epoch 0: the untrained model, validated, recorded and committed like an epoch.
+        let start = Instant::now();
+        memory::reset_peak();
+        let v = step.validate(&model.clone().valid(), 0)?;
+        let row = val_row(0, &v, start.elapsed().as_secs_f64(), memory::peak_bytes());
+        run.log_epoch(std::slice::from_ref(&row))?;
+        history.push(row);
+        let bytes = to_bytes(&model)?;
+        state.best = Some(v.score);
+        state.best_val_loss = v.score.loss();
+        state.best_epoch = 0;
+        ckpt.save_best(&bytes)?;
+        state.elapsed_seconds += start.elapsed().as_secs_f64();
+        state = ckpt.save(state, &bytes, &optim_bytes(&optim)?)?;
+        summary.update_from_metrics(&history);
+        summary.total_seconds = state.elapsed_seconds;
+        if settings.epochs == 0 {
+            summary.finish(RunStatus::Completed);
+        }
+        run.write_summary(&summary)?;
+    }
+
+    let indices = step.train_indices().to_vec();
+    let steps_per_epoch = Batches::new(&indices, settings.batch_size, None, 0, settings.drop_last).len();
+    let total_steps = steps_per_epoch * settings.epochs;
+    for epoch in state.epoch + 1..=settings.epochs {
+        // ---- train
+        let start = Instant::now();
+        memory::reset_peak();
+        let batches = Batches::new(&indices, settings.batch_size, Some(settings.seed), epoch, settings.drop_last);
+        let pb = progress_bar(settings.progress, batches.len(), format!("epoch {epoch}/{}", settings.epochs));
+        let (mut loss_sum, mut correct, mut counted, mut n) = (0f64, 0usize, false, 0usize);
+        let (mut lr_first, mut lr_last) = (f64::NAN, f64::NAN);
+        for (i, batch) in batches.iter().enumerate() {
+            if settings.hooks.abort_at == Some((epoch, i)) {
+                std::process::abort(); // test hook: killed mid-step, like SIGKILL
+            }
+            let lr = settings.schedule.lr(settings.lr, (epoch - 1) * steps_per_epoch + i, total_steps);
+            if i == 0 {
+                lr_first = lr;
+            }
+            lr_last = lr;
+            let Some(out) = step.step(&model, batch) else { continue };
+            let mut value: f32 = out.loss.clone().into_scalar();
+            if settings.hooks.nan_at == Some((epoch, i)) {
+                value = f32::NAN;
+            }
+            if !value.is_finite() {
+                pb.abandon();
+                let err = TrainError::NonFiniteLoss {
+                    value: value as f64,
+                    epoch,
+                    step: i,
+                    last_good_epoch: state.epoch,
+                    run_dir: run.path().to_path_buf(),
+                };
+                summary.finish(RunStatus::Failed);
+                summary.message = Some(err.to_string());
+                run.write_summary(&summary)?;
+                return Err(err);
+            }
+            let grads = GradientsParams::from_grads(out.loss.backward(), &model);
+            model = step.after_step(optim.step(lr, model, grads));
+            loss_sum += value as f64 * batch.len() as f64;
+            if let Some(c) = out.correct {
+                correct += c;
+                counted = true;
+            }
+            n += batch.len();
+            pb.set_message(format!("loss {:.4}", loss_sum / n as f64));
+            pb.inc(1);
+        }
+        pb.finish_and_clear();
+        let train_seconds = start.elapsed().as_secs_f64();
+        let mut train_row = EpochMetrics::new(epoch, names::TRAIN, loss_sum / n.max(1) as f64);
+        train_row.accuracy = counted.then(|| correct as f64 / n.max(1) as f64);
+        train_row.lr = Some(lr_first);
+        if settings.schedule != LrSchedule::Constant {
+            train_row.extra.insert("lr_end".into(), lr_last);
+        }
+        train_row.epoch_seconds = train_seconds;
+        train_row.samples_per_s = if train_seconds > 0.0 { n as f64 / train_seconds } else { 0.0 };
+        train_row.peak_memory_bytes = memory::peak_bytes();
+        for (k, x) in step.train_extra(&model) {
+            train_row.extra.insert(k, x);
+        }
+
+        // ---- validate
+        let vstart = Instant::now();
+        memory::reset_peak();
+        let v = step.validate(&model.clone().valid(), epoch)?;
+        let val_seconds = vstart.elapsed().as_secs_f64();
+        let vrow = val_row(epoch, &v, val_seconds, memory::peak_bytes());
+
+        // ---- record and commit
+        step.record(&mut run, epoch)?;
+        let rows = [train_row, vrow];
+        run.log_epoch(&rows)?;
+        history.extend(rows.iter().cloned());
+        let improved = v.score.beats(state.best_score().as_ref());
+        let bytes = to_bytes(&model)?;
+        if improved {
+            state.best = Some(v.score);
+            state.best_val_loss = v.score.loss();
+            state.best_epoch = epoch;
+            ckpt.save_best(&bytes)?;
+        }
+        state.epoch = epoch;
+        state.elapsed_seconds += train_seconds + val_seconds;
+        state = ckpt.save(state, &bytes, &optim_bytes(&optim)?)?;
+
+        summary.update_from_metrics(&history);
+        summary.total_seconds = state.elapsed_seconds;
+        if epoch == settings.epochs {
+            summary.finish(RunStatus::Completed);
+        }
+        run.write_summary(&summary)?;
+        if !settings.quiet {
+            let report = EpochReport {
+                epoch,
+                epochs: settings.epochs,
+                train_loss: rows[0].loss,
+                train_accuracy: rows[0].accuracy,
+                lr_first,
+                lr_last,
+                val: &v,
+                seconds: train_seconds + val_seconds,
+                train_samples_per_s: rows[0].samples_per_s,
+                improved,
+            };
+            if let Some(line) = step.describe(&report) {
+                eprintln!("{line}");
+            }
+        }
+    }
+    if summary.status != RunStatus::Completed {
+        // Resumed a run that had already finished: refresh the summary.
+        summary.update_from_metrics(&history);
+        summary.total_seconds = state.elapsed_seconds;
+        summary.finish(RunStatus::Completed);
+        run.write_summary(&summary)?;
+    }
+    run.flush()?;
+    Ok(Fitted { model, state, history, summary, run, ckpt })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::{Linear, LinearConfig};
+    use burn::tensor::{Device, TensorData};
+
+    /// A linear regression as a [`TrainStep`]: 24 rows of 4 features, target = sum of features.
+    struct Line {
+        x: Vec<f32>,
+        y: Vec<f32>,
+        rows: Vec<usize>,
+        device: Device,
+        epoch0: bool,
+        validated: Vec<usize>,
+    }
+
+    impl Line {
+        fn new(epoch0: bool) -> Line {
+            let x: Vec<f32> = (0..24 * 4).map(|i| ((i * 37 % 11) as f32) / 11.0).collect();
+            let y = x.chunks(4).map(|r| r.iter().sum()).collect();
+            let device = crate::device::train_device(crate::device::DeviceSpec::Cpu).unwrap();
+            Line { x, y, rows: (0..24).collect(), device, epoch0, validated: Vec::new() }
+        }
+
+        fn batch(&self, rows: &[usize], device: &Device) -> (Tensor<2>, Tensor<2>) {
+            let x: Vec<f32> = rows.iter().flat_map(|&r| self.x[r * 4..r * 4 + 4].to_vec()).collect();
+            let y: Vec<f32> = rows.iter().map(|&r| self.y[r]).collect();
+            (Tensor::from_data(TensorData::new(x, [rows.len(), 4]), device), Tensor::from_data(TensorData::new(y, [rows.len(), 1]), device))
+        }
+
+        fn model(&self) -> Linear {
+            // No random init: tests run in parallel threads that share the device's generator.
+            LinearConfig::new(4, 1).with_initializer(burn::nn::Initializer::Constant { value: 0.1 }).init(&self.device)
+        }
+    }
+
+    impl TrainStep for Line {
+        type Model = Linear;
+
+        fn train_indices(&self) -> &[usize] {
+            &self.rows
+        }
+
+        fn step(&mut self, model: &Linear, batch: &[usize]) -> Option<StepOutput> {
+            if batch.len() < 2 {
+                return None;
+            }
+            let (x, y) = self.batch(batch, &self.device);
+            Some(StepOutput { loss: cilp_models::loss::mse(model.forward(x), y), correct: None })
+        }
+
+        fn validate(&mut self, model: &Linear, epoch: usize) -> Result<Validation> {
+            self.validated.push(epoch);
+            let eval = self.device.clone().without_autodiff();
+            let (x, y) = self.batch(&self.rows, &eval);
+            let loss: f32 = cilp_models::loss::mse(model.forward(x), y).into_scalar();
+            Ok(Validation::by_loss(loss as f64, None, self.rows.len()))
+        }
+
+        fn validates_before_training(&self) -> bool {
+            self.epoch0
+        }
+
+        fn describe(&self, _: &EpochReport) -> Option<String> {
+            None
+        }
+    }
+
+    fn settings(epochs: usize) -> FitSettings {
+        FitSettings {
+            epochs,
+            batch_size: 5,
+            seed: 9,
+            drop_last: false,
+            lr: 0.05,
+            schedule: LrSchedule::Constant,
+            progress: false,
+            quiet: true,
+            hooks: TestHooks::default(),
+        }
+    }
+
+    const INFO: RunInfo<'static> = RunInfo { name: "line", kind: "test", model: "linear", parameters: 5, device: String::new(), seed: 9 };
+
+    #[derive(Serialize)]
+    struct Config {
+        epochs: usize,
+    }
+
+    fn train(dir: &Path, mode: CreateMode, step: &mut Line, epochs: usize) -> Result<Fitted<Linear>> {
+        let open = open_run(dir, "line", mode, &Config { epochs }, &["val/loss"])?;
+        let model = step.model();
+        fit(open, &INFO, &settings(epochs), step, model, cilp_kernels::adam::adam_optimizer())
+    }
+
+    fn weights(m: &Linear) -> Vec<f32> {
+        m.weight.val().into_data().try_into_vec_as::<f32>().unwrap()
+    }
+
+    /// Two epochs, then the run reopened for a third, ends bit for bit where three epochs in one
+    /// go end: the weights, Adam's moments and each epoch's batches are restored exactly.
+    #[test]
+    fn a_resumed_run_ends_bit_identical_to_an_uninterrupted_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let whole = train(&tmp.path().join("a"), CreateMode::New, &mut Line::new(false), 3).unwrap();
+        let cut = tmp.path().join("b");
+        train(&cut, CreateMode::New, &mut Line::new(false), 2).unwrap();
+        let mut step = Line::new(false);
+        let resumed = train(&cut, CreateMode::Resume, &mut step, 3).unwrap();
+        assert_eq!(step.validated, vec![3], "only epoch 3 is trained after the resume");
+        assert_eq!(weights(&whole.model), weights(&resumed.model));
+        let losses = |f: &Fitted<Linear>| f.history.iter().map(|r| (r.epoch, r.split.clone(), r.loss.to_bits())).collect::<Vec<_>>();
+        assert_eq!(losses(&whole), losses(&resumed));
+        assert_eq!((resumed.state.epoch, resumed.summary.status), (3, RunStatus::Completed));
+        assert!(whole.history[4].loss < whole.history[0].loss, "the model learns: {:?}", whole.history);
+        // The best model of the run is kept as best.bpk, and it is the best epoch's.
+        assert_eq!(resumed.state.best_epoch, 3);
+        let best = crate::predict::load_record_file(Line::new(false).model(), &resumed.ckpt.best_model()).unwrap();
+        assert_eq!(weights(&best), weights(&resumed.model));
+    }
+
+    /// A step that validates before training records epoch 0 as a row, commits it, and lets it
+    /// be the best model; reopening a completed run trains nothing.
+    #[test]
+    fn epoch_zero_is_validated_committed_and_a_candidate() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut step = Line::new(true);
+        let f = train(tmp.path(), CreateMode::New, &mut step, 0).unwrap();
+        assert_eq!(step.validated, vec![0]);
+        assert_eq!(f.history.len(), 1);
+        assert_eq!((f.history[0].epoch, f.history[0].split.as_str()), (0, names::VAL));
+        assert_eq!((f.state.epoch, f.state.best_epoch, f.summary.status), (0, 0, RunStatus::Completed));
+        assert!(f.ckpt.best_model().is_file() && !f.state.model_file.is_empty(), "epoch 0 is committed");
+        drop(f);
+        let mut again = Line::new(true);
+        let f = train(tmp.path(), CreateMode::Resume, &mut again, 2).unwrap();
+        assert_eq!(again.validated, vec![1, 2], "epoch 0 is not validated again when resumed");
+        assert_eq!(f.history.iter().filter(|r| r.split == names::VAL).count(), 3);
+    }
+
+    /// A NaN loss stops the run with the step named; the summary says failed; the last commit is
+    /// kept.
+    #[test]
+    fn a_nan_loss_stops_the_run_and_keeps_the_last_commit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = settings(3);
+        s.hooks.nan_at = Some((2, 1));
+        let open = open_run(tmp.path(), "line", CreateMode::New, &Config { epochs: 3 }, &[]).unwrap();
+        let mut step = Line::new(false);
+        let model = step.model();
+        let Err(e) = fit(open, &INFO, &s, &mut step, model, cilp_kernels::adam::adam_optimizer()) else { panic!("NaN must stop the run") };
+        assert!(matches!(e, TrainError::NonFiniteLoss { epoch: 2, step: 1, last_good_epoch: 1, .. }), "{e}");
+        let summary = cilp_track::run::read_summary(&tmp.path().join("line")).unwrap();
+        assert_eq!(summary.status, RunStatus::Failed);
+        let state = Checkpoints::new(tmp.path().join("line/checkpoints")).load_state().unwrap().unwrap();
+        assert_eq!(state.epoch, 1);
+    }
+
+    #[test]
+    fn loss_scores_prefer_lower_losses_and_any_number_to_nan() {
+        let l = |loss| Score::Loss { loss };
+        assert!(l(0.5).beats(None));
+        assert!(l(0.4).beats(Some(&l(0.5))));
+        assert!(!l(0.5).beats(Some(&l(0.5))), "a tie keeps the earlier epoch");
+        assert!(!l(0.6).beats(Some(&l(0.5))));
+        assert!(l(0.6).beats(Some(&l(f64::NAN))), "a real loss beats a NaN best");
+        assert!(!l(f64::NAN).beats(Some(&l(0.5))));
+    }
+
+    #[test]
+    fn accuracy_scores_prefer_accuracy_then_lower_loss() {
+        let s = |accuracy, loss| Score::AccuracyThenLoss { accuracy, loss };
+        assert!(s(0.9, 0.5).beats(Some(&s(0.8, 0.1))));
+        assert!(!s(0.8, 0.5).beats(Some(&s(0.9, 0.9))));
+        assert!(s(0.9, 0.4).beats(Some(&s(0.9, 0.5))));
+        assert!(!s(0.9, 0.5).beats(Some(&s(0.9, 0.5))));
+        assert!(Score::Last.beats(Some(&s(1.0, 0.0))), "with no selection rule the last epoch is the best");
+    }
+
+    #[test]
+    fn scores_survive_last_json() {
+        for s in [Score::Loss { loss: f64::INFINITY }, Score::AccuracyThenLoss { accuracy: 0.75, loss: 0.1 }, Score::Last] {
+            let json = serde_json::to_string(&s).unwrap();
+            let back: Score = serde_json::from_str(&json).unwrap();
+            assert_eq!(format!("{back:?}"), format!("{s:?}"), "{json}");
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! Every `CILP_*` environment switch of cilp, read in this one place when the program starts and
+//! handed to the libraries as options (the libraries read no environment variables).
+//!
+//! | variable | effect |
+//! |---|---|
+//! | `CILP_LOG` | log filter of `--log` (read by clap) |
+//! | `CILP_SYSTEM_MALLOC=1` | keep glibc's allocator defaults ([`crate::alloc`]) |
+//! | `CILP_BURN_CONV=1` | burn's own convolution instead of cilp-kernels' (for comparisons) |
+//! | `CILP_BURN_ADAM=1` | burn's Adam instead of the fused one (for comparisons) |
+//! | `CILP_TEST_ABORT_AT=E:S` | test hook: abort (like SIGKILL) at step S of epoch E |
+//! | `CILP_TEST_NAN_AT=E:S` | test hook: that step's loss becomes NaN |
+
+use std::sync::OnceLock;
+
+use cilp_train::fit::TestHooks;
+
+/// The switches, as read from the environment.
+#[derive(Debug, Clone, Copy)]
+pub struct Switches {
+    pub system_malloc: bool,
+    pub burn_conv: bool,
+    pub burn_adam: bool,
+    pub hooks: TestHooks,
+}
+
+static SWITCHES: OnceLock<Switches> = OnceLock::new();
+
+/// True when `var` is set to anything but empty or `0`.
+fn on(var: &str) -> bool {
+    std::env::var_os(var).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// `EPOCH:STEP` in `var`; `None` when unset or malformed.
+fn at(var: &str) -> Option<(usize, usize)> {
+    let v = std::env::var(var).ok()?;
+    let (e, s) = v.split_once(':')?;
+    Some((e.parse().ok()?, s.parse().ok()?))
+}
+
+impl Switches {
+    fn from_env() -> Switches {
+        Switches {
+            system_malloc: on("CILP_SYSTEM_MALLOC"),
+            burn_conv: on("CILP_BURN_CONV"),
+            burn_adam: on("CILP_BURN_ADAM"),
+            hooks: TestHooks { abort_at: at("CILP_TEST_ABORT_AT"), nan_at: at("CILP_TEST_NAN_AT") },
+        }
+    }
+}
+
+/// Reads the switches (once) and applies the process-wide ones: the allocator and the kernels.
+pub fn init() -> Switches {
+    let s = *SWITCHES.get_or_init(Switches::from_env);
+    crate::alloc::tune_allocator(!s.system_malloc);
+    cilp_kernels::set_fast_conv(!s.burn_conv);
+    cilp_kernels::adam::set_fused_adam(!s.burn_adam);
+    s
+}
+
+/// The test hooks for the training options (none unless a test set them).
+pub fn hooks() -> TestHooks {
+    SWITCHES.get_or_init(Switches::from_env).hooks
+}
