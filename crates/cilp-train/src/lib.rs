@@ -1,12 +1,15 @@
-//! cilp's training engine: batching dataset samples into tensors, the epoch loop with metrics,
-//! crash-safe checkpoints and resume, the NaN guard, seeding, progress, and prediction.
+//! cilp's training engine: batching dataset samples into tensors, the one training loop
+//! ([`fit`]: metrics, crash-safe checkpoints and resume, the NaN guard, best-model selection,
+//! progress) that every model and assessment stage goes through, supervised training of the zoo's
+//! classifiers ([`engine`]), seeding, and prediction.
+//!
+//! The studies, the assessment (`cilp-assess`) and the benchmark (`cilp-bench`) sit above this
+//! crate and plug into [`fit`] through its [`fit::TrainStep`] trait.
 //!
 //! Determinism: with the same config and seed on the CPU device, two runs produce bit-identical
 //! metrics and checkpoints (model init is seeded through the device, shuffling per (seed, epoch)).
 
-pub mod assess;
 pub mod batching;
-pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod data;

@@ -202,21 +202,3 @@ fn a_locked_study_folder_is_refused_before_anything_is_written() {
     let err = run_models(&settings, &["late-fusion".into()], &StudyOptions::new(&out)).unwrap_err();
     assert!(!matches!(err, cilp_train::TrainError::Track(cilp_track::Error::Locked { .. })), "{err:?}");
 }
-
-/// Same for an assessment's OUT folder.
-#[test]
-fn a_locked_assessment_folder_is_refused() {
-    use cilp_train::assess::{AssessConfig, AssessOptions, AssessPreset, run_assessment};
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("assess");
-    let cfg = AssessConfig::preset(AssessPreset::Quick, tmp.path().join("nodata"));
-    let opts = AssessOptions { out: out.clone(), force: true, resume: false, quiet: true, hooks: Default::default() };
-    let held = cilp_track::FolderLock::acquire(&out, "assessment folder").unwrap();
-    let err = run_assessment(&cfg, &opts).unwrap_err();
-    assert!(matches!(&err, cilp_train::TrainError::Track(cilp_track::Error::Locked { .. })), "{err:?}");
-    assert!(err.to_string().contains(&std::process::id().to_string()), "{err}");
-    assert!(!out.exists());
-    drop(held);
-    let err = run_assessment(&cfg, &opts).unwrap_err();
-    assert!(!matches!(err, cilp_train::TrainError::Track(cilp_track::Error::Locked { .. })), "{err:?}");
-}

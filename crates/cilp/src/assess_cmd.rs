@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
+use cilp_assess::{AssessConfig, AssessOptions, AssessPreset, FinetuneFrozen, run_assessment};
 use cilp_models::CilpLoss;
 use cilp_train::LrSchedule;
-use cilp_train::assess::{AssessConfig, AssessOptions, AssessPreset, FinetuneFrozen, run_assessment};
 use cilp_train::config::SplitConfig;
 use clap::{Args, ValueEnum};
 
@@ -153,7 +153,7 @@ pub fn resolve(a: &AssessArgs) -> Result<AssessConfig> {
         Some(crate::SplitKind::Nvidia) => c.data.split = SplitConfig::Nvidia,
         Some(crate::SplitKind::Ratio) => c.data.split = SplitConfig::Ratio { val_fraction: a.val_fraction },
     }
-    let set = |s: &mut cilp_train::assess::StageConfig, e: Option<usize>, lr: Option<f64>| {
+    let set = |s: &mut cilp_assess::StageConfig, e: Option<usize>, lr: Option<f64>| {
         if let Some(e) = e {
             s.epochs = e;
         }

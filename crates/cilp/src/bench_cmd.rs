@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use cilp_train::bench::{self, BenchConfig, BenchReport};
+use cilp_bench::{self as bench, BenchConfig, BenchReport};
 use clap::Args;
 
 #[derive(Args, Debug)]

@@ -457,7 +457,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     println!("report: {}", html.display());
     let summary_path = assess_dir.join("summary.json");
     let text = cilp_data::io::read_bounded_to_string(&summary_path, cilp_track::run::MAX_RUN_FILE_BYTES, "an assessment summary (JSON)")?;
-    let summary: cilp_train::assess::AssessSummary =
+    let summary: cilp_assess::AssessSummary =
         serde_json::from_str(&text).with_context(|| format!("{}: not an assessment summary", summary_path.display()))?;
     let failed: Vec<&str> = summary.thresholds.iter().filter(|r| !r.passed).map(|r| r.metric.as_str()).collect();
     let verdict = assessment_verdict(summary.all_passed, &failed, &summary.margins_line(), a.preset, a.allow_fail);

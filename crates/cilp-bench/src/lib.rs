@@ -23,7 +23,7 @@ use cilp_models::loss::mse;
 use cilp_models::{Downsample, ModelInputs, ModelSpec, NvidiaEmbedderConfig, ProjectorConfig, build_cilp};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, TrainError};
+use cilp_train::error::{Result, TrainError};
 pub use flops::Network;
 pub use machine::Machine;
 

@@ -1,7 +1,7 @@
 //! Cross-modal retrieval metrics of `cilp assess` against a naive O(n^2) reference.
 
 use burn::tensor::Device;
-use cilp_train::assess::retrieval::{Retrieval, ranks, retrieval_metrics, similarity_matrix};
+use cilp_assess::retrieval::{Retrieval, ranks, retrieval_metrics, similarity_matrix};
 
 /// Deterministic pseudo-random values in [-1, 1).
 fn noise(n: usize, seed: u64) -> Vec<f32> {

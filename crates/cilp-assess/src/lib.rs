@@ -19,7 +19,7 @@
 //! group of runs (not a run) for `cilp runs list` and the report.
 //!
 //! The code: [`config`] (what determines an assessment, its presets), [`stages`] (the four
-//! stages, each trained by [`crate::fit`]), [`summary`] (grading and the summary), and here
+//! stages, each trained by [`cilp_train::fit`]), [`summary`] (grading and the summary), and here
 //! [`run_assessment`], which runs the stages in order.
 
 pub mod config;
@@ -41,8 +41,8 @@ use self::stages::{
 };
 pub use self::summary::{AssessSummary, FinetuneSelection, LIDAR_TARGET_MIN_ACCURACY, LidarClassifierInfo, Passed, ThresholdRow, grade};
 use self::visuals::predictions_markdown;
-use crate::device::train_device;
-use crate::error::{Result, TrainError};
+use cilp_train::device::train_device;
+use cilp_train::error::{Result, TrainError};
 
 /// NVIDIA's pass threshold: CILP validation loss (NVIDIA loss) below this.
 pub const CILP_LOSS_THRESHOLD: f64 = 3.2;
@@ -85,7 +85,7 @@ pub struct AssessOptions {
     /// No per-epoch lines on stderr.
     pub quiet: bool,
     /// Test hooks passed to every stage (none in a normal assessment).
-    pub hooks: crate::fit::TestHooks,
+    pub hooks: cilp_train::fit::TestHooks,
 }
 
 /// Prepares `opts.out`: refuses to overwrite anything without `force`, and with `force` only
@@ -162,7 +162,7 @@ pub fn run_assessment(cfg: &AssessConfig, opts: &AssessOptions) -> Result<Assess
     write_file(&opts.out.join(ASSESS_TOML), toml.as_bytes())?;
     write_file(&opts.out.join("assess.json"), serde_json::to_string_pretty(cfg).map_err(other)?.as_bytes())?;
 
-    let (data, report) = crate::data::prepare(&cfg.data, cfg.seed)?;
+    let (data, report) = cilp_train::data::prepare(&cfg.data, cfg.seed)?;
     if data.split.train.len() < cfg.batch_size || data.split.val.len() < 2 {
         return Err(TrainError::Config(format!(
             "too little data: {} training and {} validation samples (need a full batch of {} and 2 validation samples); use more --limit-per-class",

@@ -1,5 +1,5 @@
 //! The assessment's four stages, each an ordinary resumable run trained by the one loop,
-//! [`crate::fit`]: CILP pretraining, the LiDAR classifier (unless pretrained weights are
+//! [`cilp_train::fit`]: CILP pretraining, the LiDAR classifier (unless pretrained weights are
 //! given), the projector, and the fine-tuned RGB -> LiDAR classifier.
 //!
 //! With `--resume` a stage whose folder holds the same config continues after its last
@@ -32,15 +32,15 @@ use super::{
     AssessConfig, AssessOptions, CILP_RUN, CLASSIFIER_RUN, FinetuneFrozen, FinetuneSelection, GRADED_BATCHES, IMAGE_PREDICTIONS, LIDAR_RUN,
     LidarClassifierInfo, PROJECTOR_RUN, SELECTION_ACCURACY, SELECTION_LOSS, SELECTION_SEED_OFFSET, StageConfig, StageRunConfig,
 };
-use crate::batching::make_batch;
-use crate::checkpoint::Checkpoints;
-use crate::config::TrainConfig;
-use crate::data::PreparedData;
-use crate::engine::RunOptions;
-use crate::error::{Result, TrainError};
-use crate::fit::{EpochReport, FitSettings, OpenRun, RunInfo, Score, StepOutput, TrainStep, Validation, fit, open_run};
-use crate::predict::CLASS_NAMES;
-use crate::schedule::LrSchedule;
+use cilp_train::batching::make_batch;
+use cilp_train::checkpoint::Checkpoints;
+use cilp_train::config::TrainConfig;
+use cilp_train::data::PreparedData;
+use cilp_train::engine::RunOptions;
+use cilp_train::error::{Result, TrainError};
+use cilp_train::fit::{EpochReport, FitSettings, OpenRun, RunInfo, Score, StepOutput, TrainStep, Validation, fit, open_run};
+use cilp_train::predict::CLASS_NAMES;
+use cilp_train::schedule::LrSchedule;
 
 pub(super) fn other(e: impl std::fmt::Display) -> TrainError {
     TrainError::Other(e.to_string())
@@ -415,9 +415,9 @@ pub(super) fn lidar_stage(
             ro.mode = if same { CreateMode::Resume } else { CreateMode::Force };
             ro.quiet = opts.quiet || complete;
             ro.hooks = opts.hooks;
-            let outcome = crate::engine::train(&tc, data, &ro)?;
-            let source = crate::predict::WeightsSource::Checkpoint(outcome.run_dir.clone());
-            let (c, _, _) = crate::predict::load_classifier(Some("nvidia-lidar-classifier"), &source, device)?;
+            let outcome = cilp_train::engine::train(&tc, data, &ro)?;
+            let source = cilp_train::predict::WeightsSource::Checkpoint(outcome.run_dir.clone());
+            let (c, _, _) = cilp_train::predict::load_classifier(Some("nvidia-lidar-classifier"), &source, device)?;
             match c {
                 Classifier::Lidar(m) => {
                     Ok((m, LidarClassifierInfo { source: "trained".into(), path: LIDAR_RUN.into(), val_accuracy: f64::NAN }, !complete))
@@ -733,7 +733,7 @@ pub(super) fn classifier_stage(
     let val_acc: Vec<f64> = val_rows.iter().map(|r| r.accuracy.unwrap_or(f64::NAN)).collect();
     let selection_acc: Vec<f64> = val_rows.iter().map(|r| r.extra.get(SELECTION_ACCURACY).copied().unwrap_or(f64::NAN)).collect();
     let graded_epoch = fitted.state.best_epoch;
-    let graded = step.restored(crate::predict::load_record_file(fitted.model.clone(), &fitted.ckpt.best_model())?);
+    let graded = step.restored(cilp_train::predict::load_record_file(fitted.model.clone(), &fitted.ckpt.best_model())?);
     let (_, accuracy, logits) = evaluate_classifier(&graded.valid(), ds, &order, &eval);
     let mut run = fitted.run;
     if select {
@@ -813,7 +813,7 @@ mod tests {
     /// others move.
     #[test]
     fn frozen_parts_stay_fixed_in_a_finetuning_step() {
-        let device = crate::device::train_device(crate::device::DeviceSpec::Cpu).unwrap();
+        let device = cilp_train::device::train_device(cilp_train::device::DeviceSpec::Cpu).unwrap();
         for frozen in [FinetuneFrozen::None, FinetuneFrozen::ProjectorHead, FinetuneFrozen::Encoder] {
             device.seed(7);
             let model = apply_frozen(RgbToLidar::new(&device), frozen);

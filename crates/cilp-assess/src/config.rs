@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use super::DEFAULT_SELECTION_FRACTION;
 #[cfg(test)]
 use super::GRADED_BATCHES;
-use crate::config::{DataConfig, SplitConfig, TrainConfig};
-use crate::schedule::LrSchedule;
+use cilp_train::config::{DataConfig, SplitConfig, TrainConfig};
+use cilp_train::schedule::LrSchedule;
 
 /// Epochs and Adam learning rate of one stage.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -65,7 +65,7 @@ pub struct AssessConfig {
     /// Drop the last incomplete batch (NVIDIA's loaders do; the contrastive loss needs full batches).
     pub drop_last: bool,
     pub seed: u64,
-    pub device: crate::device::DeviceSpec,
+    pub device: cilp_train::device::DeviceSpec,
     /// CILP loss variant.
     pub loss: CilpLoss,
     /// NVIDIA's pretrained `lidar_cnn.pt`; `None` trains a LiDAR classifier first.
@@ -138,7 +138,7 @@ impl AssessConfig {
             batch_size: 32,
             drop_last: true,
             seed: cilp_data::split::DEFAULT_SEED,
-            device: crate::device::DeviceSpec::Cpu,
+            device: cilp_train::device::DeviceSpec::Cpu,
             loss: CilpLoss::Nvidia,
             lidar_classifier: None,
             cilp,
@@ -212,7 +212,7 @@ pub(super) struct StageRunConfig {
     pub(super) batch_size: usize,
     pub(super) lr: f64,
     pub(super) seed: u64,
-    pub(super) device: crate::device::DeviceSpec,
+    pub(super) device: cilp_train::device::DeviceSpec,
     pub(super) drop_last: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) loss: Option<CilpLoss>,

@@ -3,7 +3,7 @@
 
 use cilp_track::tb::{encode_png_rgb8, heatmap_rgb8, viridis};
 
-use crate::error::{Result, TrainError};
+use cilp_train::error::{Result, TrainError};
 
 /// Depth value of a LiDAR ray without a return.
 const NO_RETURN: f32 = 50.0;
