@@ -37,7 +37,7 @@ use cilp_models::RgbToLidar;
 use self::config::StageRunConfig;
 pub use self::config::{AssessConfig, AssessPreset, FinetuneFrozen, StageConfig};
 use self::stages::{
-    accuracy_of, cilp_stage, classifier_stage, embedding_stats, lidar_classifier_embeddings, lidar_stage, other, projector_stage, say,
+    accuracy_of, cilp_stage, classifier_stage, embedding_stats, lidar_classifier_embeddings, lidar_stage, projector_stage, say,
 };
 pub use self::summary::{AssessSummary, FinetuneSelection, LIDAR_TARGET_MIN_ACCURACY, LidarClassifierInfo, Passed, ThresholdRow, grade};
 use self::visuals::predictions_markdown;
@@ -93,7 +93,7 @@ pub struct AssessOptions {
 fn prepare_out(opts: &AssessOptions) -> Result<()> {
     let out = &opts.out;
     if out.exists() {
-        let empty = std::fs::read_dir(out).map_err(other)?.next().is_none();
+        let empty = std::fs::read_dir(out).map_err(TrainError::io("read", out))?.next().is_none();
         if !empty {
             let ours = out.join(ASSESS_TOML).is_file() || out.join(cilp_track::run::SUMMARY_JSON).is_file();
             if opts.resume && ours_or_stages(out) {
@@ -112,10 +112,10 @@ fn prepare_out(opts: &AssessOptions) -> Result<()> {
                     out.display()
                 )));
             }
-            std::fs::remove_dir_all(out).map_err(|e| TrainError::Other(format!("{}: cannot delete: {e}", out.display())))?;
+            std::fs::remove_dir_all(out).map_err(TrainError::io("delete", out))?;
         }
     }
-    std::fs::create_dir_all(out).map_err(|e| TrainError::Other(format!("{}: cannot create: {e}", out.display())))?;
+    std::fs::create_dir_all(out).map_err(TrainError::io("create", out))?;
     Ok(())
 }
 
@@ -158,9 +158,14 @@ pub fn run_assessment(cfg: &AssessConfig, opts: &AssessOptions) -> Result<Assess
         None
     };
     let unchanged = previous.as_ref() == Some(cfg);
-    let toml = toml::to_string_pretty(cfg).map_err(other)?;
+    let toml = toml::to_string_pretty(cfg).map_err(|e| TrainError::Serialize { what: "the assessment config", reason: e.to_string() })?;
     write_file(&opts.out.join(ASSESS_TOML), toml.as_bytes())?;
-    write_file(&opts.out.join("assess.json"), serde_json::to_string_pretty(cfg).map_err(other)?.as_bytes())?;
+    write_file(
+        &opts.out.join("assess.json"),
+        serde_json::to_string_pretty(cfg)
+            .map_err(|e| TrainError::Serialize { what: "the assessment config", reason: e.to_string() })?
+            .as_bytes(),
+    )?;
 
     let (data, report) = cilp_train::data::prepare(&cfg.data, cfg.seed)?;
     if data.split.train.len() < cfg.batch_size || data.split.val.len() < 2 {
@@ -188,7 +193,7 @@ pub fn run_assessment(cfg: &AssessConfig, opts: &AssessOptions) -> Result<Assess
         // A resumed folder may hold a LiDAR classifier run of an earlier config: not ours now.
         let stale = opts.out.join(LIDAR_RUN);
         if stale.join(cilp_track::run::SUMMARY_JSON).is_file() {
-            std::fs::remove_dir_all(&stale).map_err(|e| TrainError::Other(format!("{}: cannot delete: {e}", stale.display())))?;
+            std::fs::remove_dir_all(&stale).map_err(TrainError::io("delete", &stale))?;
         }
     }
 
@@ -257,9 +262,9 @@ pub fn run_assessment(cfg: &AssessConfig, opts: &AssessOptions) -> Result<Assess
         },
     ];
     // Temp file + rename, like every other result file: a crash never leaves a truncated one.
-    cilp_track::write_atomic(&opts.out.join("similarity_matrix.png"), &cilp.heatmap.bytes).map_err(other)?;
-    cilp_track::write_atomic(&opts.out.join("predictions.png"), &cls.grid.bytes).map_err(other)?;
-    cilp_track::write_atomic_str(&opts.out.join("predictions.md"), &predictions_markdown(&cls.predictions)).map_err(other)?;
+    cilp_track::write_atomic(&opts.out.join("similarity_matrix.png"), &cilp.heatmap.bytes)?;
+    cilp_track::write_atomic(&opts.out.join("predictions.png"), &cls.grid.bytes)?;
+    cilp_track::write_atomic_str(&opts.out.join("predictions.md"), &predictions_markdown(&cls.predictions))?;
     let mut runs = vec![CILP_RUN.to_string()];
     if cfg.lidar_classifier.is_none() {
         runs.push(LIDAR_RUN.into());
@@ -318,7 +323,8 @@ pub fn run_assessment(cfg: &AssessConfig, opts: &AssessOptions) -> Result<Assess
         images: charts.clone(),
         config: cfg.clone(),
     };
-    let json = serde_json::to_string_pretty(&summary).map_err(other)?;
+    let json = serde_json::to_string_pretty(&summary)
+        .map_err(|e| TrainError::Serialize { what: "the assessment summary", reason: e.to_string() })?;
     write_file(&opts.out.join(cilp_track::run::SUMMARY_JSON), format!("{json}\n").as_bytes())?;
     let table = serde_json::json!({
         "title": "NVIDIA assessment thresholds",
@@ -327,6 +333,11 @@ pub fn run_assessment(cfg: &AssessConfig, opts: &AssessOptions) -> Result<Assess
         "notes": notes,
         "charts": charts,
     });
-    write_file(&opts.out.join("study_table.json"), serde_json::to_string_pretty(&table).map_err(other)?.as_bytes())?;
+    write_file(
+        &opts.out.join("study_table.json"),
+        serde_json::to_string_pretty(&table)
+            .map_err(|e| TrainError::Serialize { what: "the thresholds table", reason: e.to_string() })?
+            .as_bytes(),
+    )?;
     Ok(AssessOutcome { summary, out: opts.out.clone() })
 }

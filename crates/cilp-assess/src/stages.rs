@@ -42,10 +42,6 @@ use cilp_train::fit::{EpochReport, FitSettings, OpenRun, RunInfo, Score, StepOut
 use cilp_train::predict::CLASS_NAMES;
 use cilp_train::schedule::LrSchedule;
 
-pub(super) fn other(e: impl std::fmt::Display) -> TrainError {
-    TrainError::Other(e.to_string())
-}
-
 fn to_vec(t: Tensor<2>) -> Vec<f32> {
     t.into_data().try_into_vec_as::<f32>().expect("f32 tensor")
 }
@@ -374,7 +370,7 @@ pub(super) fn cilp_stage(cfg: &AssessConfig, data: &PreparedData, opts: &AssessO
     };
     let logit_scales =
         fitted.history.iter().filter(|r| r.split == names::TRAIN).filter_map(|r| r.extra.get("logit_scale").copied()).collect();
-    cilp_track::write_atomic(&fitted.run.path().join("similarity_matrix.png"), &v.heatmap.bytes).map_err(other)?;
+    cilp_track::write_atomic(&fitted.run.path().join("similarity_matrix.png"), &v.heatmap.bytes)?;
     let outcome = CilpOutcome {
         model: fitted.model,
         val_loss: v.loss,
@@ -422,7 +418,7 @@ pub(super) fn lidar_stage(
                 Classifier::Lidar(m) => {
                     Ok((m, LidarClassifierInfo { source: "trained".into(), path: LIDAR_RUN.into(), val_accuracy: f64::NAN }, !complete))
                 }
-                _ => Err(TrainError::Other("the LiDAR classifier run holds another model".into())),
+                _ => Err(TrainError::Checkpoint { path: outcome.run_dir, reason: "holds another model, not a LiDAR classifier".into() }),
             }
         }
     }
@@ -785,7 +781,7 @@ pub(super) fn classifier_stage(
     let at = cfg.finetune.epochs as i64;
     w.add_image_png(IMAGE_PREDICTIONS, &grid.bytes, grid.width, grid.height, at)?;
     w.add_text(names::TEXT_PREDICTIONS, &predictions_markdown(&predictions), at)?;
-    cilp_track::write_atomic(&run.path().join("predictions.png"), &grid.bytes).map_err(other)?;
+    cilp_track::write_atomic(&run.path().join("predictions.png"), &grid.bytes)?;
     run.flush()?;
     let accuracy_before = val_acc.first().copied().unwrap_or(f64::NAN);
     Ok(ClassifierOutcome { accuracy, accuracy_before, batch_accuracies, predictions, grid, selection })

@@ -51,7 +51,10 @@ fn depth_rgb(depth: &[f32]) -> Vec<[u8; 3]> {
 pub fn prediction_grid(rgba: &[&[u8]], depth: &[&[f32]], correct: &[bool], scale: usize) -> Result<Png> {
     let n = rgba.len();
     if n == 0 || depth.len() != n || correct.len() != n || scale == 0 {
-        return Err(TrainError::Other("prediction grid: need one RGB, depth and outcome per sample".into()));
+        return Err(TrainError::Config(
+            "the prediction grid needs at least one sample (prediction_samples >= 1), with one RGB image, depth map and outcome each"
+                .into(),
+        ));
     }
     let tile = 64 * scale;
     let gap = 4;

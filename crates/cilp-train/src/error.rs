@@ -22,8 +22,27 @@ pub enum TrainError {
          or start again with --force --lr <smaller>."
     )]
     NonFiniteLoss { value: f64, epoch: usize, step: usize, last_good_epoch: usize, run_dir: PathBuf },
+    /// A file-system operation on `path` failed.
+    #[error("{}: cannot {action}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A value could not be written in its file format (a model record, TOML, JSON).
+    #[error("cannot serialise {what}: {reason}")]
+    Serialize { what: &'static str, reason: String },
     #[error("{0}")]
     Other(String),
+}
+
+impl TrainError {
+    /// A [`TrainError::Io`] for `action` ("delete", "create", "read") on `path`.
+    pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> TrainError {
+        let path = path.into();
+        move |source| TrainError::Io { action, path, source }
+    }
 }
 
 pub type Result<T, E = TrainError> = std::result::Result<T, E>;

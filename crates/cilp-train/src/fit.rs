@@ -223,12 +223,12 @@ pub fn validation_bar(enabled: bool, len: usize) -> ProgressBar {
 }
 
 fn to_bytes<M: Module>(model: &M) -> Result<Vec<u8>> {
-    let bytes = model.clone().into_record().into_bytes().map_err(|e| TrainError::Other(format!("cannot serialise the model: {e}")))?;
+    let bytes = model.clone().into_record().into_bytes().map_err(|e| TrainError::Serialize { what: "the model", reason: e.to_string() })?;
     Ok(bytes.to_vec())
 }
 
 fn optim_bytes(optim: &ModuleOptimizer) -> Result<Vec<u8>> {
-    let bytes = optim.into_bytes().map_err(|e| TrainError::Other(format!("cannot serialise the optimiser state: {e}")))?;
+    let bytes = optim.into_bytes().map_err(|e| TrainError::Serialize { what: "the optimiser state", reason: e.to_string() })?;
     Ok(bytes.to_vec())
 }
 

@@ -20,9 +20,6 @@ mod switches;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Log level for diagnostics on stderr (error, warn, info, debug, trace).
-    #[arg(long, global = true, default_value = "warn", env = "CILP_LOG")]
-    log: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -282,7 +279,7 @@ fn handle_interrupts() {
     let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
         Ok(s) => s,
         Err(e) => {
-            tracing::warn!("cannot handle SIGINT/SIGTERM ({e}); an interrupted run will read `running`");
+            eprintln!("warning: cannot handle SIGINT/SIGTERM ({e}); an interrupted run will read `running`");
             return;
         }
     };
@@ -306,8 +303,6 @@ fn main() -> ExitCode {
     switches::init();
     handle_interrupts();
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     match dispatch(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -3,7 +3,6 @@
 //!
 //! | variable | effect |
 //! |---|---|
-//! | `CILP_LOG` | log filter of `--log` (read by clap) |
 //! | `CILP_SYSTEM_MALLOC=1` | keep glibc's allocator defaults ([`crate::alloc`]) |
 //! | `CILP_BURN_CONV=1` | burn's own convolution instead of cilp-kernels' (for comparisons) |
 //! | `CILP_BURN_ADAM=1` | burn's Adam instead of the fused one (for comparisons) |
