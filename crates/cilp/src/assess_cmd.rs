@@ -38,6 +38,9 @@ pub enum ScheduleArg {
     WarmupCosine,
 }
 
+/// The validation share of `--split ratio` unless `--val-fraction` says otherwise.
+pub const DEFAULT_VAL_FRACTION: f64 = 0.1;
+
 #[derive(Args, Debug)]
 pub struct AssessArgs {
     /// Dataset root (cubes/ and spheres/).
@@ -63,7 +66,7 @@ pub struct AssessArgs {
     #[arg(long, value_enum)]
     pub split: Option<crate::SplitKind>,
     /// Validation fraction of --split ratio.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = DEFAULT_VAL_FRACTION)]
     pub val_fraction: f64,
     #[arg(long)]
     pub cilp_epochs: Option<usize>,

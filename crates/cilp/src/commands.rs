@@ -7,8 +7,11 @@ use anyhow::{Context, Result, bail};
 use cilp_track::run::CreateMode;
 use cilp_train::{RunOptions, SplitConfig, TrainConfig};
 
+use crate::assess_cmd::{AssessArgs, DEFAULT_VAL_FRACTION, LossArg};
+use crate::studies_cmd::{self, AblationArgs, DEFAULT_SPLIT_SEED, FusionArgs, StudyFlags};
 use crate::{
-    ExploreArgs, GenerateArgs, InfoArgs, ModelsArgs, PredictArgs, ReportArgs, RunArgs, RunPreset, RunsCommand, SplitKind, TrainArgs, secs,
+    DEFAULT_GALLERY, ExploreArgs, GenerateArgs, InfoArgs, ModelsArgs, PredictArgs, Preset, ReportArgs, RunArgs, RunPreset, RunsCommand,
+    SplitKind, TrainArgs, assess_cmd, secs,
 };
 
 /// The default dataset location of `cilp run`.
@@ -342,7 +345,7 @@ fn print_runs(records: &[cilp_track::compare::RunRecord], json: bool) -> Result<
 
 /// Pairs per class each stage of `cilp run --preset smoke` loads (5 graded batches of 8 at a
 /// 50% validation split).
-const SMOKE_PAIRS: &str = "40";
+const SMOKE_PAIRS: usize = 40;
 
 /// The main job: data (generated if missing), exploration, the fusion study, the ablation, the
 /// assessment and the HTML report, each through its own subcommand so that they behave exactly as
@@ -359,32 +362,11 @@ pub fn run(a: RunArgs) -> Result<()> {
     }
     let summary = load_summary(&data, None)?;
     print_summary(&summary);
-    // The studies' preset, plus the overrides that make the smoke preset take seconds.
-    let (preset, study_extra, assess_extra): (&str, &[&str], &[&str]) = match a.preset {
-        RunPreset::Quick => ("quick", &[], &[]),
-        RunPreset::Full => ("full", &[], &[]),
-        RunPreset::Smoke => (
-            "quick",
-            &["--seeds", "51", "--epochs", "1", "--limit-per-class", SMOKE_PAIRS],
-            &[
-                "--limit-per-class",
-                SMOKE_PAIRS,
-                "--split",
-                "ratio",
-                "--val-fraction",
-                "0.5",
-                "--batch-size",
-                "8",
-                "--cilp-epochs",
-                "1",
-                "--lidar-epochs",
-                "1",
-                "--projector-epochs",
-                "1",
-                "--finetune-epochs",
-                "1",
-            ],
-        ),
+    // The studies' preset; the smoke preset overrides sizes so that every stage takes seconds.
+    let smoke = a.preset == RunPreset::Smoke;
+    let preset = match a.preset {
+        RunPreset::Quick | RunPreset::Smoke => "quick",
+        RunPreset::Full => "full",
     };
     let out = &a.out;
     // A run killed anywhere (SIGKILL included) may have left half-written temporary files;
@@ -393,61 +375,71 @@ pub fn run(a: RunArgs) -> Result<()> {
     if stale > 0 {
         eprintln!("removed {stale} temporary file(s) left in {} by an earlier, interrupted run", out.display());
     }
-    let p = |x: &Path| x.display().to_string();
-    let d = p(&data);
+    // Each stage is the subcommand's own function called with typed arguments (paths stay
+    // `PathBuf`s, whatever their bytes), so it behaves exactly as when run by hand.
     let explore_dir = out.join("explore");
-    crate::run_subcommand(&["explore", "--data", &d, "--out", &p(&explore_dir)])?;
+    explore(ExploreArgs {
+        data: data.clone(),
+        out: Some(explore_dir.clone()),
+        fiftyone: None,
+        gallery: DEFAULT_GALLERY,
+        limit_per_class: None,
+    })?;
 
-    let mode = |dir: &Path| -> Vec<&'static str> {
-        if a.force {
-            vec!["--force"]
-        } else if dir.exists() {
-            vec!["--resume"]
-        } else {
-            vec![]
-        }
+    // Studies already in --out are resumed (a completed one is reused); --force redoes them.
+    let study = |dir: &Path| StudyFlags {
+        data: data.clone(),
+        preset: preset.to_string(),
+        seeds: if smoke { vec![51] } else { Vec::new() },
+        epochs: smoke.then_some(1),
+        limit_per_class: smoke.then_some(SMOKE_PAIRS),
+        lr: None,
+        batch_size: None,
+        split_seed: DEFAULT_SPLIT_SEED,
+        device: a.device,
+        force: a.force,
+        resume: !a.force && dir.exists(),
+        quiet: false,
     };
     let fusion_dir = out.join("fusion");
-    let mut args = vec![
-        "fusion",
-        "--data",
-        &d,
-        "--out",
-        &fusion_dir.to_str().context("non-UTF-8 path")?,
-        "--preset",
-        preset,
-        "--device",
-        a.device.name(),
-    ];
-    args.extend(study_extra);
-    args.extend(mode(&fusion_dir));
-    crate::run_subcommand(&args)?;
-
+    studies_cmd::fusion(FusionArgs { study: study(&fusion_dir), out: fusion_dir.clone(), models: Vec::new() })?;
     let ablation_dir = out.join("ablation");
-    let (fd, ad) = (p(&fusion_dir), p(&ablation_dir));
-    let mut args = vec!["ablation", "--data", &d, "--out", &ad, "--fusion", &fd, "--preset", preset, "--device", a.device.name()];
-    args.extend(study_extra);
-    args.extend(mode(&ablation_dir));
-    crate::run_subcommand(&args)?;
+    studies_cmd::ablation(AblationArgs { study: study(&ablation_dir), out: ablation_dir.clone(), model: None, fusion: Some(fusion_dir) })?;
 
     let assess_dir = out.join("assess");
     if assess_dir.join("summary.json").exists() && !a.force {
         eprintln!("assess: reusing the finished assessment in {} (pass --force to redo it)", assess_dir.display());
     } else {
-        let sd = p(&assess_dir);
-        let lc = a.lidar_classifier.as_deref().map(p);
-        let mut args = vec!["assess", "--data", &d, "--out", &sd, "--preset", preset, "--device", a.device.name()];
-        if let Some(lc) = &lc {
-            args.extend(["--lidar-classifier", lc.as_str()]);
-        }
-        args.extend(assess_extra);
-        // An assessment cut off half-way keeps its completed CILP stage.
-        if a.force {
-            args.push("--force");
-        } else if assess_dir.exists() {
-            args.push("--resume");
-        }
-        crate::run_subcommand(&args)?;
+        let stage = |epochs: usize| smoke.then_some(epochs);
+        assess_cmd::assess(AssessArgs {
+            data: data.clone(),
+            out: assess_dir.clone(),
+            lidar_classifier: a.lidar_classifier.clone(),
+            loss: LossArg::Nvidia,
+            preset: if a.preset == RunPreset::Full { Preset::Full } else { Preset::Quick },
+            limit_per_class: smoke.then_some(SMOKE_PAIRS),
+            split: smoke.then_some(crate::SplitKind::Ratio),
+            val_fraction: if smoke { 0.5 } else { DEFAULT_VAL_FRACTION },
+            cilp_epochs: stage(1),
+            cilp_lr: None,
+            lidar_epochs: stage(1),
+            lidar_lr: None,
+            projector_epochs: stage(1),
+            projector_lr: None,
+            finetune_epochs: stage(1),
+            finetune_lr: None,
+            finetune_frozen: None,
+            finetune_schedule: None,
+            selection_fraction: None,
+            batch_size: smoke.then_some(8),
+            seed: None,
+            device: a.device,
+            force: a.force,
+            // An assessment cut off half-way continues from its stages' last epochs.
+            resume: !a.force && assess_dir.exists(),
+            dry_run: false,
+            quiet: false,
+        })?;
     }
 
     let html = out.join("report.html");

@@ -138,6 +138,9 @@ pub struct InfoArgs {
     pub json: bool,
 }
 
+/// Gallery samples per class of `cilp explore`.
+pub const DEFAULT_GALLERY: usize = 4;
+
 #[derive(Args, Debug)]
 pub struct ExploreArgs {
     /// Dataset root.
@@ -150,7 +153,7 @@ pub struct ExploreArgs {
     #[arg(long)]
     pub fiftyone: Option<PathBuf>,
     /// Gallery samples per class.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = DEFAULT_GALLERY)]
     pub gallery: usize,
     /// Load at most N pairs per class.
     #[arg(long)]
@@ -337,13 +340,6 @@ fn error_line(e: &anyhow::Error) -> String {
         }
     }
     line
-}
-
-/// Runs a subcommand from an argument list, exactly as if typed (used by `cilp run`).
-pub fn run_subcommand<I: AsRef<std::ffi::OsStr>>(args: &[I]) -> Result<()> {
-    let argv = std::iter::once(std::ffi::OsStr::new("cilp")).chain(args.iter().map(|a| a.as_ref()));
-    let cli = Cli::try_parse_from(argv)?;
-    dispatch(cli.command)
 }
 
 fn dispatch(cmd: Command) -> Result<()> {

@@ -7,6 +7,9 @@ use anyhow::{Context, Result, bail};
 use cilp_train::studies::{self, StudyMode, StudyOptions, StudySettings, StudySummary};
 use clap::Args;
 
+/// The seed of a study's split unless `--split-seed` says otherwise.
+pub const DEFAULT_SPLIT_SEED: u64 = 51;
+
 /// Flags shared by both studies.
 #[derive(Args, Debug, Clone)]
 pub struct StudyFlags {
@@ -35,7 +38,7 @@ pub struct StudyFlags {
     #[arg(long)]
     pub batch_size: Option<usize>,
     /// Seed of the 80/20 split, the same for every run.
-    #[arg(long, default_value_t = 51)]
+    #[arg(long, default_value_t = DEFAULT_SPLIT_SEED)]
     pub split_seed: u64,
     /// Compute device.
     #[arg(long, default_value_t = cilp_train::device::DeviceSpec::Cpu)]
