@@ -18,8 +18,7 @@ pub struct StageConfig {
     pub epochs: usize,
     /// Base (peak) learning rate.
     pub lr: f64,
-    /// How the rate moves over the stage's steps (used by the fine-tuning stage; the other
-    /// stages keep their rate constant).
+    /// How the rate moves over the stage's steps.
     #[serde(default)]
     pub schedule: LrSchedule,
 }
@@ -196,6 +195,7 @@ impl AssessConfig {
             epochs: stage.epochs,
             batch_size: self.batch_size,
             lr: stage.lr,
+            lr_schedule: stage.schedule,
             seed: self.seed,
             device: self.device,
             drop_last: self.drop_last,
@@ -211,6 +211,8 @@ pub(super) struct StageRunConfig {
     pub(super) epochs: usize,
     pub(super) batch_size: usize,
     pub(super) lr: f64,
+    #[serde(default, skip_serializing_if = "LrSchedule::is_constant")]
+    pub(super) lr_schedule: LrSchedule,
     pub(super) seed: u64,
     pub(super) device: cilp_train::device::DeviceSpec,
     pub(super) drop_last: bool,
@@ -226,6 +228,7 @@ impl StageRunConfig {
             epochs: stage.epochs,
             batch_size: cfg.batch_size,
             lr: stage.lr,
+            lr_schedule: stage.schedule,
             seed: cfg.seed,
             device: cfg.device,
             drop_last: cfg.drop_last,

@@ -40,7 +40,6 @@ use cilp_train::engine::RunOptions;
 use cilp_train::error::{Result, TrainError};
 use cilp_train::fit::{EpochReport, FitSettings, OpenRun, RunInfo, Score, StepOutput, TrainStep, Validation, fit, open_run};
 use cilp_train::predict::CLASS_NAMES;
-use cilp_train::schedule::LrSchedule;
 
 fn to_vec(t: Tensor<2>) -> Vec<f32> {
     t.into_data().try_into_vec_as::<f32>().expect("f32 tensor")
@@ -183,15 +182,15 @@ fn trains(open: &OpenRun, epochs: usize) -> bool {
     open.resumed.as_ref().is_none_or(|s| s.epoch < epochs)
 }
 
-/// The loop settings of a stage (`schedule`: only the fine-tuning stage moves its rate).
-fn stage_settings(cfg: &AssessConfig, stage: StageConfig, schedule: LrSchedule, opts: &AssessOptions) -> FitSettings {
+/// The loop settings of a stage.
+fn stage_settings(cfg: &AssessConfig, stage: StageConfig, opts: &AssessOptions) -> FitSettings {
     FitSettings {
         epochs: stage.epochs,
         batch_size: cfg.batch_size,
         seed: cfg.seed,
         drop_last: cfg.drop_last,
         lr: stage.lr,
-        schedule,
+        schedule: stage.schedule,
         progress: true,
         quiet: opts.quiet,
         hooks: opts.hooks,
@@ -353,7 +352,7 @@ pub(super) fn cilp_stage(cfg: &AssessConfig, data: &PreparedData, opts: &AssessO
         scale: None,
         last: None,
     };
-    let settings = stage_settings(cfg, cfg.cilp, LrSchedule::Constant, opts);
+    let settings = stage_settings(cfg, cfg.cilp, opts);
     let fitted = fit(open, &info, &settings, &mut step, model, adam_optimizer())?;
     let v = match step.last.take() {
         Some(v) => v,
@@ -530,7 +529,7 @@ pub(super) fn projector_stage(
         device: device.clone(),
         eval,
     };
-    let settings = stage_settings(cfg, cfg.projector, LrSchedule::Constant, opts);
+    let settings = stage_settings(cfg, cfg.projector, opts);
     let fitted = fit(open, &info, &settings, &mut step, model, adam_optimizer())?;
     let val_mse = match fitted.history.iter().rev().find(|r| r.split == names::VAL && r.epoch == fitted.state.epoch) {
         Some(r) => r.loss,
@@ -720,7 +719,7 @@ pub(super) fn classifier_stage(
         quiet: opts.quiet,
     };
     let model = step.restored(Classifier::RgbToLidar(model));
-    let settings = stage_settings(cfg, cfg.finetune, cfg.finetune.schedule, opts);
+    let settings = stage_settings(cfg, cfg.finetune, opts);
     let fitted = fit(open, &info, &settings, &mut step, model, adam_optimizer())?;
 
     // Per epoch from epoch 0: validation and selection accuracy, from the run's rows (so a

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use cilp_data::tensorize::XyzaConvention;
 use serde::{Deserialize, Serialize};
 
+use crate::schedule::LrSchedule;
+
 /// How the dataset is split into training and validation samples.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
@@ -43,8 +45,11 @@ pub struct TrainConfig {
     pub data: DataConfig,
     pub epochs: usize,
     pub batch_size: usize,
-    /// Adam learning rate.
+    /// Adam learning rate (the base rate of `lr_schedule`).
     pub lr: f64,
+    /// How the rate moves over the run (left out of `config.toml` when constant).
+    #[serde(default, skip_serializing_if = "LrSchedule::is_constant")]
+    pub lr_schedule: LrSchedule,
     /// Seeds model initialisation, the per-epoch shuffling and (unless `data.split_seed` is set)
     /// the split.
     pub seed: u64,
@@ -68,6 +73,7 @@ impl TrainConfig {
             epochs: 5,
             batch_size: 32,
             lr: 1e-4,
+            lr_schedule: LrSchedule::Constant,
             seed: cilp_data::split::DEFAULT_SEED,
             device: crate::device::DeviceSpec::Cpu,
             drop_last: false,

@@ -21,7 +21,6 @@ use crate::config::TrainConfig;
 use crate::device::train_device;
 use crate::error::{Result, TrainError};
 use crate::fit::{EpochReport, FitSettings, RunInfo, StepOutput, TestHooks, TrainStep, Validation, fit, open_run, validation_bar};
-use crate::schedule::LrSchedule;
 
 /// Where a run goes and how it is shown.
 #[derive(Debug, Clone)]
@@ -236,7 +235,7 @@ pub fn train(cfg: &TrainConfig, data: &PreparedData, opts: &RunOptions) -> Resul
         seed: cfg.seed,
         drop_last: cfg.drop_last,
         lr: cfg.lr,
-        schedule: LrSchedule::Constant,
+        schedule: cfg.lr_schedule,
         progress: opts.progress,
         quiet: opts.quiet,
         hooks: opts.hooks,

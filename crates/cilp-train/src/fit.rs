@@ -342,7 +342,7 @@ pub fn fit<S: TrainStep>(
             if settings.hooks.abort_at == Some((epoch, i)) {
                 std::process::abort(); // test hook: killed mid-step, like SIGKILL
             }
-            let lr = settings.schedule.lr(settings.lr, (epoch - 1) * steps_per_epoch + i, total_steps);
+            let lr = settings.schedule.lr(settings.lr, (epoch - 1) * steps_per_epoch + i, steps_per_epoch, total_steps);
             if i == 0 {
                 lr_first = lr;
             }
@@ -589,6 +589,24 @@ mod tests {
         let f = train(tmp.path(), CreateMode::Resume, &mut again, 2).unwrap();
         assert_eq!(again.validated, vec![1, 2], "epoch 0 is not validated again when resumed");
         assert_eq!(f.history.iter().filter(|r| r.split == names::VAL).count(), 3);
+    }
+
+    /// With the per-epoch cosine schedule every training row records its epoch's rate
+    /// (PyTorch's CosineAnnealingLR with T_max = 3 at 0.05: 0.05, 0.0375, 0.0125).
+    #[test]
+    fn each_epoch_records_the_rate_of_its_schedule() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = settings(3);
+        s.schedule = LrSchedule::Cosine;
+        let open = open_run(tmp.path(), "line", CreateMode::New, &Config { epochs: 3 }, &[]).unwrap();
+        let mut step = Line::new(false);
+        let model = step.model();
+        let f = fit(open, &INFO, &s, &mut step, model, cilp_kernels::adam::adam_optimizer()).unwrap();
+        let lrs: Vec<f64> = f.history.iter().filter(|r| r.split == names::TRAIN).map(|r| r.lr.unwrap()).collect();
+        for (a, b) in lrs.iter().zip([0.05, 0.0375, 0.0125]) {
+            assert!((a - b).abs() < 1e-12, "{lrs:?}");
+        }
+        assert!(f.history.iter().all(|r| !r.extra.contains_key("lr_end") || r.split == names::TRAIN));
     }
 
     /// A NaN loss stops the run with the step named; the summary says failed; the last commit is

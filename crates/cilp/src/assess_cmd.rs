@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use cilp_assess::{AssessConfig, AssessOptions, AssessPreset, FinetuneFrozen, run_assessment};
 use cilp_models::CilpLoss;
-use cilp_train::LrSchedule;
+
 use cilp_train::config::SplitConfig;
 use clap::{Args, ValueEnum};
 
-use crate::Preset;
+use crate::{Preset, ScheduleArg};
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LossArg {
@@ -28,14 +28,6 @@ pub enum FrozenArg {
     ProjectorHead,
     /// Keep the image encoder fixed; train the projector and the head.
     Encoder,
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ScheduleArg {
-    /// The same rate at every step.
-    Constant,
-    /// Linear warm-up over the first 10% of the steps, then cosine decay towards 0.
-    WarmupCosine,
 }
 
 /// The validation share of `--split ratio` unless `--val-fraction` says otherwise.
@@ -89,10 +81,19 @@ pub struct AssessArgs {
     /// Parts of the RGB -> LiDAR chain kept fixed while fine-tuning (default: the preset's).
     #[arg(long, value_enum)]
     pub finetune_frozen: Option<FrozenArg>,
-    /// Fine-tuning learning-rate schedule, per step (default: the preset's; quick warmup-cosine,
-    /// full constant).
+    /// Fine-tuning learning-rate schedule (default: the preset's; quick warmup-cosine, full
+    /// constant).
     #[arg(long, value_enum)]
     pub finetune_schedule: Option<ScheduleArg>,
+    /// CILP learning-rate schedule (default: constant).
+    #[arg(long, value_enum)]
+    pub cilp_schedule: Option<ScheduleArg>,
+    /// LiDAR classifier learning-rate schedule (default: constant).
+    #[arg(long, value_enum)]
+    pub lidar_schedule: Option<ScheduleArg>,
+    /// Projector learning-rate schedule (default: constant).
+    #[arg(long, value_enum)]
+    pub projector_schedule: Option<ScheduleArg>,
     /// Share of each class's training pairs held out of fine-tuning to choose the graded epoch
     /// (0: grade the last epoch). Never the graded validation batches.
     #[arg(long)]
@@ -137,11 +138,15 @@ pub fn resolve(a: &AssessArgs) -> Result<AssessConfig> {
             FrozenArg::Encoder => FinetuneFrozen::Encoder,
         };
     }
-    if let Some(f) = a.finetune_schedule {
-        c.finetune.schedule = match f {
-            ScheduleArg::Constant => LrSchedule::Constant,
-            ScheduleArg::WarmupCosine => LrSchedule::WarmupCosine,
-        };
+    for (stage, schedule) in [
+        (&mut c.cilp, a.cilp_schedule),
+        (&mut c.lidar, a.lidar_schedule),
+        (&mut c.projector, a.projector_schedule),
+        (&mut c.finetune, a.finetune_schedule),
+    ] {
+        if let Some(s) = schedule {
+            stage.schedule = s.into();
+        }
     }
     if let Some(f) = a.selection_fraction {
         c.selection_fraction = f;

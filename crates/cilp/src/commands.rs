@@ -191,6 +191,9 @@ fn apply_train_flags(cfg: &mut TrainConfig, a: &TrainArgs) -> Result<()> {
     if let Some(v) = a.lr {
         cfg.lr = v;
     }
+    if let Some(v) = a.lr_schedule {
+        cfg.lr_schedule = v.into();
+    }
     if let Some(v) = a.seed {
         cfg.seed = v;
     }
@@ -430,6 +433,9 @@ pub fn run(a: RunArgs) -> Result<()> {
             finetune_lr: None,
             finetune_frozen: None,
             finetune_schedule: None,
+            cilp_schedule: None,
+            lidar_schedule: None,
+            projector_schedule: None,
             selection_fraction: None,
             batch_size: smoke.then_some(8),
             seed: None,

@@ -138,6 +138,27 @@ pub struct InfoArgs {
     pub json: bool,
 }
 
+/// A learning-rate schedule on the command line.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScheduleArg {
+    /// The same rate at every step.
+    Constant,
+    /// PyTorch's CosineAnnealingLR(T_max = epochs) stepped once per epoch (the original study's).
+    Cosine,
+    /// Linear warm-up over the first 10% of the steps, then cosine decay towards 0, per step.
+    WarmupCosine,
+}
+
+impl From<ScheduleArg> for cilp_train::LrSchedule {
+    fn from(s: ScheduleArg) -> Self {
+        match s {
+            ScheduleArg::Constant => cilp_train::LrSchedule::Constant,
+            ScheduleArg::Cosine => cilp_train::LrSchedule::Cosine,
+            ScheduleArg::WarmupCosine => cilp_train::LrSchedule::WarmupCosine,
+        }
+    }
+}
+
 /// Gallery samples per class of `cilp explore`.
 pub const DEFAULT_GALLERY: usize = 4;
 
@@ -204,6 +225,10 @@ pub struct TrainArgs {
     /// Adam learning rate.
     #[arg(long)]
     pub lr: Option<f64>,
+    /// How the learning rate moves over the run (default: constant; recorded in metrics.jsonl
+    /// and TensorBoard per epoch).
+    #[arg(long, value_enum)]
+    pub lr_schedule: Option<ScheduleArg>,
     #[arg(long)]
     pub seed: Option<u64>,
     /// cpu (default) or wgpu (builds with --features wgpu).
