@@ -78,6 +78,7 @@ pub mod pcd;
 pub mod render;
 pub mod report;
 pub mod study;
+pub mod study_files;
 pub mod svg;
 
 pub use error::{ReportError, Result};
