@@ -11,13 +11,12 @@
 //! | `val_loss.svg`, `accuracy.svg`, `best_val_loss.svg`, `parameters.svg`, `time_per_epoch.svg`, `peak_memory.svg` | validation loss per epoch (mean over seeds, min-max band) and bars per model |
 //!
 //! Every file is written atomically. Numbers in the CSVs are Rust's shortest round-trip form
-//! (`f64`'s `Display`), empty when not finite; a field is quoted only where RFC 4180 needs it
-//! ([`cilp_track::metrics::csv_field`]).
+//! (`f64`'s `Display`), empty when not finite; the CSV records are written by the `csv` crate
+//! (quoted only where RFC 4180 needs it).
 
 use std::fmt::Write as _;
 use std::path::Path;
 
-use cilp_track::metrics::csv_field;
 use cilp_track::study::{Comparison, Metric, ModelSummary, StudyKind, StudySummary};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -90,12 +89,13 @@ fn fmt_effect(c: &Comparison) -> String {
 
 /// CSV text of `header` and `records` (RFC 4180 quoting, `\n` line ends).
 fn csv_text(header: &[String], records: &[Vec<String>]) -> Result<String> {
-    let mut s = String::new();
+    let invalid = |e: &dyn std::fmt::Display| ReportError::Invalid(format!("study CSV: {e}"));
+    let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
     for r in std::iter::once(header).chain(records.iter().map(Vec::as_slice)) {
-        s.push_str(&r.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
-        s.push('\n');
+        w.write_record(r).map_err(|e| invalid(&e))?;
     }
-    Ok(s)
+    let bytes = w.into_inner().map_err(|e| invalid(&e))?;
+    String::from_utf8(bytes).map_err(|e| invalid(&e))
 }
 
 fn strings(items: &[&str]) -> Vec<String> {
