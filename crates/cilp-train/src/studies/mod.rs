@@ -8,7 +8,7 @@
 //!   comparisons are judged against. Runs are ordinary run directories `<model>-s<seed>/`
 //!   inside the study folder, so `cilp runs list/compare` and `cilp report` read them.
 //! * [`stats`]: mean, sample std, Welch's t-test and the verdict rule.
-//! * [`fusion`] and [`ablation`]: each study's models, its comparisons and its table (title,
+//! * [`mod@fusion`] and [`mod@ablation`]: each study's models, its comparisons and its table (title,
 //!   columns, rows, notes) as a [`StudySummary`] ([`summary`] holds what both share). The
 //!   summary is plain data ([`cilp_track::study`]); this crate writes no study file.
 //!
