@@ -1,14 +1,16 @@
-//! # cilp-report — dataset exploration, FiftyOne export and the HTML run report
+//! # cilp-report — dataset exploration, FiftyOne export, the HTML run report and the study files
 //!
 //! What the users of the Python original did with FiftyOne (look at the data) and Weights &
-//! Biases (compare runs), as plain files that need no service and no network. This crate does
-//! not depend on burn.
+//! Biases (compare runs), as plain files that need no service and no network, and the files a
+//! study writes next to its runs. This crate does not depend on burn, nor on the training crate:
+//! it reads run directories and study tables ([`cilp_track`]), and writes what it is given.
 //!
 //! | function | reads | writes |
 //! |---|---|---|
 //! | [`explore()`] | a dataset folder (`cilp_data` layout) | `out/index.html`, `out/stats.json`, `out/gallery.json` |
 //! | [`export_fiftyone()`] | a dataset folder | `out/rgb/<class>/<stem>.png`, `out/lidar/<class>/<stem>.pcd`, `out/samples.json`, `out/samples.csv`, `out/load_fiftyone.py` |
 //! | [`report()`] | a runs directory (`cilp_track` layout), optionally an `explore` output folder | one HTML file |
+//! | [`study_files::write`] | a study's summary ([`cilp_track::study::StudySummary`], computed by `cilp-train`'s studies) | `out/summary.json`, `out/study_table.json`, `out/results.md`, `out/results.csv`, `out/runs.csv`, six SVG charts |
 //!
 //! ## Pages
 //!
@@ -32,6 +34,10 @@
 //!   study tables ([`study`]: a documented `study_table.json` convention plus
 //!   generic rendering of `fusion/`, `ablation/`, `assess/` `summary.json` files), the dataset
 //!   exploration, and per run its loss and accuracy curves, config and summary.
+//! * The **study files** ([`study_files`]) of `cilp fusion` and `cilp ablation`: the summary as
+//!   JSON, the table as `study_table.json` (what the run report shows), Markdown and CSV, and
+//!   standalone SVG charts ([`svg`]). The numbers and the table's cells come with the summary;
+//!   this crate lays them out.
 //!
 //! ## FiftyOne export
 //!
@@ -78,6 +84,7 @@ pub mod pcd;
 pub mod render;
 pub mod report;
 pub mod study;
+pub mod study_files;
 pub mod svg;
 
 pub use error::{ReportError, Result};

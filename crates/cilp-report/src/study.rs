@@ -1,5 +1,6 @@
 //! Study tables: the generic result tables of the studies (fusion comparison, MaxPool vs
-//! strided ablation, assessment) rendered into the run report.
+//! strided ablation, assessment) rendered into the run report. The fusion study and the
+//! ablation write theirs with [`crate::study_files`].
 //!
 //! ## The `study_table.json` convention
 //!

@@ -83,6 +83,14 @@
 //! W&B-style run table, [`render_json`] the same as JSON and
 //! [`render_comparison`] a `metric | run A | run B | difference` table.
 //!
+//! ## Studies
+//!
+//! A study folder (`cilp fusion`, `cilp ablation`) groups runs `<model>-s<seed>/` and holds a
+//! `summary.json` with a `"study"` key ([`run::is_study_summary`]). Its records ([`study`]:
+//! [`study::StudySummary`], per-model summaries, comparisons and verdicts, and how their
+//! values are shown in tables) live here, between the crate that computes them (`cilp-train`)
+//! and the one that writes the study's files (`cilp-report`).
+//!
 //! ## Example
 //!
 //! ```no_run
@@ -116,6 +124,7 @@ pub mod lock;
 pub mod metrics;
 pub mod names;
 pub mod run;
+pub mod study;
 pub mod tb;
 
 pub use atomic::{remove_stale_temp_files, write_atomic, write_atomic_str};

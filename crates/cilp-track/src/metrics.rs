@@ -143,7 +143,8 @@ impl EpochMetrics {
 }
 
 /// One CSV field (RFC 4180): quoted, with `"` doubled, when it holds a comma, a quote, `\n` or
-/// `\r`; as it is otherwise. Every CSV file cilp writes goes through this.
+/// `\r`; as it is otherwise. Every CSV file cilp writes goes through this, except the study
+/// CSVs of `cilp_report::study_files`, which the `csv` crate writes with the same rule.
 pub fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
 }

@@ -1,10 +1,14 @@
 //! The study tables and verdicts from hand-made results (no training), and the study folder as
-//! a group of runs for the run listing.
+//! a group of runs for the run listing. The files written from these summaries are tested with
+//! their writer, in the `cilp` crate's `tests/study_files.rs`.
 
-use cilp_train::studies::report::{ablation_models, best_fusion_model, write_ablation, write_fusion};
+use std::path::Path;
+
 use cilp_train::studies::runner::{ModelRuns, SeedRun, SplitInfo, StudyRuns};
 use cilp_train::studies::stats::Verdict;
-use cilp_train::studies::{StudyOptions, StudySettings, run_models};
+use cilp_train::studies::{
+    StudyOptions, StudySettings, StudySummary, ablation_models, ablation_summary, best_fusion_model, fusion_summary, run_models,
+};
 
 fn model(name: &str, params: u64, losses: &[f64], accs: &[f64]) -> ModelRuns {
     let runs = losses
@@ -24,6 +28,12 @@ fn model(name: &str, params: u64, losses: &[f64], accs: &[f64]) -> ModelRuns {
         })
         .collect();
     ModelRuns { model: name.into(), parameters: params, runs }
+}
+
+/// The summary's `summary.json` in `out`, as the study files are written.
+fn write_summary_json(out: &Path, s: &StudySummary) {
+    std::fs::create_dir_all(out).unwrap();
+    std::fs::write(out.join("summary.json"), serde_json::to_string_pretty(s).unwrap()).unwrap();
 }
 
 fn study(models: Vec<ModelRuns>) -> StudyRuns {
@@ -47,8 +57,9 @@ fn fusion_tables_and_verdicts() {
         // Within noise of the best.
         model("intermediate-concat", 13_015_952, &[0.105, 0.125, 0.115], &[0.96, 0.95, 0.97]),
     ]);
-    let s = write_fusion(&out, &st).unwrap();
+    let s = fusion_summary(&st);
     assert_eq!(s.baseline, "late-fusion");
+    assert!(s.charts.is_empty(), "drawn by the study files' writer");
     let verdict = |other: &str, metric: &str| {
         let c = s.comparisons.iter().find(|c| c.other == other && serde_json::to_value(c.metric).unwrap() == metric).unwrap();
         c.comparison.verdict
@@ -70,18 +81,10 @@ fn fusion_tables_and_verdicts() {
     assert_eq!(s.rows[0][7], "best");
     assert_eq!(s.rows[1][8], "larger than seed spread");
     assert_eq!(s.rows[2][8], "within seed spread");
-    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
-    assert!(md.contains("| model | parameters | best val loss | val accuracy (best epoch) |"), "{md}");
-    assert!(md.contains("larger than seed spread") && md.contains("within seed spread"));
-    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 4);
-    assert!(csv.lines().next().unwrap().starts_with("model,seeds,best_val_loss_mean,best_val_loss_std"));
-    for c in &s.charts {
-        let svg = std::fs::read_to_string(out.join(c)).unwrap();
-        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"), "{c}");
-    }
-    assert_eq!(s.charts.len(), 6);
+    assert_eq!(s.columns[..4], ["model", "parameters", "best val loss", "val accuracy (best epoch)"]);
+    write_summary_json(&out, &s);
     assert_eq!(best_fusion_model(&out).unwrap(), "late-fusion");
+    assert_eq!(best_fusion_model(&out.join("summary.json")).unwrap(), "late-fusion");
 
     // The study folder holds a summary.json but is a group of runs, not a (broken) run.
     let run = out.join("late-fusion-s51");
@@ -96,18 +99,16 @@ fn fusion_tables_and_verdicts() {
 fn accuracy_is_taken_at_the_best_loss_epoch_when_known() {
     // The last epoch's accuracy swings; the table reports the accuracy of the best-loss
     // checkpoint (what `cilp predict` loads), falling back to the last epoch for old summaries.
-    let tmp = tempfile::tempdir().unwrap();
     let mut m = model("late-fusion", 13_147_202, &[0.10, 0.11, 0.12], &[0.50, 0.50, 0.50]);
     for (r, a) in m.runs.iter_mut().zip([0.90, 0.92, 0.94]) {
         r.best_epoch_val_accuracy = Some(a);
     }
     let old = model("intermediate-add", 6_615_952, &[0.50, 0.52, 0.48], &[0.80, 0.81, 0.79]);
-    let s = write_fusion(&tmp.path().join("fusion"), &study(vec![m, old])).unwrap();
+    let s = fusion_summary(&study(vec![m, old]));
     assert_eq!(s.rows[0][3], "92.00% ± 2.00");
     assert_eq!(s.rows[1][3], "80.00% ± 1.00");
-    let csv = std::fs::read_to_string(tmp.path().join("fusion/runs.csv")).unwrap();
-    assert!(csv.starts_with("model,seed,run,parameters,best_val_loss,best_epoch_val_accuracy,final_val_accuracy,"), "{csv}");
-    assert!(csv.lines().nth(1).unwrap().contains(",0.9,0.5,"), "{csv}");
+    // Both accuracies of each run stay in the summary (runs.csv has both).
+    assert_eq!((s.models[0].runs[0].best_epoch_val_accuracy, s.models[0].runs[0].final_val_accuracy), (Some(0.9), 0.5));
 }
 
 #[test]
@@ -115,13 +116,12 @@ fn a_one_sample_accuracy_gap_between_zero_spread_models_is_within_seed_spread() 
     // 80 validation samples: every seed of intermediate-add scores 100%, every seed of
     // late-fusion misses the same one sample (98.75%). Both stds are 0, but accuracy cannot
     // move by less than one sample, so the one-sample gap is not "larger"; five samples are.
-    let tmp = tempfile::tempdir().unwrap();
     let st = study(vec![
         model("intermediate-add", 6_615_952, &[0.10, 0.11, 0.12], &[1.0, 1.0, 1.0]),
         model("late-fusion", 13_147_202, &[0.11, 0.12, 0.13], &[0.9875, 0.9875, 0.9875]),
         model("early-fusion", 6_560_000, &[0.12, 0.11, 0.13], &[0.9375, 0.9375, 0.9375]),
     ]);
-    let s = write_fusion(&tmp.path().join("fusion"), &st).unwrap();
+    let s = fusion_summary(&st);
     assert_eq!(s.baseline, "intermediate-add");
     let acc = |other: &str| {
         s.comparisons.iter().find(|c| c.other == other && serde_json::to_value(c.metric).unwrap() == "val_accuracy").unwrap().clone()
@@ -145,13 +145,12 @@ fn ablation_table() {
     assert_eq!(ablation_models("late-fusion").unwrap(), ["late-fusion", "late-fusion-strided", "late-fusion-strided-conv"]);
     assert_eq!(ablation_models("intermediate-add-strided").unwrap()[0], "intermediate-add");
     assert!(ablation_models("embedder-rgb").is_err());
-    let tmp = tempfile::tempdir().unwrap();
     let st = study(vec![
         model("late-fusion", 13_147_202, &[0.10, 0.11, 0.12], &[0.95, 0.96, 0.97]),
         model("late-fusion-strided", 13_383_802, &[0.10, 0.12, 0.11], &[0.96, 0.95, 0.97]),
         model("late-fusion-strided-conv", 13_147_202, &[0.30, 0.31, 0.32], &[0.95, 0.96, 0.97]),
     ]);
-    let s = write_ablation(tmp.path(), &st).unwrap();
+    let s = ablation_summary(&st);
     assert_eq!(s.rows.len(), 12);
     assert_eq!(s.columns[1..5], ["metric", "MaxPool2d", "strided", "difference"]);
     let get = |model: &str, metric: &str| {
@@ -162,8 +161,10 @@ fn ablation_table() {
     assert_eq!(get("late-fusion-strided", "parameters")[6], "larger than seed spread");
     assert_eq!(get("late-fusion-strided-conv", "best val loss")[6], "larger than seed spread");
     assert_eq!(get("late-fusion-strided-conv", "parameters")[6], "within seed spread");
-    let md = std::fs::read_to_string(tmp.path().join("results.md")).unwrap();
-    assert_eq!(md.matches("| metric | MaxPool2d | strided | difference | Welch p | verdict |").count(), 2, "{md}");
+    // An ablation summary names no best fusion model.
+    let tmp = tempfile::tempdir().unwrap();
+    write_summary_json(tmp.path(), &s);
+    assert!(best_fusion_model(tmp.path()).unwrap_err().to_string().contains("not a fusion study summary"));
 }
 
 #[test]

@@ -1,10 +1,11 @@
-//! `cilp fusion` and `cilp ablation`: the studies of cilp_train::studies, over several seeds.
+//! `cilp fusion` and `cilp ablation`: the studies of cilp_train::studies, over several seeds; their
+//! files are written by cilp_report::study_files.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use cilp_train::studies::{self, StudyMode, StudyOptions, StudySettings, StudySummary};
+use cilp_train::studies::{self, FinishedStudy, StudyMode, StudyOptions, StudySettings};
 use clap::Args;
 
 /// The seed of a study's split unless `--split-seed` says otherwise.
@@ -108,12 +109,17 @@ pub struct FusionArgs {
     pub models: Vec<String>,
 }
 
-fn print_done(s: &StudySummary, out: &Path, t: Instant) {
-    match std::fs::read_to_string(out.join(studies::report::RESULTS_MD)) {
+/// Writes the study's files (under its folder lock, which `done` holds), prints `results.md`.
+fn write_and_print(done: FinishedStudy, out: &Path, t: Instant) -> Result<()> {
+    let FinishedStudy { mut summary, lock } = done;
+    cilp_report::study_files::write(out, &mut summary).with_context(|| format!("writing the study files into {}", out.display()))?;
+    drop(lock);
+    match std::fs::read_to_string(out.join(cilp_report::study_files::RESULTS_MD)) {
         Ok(md) => println!("{md}"),
-        Err(_) => println!("{}", s.title),
+        Err(_) => println!("{}", summary.title),
     }
-    eprintln!("{} study done in {:.0}s; results in {}", s.study, t.elapsed().as_secs_f64(), out.display());
+    eprintln!("{} study done in {:.0}s; results in {}", summary.study, t.elapsed().as_secs_f64(), out.display());
+    Ok(())
 }
 
 pub fn fusion(a: FusionArgs) -> Result<()> {
@@ -121,10 +127,9 @@ pub fn fusion(a: FusionArgs) -> Result<()> {
     let settings = a.study.settings()?;
     let models: Vec<String> =
         if a.models.is_empty() { studies::FUSION_MODELS.iter().map(|s| s.to_string()).collect() } else { a.models.clone() };
-    let s =
+    let done =
         studies::fusion(&settings, &models, &a.study.options(&a.out)).with_context(|| format!("fusion study in {}", a.out.display()))?;
-    print_done(&s, &a.out, t);
-    Ok(())
+    write_and_print(done, &a.out, t)
 }
 
 #[derive(Args, Debug)]
@@ -185,7 +190,6 @@ pub fn ablation(a: AblationArgs) -> Result<()> {
         None => Some(fusion_sibling(&a.out)),
     };
     opts.reuse_from = fusion.filter(|f| f.is_dir());
-    let s = studies::ablation(&settings, &model, &opts).with_context(|| format!("ablation study in {}", a.out.display()))?;
-    print_done(&s, &a.out, t);
-    Ok(())
+    let done = studies::ablation(&settings, &model, &opts).with_context(|| format!("ablation study in {}", a.out.display()))?;
+    write_and_print(done, &a.out, t)
 }

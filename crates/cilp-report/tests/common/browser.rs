@@ -1,7 +1,7 @@
 //! Headless Chromium for the page tests: screenshots, the console log, and checks that run in the
 //! page and write their answer into the DOM (read back with `--dump-dom`), such as "every image
 //! decodes". Only `std`, so that other crates' tests can include this file with `#[path]`
-//! (cilp-train does, to check the report as `cilp run` writes it).
+//! (the `cilp` crate's `tests/study_files.rs` does, to check the report as `cilp run` writes it).
 //!
 //! Chromium is `$CILP_CHROMIUM`, else the first of `chromium`, `chromium-browser`,
 //! `google-chrome` on `PATH`.

@@ -11,6 +11,8 @@ use crate::config::{DataConfig, SplitConfig, TrainConfig};
 use crate::engine::{RunOptions, TrainOutcome, train};
 use crate::error::{Result, TrainError};
 use crate::studies::stats::MetricSummary;
+/// The records of a study's runs (plain data, shared with the study files of cilp-report).
+pub use cilp_track::study::{Metric, SeedRun, SplitInfo};
 
 /// The seeds of both presets (the seed implementation's 51, and two more).
 pub const DEFAULT_SEEDS: [u64; 3] = [51, 52, 53];
@@ -146,109 +148,26 @@ pub fn run_name(model: &str, seed: u64) -> String {
     format!("{model}-s{seed}")
 }
 
-/// The numbers one run contributes to a study.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SeedRun {
-    pub seed: u64,
-    /// Run directory, relative to the study folder.
-    pub run: String,
-    /// Lowest validation loss over the epochs.
-    pub best_val_loss: f64,
-    /// Validation accuracy after the last epoch, in [0, 1].
-    pub final_val_accuracy: f64,
-    /// Validation accuracy at the epoch with the lowest validation loss, in [0, 1]: the model in
-    /// `checkpoints/best.bpk`, which `cilp predict` uses. Steadier than the last epoch's at a
-    /// constant learning rate. Absent in summaries written before it existed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub best_epoch_val_accuracy: Option<f64>,
-    /// Training plus validation wall time of the run, seconds.
-    pub total_seconds: f64,
-    /// Mean wall time of a training epoch (without validation), seconds.
-    pub seconds_per_epoch: f64,
-    /// Highest training peak resident memory of the process (VmHWM), MiB.
-    pub peak_memory_mb: Option<f64>,
-    /// Validation loss per epoch.
-    pub val_loss_curve: Vec<f64>,
-}
-
-impl SeedRun {
-    fn from_outcome(seed: u64, run: String, o: &TrainOutcome) -> SeedRun {
-        let mut val: Vec<_> = o.history.iter().filter(|r| r.split == names::VAL).collect();
-        val.sort_by_key(|r| r.epoch);
-        let train: Vec<_> = o.history.iter().filter(|r| r.split == names::TRAIN).collect();
-        let epoch_secs: Vec<f64> = train.iter().map(|r| r.epoch_seconds).collect();
-        let best = val.iter().map(|r| r.loss).filter(|l| l.is_finite()).fold(f64::INFINITY, f64::min);
-        // The first epoch reaching the lowest loss (the one `best.bpk` holds).
-        let best_epoch = o.summary.best_epoch.or_else(|| val.iter().find(|r| r.loss == best).map(|r| r.epoch));
-        let best_epoch_val_accuracy = best_epoch.and_then(|e| val.iter().find(|r| r.epoch == e)).and_then(|r| r.accuracy);
-        SeedRun {
-            seed,
-            run,
-            best_val_loss: o.summary.best_val_loss.unwrap_or(best),
-            final_val_accuracy: val.last().and_then(|r| r.accuracy).unwrap_or(f64::NAN),
-            best_epoch_val_accuracy,
-            total_seconds: o.summary.total_seconds,
-            seconds_per_epoch: crate::studies::stats::mean(&epoch_secs),
-            peak_memory_mb: train.iter().filter_map(|r| r.peak_memory_bytes).max().map(|b| b as f64 / 1048576.0),
-            val_loss_curve: val.iter().map(|r| r.loss).collect(),
-        }
-    }
-}
-
-/// A metric a study reports per model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Metric {
-    BestValLoss,
-    ValAccuracy,
-    Parameters,
-    TrainingSeconds,
-    SecondsPerEpoch,
-    PeakMemoryMb,
-}
-
-impl Metric {
-    pub const ALL: [Metric; 6] = [
-        Metric::BestValLoss,
-        Metric::ValAccuracy,
-        Metric::Parameters,
-        Metric::TrainingSeconds,
-        Metric::SecondsPerEpoch,
-        Metric::PeakMemoryMb,
-    ];
-
-    /// Key in JSON and CSV.
-    pub fn key(self) -> &'static str {
-        match self {
-            Metric::BestValLoss => "best_val_loss",
-            Metric::ValAccuracy => "val_accuracy",
-            Metric::Parameters => "parameters",
-            Metric::TrainingSeconds => "training_seconds",
-            Metric::SecondsPerEpoch => "seconds_per_epoch",
-            Metric::PeakMemoryMb => "peak_memory_mb",
-        }
-    }
-
-    /// Smallest step the metric can move by with `n_val` validation samples: one sample for
-    /// accuracy, 0 (continuous) for the rest. The verdict floors each model's seed spread at it
-    /// (see [`crate::studies::stats`]).
-    pub fn resolution(self, n_val: usize) -> f64 {
-        match self {
-            Metric::ValAccuracy if n_val > 0 => 1.0 / n_val as f64,
-            _ => 0.0,
-        }
-    }
-
-    /// Label in tables.
-    pub fn label(self) -> &'static str {
-        match self {
-            Metric::BestValLoss => "best val loss",
-            Metric::ValAccuracy => "val accuracy (best epoch)",
-            Metric::Parameters => "parameters",
-            Metric::TrainingSeconds => "training time (s)",
-            Metric::SecondsPerEpoch => "time/epoch (s)",
-            Metric::PeakMemoryMb => "peak memory (MiB)",
-        }
+/// The numbers a finished run contributes to the study.
+fn seed_run(seed: u64, run: String, o: &TrainOutcome) -> SeedRun {
+    let mut val: Vec<_> = o.history.iter().filter(|r| r.split == names::VAL).collect();
+    val.sort_by_key(|r| r.epoch);
+    let train: Vec<_> = o.history.iter().filter(|r| r.split == names::TRAIN).collect();
+    let epoch_secs: Vec<f64> = train.iter().map(|r| r.epoch_seconds).collect();
+    let best = val.iter().map(|r| r.loss).filter(|l| l.is_finite()).fold(f64::INFINITY, f64::min);
+    // The first epoch reaching the lowest loss (the one `best.bpk` holds).
+    let best_epoch = o.summary.best_epoch.or_else(|| val.iter().find(|r| r.loss == best).map(|r| r.epoch));
+    let best_epoch_val_accuracy = best_epoch.and_then(|e| val.iter().find(|r| r.epoch == e)).and_then(|r| r.accuracy);
+    SeedRun {
+        seed,
+        run,
+        best_val_loss: o.summary.best_val_loss.unwrap_or(best),
+        final_val_accuracy: val.last().and_then(|r| r.accuracy).unwrap_or(f64::NAN),
+        best_epoch_val_accuracy,
+        total_seconds: o.summary.total_seconds,
+        seconds_per_epoch: crate::studies::stats::mean(&epoch_secs),
+        peak_memory_mb: train.iter().filter_map(|r| r.peak_memory_bytes).max().map(|b| b as f64 / 1048576.0),
+        val_loss_curve: val.iter().map(|r| r.loss).collect(),
     }
 }
 
@@ -278,7 +197,7 @@ impl ModelRuns {
     }
 
     pub fn summary(&self, m: Metric) -> MetricSummary {
-        MetricSummary::of(&self.values(m))
+        crate::studies::stats::metric_summary(&self.values(m))
     }
 
     /// Validation loss per epoch, averaged over seeds (epochs every seed reached).
@@ -286,14 +205,6 @@ impl ModelRuns {
         let n = self.runs.iter().map(|r| r.val_loss_curve.len()).min().unwrap_or(0);
         (0..n).map(|e| crate::studies::stats::mean(&self.runs.iter().map(|r| r.val_loss_curve[e]).collect::<Vec<_>>())).collect()
     }
-}
-
-/// Size of the split every run used.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct SplitInfo {
-    pub train: usize,
-    pub val: usize,
-    pub split_seed: u64,
 }
 
 /// Everything run by [`run_models`].
@@ -437,7 +348,7 @@ pub fn run_models(settings: &StudySettings, models: &[String], opts: &StudyOptio
                 hooks: opts.hooks,
             };
             let outcome = train(&cfg, &data, &ropts)?;
-            runs.push(SeedRun::from_outcome(seed, name, &outcome));
+            runs.push(seed_run(seed, name, &outcome));
         }
         out.push(ModelRuns { model: m.clone(), parameters: p, runs });
     }

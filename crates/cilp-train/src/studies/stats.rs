@@ -26,7 +26,8 @@
 //! not "equal". A difference between values that do not vary at all across seeds and have no
 //! resolution floor (parameter counts) is "larger" as soon as it is non-zero.
 
-use serde::{Deserialize, Serialize};
+/// The records these functions fill (plain data, shared with the study files of cilp-report).
+pub use cilp_track::study::{Comparison, MetricSummary, Verdict, Welch};
 
 /// Significance level of the verdict rule.
 pub const ALPHA: f64 = 0.05;
@@ -63,20 +64,8 @@ fn floored_std(xs: &[f64], resolution: f64) -> Option<f64> {
 }
 
 /// Mean +- sample std of one metric over seeds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MetricSummary {
-    pub mean: f64,
-    /// Sample standard deviation; `None` with one seed.
-    pub std: Option<f64>,
-    pub n: usize,
-    /// The per-seed values, in seed order.
-    pub values: Vec<f64>,
-}
-
-impl MetricSummary {
-    pub fn of(values: &[f64]) -> MetricSummary {
-        MetricSummary { mean: mean(values), std: sample_std(values), n: values.len(), values: values.to_vec() }
-    }
+pub fn metric_summary(values: &[f64]) -> MetricSummary {
+    MetricSummary { mean: mean(values), std: sample_std(values), n: values.len(), values: values.to_vec() }
 }
 
 /// ln Γ(x) for x > 0 (Lanczos approximation, g = 7, 9 terms; ~15 significant digits).
@@ -182,17 +171,6 @@ pub fn t_cdf(t: f64, df: f64) -> f64 {
     if t >= 0.0 { 1.0 - p / 2.0 } else { p / 2.0 }
 }
 
-/// Result of Welch's unequal-variances t-test of `b` against `a`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Welch {
-    /// (mean b - mean a) / standard error; infinite when neither side varies but the means differ.
-    pub t: f64,
-    /// Welch–Satterthwaite degrees of freedom (na + nb - 2 when neither side varies).
-    pub df: f64,
-    /// Two-sided p-value.
-    pub p: f64,
-}
-
 /// Welch's t-test; `None` with fewer than two values on either side.
 pub fn welch(a: &[f64], b: &[f64]) -> Option<Welch> {
     welch_floored(a, b, 0.0)
@@ -212,46 +190,6 @@ pub fn welch_floored(a: &[f64], b: &[f64], min_std: f64) -> Option<Welch> {
     let t = d / se2.sqrt();
     let df = se2 * se2 / (qa * qa / (na - 1.0) + qb * qb / (nb - 1.0));
     Some(Welch { t, df, p: t_two_sided_p(t, df) })
-}
-
-/// The verdict of [`compare`] (see the module docs for the rule).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Verdict {
-    /// p < 0.05 and |difference| > 2 pooled standard deviations.
-    Larger,
-    /// Not shown to differ with these seeds.
-    Within,
-    /// Fewer than two seeds on a side.
-    NotEnoughSeeds,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Larger => "larger than seed spread",
-            Verdict::Within => "within seed spread",
-            Verdict::NotEnoughSeeds => "n/a (one seed)",
-        }
-    }
-}
-
-/// One two-sample comparison of a metric over seeds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Comparison {
-    /// mean(b) - mean(a).
-    pub difference: f64,
-    /// sqrt((sa^2 + sb^2) / 2), each std at least `resolution`; `None` with fewer than two
-    /// seeds on a side.
-    pub pooled_std: Option<f64>,
-    /// |difference| / pooled_std (infinite when the pooled std is 0 and the means differ).
-    pub effect_size: Option<f64>,
-    pub welch: Option<Welch>,
-    pub verdict: Verdict,
-    /// Smallest step the metric can show (1 / n_val for accuracy, 0 for continuous metrics); the
-    /// floor of each side's std. 0 in summaries written before it existed.
-    #[serde(default)]
-    pub resolution: f64,
 }
 
 /// Compares per-seed values `b` against the baseline `a` with the rule in the module docs, for
@@ -303,7 +241,7 @@ mod tests {
         close(sample_std(&[1.0, 2.0, 3.0, 4.0]).unwrap(), (5.0f64 / 3.0).sqrt(), 1e-15);
         assert_eq!(sample_std(&[1.0]), None);
         assert!(mean(&[]).is_nan());
-        let s = MetricSummary::of(&[2.0, 4.0, 9.0]);
+        let s = metric_summary(&[2.0, 4.0, 9.0]);
         close(s.mean, 5.0, 1e-15);
         close(s.std.unwrap(), 13f64.sqrt(), 1e-12); // (9 + 1 + 16) / 2 = 13
     }

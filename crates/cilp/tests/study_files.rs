@@ -1,6 +1,8 @@
-//! The files the studies write, as `cilp run` leaves them: every SVG chart opens on its own (as
-//! `results.md` links it) and the run report built from the study folders (its charts embedded
-//! as data URIs) shows every image in headless Chromium, with no console message.
+//! The files the studies write (summarised by `cilp_train::studies`, written by
+//! `cilp_report::study_files`), as `cilp run` leaves them: the Markdown and CSV tables, every SVG
+//! chart opens on its own (as `results.md` links it) and the run report built from the study
+//! folders (its charts embedded as data URIs) shows every image in headless Chromium, with no
+//! console message.
 //!
 //! The XML check needs Python (`$CILP_PYTHON`, default `python3`; only its standard library);
 //! the browser checks need Chromium (see `cilp-report/tests/common/browser.rs`). Either is
@@ -12,10 +14,10 @@ mod browser;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use cilp_report::study_files;
 use cilp_track::{CreateMode, EpochMetrics, RunDir, RunStatus, RunSummary, names};
-use cilp_train::studies::StudySettings;
-use cilp_train::studies::report::{StudySummary, write_ablation, write_fusion};
 use cilp_train::studies::runner::{ModelRuns, SeedRun, SplitInfo, StudyRuns, run_name};
+use cilp_train::studies::{StudySettings, StudySummary, ablation_summary, best_fusion_model, fusion_summary};
 
 const EPOCHS: usize = 4;
 
@@ -96,7 +98,8 @@ fn write_studies(root: &Path) -> (PathBuf, Vec<PathBuf>) {
     for (name, st) in [("fusion", &fusion), ("ablation", &ablation)] {
         write_run_dirs(&runs, name, st);
         let out = runs.join(name);
-        let s: StudySummary = if name == "fusion" { write_fusion(&out, st) } else { write_ablation(&out, st) }.unwrap();
+        let mut s: StudySummary = if name == "fusion" { fusion_summary(st) } else { ablation_summary(st) };
+        study_files::write(&out, &mut s).unwrap();
         assert_eq!(s.charts.len(), 6, "{name}");
         let md = std::fs::read_to_string(out.join("results.md")).unwrap();
         for c in &s.charts {
@@ -108,6 +111,54 @@ fn write_studies(root: &Path) -> (PathBuf, Vec<PathBuf>) {
     }
     assert_eq!(svgs.len(), 12);
     (runs, svgs)
+}
+
+/// The tables: results.md with the summary's table and one comparison table (fusion) or one
+/// table per strided style (ablation), the CSVs with their headers and one row per model, run or
+/// comparison, and summary.json read back for the ablation's default model.
+#[test]
+fn study_tables_as_markdown_csv_and_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (runs, _) = write_studies(tmp.path());
+    let (fusion, ablation) = (runs.join("fusion"), runs.join("ablation"));
+    let read = |p: PathBuf| std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+
+    let md = read(fusion.join(study_files::RESULTS_MD));
+    assert!(md.starts_with("# Fusion comparison (quick preset, 3 seed(s))\n\npreset quick, data data "), "{md}");
+    assert!(md.contains("| model | parameters | best val loss | val accuracy (best epoch) |"), "{md}");
+    assert!(md.contains("| late-fusion | 13,147,202 | "), "{md}");
+    assert!(md.contains("## Each model against the best (late-fusion)"), "{md}");
+    assert!(
+        md.contains("| model | metric | model mean | baseline mean | difference | Welch t | df | p | abs diff / pooled sd | verdict |")
+    );
+    assert!(md.contains("larger than seed spread") && md.contains("within seed spread"));
+    assert!(md.ends_with("![peak_memory.svg](peak_memory.svg)\n"), "{md}");
+    let csv = read(fusion.join(study_files::RESULTS_CSV));
+    assert_eq!(csv.lines().count(), 6);
+    assert!(csv.starts_with("model,seeds,best_val_loss_mean,best_val_loss_std,val_accuracy_mean,val_accuracy_std,parameters,"), "{csv}");
+    assert!(csv.lines().next().unwrap().ends_with(",p_accuracy_vs_best,verdict_accuracy_vs_best"), "{csv}");
+    assert!(csv.lines().any(|l| l.starts_with("late-fusion,3,") && l.ends_with(",,best,,best")), "{csv}");
+    let runs_csv = read(fusion.join(study_files::RUNS_CSV));
+    assert_eq!(runs_csv.lines().count(), 16);
+    assert!(runs_csv.starts_with("model,seed,run,parameters,best_val_loss,best_epoch_val_accuracy,final_val_accuracy,"), "{runs_csv}");
+    // No best-epoch accuracy recorded: that cell is empty, the last epoch's follows.
+    assert!(runs_csv.lines().nth(1).unwrap().starts_with("early-fusion,51,early-fusion-s51,6560000,0.225,,0.9,10,2.5,500"), "{runs_csv}");
+    assert_eq!(best_fusion_model(&fusion).unwrap(), "late-fusion");
+    let table: serde_json::Value = serde_json::from_str(&read(fusion.join("study_table.json"))).unwrap();
+    let summary: serde_json::Value = serde_json::from_str(&read(fusion.join(study_files::SUMMARY_JSON))).unwrap();
+    for key in ["title", "columns", "rows", "notes", "charts"] {
+        assert_eq!(table[key], summary[key], "{key}");
+    }
+    assert_eq!(summary["study"], "fusion");
+
+    let md = read(ablation.join(study_files::RESULTS_MD));
+    assert_eq!(md.matches("| metric | MaxPool2d | strided | difference | Welch p | verdict |").count(), 2, "{md}");
+    assert!(md.contains("## late-fusion-strided (separate stride-2 conv after each block) vs late-fusion"), "{md}");
+    let csv = read(ablation.join(study_files::RESULTS_CSV));
+    assert_eq!(csv.lines().count(), 13, "{csv}");
+    assert!(csv.starts_with("strided_model,metric,maxpool_mean,maxpool_std,strided_mean,strided_std,difference,welch_t,"), "{csv}");
+    assert!(csv.contains("\nlate-fusion-strided,parameters,13147202,0,13383802,0,236600,,4,0,,larger than seed spread\n"), "{csv}");
+    assert!(best_fusion_model(&ablation).is_err());
 }
 
 /// Every SVG a study writes is an XML document whose root is `svg` in the SVG namespace: what a
