@@ -3,7 +3,7 @@
 //! progress) that every model and assessment stage goes through, supervised training of the zoo's
 //! classifiers ([`engine`]), seeding, and prediction.
 //!
-//! The studies, the assessment (`cilp-assess`) and the benchmark (`cilp-bench`) sit above this
+//! The studies (`cilp-studies`), the assessment (`cilp-assess`) and the benchmark (`cilp-bench`) sit above this
 //! crate and plug into [`fit`] through its [`fit::TrainStep`] trait.
 //!
 //! Determinism: with the same config and seed on the CPU device, two runs produce bit-identical
@@ -20,7 +20,6 @@ pub mod fit;
 pub mod memory;
 pub mod predict;
 pub mod schedule;
-pub mod studies;
 
 pub use config::{DataConfig, SplitConfig, TrainConfig};
 pub use engine::{PreparedData, RunOptions, TrainOutcome, train};

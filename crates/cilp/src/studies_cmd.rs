@@ -1,11 +1,11 @@
-//! `cilp fusion` and `cilp ablation`: the studies of cilp_train::studies, over several seeds; their
+//! `cilp fusion` and `cilp ablation`: the studies of cilp_studies, over several seeds; their
 //! files are written by cilp_report::study_files.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use cilp_train::studies::{self, FinishedStudy, StudyMode, StudyOptions, StudySettings};
+use cilp_studies::{self as studies, FinishedStudy, StudyMode, StudyOptions, StudySettings};
 use clap::Args;
 
 /// The seed of a study's split unless `--split-seed` says otherwise.

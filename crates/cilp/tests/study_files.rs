@@ -1,4 +1,4 @@
-//! The files the studies write (summarised by `cilp_train::studies`, written by
+//! The files the studies write (summarised by `cilp_studies`, written by
 //! `cilp_report::study_files`), as `cilp run` leaves them: the Markdown and CSV tables, every SVG
 //! chart opens on its own (as `results.md` links it) and the run report built from the study
 //! folders (its charts embedded as data URIs) shows every image in headless Chromium, with no
@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use cilp_report::study_files;
+use cilp_studies::runner::{ModelRuns, SeedRun, StudyRuns, run_name};
+use cilp_studies::{StudySummary, ablation_summary, best_fusion_model, fusion_summary};
 use cilp_track::{CreateMode, EpochMetrics, RunDir, RunStatus, RunSummary, names};
-use cilp_train::studies::runner::{ModelRuns, SeedRun, SplitInfo, StudyRuns, run_name};
-use cilp_train::studies::{StudySettings, StudySummary, ablation_summary, best_fusion_model, fusion_summary};
 
 const EPOCHS: usize = 4;
 
@@ -68,28 +68,18 @@ fn write_run_dirs(runs_root: &Path, study: &str, st: &StudyRuns) {
     }
 }
 
-fn study(models: Vec<ModelRuns>) -> StudyRuns {
-    StudyRuns {
-        settings: StudySettings::preset("quick", "data").unwrap(),
-        split: SplitInfo { train: 320, val: 80, split_seed: 51 },
-        models,
-        wall_seconds: 42.0,
-        lock: Default::default(),
-    }
-}
-
 /// A runs folder with a fusion study and an ablation, as `cilp run` writes them; returns the
 /// root and every SVG file the studies wrote.
 fn write_studies(root: &Path) -> (PathBuf, Vec<PathBuf>) {
     let runs = root.join("runs");
-    let fusion = study(vec![
+    let fusion = StudyRuns::example(vec![
         model("early-fusion", 6_560_000, 0.9),
         model("late-fusion", 13_147_202, 0.5),
         model("intermediate-concat", 13_015_952, 0.6),
         model("intermediate-add", 6_615_952, 0.7),
         model("intermediate-hadamard", 6_615_952, 0.8),
     ]);
-    let ablation = study(vec![
+    let ablation = StudyRuns::example(vec![
         model("late-fusion", 13_147_202, 0.5),
         model("late-fusion-strided", 13_383_802, 0.55),
         model("late-fusion-strided-conv", 13_147_202, 0.65),

@@ -5,8 +5,8 @@
 use cilp_track::study::{ComparisonRow, Metric, ModelSummary, StudyKind};
 use serde_json::Value;
 
-use crate::studies::runner::{ModelRuns, StudyLock, StudyRuns, StudySettings};
-use crate::studies::stats;
+use crate::runner::{ModelRuns, StudyLock, StudyRuns, StudySettings};
+use crate::stats;
 
 /// What a study's `summary.json` holds, with the settings this crate records.
 pub type StudySummary = cilp_track::study::StudySummary<StudySettings>;

@@ -7,10 +7,10 @@ use cilp_track::compare::format_thousands;
 use cilp_track::study::{Metric, ModelSummary, StudyKind, Verdict};
 use serde_json::Value;
 
-use crate::error::{Result, TrainError};
-use crate::studies::runner::{ModelRuns, StudyOptions, StudyRuns, StudySettings, run_models};
-use crate::studies::stats;
-use crate::studies::summary::{FinishedStudy, StudySummary, StudyTable, assemble, compare_models, summarise};
+use crate::runner::{ModelRuns, StudyOptions, StudyRuns, StudySettings, run_models};
+use crate::stats;
+use crate::summary::{FinishedStudy, StudySummary, StudyTable, assemble, compare_models, summarise};
+use cilp_train::error::{Result, TrainError};
 
 /// The five fusion architectures of the study, in the order they are reported.
 pub const FUSION_MODELS: [&str; 5] = ["early-fusion", "late-fusion", "intermediate-concat", "intermediate-add", "intermediate-hadamard"];

@@ -7,12 +7,12 @@ use cilp_track::names;
 use cilp_track::run::CreateMode;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{DataConfig, SplitConfig, TrainConfig};
-use crate::engine::{RunOptions, TrainOutcome, train};
-use crate::error::{Result, TrainError};
-use crate::studies::stats::MetricSummary;
+use crate::stats::MetricSummary;
 /// The records of a study's runs (plain data, shared with the study files of cilp-report).
 pub use cilp_track::study::{Metric, SeedRun, SplitInfo};
+use cilp_train::config::{DataConfig, SplitConfig, TrainConfig};
+use cilp_train::engine::{RunOptions, TrainOutcome, train};
+use cilp_train::error::{Result, TrainError};
 
 /// The seeds of both presets (the seed implementation's 51, and two more).
 pub const DEFAULT_SEEDS: [u64; 3] = [51, 52, 53];
@@ -49,7 +49,7 @@ pub struct StudySettings {
     pub epochs: usize,
     pub batch_size: usize,
     pub lr: f64,
-    pub device: crate::device::DeviceSpec,
+    pub device: cilp_train::device::DeviceSpec,
 }
 
 impl StudySettings {
@@ -128,7 +128,7 @@ pub struct StudyOptions {
     /// A run this study already holds is kept (`--resume`) or replaced (`--force`).
     pub reuse_from: Option<PathBuf>,
     /// Test hooks passed to every run (none in a normal study).
-    pub hooks: crate::fit::TestHooks,
+    pub hooks: cilp_train::fit::TestHooks,
 }
 
 impl StudyOptions {
@@ -165,7 +165,7 @@ fn seed_run(seed: u64, run: String, o: &TrainOutcome) -> SeedRun {
         final_val_accuracy: val.last().and_then(|r| r.accuracy).unwrap_or(f64::NAN),
         best_epoch_val_accuracy,
         total_seconds: o.summary.total_seconds,
-        seconds_per_epoch: crate::studies::stats::mean(&epoch_secs),
+        seconds_per_epoch: crate::stats::mean(&epoch_secs),
         peak_memory_mb: train.iter().filter_map(|r| r.peak_memory_bytes).max().map(|b| b as f64 / 1048576.0),
         val_loss_curve: val.iter().map(|r| r.loss).collect(),
     }
@@ -197,13 +197,13 @@ impl ModelRuns {
     }
 
     pub fn summary(&self, m: Metric) -> MetricSummary {
-        crate::studies::stats::metric_summary(&self.values(m))
+        crate::stats::metric_summary(&self.values(m))
     }
 
     /// Validation loss per epoch, averaged over seeds (epochs every seed reached).
     pub fn mean_val_curve(&self) -> Vec<f64> {
         let n = self.runs.iter().map(|r| r.val_loss_curve.len()).min().unwrap_or(0);
-        (0..n).map(|e| crate::studies::stats::mean(&self.runs.iter().map(|r| r.val_loss_curve[e]).collect::<Vec<_>>())).collect()
+        (0..n).map(|e| crate::stats::mean(&self.runs.iter().map(|r| r.val_loss_curve[e]).collect::<Vec<_>>())).collect()
     }
 }
 
@@ -220,6 +220,20 @@ pub struct StudyRuns {
     /// `==`; `Default` (none) for a `StudyRuns` built by hand.
     #[serde(skip)]
     pub lock: StudyLock,
+}
+
+impl StudyRuns {
+    /// A study of `models` as if the quick preset had run them on a 320 / 80 split (no training):
+    /// for tests and examples of the summaries and their files.
+    pub fn example(models: Vec<ModelRuns>) -> StudyRuns {
+        StudyRuns {
+            settings: StudySettings::preset("quick", "data").expect("the quick preset exists"),
+            split: SplitInfo { train: 320, val: 80, split_seed: 51 },
+            models,
+            wall_seconds: 42.0,
+            lock: Default::default(),
+        }
+    }
 }
 
 /// A shared hold on a study folder's [`cilp_track::FolderLock`] (see [`StudyRuns::lock`]).
@@ -281,7 +295,7 @@ pub fn run_models(settings: &StudySettings, models: &[String], opts: &StudyOptio
     if !opts.quiet {
         eprintln!("loading {} ...", data_cfg.dir.display());
     }
-    let (data, _) = crate::data::prepare(&data_cfg, split_seed)?;
+    let (data, _) = cilp_train::data::prepare(&data_cfg, split_seed)?;
     if !opts.quiet {
         let ds = &data.dataset;
         let per_class: Vec<String> = (0..ds.classes().len()).map(|c| format!("{} {}", ds.class_range(c).len(), ds.classes()[c])).collect();

@@ -3,9 +3,9 @@
 
 use cilp_track::study::{Metric, ModelSummary, StudyKind, Verdict};
 
-use crate::error::{Result, TrainError};
-use crate::studies::runner::{StudyOptions, StudyRuns, StudySettings, run_models};
-use crate::studies::summary::{FinishedStudy, StudySummary, StudyTable, assemble, compare_models, summarise};
+use crate::runner::{StudyOptions, StudyRuns, StudySettings, run_models};
+use crate::summary::{FinishedStudy, StudySummary, StudyTable, assemble, compare_models, summarise};
+use cilp_train::error::{Result, TrainError};
 
 /// The two strided styles of the ablation: (zoo suffix, label).
 pub const STRIDED_STYLES: [(&str, &str); 2] =

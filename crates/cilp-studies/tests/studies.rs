@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
-use cilp_train::studies::runner::{ModelRuns, SeedRun, SplitInfo, StudyRuns};
-use cilp_train::studies::stats::Verdict;
-use cilp_train::studies::{
+use cilp_studies::runner::{ModelRuns, SeedRun, StudyRuns};
+use cilp_studies::stats::Verdict;
+use cilp_studies::{
     StudyOptions, StudySettings, StudySummary, ablation_models, ablation_summary, best_fusion_model, fusion_summary, run_models,
 };
 
@@ -36,21 +36,11 @@ fn write_summary_json(out: &Path, s: &StudySummary) {
     std::fs::write(out.join("summary.json"), serde_json::to_string_pretty(s).unwrap()).unwrap();
 }
 
-fn study(models: Vec<ModelRuns>) -> StudyRuns {
-    StudyRuns {
-        settings: StudySettings::preset("quick", "data").unwrap(),
-        split: SplitInfo { train: 320, val: 80, split_seed: 51 },
-        models,
-        wall_seconds: 42.0,
-        lock: Default::default(),
-    }
-}
-
 #[test]
 fn fusion_tables_and_verdicts() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("runs").join("fusion");
-    let st = study(vec![
+    let st = StudyRuns::example(vec![
         model("late-fusion", 13_147_202, &[0.10, 0.11, 0.12], &[0.95, 0.96, 0.97]),
         // Clearly worse: d = 0.4, sd 0.02.
         model("intermediate-add", 6_615_952, &[0.50, 0.52, 0.48], &[0.80, 0.81, 0.79]),
@@ -104,7 +94,7 @@ fn accuracy_is_taken_at_the_best_loss_epoch_when_known() {
         r.best_epoch_val_accuracy = Some(a);
     }
     let old = model("intermediate-add", 6_615_952, &[0.50, 0.52, 0.48], &[0.80, 0.81, 0.79]);
-    let s = fusion_summary(&study(vec![m, old]));
+    let s = fusion_summary(&StudyRuns::example(vec![m, old]));
     assert_eq!(s.rows[0][3], "92.00% ± 2.00");
     assert_eq!(s.rows[1][3], "80.00% ± 1.00");
     // Both accuracies of each run stay in the summary (runs.csv has both).
@@ -116,7 +106,7 @@ fn a_one_sample_accuracy_gap_between_zero_spread_models_is_within_seed_spread() 
     // 80 validation samples: every seed of intermediate-add scores 100%, every seed of
     // late-fusion misses the same one sample (98.75%). Both stds are 0, but accuracy cannot
     // move by less than one sample, so the one-sample gap is not "larger"; five samples are.
-    let st = study(vec![
+    let st = StudyRuns::example(vec![
         model("intermediate-add", 6_615_952, &[0.10, 0.11, 0.12], &[1.0, 1.0, 1.0]),
         model("late-fusion", 13_147_202, &[0.11, 0.12, 0.13], &[0.9875, 0.9875, 0.9875]),
         model("early-fusion", 6_560_000, &[0.12, 0.11, 0.13], &[0.9375, 0.9375, 0.9375]),
@@ -145,7 +135,7 @@ fn ablation_table() {
     assert_eq!(ablation_models("late-fusion").unwrap(), ["late-fusion", "late-fusion-strided", "late-fusion-strided-conv"]);
     assert_eq!(ablation_models("intermediate-add-strided").unwrap()[0], "intermediate-add");
     assert!(ablation_models("embedder-rgb").is_err());
-    let st = study(vec![
+    let st = StudyRuns::example(vec![
         model("late-fusion", 13_147_202, &[0.10, 0.11, 0.12], &[0.95, 0.96, 0.97]),
         model("late-fusion-strided", 13_383_802, &[0.10, 0.12, 0.11], &[0.96, 0.95, 0.97]),
         model("late-fusion-strided-conv", 13_147_202, &[0.30, 0.31, 0.32], &[0.95, 0.96, 0.97]),
