@@ -133,13 +133,12 @@ pub fn fusion(settings: &StudySettings, models: &[String], opts: &StudyOptions) 
 /// The best model recorded in a fusion study's `summary.json` (file or folder).
 pub fn best_fusion_model(path: &Path) -> Result<String> {
     let file: PathBuf = if path.is_dir() { path.join(cilp_track::run::SUMMARY_JSON) } else { path.to_owned() };
-    let text = std::fs::read_to_string(&file).map_err(|e| TrainError::Other(format!("{}: {e}", file.display())))?;
-    let v: Value = serde_json::from_str(&text).map_err(|e| TrainError::Other(format!("{}: {e}", file.display())))?;
+    let bad = |reason: String| TrainError::BadFile { path: file.clone(), reason };
+    let text = cilp_data::io::read_bounded_to_string(&file, cilp_track::run::MAX_RUN_FILE_BYTES, "a fusion study summary (JSON)")
+        .map_err(cilp_data::DataError::from)?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
     if v.get("study").and_then(Value::as_str) != Some("fusion") {
-        return Err(TrainError::Other(format!("{} is not a fusion study summary", file.display())));
+        return Err(bad("is not a fusion study summary".into()));
     }
-    v.get("baseline")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(|| TrainError::Other(format!("{}: no best model recorded", file.display())))
+    v.get("baseline").and_then(Value::as_str).map(str::to_owned).ok_or_else(|| bad("no best model recorded".into()))
 }

@@ -37,10 +37,31 @@ pub const QUICK_SEEDS: [u64; 3] = DEFAULT_SEEDS;
 pub const FULL_EPOCHS: usize = 10;
 pub const FULL_LR: f64 = 1e-4;
 
+/// The two sizes of a study.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StudyPreset {
+    /// 500 pairs per class, 3 epochs, batch 16, Adam 1e-3, seeds 51, 52, 53.
+    Quick,
+    /// All data, 10 epochs, batch 32, Adam 1e-4, seeds 51, 52, 53 (the original's scale).
+    Full,
+}
+
+impl StudyPreset {
+    /// The preset's name (`quick`, `full`).
+    pub fn name(self) -> &'static str {
+        match self {
+            StudyPreset::Quick => "quick",
+            StudyPreset::Full => "full",
+        }
+    }
+}
+
 /// Everything that determines a study's runs except the model list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StudySettings {
-    /// `quick`, `full` or `custom` (for the record).
+    /// The preset's name, `quick` or `full`, with " (overridden)" when flags changed its sizes
+    /// (for the record).
     pub preset: String,
     /// Dataset, subset and split. `split_seed` is always set: every seed of every model trains
     /// and validates on the same samples; the seeds vary initialisation and shuffling only.
@@ -57,17 +78,16 @@ impl StudySettings {
     /// clearly learn, see [`QUICK_LIMIT_PER_CLASS`]; minutes on 2 CPU cores for 5 models x 3
     /// seeds) or `full` (all data, the original 10 epochs at Adam 1e-4, batch 32, seeds 51, 52,
     /// 53). Both use an 80/20 split with seed 51.
-    pub fn preset(name: &str, data_dir: impl Into<PathBuf>) -> Result<StudySettings> {
-        let (limit, epochs, lr, batch, seeds) = match name {
-            "quick" => (Some(QUICK_LIMIT_PER_CLASS), QUICK_EPOCHS, QUICK_LR, QUICK_BATCH_SIZE, QUICK_SEEDS.to_vec()),
-            "full" => (None, FULL_EPOCHS, FULL_LR, 32, DEFAULT_SEEDS.to_vec()),
-            other => return Err(TrainError::Config(format!("unknown study preset {other:?} (quick or full)"))),
+    pub fn preset(preset: StudyPreset, data_dir: impl Into<PathBuf>) -> StudySettings {
+        let (limit, epochs, lr, batch, seeds) = match preset {
+            StudyPreset::Quick => (Some(QUICK_LIMIT_PER_CLASS), QUICK_EPOCHS, QUICK_LR, QUICK_BATCH_SIZE, QUICK_SEEDS.to_vec()),
+            StudyPreset::Full => (None, FULL_EPOCHS, FULL_LR, 32, DEFAULT_SEEDS.to_vec()),
         };
         let base = TrainConfig::new("late-fusion", data_dir);
         let mut data = base.data;
         data.limit_per_class = limit;
         data.split_seed = Some(cilp_data::split::DEFAULT_SEED);
-        Ok(StudySettings { preset: name.to_owned(), data, seeds, epochs, batch_size: batch, lr, device: base.device })
+        StudySettings { preset: preset.name().to_owned(), data, seeds, epochs, batch_size: batch, lr, device: base.device }
     }
 
     /// The run config of one model and seed.
@@ -227,7 +247,7 @@ impl StudyRuns {
     /// for tests and examples of the summaries and their files.
     pub fn example(models: Vec<ModelRuns>) -> StudyRuns {
         StudyRuns {
-            settings: StudySettings::preset("quick", "data").expect("the quick preset exists"),
+            settings: StudySettings::preset(StudyPreset::Quick, "data"),
             split: SplitInfo { train: 320, val: 80, split_seed: 51 },
             models,
             wall_seconds: 42.0,

@@ -33,8 +33,9 @@ pub enum TrainError {
     /// A value could not be written in its file format (a model record, TOML, JSON).
     #[error("cannot serialise {what}: {reason}")]
     Serialize { what: &'static str, reason: String },
-    #[error("{0}")]
-    Other(String),
+    /// A file cilp reads back (a summary, a config) does not hold what it should.
+    #[error("{}: {reason}", path.display())]
+    BadFile { path: PathBuf, reason: String },
 }
 
 impl TrainError {

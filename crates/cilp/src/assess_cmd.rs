@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
-use cilp_assess::{AssessConfig, AssessOptions, AssessPreset, FinetuneFrozen, run_assessment};
+use cilp_assess::{AssessConfig, AssessOptions, FinetuneFrozen, run_assessment};
 use cilp_models::CilpLoss;
 
 use cilp_train::config::SplitConfig;
@@ -122,11 +122,7 @@ pub struct AssessArgs {
 
 /// The resolved config: preset, then flags.
 pub fn resolve(a: &AssessArgs) -> Result<AssessConfig> {
-    let preset = match a.preset {
-        Preset::Quick => AssessPreset::Quick,
-        Preset::Full => AssessPreset::Full,
-    };
-    let mut c = AssessConfig::preset(preset, &a.data);
+    let mut c = AssessConfig::preset(a.preset.into(), &a.data);
     c.loss = match a.loss {
         LossArg::Nvidia => CilpLoss::Nvidia,
         LossArg::Clip => CilpLoss::Clip,

@@ -367,10 +367,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     print_summary(&summary);
     // The studies' preset; the smoke preset overrides sizes so that every stage takes seconds.
     let smoke = a.preset == RunPreset::Smoke;
-    let preset = match a.preset {
-        RunPreset::Quick | RunPreset::Smoke => "quick",
-        RunPreset::Full => "full",
-    };
+    let preset = if a.preset == RunPreset::Full { Preset::Full } else { Preset::Quick };
     let out = &a.out;
     // A run killed anywhere (SIGKILL included) may have left half-written temporary files;
     // those of dead processes go now, also in the stages that are reused without being reopened.
@@ -392,7 +389,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     // Studies already in --out are resumed (a completed one is reused); --force redoes them.
     let study = |dir: &Path| StudyFlags {
         data: data.clone(),
-        preset: preset.to_string(),
+        preset,
         seeds: if smoke { vec![51] } else { Vec::new() },
         epochs: smoke.then_some(1),
         limit_per_class: smoke.then_some(SMOKE_PAIRS),
@@ -419,7 +416,7 @@ pub fn run(a: RunArgs) -> Result<()> {
             out: assess_dir.clone(),
             lidar_classifier: a.lidar_classifier.clone(),
             loss: LossArg::Nvidia,
-            preset: if a.preset == RunPreset::Full { Preset::Full } else { Preset::Quick },
+            preset,
             limit_per_class: smoke.then_some(SMOKE_PAIRS),
             split: smoke.then_some(crate::SplitKind::Ratio),
             val_fraction: if smoke { 0.5 } else { DEFAULT_VAL_FRACTION },

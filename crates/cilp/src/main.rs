@@ -82,10 +82,29 @@ pub struct RunArgs {
     pub allow_fail: bool,
 }
 
+/// `--preset` of the studies and the assessment: parsed once here, mapped to each library's own.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Preset {
     Quick,
     Full,
+}
+
+impl From<Preset> for cilp_studies::StudyPreset {
+    fn from(p: Preset) -> Self {
+        match p {
+            Preset::Quick => cilp_studies::StudyPreset::Quick,
+            Preset::Full => cilp_studies::StudyPreset::Full,
+        }
+    }
+}
+
+impl From<Preset> for cilp_assess::AssessPreset {
+    fn from(p: Preset) -> Self {
+        match p {
+            Preset::Quick => cilp_assess::AssessPreset::Quick,
+            Preset::Full => cilp_assess::AssessPreset::Full,
+        }
+    }
 }
 
 /// `--split`: how the pairs are split into training and validation samples.

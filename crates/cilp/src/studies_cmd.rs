@@ -8,6 +8,8 @@ use anyhow::{Context, Result, bail};
 use cilp_studies::{self as studies, FinishedStudy, StudyMode, StudyOptions, StudySettings};
 use clap::Args;
 
+use crate::Preset;
+
 /// The seed of a study's split unless `--split-seed` says otherwise.
 pub const DEFAULT_SPLIT_SEED: u64 = 51;
 
@@ -20,8 +22,8 @@ pub struct StudyFlags {
     /// quick: 500 pairs per class, 3 epochs, batch 16, Adam 1e-3, seeds 51,52,53 (about 5 min on 2
     /// cores; the models learn to 90%+); full: all pairs, 10 epochs, batch 32, Adam 1e-4, seeds
     /// 51,52,53 (the original scale; hours on 2 cores: see docs/studies.md).
-    #[arg(long, default_value = "quick", value_parser = ["quick", "full"])]
-    pub preset: String,
+    #[arg(long, value_enum, default_value_t = Preset::Quick)]
+    pub preset: Preset,
     /// Seeds (comma-separated; default: the preset's, 51,52,53); each model is trained once per
     /// seed. The split stays fixed.
     #[arg(long, value_delimiter = ',')]
@@ -57,7 +59,7 @@ pub struct StudyFlags {
 
 impl StudyFlags {
     fn settings(&self) -> Result<StudySettings> {
-        let mut s = StudySettings::preset(&self.preset, &self.data)?;
+        let mut s = StudySettings::preset(self.preset.into(), &self.data);
         let custom = self.epochs.is_some() || self.limit_per_class.is_some() || self.lr.is_some() || self.batch_size.is_some();
         if let Some(e) = self.epochs {
             s.epochs = e;
@@ -72,7 +74,7 @@ impl StudyFlags {
             s.batch_size = b;
         }
         if custom {
-            s.preset = format!("{} (overridden)", self.preset);
+            s.preset = format!("{} (overridden)", s.preset);
         }
         if !self.seeds.is_empty() {
             s.seeds = self.seeds.clone();
