@@ -7,7 +7,8 @@
 //! crate and plug into [`fit`] through its [`fit::TrainStep`] trait.
 //!
 //! Determinism: with the same config and seed on the CPU device, two runs produce bit-identical
-//! metrics and checkpoints (model init is seeded through the device, shuffling per (seed, epoch)).
+//! metrics and checkpoint weights (model init is seeded through the device, shuffling per (seed,
+//! epoch)); the checkpoint files differ in burnpack's parameter ids only.
 
 pub mod batching;
 pub mod checkpoint;
