@@ -17,7 +17,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use cilp_track::study::{Comparison, Metric, ModelSummary, StudyKind, StudySummary};
+use cilp_track::study::{Metric, ModelSummary, StudyKind, StudySummary};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -75,14 +75,6 @@ fn num(v: f64) -> String {
 
 fn opt(v: Option<f64>) -> String {
     v.map(num).unwrap_or_default()
-}
-
-fn fmt_effect(c: &Comparison) -> String {
-    match c.effect_size {
-        Some(e) if e.is_infinite() => "inf".into(),
-        Some(e) => format!("{e:.2}"),
-        None => "-".into(),
-    }
 }
 
 // ---------------------------------------------------------------- CSV
@@ -173,7 +165,8 @@ fn fusion_csv<S>(s: &StudySummary<S>) -> Result<String> {
         for metric in [Metric::BestValLoss, Metric::ValAccuracy] {
             match s.comparisons.iter().find(|c| c.other == m.model && c.metric == metric) {
                 Some(c) => {
-                    v.push(c.comparison.welch.map(|w| num(w.p)).unwrap_or_default());
+                    let p = c.comparison.paired.map(|p| p.p).or(c.comparison.welch.map(|w| w.p));
+                    v.push(p.map(num).unwrap_or_default());
                     v.push(c.comparison.verdict.as_str().to_owned());
                 }
                 None => v.extend([String::new(), "best".to_owned()]),
@@ -196,6 +189,12 @@ fn ablation_csv<S>(s: &StudySummary<S>) -> Result<String> {
         "welch_df",
         "p",
         "effect_size",
+        "paired_t",
+        "paired_df",
+        "paired_p",
+        "ci_low",
+        "ci_high",
+        "detectable",
         "verdict",
     ]);
     let records: Vec<Vec<String>> = s
@@ -204,7 +203,7 @@ fn ablation_csv<S>(s: &StudySummary<S>) -> Result<String> {
         .map(|c| {
             let of = |model: &str| s.models.iter().find(|m| m.model == model).map(|m| &m.metrics[c.metric.key()]);
             let (a, b) = (of(&c.baseline), of(&c.other));
-            let w = c.comparison.welch;
+            let (w, pr) = (c.comparison.welch, c.comparison.paired);
             vec![
                 c.other.clone(),
                 c.metric.key().to_owned(),
@@ -217,6 +216,12 @@ fn ablation_csv<S>(s: &StudySummary<S>) -> Result<String> {
                 w.map(|w| num(w.df)).unwrap_or_default(),
                 w.map(|w| num(w.p)).unwrap_or_default(),
                 opt(c.comparison.effect_size),
+                pr.map(|p| num(p.t)).unwrap_or_default(),
+                pr.map(|p| num(p.df)).unwrap_or_default(),
+                pr.map(|p| num(p.p)).unwrap_or_default(),
+                pr.map(|p| num(p.ci_low)).unwrap_or_default(),
+                pr.map(|p| num(p.ci_high)).unwrap_or_default(),
+                pr.map(|p| num(p.detectable)).unwrap_or_default(),
                 c.comparison.verdict.as_str().to_owned(),
             ]
         })
@@ -244,23 +249,38 @@ fn charts_md(charts: &[String]) -> String {
 
 /// Every comparison of the summary, one row each.
 fn comparison_md<S>(summary: &StudySummary<S>) -> String {
-    let cols =
-        strings(&["model", "metric", "model mean", "baseline mean", "difference", "Welch t", "df", "p", "abs diff / pooled sd", "verdict"]);
+    let cols = strings(&[
+        "model",
+        "metric",
+        "model mean",
+        "baseline mean",
+        "difference",
+        "95% CI (paired)",
+        "paired t",
+        "df",
+        "p",
+        "Welch p",
+        "detectable",
+        "verdict",
+    ]);
     let rows: Vec<Vec<String>> = summary
         .comparisons
         .iter()
         .map(|c| {
-            let w = c.comparison.welch;
+            let pr = c.comparison.paired;
+            let d = |x: f64| c.metric.format_difference(x);
             vec![
                 c.other.clone(),
                 c.metric.label().to_owned(),
                 c.metric.format(c.other_mean),
                 c.metric.format(c.baseline_mean),
-                c.metric.format_difference(c.comparison.difference),
-                w.map(|w| if w.t.is_finite() { format!("{:.2}", w.t) } else { "inf".into() }).unwrap_or("-".into()),
-                w.map(|w| format!("{:.1}", w.df)).unwrap_or("-".into()),
+                d(c.comparison.difference),
+                pr.map(|p| format!("[{}, {}]", d(p.ci_low), d(p.ci_high))).unwrap_or("-".into()),
+                pr.map(|p| if p.t.is_finite() { format!("{:.2}", p.t) } else { "inf".into() }).unwrap_or("-".into()),
+                pr.map(|p| format!("{:.0}", p.df)).unwrap_or("-".into()),
                 c.comparison.format_p(),
-                fmt_effect(&c.comparison),
+                c.comparison.format_welch_p(),
+                pr.map(|p| c.metric.format(p.detectable.abs())).unwrap_or("-".into()),
                 c.comparison.verdict.as_str().to_owned(),
             ]
         })
@@ -291,7 +311,7 @@ fn fusion_markdown<S>(s: &StudySummary<S>) -> String {
 
 fn ablation_markdown<S>(s: &StudySummary<S>) -> String {
     let mut md = format!("# {}\n\n{}\n\n", s.title, s.notes[0]);
-    let cols = strings(&["metric", "MaxPool2d", "strided", "difference", "Welch p", "verdict"]);
+    let cols = strings(&["metric", "MaxPool2d", "strided", "difference", "p", "verdict"]);
     let mut styles: Vec<String> = Vec::new();
     for r in &s.rows {
         let k = cell_text(&r[0]);

@@ -30,4 +30,4 @@ pub mod summary;
 pub use ablation::{ablation, ablation_models, ablation_summary};
 pub use fusion::{FUSION_MODELS, best_fusion_model, fusion, fusion_summary};
 pub use runner::{StudyLock, StudyMode, StudyOptions, StudyPreset, StudySettings, run_models};
-pub use summary::{FinishedStudy, StudySummary};
+pub use summary::{FinishedStudy, StudySummary, finding};

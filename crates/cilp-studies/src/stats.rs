@@ -27,7 +27,7 @@
 //! resolution floor (parameter counts) is "larger" as soon as it is non-zero.
 
 /// The records these functions fill (plain data, shared with the study files of cilp-report).
-pub use cilp_track::study::{Comparison, MetricSummary, Verdict, Welch};
+pub use cilp_track::study::{Comparison, MetricSummary, Paired, Verdict, Welch};
 
 /// Significance level of the verdict rule.
 pub const ALPHA: f64 = 0.05;
@@ -192,8 +192,55 @@ pub fn welch_floored(a: &[f64], b: &[f64], min_std: f64) -> Option<Welch> {
     Some(Welch { t, df, p: t_two_sided_p(t, df) })
 }
 
+/// The `q` quantile of Student's t with `df` degrees of freedom (bisection on [`t_cdf`]).
+pub fn t_quantile(q: f64, df: f64) -> f64 {
+    if !(q > 0.0 && q < 1.0 && df > 0.0) {
+        return f64::NAN;
+    }
+    let (mut lo, mut hi) = (-1e6, 1e6);
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if t_cdf(mid, df) < q {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
+/// Paired t-test of `b` against `a`, value `i` of each from the same seed: the mean of the
+/// per-seed differences over their standard error, the differences' std taken as at least
+/// `resolution`. `None` with fewer than two pairs or unequal lengths.
+pub fn paired(a: &[f64], b: &[f64], resolution: f64) -> Option<Paired> {
+    if a.len() != b.len() || a.len() < 2 {
+        return None;
+    }
+    let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| y - x).collect();
+    let n = d.len() as f64;
+    let std = floored_std(&d, std_floor(resolution))?;
+    let m = mean(&d);
+    let df = n - 1.0;
+    let se = std / n.sqrt();
+    let (t, p) = if se > 0.0 {
+        let t = m / se;
+        (t, t_two_sided_p(t, df))
+    } else if m == 0.0 {
+        (0.0, 1.0)
+    } else {
+        (m.signum() * f64::INFINITY, 0.0)
+    };
+    let half = t_quantile(1.0 - ALPHA / 2.0, df) * se;
+    // Smallest detectable difference at 80% power: (t_{1-alpha/2} + t_{0.8}) * se.
+    let detectable = (t_quantile(1.0 - ALPHA / 2.0, df) + t_quantile(POWER, df)) * se;
+    Some(Paired { seeds: d.len(), std, t, df, p, ci_low: m - half, ci_high: m + half, detectable })
+}
+
+/// Power at which [`Paired::detectable`] is computed.
+pub const POWER: f64 = 0.8;
+
 /// Compares per-seed values `b` against the baseline `a` with the rule in the module docs, for
-/// a continuous metric (no resolution floor).
+/// a continuous metric (no resolution floor), unpaired.
 pub fn compare(a: &[f64], b: &[f64]) -> Comparison {
     compare_resolved(a, b, 0.0)
 }
@@ -202,6 +249,17 @@ pub fn compare(a: &[f64], b: &[f64]) -> Comparison {
 /// least `resolution`, so a difference of a step or two between seeds that never vary is not
 /// called larger than the seed spread.
 pub fn compare_resolved(a: &[f64], b: &[f64], resolution: f64) -> Comparison {
+    compare_with(a, b, resolution, false)
+}
+
+/// [`compare_resolved`] for values from the same seeds (`a[i]` and `b[i]` share seed `i`): the
+/// verdict is the paired test's (p < [`ALPHA`], i.e. the 95% interval of the mean difference
+/// excludes 0); Welch's test is kept for the record.
+pub fn compare_paired(a: &[f64], b: &[f64], resolution: f64) -> Comparison {
+    compare_with(a, b, resolution, true)
+}
+
+fn compare_with(a: &[f64], b: &[f64], resolution: f64, pair: bool) -> Comparison {
     let resolution = std_floor(resolution);
     let difference = mean(b) - mean(a);
     let pooled_std = match (floored_std(a, resolution), floored_std(b, resolution)) {
@@ -218,12 +276,15 @@ pub fn compare_resolved(a: &[f64], b: &[f64], resolution: f64) -> Comparison {
         }
     });
     let welch = welch_floored(a, b, resolution);
-    let verdict = match (welch, effect_size) {
-        (Some(w), Some(e)) if w.p < ALPHA && e > SPREAD_FACTOR => Verdict::Larger,
-        (Some(_), Some(_)) => Verdict::Within,
+    let paired = if pair { paired(a, b, resolution) } else { None };
+    let verdict = match (paired, welch, effect_size) {
+        (Some(pr), _, _) if pr.p < ALPHA => Verdict::Larger,
+        (Some(_), _, _) => Verdict::Within,
+        (None, Some(w), Some(e)) if w.p < ALPHA && e > SPREAD_FACTOR => Verdict::Larger,
+        (None, Some(_), Some(_)) => Verdict::Within,
         _ => Verdict::NotEnoughSeeds,
     };
-    Comparison { difference, pooled_std, effect_size, welch, verdict, resolution }
+    Comparison { difference, pooled_std, effect_size, welch, paired, verdict, resolution }
 }
 
 #[cfg(test)]
@@ -232,6 +293,38 @@ mod tests {
 
     fn close(a: f64, b: f64, tol: f64) {
         assert!((a - b).abs() <= tol, "{a} vs {b}");
+    }
+
+    /// Student-t quantiles as tables (and scipy.stats.t.ppf) give them.
+    #[test]
+    fn t_quantiles_match_the_tables() {
+        close(t_quantile(0.975, 2.0), 4.302_652_7, 1e-6);
+        close(t_quantile(0.975, 10.0), 2.228_138_9, 1e-6);
+        close(t_quantile(0.8, 2.0), 1.060_660_2, 1e-6);
+        close(t_quantile(0.5, 3.0), 0.0, 1e-6);
+    }
+
+    /// A planted difference: every seed of `b` is 0.05 worse than the same seed of `a`, while the
+    /// seeds themselves spread by 0.05. Unpaired, the difference is within the seed spread;
+    /// paired seed by seed it is not, and its 95% interval holds the planted 0.05.
+    #[test]
+    fn pairing_by_seed_finds_a_planted_difference_that_welch_misses() {
+        let a = [0.30, 0.40, 0.35];
+        let b = [0.351, 0.449, 0.402];
+        let unpaired = compare_resolved(&a, &b, 0.0);
+        assert_eq!(unpaired.verdict, Verdict::Within, "{unpaired:?}");
+        let c = compare_paired(&a, &b, 0.0);
+        assert_eq!(c.verdict, Verdict::Larger, "{c:?}");
+        let p = c.paired.unwrap();
+        assert_eq!((p.seeds, p.df), (3, 2.0));
+        assert!(p.p < 0.01 && p.ci_low < 0.05 && 0.05 < p.ci_high && p.ci_low > 0.0, "{p:?}");
+        assert!(p.detectable > 0.0 && p.detectable < 0.05, "{p:?}");
+        // The same values with the seeds shuffled against each other carry no paired signal.
+        let c = compare_paired(&a, &[0.449, 0.402, 0.351], 0.0);
+        assert_eq!(c.verdict, Verdict::Within, "{c:?}");
+        // Seeds that all agree exactly: a one-step accuracy difference stays within the spread.
+        let c = compare_paired(&[0.9, 0.9, 0.9], &[0.905, 0.905, 0.905], 0.005);
+        assert_eq!(c.verdict, Verdict::Within, "{c:?}");
     }
 
     #[test]

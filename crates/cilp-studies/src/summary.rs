@@ -28,13 +28,17 @@ const TIME_AND_MEMORY_NOTE: &str = "time/epoch is the training pass only; traini
 /// set the accuracy's resolution.
 pub(crate) fn compare_models(metric: Metric, a: &ModelRuns, b: &ModelRuns, n_val: usize) -> ComparisonRow {
     let (va, vb) = (a.values(metric), b.values(metric));
+    // Every model of a study trains with the same seeds on the same split: pair them by seed.
+    let same_seeds =
+        a.runs.iter().map(|r| r.seed).eq(b.runs.iter().map(|r| r.seed)) && va.len() == a.runs.len() && vb.len() == b.runs.len();
+    let resolution = metric.resolution(n_val);
     ComparisonRow {
         metric,
         baseline: a.model.clone(),
         other: b.model.clone(),
         baseline_mean: stats::mean(&va),
         other_mean: stats::mean(&vb),
-        comparison: stats::compare_resolved(&va, &vb, metric.resolution(n_val)),
+        comparison: if same_seeds { stats::compare_paired(&va, &vb, resolution) } else { stats::compare_resolved(&va, &vb, resolution) },
     }
 }
 
@@ -53,13 +57,17 @@ pub(crate) fn summarise(m: &ModelRuns, label: String) -> ModelSummary {
 /// The verdict rule in words (the summary's `rule`, also a note).
 fn rule_text(n_seeds: usize, n_val: usize) -> String {
     format!(
-        "verdict: 'larger than seed spread' when Welch's two-sided t-test gives p < {} AND |difference| > {} x pooled \
-         sample std (sqrt((sa^2 + sb^2)/2)); otherwise 'within seed spread'. Accuracy moves in steps of one \
-         validation sample (1/{n_val}), so each model's accuracy std is taken as at least one step: seeds that \
-         all miss the same sample do not make a one-sample difference significant. With {n_seeds} seed(s) per \
-         model the test has little power: 'within' means not shown to differ, not equal.",
-        stats::ALPHA,
-        stats::SPREAD_FACTOR
+        "verdict: every model trains on the same split with the same seeds, so models are compared seed by seed: \
+         'larger than seed spread' when the paired t-test on the per-seed differences gives p < {alpha} (the 95% \
+         interval of the mean difference excludes 0); otherwise 'within seed spread'. (Models without the same \
+         seeds fall back to Welch's test with p < {alpha} AND |difference| > {k} x pooled sample std.) Accuracy \
+         moves in steps of one validation sample (1/{n_val}), so each std is taken as at least one step: seeds \
+         that all miss the same sample do not make a one-sample difference significant. With {n_seeds} seed(s) \
+         the test has little power: 'within' means not shown to differ, not equal; 'detectable' is the smallest \
+         mean difference the paired test would find with {power:.0}% power at the observed spread.",
+        alpha = stats::ALPHA,
+        k = stats::SPREAD_FACTOR,
+        power = 100.0 * stats::POWER
     )
 }
 
@@ -105,6 +113,58 @@ pub(crate) struct StudyTable {
     pub findings: Vec<String>,
 }
 
+/// What a study found and how sure it is, in one sentence (the main job ends with it): how many
+/// models differ from the baseline in best validation loss by more than the seed spread, and
+/// how small a difference its seeds could detect.
+pub fn finding<S>(s: &cilp_track::study::StudySummary<S>) -> String {
+    let loss: Vec<&ComparisonRow> = s.comparisons.iter().filter(|c| c.metric == Metric::BestValLoss).collect();
+    let larger: Vec<&str> =
+        loss.iter().filter(|c| c.comparison.verdict == cilp_track::study::Verdict::Larger).map(|c| c.other.as_str()).collect();
+    let seeds = s.models.first().map_or(0, |m| m.runs.len());
+    let who = match s.study {
+        StudyKind::Fusion => format!("{} has the lowest best validation loss", s.baseline),
+        StudyKind::Ablation => format!("against the MaxPool2d {}", s.baseline),
+    };
+    let which = if larger.is_empty() { String::new() } else { format!(" ({})", larger.join(", ")) };
+    let mut d: Vec<f64> = loss.iter().filter_map(|c| c.comparison.paired.map(|p| p.detectable)).filter(|x| x.is_finite()).collect();
+    d.sort_by(f64::total_cmp);
+    let tell = d
+        .get(d.len() / 2)
+        .map(|m| format!("; differences below about {} cannot be told apart with these seeds", Metric::BestValLoss.format(*m)))
+        .unwrap_or_default();
+    format!(
+        "{}: {who}; {} of the other {} model(s) differ in it by more than the seed spread{which} (paired t-test over {seeds} seed(s), p < {}){tell}.",
+        s.study.as_str(),
+        larger.len(),
+        loss.len(),
+        stats::ALPHA
+    )
+}
+
+/// How small a best-validation-loss difference the study could tell apart: the median of the
+/// paired tests' detectable differences, in one sentence.
+fn detectable_note(comparisons: &[ComparisonRow], seeds: usize) -> Option<String> {
+    let mut d: Vec<f64> = comparisons
+        .iter()
+        .filter(|c| c.metric == Metric::BestValLoss)
+        .filter_map(|c| c.comparison.paired.map(|p| p.detectable))
+        .filter(|x| x.is_finite())
+        .collect();
+    if d.is_empty() {
+        return None;
+    }
+    d.sort_by(f64::total_cmp);
+    let median = d[d.len() / 2];
+    Some(format!(
+        "With {seeds} seeds this study detects (paired t-test, {:.0}% power) a difference in best validation loss of about \
+         {} or more (median over the comparisons; from {} to {}); smaller differences need more seeds.",
+        100.0 * stats::POWER,
+        Metric::BestValLoss.format(median),
+        Metric::BestValLoss.format(d[0]),
+        Metric::BestValLoss.format(d[d.len() - 1])
+    ))
+}
+
 /// The summary of a study: its `table` and comparisons, with the settings, split, times and the
 /// notes both studies share (settings line first, then `about`, the rule, the `findings`, and
 /// what the time and memory columns measure).
@@ -119,6 +179,7 @@ pub(crate) fn assemble(
     let rule = rule_text(st.settings.seeds.len(), st.split.val);
     let mut notes = vec![settings_line(st), table.about, rule.clone()];
     notes.extend(table.findings);
+    notes.extend(detectable_note(&comparisons, st.settings.seeds.len()));
     notes.push(TIME_AND_MEMORY_NOTE.into());
     StudySummary {
         study,

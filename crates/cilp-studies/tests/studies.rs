@@ -193,3 +193,23 @@ fn a_locked_study_folder_is_refused_before_anything_is_written() {
     let err = run_models(&settings, &["late-fusion".into()], &StudyOptions::new(&out)).unwrap_err();
     assert!(!matches!(err, cilp_train::TrainError::Track(cilp_track::Error::Locked { .. })), "{err:?}");
 }
+
+/// The main job's one sentence: which models differ from the best by more than the seed spread
+/// (paired by seed) and how small a difference the seeds could detect. A model planted 0.05 worse
+/// on every seed is named; one that is worse on average but not seed by seed is not.
+#[test]
+fn the_finding_names_a_planted_difference_and_what_is_detectable() {
+    let st = StudyRuns::example(vec![
+        model("late-fusion", 1, &[0.30, 0.40, 0.35], &[0.9, 0.9, 0.9]),
+        model("early-fusion", 1, &[0.351, 0.449, 0.402], &[0.9, 0.9, 0.9]),
+        model("intermediate-add", 1, &[0.45, 0.31, 0.39], &[0.9, 0.9, 0.9]),
+    ]);
+    let s = fusion_summary(&st);
+    let f = cilp_studies::finding(&s);
+    assert!(
+        f.starts_with("fusion: late-fusion has the lowest best validation loss; 1 of the other 2 model(s) differ in it by more than the seed spread (early-fusion) (paired t-test over 3 seed(s), p < 0.05); differences below about "),
+        "{f}"
+    );
+    assert!(f.ends_with(" cannot be told apart with these seeds."), "{f}");
+    assert!(s.notes.iter().any(|n| n.starts_with("With 3 seeds this study detects (paired t-test, 80% power)")), "{:?}", s.notes);
+}

@@ -230,6 +230,11 @@ pub struct Comparison {
     /// |difference| / pooled_std (infinite when the pooled std is 0 and the means differ).
     pub effect_size: Option<f64>,
     pub welch: Option<Welch>,
+    /// The paired analysis over the seeds both models share (the studies train every model on
+    /// the same split with the same seeds): what the verdict uses when present. Absent in
+    /// summaries written before it existed, or when the seeds differ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paired: Option<Paired>,
     pub verdict: Verdict,
     /// Smallest step the metric can show (1 / n_val for accuracy, 0 for continuous metrics); the
     /// floor of each side's std. 0 in summaries written before it existed.
@@ -237,14 +242,44 @@ pub struct Comparison {
     pub resolution: f64,
 }
 
+/// A paired t-test on the per-seed differences `d_s = other_s - baseline_s`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Paired {
+    /// Seeds paired.
+    pub seeds: usize,
+    /// Sample std of the differences (at least the metric's resolution).
+    pub std: f64,
+    pub t: f64,
+    pub df: f64,
+    /// Two-sided p-value.
+    pub p: f64,
+    /// 95% confidence interval of the mean difference.
+    pub ci_low: f64,
+    pub ci_high: f64,
+    /// The smallest mean difference this many seeds would detect (two-sided 5%, 80% power) at
+    /// the observed spread of the differences.
+    pub detectable: f64,
+}
+
+/// A p-value as shown in tables: four decimals or `<0.0001`.
+fn show_p(p: f64) -> String {
+    if p < 1e-4 { "<0.0001".into() } else { format!("{p:.4}") }
+}
+
 impl Comparison {
-    /// The p-value as shown in tables: four decimals, `<0.0001`, or `-` without a test.
+    /// The p-value the verdict used, as shown in tables: four decimals, `<0.0001`, or `-`
+    /// without a test (the paired test's when there is one, else Welch's).
     pub fn format_p(&self) -> String {
-        match self.welch {
-            Some(w) if w.p < 1e-4 => "<0.0001".into(),
-            Some(w) => format!("{:.4}", w.p),
-            None => "-".into(),
+        match (self.paired, self.welch) {
+            (Some(pr), _) => show_p(pr.p),
+            (None, Some(w)) => show_p(w.p),
+            (None, None) => "-".into(),
         }
+    }
+
+    /// Welch's p-value as shown in tables.
+    pub fn format_welch_p(&self) -> String {
+        self.welch.map_or_else(|| "-".into(), |w| show_p(w.p))
     }
 }
 
@@ -382,10 +417,15 @@ mod tests {
             pooled_std: None,
             effect_size: None,
             welch: p.map(|p| Welch { t: 1.0, df: 2.0, p }),
+            paired: None,
             verdict: Verdict::Within,
             resolution: 0.0,
         };
         assert_eq!(c(Some(0.30436)).format_p(), "0.3044");
+        // With a paired test, the p shown is the paired one (the verdict's); Welch's stays apart.
+        let paired = Paired { seeds: 3, std: 0.1, t: 5.0, df: 2.0, p: 0.0377, ci_low: 0.1, ci_high: 0.5, detectable: 0.3 };
+        let both = Comparison { paired: Some(paired), ..c(Some(0.2)) };
+        assert_eq!((both.format_p().as_str(), both.format_welch_p().as_str()), ("0.0377", "0.2000"));
         assert_eq!(c(Some(5e-5)).format_p(), "<0.0001");
         assert_eq!(c(None).format_p(), "-");
         assert_eq!(serde_json::to_value(StudyKind::Ablation).unwrap(), "ablation");

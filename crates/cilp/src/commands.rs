@@ -404,7 +404,12 @@ pub fn run(a: RunArgs) -> Result<()> {
     let fusion_dir = out.join("fusion");
     studies_cmd::fusion(FusionArgs { study: study(&fusion_dir), out: fusion_dir.clone(), models: Vec::new() })?;
     let ablation_dir = out.join("ablation");
-    studies_cmd::ablation(AblationArgs { study: study(&ablation_dir), out: ablation_dir.clone(), model: None, fusion: Some(fusion_dir) })?;
+    studies_cmd::ablation(AblationArgs {
+        study: study(&ablation_dir),
+        out: ablation_dir.clone(),
+        model: None,
+        fusion: Some(fusion_dir.clone()),
+    })?;
 
     let assess_dir = out.join("assess");
     if assess_dir.join("summary.json").exists() && !a.force {
@@ -450,6 +455,14 @@ pub fn run(a: RunArgs) -> Result<()> {
     cilp_report::report(out, &html, &ropts)?;
     eprintln!("done in {:.0}s; runs in {}", secs(t), out.display());
     println!("report: {}", html.display());
+    // What the studies found, one sentence each.
+    for dir in [&fusion_dir, &ablation_dir] {
+        let path = dir.join(cilp_track::run::SUMMARY_JSON);
+        let text = cilp_data::io::read_bounded_to_string(&path, cilp_track::run::MAX_RUN_FILE_BYTES, "a study summary (JSON)")?;
+        let s: cilp_track::study::StudySummary =
+            serde_json::from_str(&text).with_context(|| format!("{}: not a study summary", path.display()))?;
+        println!("{}", cilp_studies::finding(&s));
+    }
     let summary_path = assess_dir.join("summary.json");
     let text = cilp_data::io::read_bounded_to_string(&summary_path, cilp_track::run::MAX_RUN_FILE_BYTES, "an assessment summary (JSON)")?;
     let summary: cilp_assess::AssessSummary =

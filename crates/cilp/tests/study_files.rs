@@ -119,8 +119,13 @@ fn study_tables_as_markdown_csv_and_json() {
     assert!(md.contains("| late-fusion | 13,147,202 | "), "{md}");
     assert!(md.contains("## Each model against the best (late-fusion)"), "{md}");
     assert!(
-        md.contains("| model | metric | model mean | baseline mean | difference | Welch t | df | p | abs diff / pooled sd | verdict |")
+        md.contains(
+            "| model | metric | model mean | baseline mean | difference | 95% CI (paired) | paired t | df | p | Welch p | detectable | verdict |"
+        ),
+        "{md}"
     );
+    // The models share their seeds: each comparison carries the paired test and its interval.
+    assert!(md.contains("paired t-test") && md.contains(" | 2 | "), "{md}");
     assert!(md.contains("larger than seed spread") && md.contains("within seed spread"));
     assert!(md.ends_with("![peak_memory.svg](peak_memory.svg)\n"), "{md}");
     let csv = read(fusion.join(study_files::RESULTS_CSV));
@@ -142,12 +147,17 @@ fn study_tables_as_markdown_csv_and_json() {
     assert_eq!(summary["study"], "fusion");
 
     let md = read(ablation.join(study_files::RESULTS_MD));
-    assert_eq!(md.matches("| metric | MaxPool2d | strided | difference | Welch p | verdict |").count(), 2, "{md}");
+    assert_eq!(md.matches("| metric | MaxPool2d | strided | difference | p | verdict |").count(), 2, "{md}");
     assert!(md.contains("## late-fusion-strided (separate stride-2 conv after each block) vs late-fusion"), "{md}");
     let csv = read(ablation.join(study_files::RESULTS_CSV));
     assert_eq!(csv.lines().count(), 13, "{csv}");
     assert!(csv.starts_with("strided_model,metric,maxpool_mean,maxpool_std,strided_mean,strided_std,difference,welch_t,"), "{csv}");
-    assert!(csv.contains("\nlate-fusion-strided,parameters,13147202,0,13383802,0,236600,,4,0,,larger than seed spread\n"), "{csv}");
+    // Constant values: Welch and the paired test see no spread (t = inf, written empty), the
+    // interval is the difference itself and nothing smaller is detectable.
+    assert!(
+        csv.contains("\nlate-fusion-strided,parameters,13147202,0,13383802,0,236600,,4,0,,,2,0,236600,236600,0,larger than seed spread\n"),
+        "{csv}"
+    );
     assert!(best_fusion_model(&ablation).is_err());
 }
 
