@@ -84,6 +84,10 @@ impl Metric {
     pub fn resolution(self, n_val: usize) -> f64 {
         match self {
             Metric::ValAccuracy if n_val > 0 => 1.0 / n_val as f64,
+            // Peak memory is a resident-set high-water mark shown in whole MiB; runs of one model
+            // differ by about a MiB from allocation order alone, so seeds that agree to the MiB
+            // do not make a one-MiB difference significant.
+            Metric::PeakMemoryMb => 1.0,
             _ => 0.0,
         }
     }
@@ -236,7 +240,8 @@ pub struct Comparison {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paired: Option<Paired>,
     pub verdict: Verdict,
-    /// Smallest step the metric can show (1 / n_val for accuracy, 0 for continuous metrics); the
+    /// Smallest step the metric can show (1 / n_val for accuracy, 1 MiB for peak memory, 0 for
+    /// continuous metrics); the
     /// floor of each side's std. 0 in summaries written before it existed.
     #[serde(default)]
     pub resolution: f64,
