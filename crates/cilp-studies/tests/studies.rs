@@ -125,10 +125,11 @@ fn a_one_sample_accuracy_gap_between_zero_spread_models_is_within_seed_spread() 
     assert_eq!(s.rows[1][10], "within seed spread");
     assert_eq!(s.rows[2][10], "larger than seed spread");
     assert!(s.rule.contains("1/80"), "{}", s.rule);
-    // Loss, time and memory are continuous: no floor.
-    assert!(
-        s.comparisons.iter().filter(|c| serde_json::to_value(c.metric).unwrap() != "val_accuracy").all(|c| c.comparison.resolution == 0.0)
-    );
+    // Loss and time are continuous: no floor; peak memory is shown in whole MiB.
+    for c in s.comparisons.iter().filter(|c| serde_json::to_value(c.metric).unwrap() != "val_accuracy") {
+        let floor = if serde_json::to_value(c.metric).unwrap() == "peak_memory_mb" { 1.0 } else { 0.0 };
+        assert_eq!(c.comparison.resolution, floor, "{:?}", c.metric);
+    }
 }
 
 #[test]
