@@ -109,6 +109,12 @@ impl SeedAssessConfig {
     /// - `quick`: 1,000 pairs per class (968 train / 32 validation per class by the same
     ///   proportion), the original's rates, 3 / 4 / 15 epochs: minutes on 2 cores (the
     ///   projector trains on cached embeddings, so its 15 epochs cost seconds).
+    ///   Measured on the default generated data (2 cores, Intel Xeon, release build): 229 s;
+    ///   the LiDAR classifier 98.4% validation accuracy, but CILP sits on the ln 32 plateau
+    ///   (val loss 3.466) for its first 3 epochs (183 steps) and only leaves it in epoch 4
+    ///   (val loss 0.86), so the chain reaches 73% (the original: 0.098 / 98.4% with 605-step
+    ///   epochs). More CILP steps (e.g. 2,000 pairs per class and 5 CILP epochs, about 8
+    ///   minutes by the measured 20 ms per pair-step) are the next thing to measure.
     pub fn preset(preset: AssessPreset, data_dir: impl Into<std::path::PathBuf>) -> SeedAssessConfig {
         let (limit, lidar, cilp) = match preset {
             AssessPreset::Quick => (Some(1000), 3, 4),
