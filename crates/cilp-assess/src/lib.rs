@@ -24,6 +24,7 @@
 
 pub mod config;
 pub mod retrieval;
+pub mod seed;
 pub mod stages;
 pub mod summary;
 pub mod visuals;
@@ -119,11 +120,13 @@ fn prepare_out(opts: &AssessOptions) -> Result<()> {
     Ok(())
 }
 
-/// True when `out` holds an assessment or at least its CILP stage.
+/// True when `out` holds an assessment or at least its first stage (NVIDIA's CILP stage, the
+/// seed variant's LiDAR classifier).
 fn ours_or_stages(out: &Path) -> bool {
     out.join(ASSESS_TOML).is_file()
         || out.join(cilp_track::run::SUMMARY_JSON).is_file()
         || out.join(CILP_RUN).join(cilp_track::run::SUMMARY_JSON).is_file()
+        || out.join(seed::SEED_LIDAR_RUN).join(cilp_track::run::SUMMARY_JSON).is_file()
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -138,19 +141,22 @@ pub struct AssessOutcome {
     pub out: PathBuf,
 }
 
-/// Runs the whole assessment into `opts.out` and writes `summary.json` and
-/// `study_table.json` there.
-pub fn run_assessment(cfg: &AssessConfig, opts: &AssessOptions) -> Result<AssessOutcome> {
-    cfg.validate().map_err(TrainError::Config)?;
-    let t = Instant::now();
+/// Opens `opts.out` for an assessment of config `cfg` (either variant): takes the folder's
+/// lock (held until the returned guard is dropped), prepares the folder, and writes `cfg` as
+/// `assess.toml` and `assess.json`. Returns the lock and whether the folder's previous config
+/// (with `--resume`) was this one.
+fn open_assessment<C>(cfg: &C, opts: &AssessOptions) -> Result<(cilp_track::FolderLock, bool)>
+where
+    C: serde::Serialize + serde::de::DeserializeOwned + PartialEq,
+{
     // One assessment per OUT folder at a time; held until the end (the lock file is beside
     // OUT, so --force can delete and re-create OUT while holding it). A second one is refused
     // at once with cilp_track::Error::Locked naming the holder's pid.
-    let _lock = cilp_track::FolderLock::acquire(&opts.out, "assessment folder")?;
+    let lock = cilp_track::FolderLock::acquire(&opts.out, "assessment folder")?;
     prepare_out(opts)?;
     // With --resume: the config the folder's stages were trained under, read before it is
     // replaced by this one.
-    let previous: Option<AssessConfig> = if opts.resume {
+    let previous: Option<C> = if opts.resume {
         cilp_data::io::read_bounded_to_string(&opts.out.join(ASSESS_TOML), 1 << 20, "an assessment config (TOML)")
             .ok()
             .and_then(|t| toml::from_str(&t).ok())
@@ -166,6 +172,15 @@ pub fn run_assessment(cfg: &AssessConfig, opts: &AssessOptions) -> Result<Assess
             .map_err(|e| TrainError::Serialize { what: "the assessment config", reason: e.to_string() })?
             .as_bytes(),
     )?;
+    Ok((lock, unchanged))
+}
+
+/// Runs the whole assessment into `opts.out` and writes `summary.json` and
+/// `study_table.json` there.
+pub fn run_assessment(cfg: &AssessConfig, opts: &AssessOptions) -> Result<AssessOutcome> {
+    cfg.validate().map_err(TrainError::Config)?;
+    let t = Instant::now();
+    let (_lock, unchanged) = open_assessment(cfg, opts)?;
 
     let (data, report) = cilp_train::data::prepare(&cfg.data, cfg.seed)?;
     if data.split.train.len() < cfg.batch_size || data.split.val.len() < 2 {

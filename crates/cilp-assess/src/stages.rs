@@ -41,7 +41,7 @@ use cilp_train::error::{Result, TrainError};
 use cilp_train::fit::{EpochReport, FitSettings, OpenRun, RunInfo, Score, StepOutput, TrainStep, Validation, fit, open_run};
 use cilp_train::predict::CLASS_NAMES;
 
-fn to_vec(t: Tensor<2>) -> Vec<f32> {
+pub(super) fn to_vec(t: Tensor<2>) -> Vec<f32> {
     t.into_data().try_into_vec_as::<f32>().expect("f32 tensor")
 }
 
@@ -52,7 +52,7 @@ pub(super) fn say(quiet: bool, msg: impl AsRef<str>) {
 }
 
 /// Batch tensor of rows `rows` of a row-major `[n, dim]` buffer.
-fn gather_rows(buf: &[f32], dim: usize, rows: &[usize], device: &Device) -> Tensor<2> {
+pub(super) fn gather_rows(buf: &[f32], dim: usize, rows: &[usize], device: &Device) -> Tensor<2> {
     let mut out = Vec::with_capacity(rows.len() * dim);
     for &r in rows {
         out.extend_from_slice(&buf[r * dim..(r + 1) * dim]);
@@ -60,7 +60,7 @@ fn gather_rows(buf: &[f32], dim: usize, rows: &[usize], device: &Device) -> Tens
     Tensor::from_data(TensorData::new(out, [rows.len(), dim]), device)
 }
 
-fn rgb_batch(ds: &Dataset, idx: &[usize], device: &Device) -> Tensor<4> {
+pub(super) fn rgb_batch(ds: &Dataset, idx: &[usize], device: &Device) -> Tensor<4> {
     let plane = 4 * 64 * 64;
     let mut buf = vec![0f32; idx.len() * plane];
     for (chunk, &i) in buf.chunks_exact_mut(plane).zip(idx) {
@@ -79,7 +79,7 @@ fn depth_batch(ds: &Dataset, idx: &[usize], device: &Device) -> Tensor<4> {
 }
 
 /// Inference chunk size (independent of the training batch size).
-const EVAL_CHUNK: usize = 128;
+pub(super) const EVAL_CHUNK: usize = 128;
 
 /// CILP image embeddings (`[n, 200]` row-major) of `indices`.
 fn image_embeddings(cilp: &Cilp, ds: &Dataset, indices: &[usize], device: &Device) -> Vec<f32> {
@@ -146,7 +146,7 @@ fn val_batches(cfg: &AssessConfig, val: &[usize]) -> Batches {
 /// Opens a stage's run folder: with `--resume` (and `may_resume`) a folder holding `config` is
 /// reopened to continue after its last commit, or reused when complete; otherwise the stage is
 /// trained from its start (the folder replaced).
-fn open_stage<C: Serialize + DeserializeOwned + PartialEq>(
+pub(super) fn open_stage<C: Serialize + DeserializeOwned + PartialEq>(
     opts: &AssessOptions,
     name: &str,
     config: &C,
@@ -178,7 +178,7 @@ fn stage_info<'a>(cfg: &AssessConfig, name: &'a str, kind: &'a str, model: &'a s
 }
 
 /// True when an opened stage will train at least one epoch.
-fn trains(open: &OpenRun, epochs: usize) -> bool {
+pub(super) fn trains(open: &OpenRun, epochs: usize) -> bool {
     open.resumed.as_ref().is_none_or(|s| s.epoch < epochs)
 }
 

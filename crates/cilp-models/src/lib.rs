@@ -9,6 +9,9 @@
 //!   [`IntermediateFusion`] (concat / add / Hadamard) and [`EarlyFusion`] classifiers.
 //! - [`nvidia`]: NVIDIA's CILP [`NvidiaEmbedder`] and [`Cilp`] dual encoder, the pretrained
 //!   [`LidarClassifier`], the [`Projector`] and the [`RgbToLidar`] classifier.
+//! - [`seed_assess`]: the models of the seed's own assessment (REFERENCE §7): the
+//!   `EmbedderStrided` LiDAR classifier, [`SeedCilp`] (logit scale never clamped), the seed
+//!   projector and the [`SeedRgbToLidar`] chain.
 //! - [`loss`]: cross-entropy, BCE-with-logits, MSE and the two contrastive losses (NVIDIA and
 //!   CLIP) as pure functions.
 //! - [`zoo`]: the catalogue ([`catalog`]) of named models with their inputs, outputs and
@@ -42,6 +45,7 @@ pub mod loss;
 pub mod nvidia;
 pub mod pytorch;
 pub mod seed;
+pub mod seed_assess;
 pub mod zoo;
 
 pub use blocks::{ConvBlock, ConvTrunk, Downsample, Mlp};
@@ -53,9 +57,10 @@ pub use seed::{
     EarlyFusion, EarlyFusionConfig, Embedder, EmbedderConfig, FusionMode, IntermediateFusion, IntermediateFusionConfig, LateFusion,
     LateFusionConfig,
 };
+pub use seed_assess::{SeedCilp, SeedCilpConfig, SeedRgbToLidar};
 pub use zoo::{
-    Classifier, InputKind, ModelInfo, ModelInputs, ModelSpec, ModelTask, Prediction, build_cilp, build_classifier, catalog,
-    classifier_names, materialize, model_info, model_names, predict, predicted_classes, sphere_probability,
+    Classifier, InputKind, ModelInfo, ModelInputs, ModelSpec, ModelTask, Prediction, build_cilp, build_classifier, build_seed_cilp,
+    catalog, classifier_names, materialize, model_info, model_names, predict, predicted_classes, sphere_probability,
 };
 
 /// Errors of this crate.

@@ -65,6 +65,30 @@ impl Embedder {
         let x: Tensor<2> = x.flatten(1, 3); // [batch, 6400]
         self.head.forward(x) // [batch, out]
     }
+
+    /// The output of `fc2` after its ReLU, the 100-d features `fc3` classifies (the seed's
+    /// assessment regresses the projector onto these).
+    ///
+    /// - input: `[batch, in_channels, 64, 64]`
+    /// - output: `[batch, 100]`
+    pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
+        let [fc1, fc2, _] = self.fc_layers();
+        let x: Tensor<2> = self.trunk.forward(x).flatten(1, 3); // [batch, 6400]
+        let x = self.head.activation.forward(fc1.forward(x)); // [batch, 1000]
+        self.head.activation.forward(fc2.forward(x)) // [batch, 100]
+    }
+
+    /// `fc3` alone (no activation before it): `[batch, 100] -> [batch, out_features]`.
+    pub fn fc3(&self, features: Tensor<2>) -> Tensor<2> {
+        self.fc_layers()[2].forward(features)
+    }
+
+    fn fc_layers(&self) -> [&burn::nn::Linear; 3] {
+        match self.head.layers.as_slice() {
+            [a, b, c] => [a, b, c],
+            other => panic!("a seed Embedder has 3 linear layers, this one {}", other.len()),
+        }
+    }
 }
 
 /// Configuration of [`LateFusion`].

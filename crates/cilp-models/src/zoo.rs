@@ -29,6 +29,9 @@ use crate::seed::{
     EarlyFusion, EarlyFusionConfig, Embedder, EmbedderConfig, FusionMode, IntermediateFusion, IntermediateFusionConfig, LateFusion,
     LateFusionConfig,
 };
+use crate::seed_assess::{
+    SEED_CILP_EMBEDDING, SEED_LIDAR_FEATURES, SeedCilpConfig, SeedRgbToLidar, embedder_strided, seed_projector_config,
+};
 
 /// A kind of model input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -126,6 +129,14 @@ pub enum ModelSpec {
     Cilp(CilpLoss),
     /// `projector`.
     Projector,
+    /// `seed-lidar-classifier`: the seed assessment's `EmbedderStrided(4, 2)` on XYZA.
+    SeedLidarClassifier,
+    /// `seed-cilp`: the seed assessment's [`crate::SeedCilp`].
+    SeedCilp,
+    /// `seed-projector`: the seed assessment's projector `200 -> 1000 -> 500 -> 100`.
+    SeedProjector,
+    /// `seed-rgb-to-lidar`: the seed assessment's chain [`SeedRgbToLidar`].
+    SeedRgbToLidar,
 }
 
 impl ModelSpec {
@@ -150,6 +161,10 @@ impl ModelSpec {
         specs.push(ModelSpec::Cilp(CilpLoss::Nvidia));
         specs.push(ModelSpec::Cilp(CilpLoss::Clip));
         specs.push(ModelSpec::Projector);
+        specs.push(ModelSpec::SeedLidarClassifier);
+        specs.push(ModelSpec::SeedCilp);
+        specs.push(ModelSpec::SeedProjector);
+        specs.push(ModelSpec::SeedRgbToLidar);
         specs
     }
 
@@ -174,6 +189,10 @@ impl ModelSpec {
             ModelSpec::Cilp(CilpLoss::Nvidia) => "cilp".into(),
             ModelSpec::Cilp(CilpLoss::Clip) => "cilp-clip".into(),
             ModelSpec::Projector => "projector".into(),
+            ModelSpec::SeedLidarClassifier => "seed-lidar-classifier".into(),
+            ModelSpec::SeedCilp => "seed-cilp".into(),
+            ModelSpec::SeedProjector => "seed-projector".into(),
+            ModelSpec::SeedRgbToLidar => "seed-rgb-to-lidar".into(),
         }
     }
 
@@ -205,14 +224,22 @@ impl ModelSpec {
             ModelSpec::Cilp(CilpLoss::Nvidia) => "CILP dual encoder (RGB + depth -> 200-d), NVIDIA (cos+1)/2 contrastive loss".into(),
             ModelSpec::Cilp(CilpLoss::Clip) => "CILP dual encoder (RGB + depth -> 200-d), CLIP loss with learnable logit scale".into(),
             ModelSpec::Projector => "Projector 200 -> 1000 -> 500 -> 3200 from CILP image to LiDAR-CNN embeddings (MSE)".into(),
+            ModelSpec::SeedLidarClassifier => "Seed assessment: LiDAR classifier EmbedderStrided(4,2) on XYZA (cross-entropy)".into(),
+            ModelSpec::SeedCilp => {
+                "Seed assessment: CILP, two EmbedderStrided(4,200) (RGB, XYZA), CLIP loss, learnable logit scale never clamped".into()
+            }
+            ModelSpec::SeedProjector => {
+                "Seed assessment: projector 200 -> 1000 -> 500 -> 100 from CILP image fc3 to LiDAR-classifier fc2 features (MSE)".into()
+            }
+            ModelSpec::SeedRgbToLidar => "Seed assessment: CILP image embedder -> seed projector -> LiDAR classifier fc3, 2 logits".into(),
         }
     }
 
     /// Task of the model.
     pub fn task(&self) -> ModelTask {
         match self {
-            ModelSpec::Cilp(_) => ModelTask::Contrastive,
-            ModelSpec::Projector => ModelTask::Regression,
+            ModelSpec::Cilp(_) | ModelSpec::SeedCilp => ModelTask::Contrastive,
+            ModelSpec::Projector | ModelSpec::SeedProjector => ModelTask::Regression,
             _ => ModelTask::Classification,
         }
     }
@@ -227,7 +254,10 @@ impl ModelSpec {
             ModelSpec::LidarClassifier => vec![InputKind::Depth],
             ModelSpec::RgbToLidar => vec![InputKind::Rgb],
             ModelSpec::Cilp(_) => vec![InputKind::Rgb, InputKind::Depth],
-            ModelSpec::Projector => vec![InputKind::ImageEmbedding],
+            ModelSpec::Projector | ModelSpec::SeedProjector => vec![InputKind::ImageEmbedding],
+            ModelSpec::SeedLidarClassifier => vec![InputKind::Xyza],
+            ModelSpec::SeedCilp => vec![InputKind::Rgb, InputKind::Xyza],
+            ModelSpec::SeedRgbToLidar => vec![InputKind::Rgb],
         }
     }
 
@@ -237,6 +267,8 @@ impl ModelSpec {
             ModelSpec::LidarClassifier | ModelSpec::RgbToLidar => 1,
             ModelSpec::Cilp(_) => CILP_EMBEDDING,
             ModelSpec::Projector => LIDAR_EMBEDDING,
+            ModelSpec::SeedCilp => SEED_CILP_EMBEDDING,
+            ModelSpec::SeedProjector => SEED_LIDAR_FEATURES,
             _ => 2,
         }
     }
@@ -248,6 +280,8 @@ impl ModelSpec {
         match self {
             ModelSpec::Cilp(loss) => CilpConfig::new().with_loss(*loss).init(&device).num_params(),
             ModelSpec::Projector => ProjectorConfig::new().init(&device).num_params(),
+            ModelSpec::SeedCilp => SeedCilpConfig::new().init(&device).num_params(),
+            ModelSpec::SeedProjector => seed_projector_config().init(&device).num_params(),
             _ => self.build_classifier_lazy(&device).expect("classification spec").num_params(),
         }
     }
@@ -264,6 +298,7 @@ impl ModelSpec {
             downsample: match self {
                 ModelSpec::LateFusion(d) | ModelSpec::Intermediate(_, d) | ModelSpec::Early(d) => Some(*d),
                 ModelSpec::Single(_) => Some(Downsample::MaxPool),
+                ModelSpec::SeedLidarClassifier | ModelSpec::SeedCilp | ModelSpec::SeedRgbToLidar => Some(Downsample::StridedExtraConv),
                 _ => None,
             },
             fusion: match self {
@@ -288,7 +323,11 @@ impl ModelSpec {
             ModelSpec::Single(kind) => Classifier::Single(SingleModality { net: EmbedderConfig::new(4, 2).init(device), input: kind }),
             ModelSpec::LidarClassifier => Classifier::Lidar(LidarClassifier::new(device)),
             ModelSpec::RgbToLidar => Classifier::RgbToLidar(RgbToLidar::new(device)),
-            ModelSpec::Cilp(_) | ModelSpec::Projector => {
+            ModelSpec::SeedLidarClassifier => {
+                Classifier::Single(SingleModality { net: embedder_strided(4, 2).init(device), input: InputKind::Xyza })
+            }
+            ModelSpec::SeedRgbToLidar => Classifier::SeedRgbToLidar(SeedRgbToLidar::new(device)),
+            ModelSpec::Cilp(_) | ModelSpec::Projector | ModelSpec::SeedCilp | ModelSpec::SeedProjector => {
                 return Err(ModelError::NotAClassifier { name: self.name(), task: self.task() });
             }
         })
@@ -349,8 +388,16 @@ pub fn materialize<M: Module>(model: M) -> M {
 pub fn build_cilp(name: &str, device: &Device) -> Result<crate::Cilp, ModelError> {
     match ModelSpec::parse(name)? {
         ModelSpec::Cilp(loss) => Ok(materialize(CilpConfig::new().with_loss(loss).init(device))),
+        ModelSpec::SeedCilp => Err(ModelError::Unsupported(
+            "seed-cilp is the seed's own dual encoder (XYZA, unclamped logit scale); build it with build_seed_cilp".into(),
+        )),
         other => Err(ModelError::WrongTask { name: other.name(), expected: ModelTask::Contrastive, found: other.task() }),
     }
+}
+
+/// Build the seed assessment's CILP dual encoder (`seed-cilp`), every parameter drawn now.
+pub fn build_seed_cilp(device: &Device) -> crate::SeedCilp {
+    materialize(SeedCilpConfig::new().init(device))
 }
 
 /// A seed `Embedder(4, 2)` classifier on a single modality (RGB or XYZA).
@@ -406,6 +453,8 @@ pub enum Classifier {
     Lidar(LidarClassifier),
     /// [`RgbToLidar`] (1 logit).
     RgbToLidar(RgbToLidar),
+    /// [`SeedRgbToLidar`] (2 logits).
+    SeedRgbToLidar(SeedRgbToLidar),
 }
 
 impl Classifier {
@@ -418,6 +467,7 @@ impl Classifier {
             Classifier::Single(_) => "single-modality",
             Classifier::Lidar(_) => "nvidia-lidar-classifier",
             Classifier::RgbToLidar(_) => "rgb-to-lidar",
+            Classifier::SeedRgbToLidar(_) => "seed-rgb-to-lidar",
         }
     }
 
@@ -429,7 +479,7 @@ impl Classifier {
             }
             Classifier::Single(m) => vec![m.input],
             Classifier::Lidar(_) => vec![InputKind::Depth],
-            Classifier::RgbToLidar(_) => vec![InputKind::Rgb],
+            Classifier::RgbToLidar(_) | Classifier::SeedRgbToLidar(_) => vec![InputKind::Rgb],
         }
     }
 
@@ -451,6 +501,7 @@ impl Classifier {
             Classifier::Single(m) => m.net.forward(inputs.get(m.input, name)?),
             Classifier::Lidar(m) => m.forward(inputs.get(InputKind::Depth, name)?),
             Classifier::RgbToLidar(m) => m.forward(inputs.get(InputKind::Rgb, name)?),
+            Classifier::SeedRgbToLidar(m) => m.forward(inputs.get(InputKind::Rgb, name)?),
         })
     }
 

@@ -40,6 +40,11 @@ fn parameter_counts_match_reference() {
         ("cilp", 1_853_950),
         ("cilp-clip", 1_853_951),
         ("rgb-to-lidar", 927_650 + 2_304_700 + 320_201),
+        // The seed's own assessment (REFERENCE §7).
+        ("seed-lidar-classifier", 6_676_927),
+        ("seed-cilp", 13_393_851),
+        ("seed-projector", 751_600),
+        ("seed-rgb-to-lidar", 7_448_727),
     ];
     // That counting builds nothing and draws nothing from the RNG is checked in init_order.rs.
     let catalog = catalog();
@@ -53,6 +58,12 @@ fn parameter_counts_match_reference() {
     let cilp = CilpConfig::new().init(&d);
     assert_eq!(cilp.image.num_params() + cilp.lidar.num_params(), 1_853_950);
     assert_eq!(LidarClassifier::new(&d).num_params(), 906_201);
+    // EmbedderStrided(4, 200), one of the seed CILP's two encoders, and the chain's parts.
+    assert_eq!(seed_assess::embedder_strided(4, 200).init(&d).num_params(), 6_696_925);
+    let seed_cilp = SeedCilpConfig::new().init(&d);
+    assert_eq!(seed_cilp.num_params(), 2 * 6_696_925 + 1, "two encoders and the logit scale");
+    let chain = SeedRgbToLidar::new(&d);
+    assert_eq!((chain.projector.num_params(), chain.fc3.num_params()), (751_600, 202));
     // Names are unique.
     let mut names = model_names();
     names.sort();

@@ -1,9 +1,11 @@
 //! `cilp assess`: NVIDIA's graded assessment (CILP pretraining, LiDAR classifier, projector,
-//! RGB -> LiDAR classifier), with the thresholds table on stdout.
+//! RGB -> LiDAR classifier), with the thresholds table on stdout; or, with `--variant seed`,
+//! the seed's own assessment (REFERENCE §7) with the original's numbers beside ours.
 
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
+use cilp_assess::seed::{SeedAssessConfig, run_seed_assessment};
 use cilp_assess::{AssessConfig, AssessOptions, FinetuneFrozen, run_assessment};
 use cilp_models::CilpLoss;
 
@@ -11,6 +13,16 @@ use cilp_train::config::SplitConfig;
 use clap::{Args, ValueEnum};
 
 use crate::{Preset, ScheduleArg};
+
+/// `--variant`: which assessment.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VariantArg {
+    /// NVIDIA's graded assessment (the default).
+    Nvidia,
+    /// The seed's own assessment (REFERENCE §7): LiDAR classifier on XYZA, CILP with the CLIP
+    /// loss, projector onto the classifier's features, the chain without fine-tuning.
+    Seed,
+}
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LossArg {
@@ -41,12 +53,18 @@ pub struct AssessArgs {
     /// Output directory: a group of stage runs plus summary.json and study_table.json.
     #[arg(long, default_value = "runs/assess")]
     pub out: PathBuf,
+    /// nvidia (NVIDIA's graded assessment) or seed (the seed's own: no thresholds, the original's
+    /// numbers beside ours). The seed variant refuses the NVIDIA-only flags --lidar-classifier,
+    /// --loss, --finetune-*, --selection-fraction; the others apply to both (its stages: lidar,
+    /// cilp, projector).
+    #[arg(long, value_enum, default_value_t = VariantArg::Nvidia)]
+    pub variant: VariantArg,
     /// NVIDIA's pretrained LiDAR classifier (lidar_cnn.pt); without it one is trained on LiDAR first.
     #[arg(long)]
     pub lidar_classifier: Option<PathBuf>,
-    /// Contrastive loss variant.
-    #[arg(long, value_enum, default_value_t = LossArg::Nvidia)]
-    pub loss: LossArg,
+    /// Contrastive loss variant (default nvidia; NVIDIA's variant only).
+    #[arg(long, value_enum)]
+    pub loss: Option<LossArg>,
     /// quick (3,000 pairs per class, short stages, fine-tuning with the projector and head fixed;
     /// about 7 minutes on 2 cores) or full (all data, NVIDIA's epochs and fine-tuning; about an hour).
     #[arg(long, value_enum, default_value_t = Preset::Quick)]
@@ -123,7 +141,7 @@ pub struct AssessArgs {
 /// The resolved config: preset, then flags.
 pub fn resolve(a: &AssessArgs) -> Result<AssessConfig> {
     let mut c = AssessConfig::preset(a.preset.into(), &a.data);
-    c.loss = match a.loss {
+    c.loss = match a.loss.unwrap_or(LossArg::Nvidia) {
         LossArg::Nvidia => CilpLoss::Nvidia,
         LossArg::Clip => CilpLoss::Clip,
     };
@@ -178,25 +196,112 @@ pub fn resolve(a: &AssessArgs) -> Result<AssessConfig> {
     Ok(c)
 }
 
-pub fn assess(a: AssessArgs) -> Result<()> {
-    let cfg = resolve(&a)?;
-    if a.dry_run {
-        print!("{}", toml::to_string_pretty(&cfg)?);
-        return Ok(());
+/// The flags only NVIDIA's variant has, given on the command line.
+fn nvidia_only_flags(a: &AssessArgs) -> Vec<&'static str> {
+    [
+        ("--lidar-classifier", a.lidar_classifier.is_some()),
+        ("--loss", a.loss.is_some()),
+        ("--finetune-epochs", a.finetune_epochs.is_some()),
+        ("--finetune-lr", a.finetune_lr.is_some()),
+        ("--finetune-frozen", a.finetune_frozen.is_some()),
+        ("--finetune-schedule", a.finetune_schedule.is_some()),
+        ("--selection-fraction", a.selection_fraction.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, given)| given.then_some(flag))
+    .collect()
+}
+
+/// The resolved seed-variant config: its preset, then the flags both variants share.
+pub fn resolve_seed(a: &AssessArgs) -> Result<SeedAssessConfig> {
+    let refused = nvidia_only_flags(a);
+    if !refused.is_empty() {
+        bail!(
+            "{} only apply to NVIDIA's assessment; the seed variant trains its own LiDAR classifier on XYZA, uses the CLIP loss and fine-tunes nothing (drop {} or use --variant nvidia)",
+            refused.join(", "),
+            if refused.len() == 1 { "it" } else { "them" }
+        );
     }
-    if let Err(e) = cfg.validate() {
+    let mut c = SeedAssessConfig::preset(a.preset.into(), &a.data);
+    c.device = a.device;
+    if let Some(l) = a.limit_per_class {
+        c.data.limit_per_class = (l > 0).then_some(l);
+    }
+    match a.split {
+        None => {}
+        Some(crate::SplitKind::Nvidia) => c.data.split = SplitConfig::Nvidia,
+        Some(crate::SplitKind::Ratio) => c.data.split = SplitConfig::Ratio { val_fraction: a.val_fraction },
+    }
+    for (stage, epochs, lr, schedule) in [
+        (&mut c.lidar, a.lidar_epochs, a.lidar_lr, a.lidar_schedule),
+        (&mut c.cilp, a.cilp_epochs, a.cilp_lr, a.cilp_schedule),
+        (&mut c.projector, a.projector_epochs, a.projector_lr, a.projector_schedule),
+    ] {
+        if let Some(e) = epochs {
+            stage.epochs = e;
+        }
+        if let Some(lr) = lr {
+            stage.lr = lr;
+        }
+        if let Some(s) = schedule {
+            stage.schedule = s.into();
+        }
+    }
+    if let Some(b) = a.batch_size {
+        c.batch_size = b;
+    }
+    if let Some(s) = a.seed {
+        c.seed = s;
+    }
+    Ok(c)
+}
+
+/// `--dry-run` prints the resolved config (and gives `None`); otherwise the config is checked and
+/// the options of the run come back.
+fn options<C: serde::Serialize>(a: &AssessArgs, cfg: &C, valid: std::result::Result<(), String>) -> Result<Option<AssessOptions>> {
+    if a.dry_run {
+        print!("{}", toml::to_string_pretty(cfg)?);
+        return Ok(None);
+    }
+    if let Err(e) = valid {
         bail!("{e}");
     }
     crate::must_exist(&a.data, "dataset")?;
-    let opts = AssessOptions { out: a.out.clone(), force: a.force, resume: a.resume, quiet: a.quiet, hooks: crate::switches::hooks() };
+    Ok(Some(AssessOptions { out: a.out.clone(), force: a.force, resume: a.resume, quiet: a.quiet, hooks: crate::switches::hooks() }))
+}
+
+/// The table, then the per-batch accuracies and the retrieval lines both variants print.
+fn print_results(table: &str, batch_accuracies: &[f64], retrieval: &cilp_assess::retrieval::CrossModalRetrieval) {
+    println!("{table}");
+    println!("batch accuracies: {}", batch_accuracies.iter().map(|a| format!("{:.2}%", 100.0 * a)).collect::<Vec<_>>().join(", "));
+    println!("retrieval (all {} validation pairs): {}", retrieval.samples, retrieval);
+}
+
+fn assess_seed(a: AssessArgs) -> Result<()> {
+    let cfg = resolve_seed(&a)?;
+    let Some(opts) = options(&a, &cfg, cfg.validate())? else { return Ok(()) };
+    let outcome = run_seed_assessment(&cfg, &opts)?;
+    let s = &outcome.summary;
+    print_results(&s.table(), &s.classifier_batch_accuracies, &s.retrieval);
+    println!(
+        "seed assessment ({} train / {} val; losses are means of per-batch means; no thresholds) in {:.0}s; summary: {}",
+        s.train_samples,
+        s.val_samples,
+        s.wall_seconds,
+        outcome.out.join("summary.json").display()
+    );
+    Ok(())
+}
+
+pub fn assess(a: AssessArgs) -> Result<()> {
+    if a.variant == VariantArg::Seed {
+        return assess_seed(a);
+    }
+    let cfg = resolve(&a)?;
+    let Some(opts) = options(&a, &cfg, cfg.validate())? else { return Ok(()) };
     let outcome = run_assessment(&cfg, &opts)?;
     let s = &outcome.summary;
-    println!("{}", s.table());
-    println!(
-        "batch accuracies: {}",
-        s.classifier_batch_accuracies.iter().map(|a| format!("{:.2}%", 100.0 * a)).collect::<Vec<_>>().join(", ")
-    );
-    println!("retrieval (all {} validation pairs): {}", s.retrieval.samples, s.retrieval);
+    print_results(&s.table(), &s.classifier_batch_accuracies, &s.retrieval);
     if let Some(sel) = &s.finetune_selection
         && sel.samples > 0
     {

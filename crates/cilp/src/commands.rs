@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use cilp_track::run::CreateMode;
 use cilp_train::{RunOptions, SplitConfig, TrainConfig};
 
-use crate::assess_cmd::{AssessArgs, DEFAULT_VAL_FRACTION, LossArg};
+use crate::assess_cmd::{AssessArgs, DEFAULT_VAL_FRACTION, LossArg, VariantArg};
 use crate::studies_cmd::{self, AblationArgs, DEFAULT_SPLIT_SEED, FusionArgs, StudyFlags};
 use crate::{
     DEFAULT_GALLERY, ExploreArgs, GenerateArgs, InfoArgs, ModelsArgs, PredictArgs, Preset, ReportArgs, RunArgs, RunPreset, RunsCommand,
@@ -420,7 +420,8 @@ pub fn run(a: RunArgs) -> Result<()> {
             data: data.clone(),
             out: assess_dir.clone(),
             lidar_classifier: a.lidar_classifier.clone(),
-            loss: LossArg::Nvidia,
+            variant: VariantArg::Nvidia,
+            loss: Some(LossArg::Nvidia),
             preset,
             limit_per_class: smoke.then_some(SMOKE_PAIRS),
             split: smoke.then_some(crate::SplitKind::Ratio),

@@ -44,7 +44,8 @@ enum Command {
     Fusion(studies_cmd::FusionArgs),
     /// The ablation: MaxPool2d vs strided-convolution downsampling on the best fusion model.
     Ablation(studies_cmd::AblationArgs),
-    /// NVIDIA's assessment: CILP pretraining, projector, RGB classification through the LiDAR classifier.
+    /// NVIDIA's assessment: CILP pretraining, projector, RGB classification through the LiDAR classifier
+    /// (`--variant seed`: the seed's own assessment, REFERENCE §7).
     Assess(assess_cmd::AssessArgs),
     /// Measure training and inference samples/second of every architecture.
     Bench(bench_cmd::BenchArgs),

@@ -253,3 +253,97 @@ fn a_finetuning_stage_cut_off_resumes_and_grades_the_same_epoch() {
     assert!(err.contains("rgb-to-lidar: resuming") && err.contains("after epoch 1 of 2"), "{err}");
     assert!(!err.contains("rgb-to-lidar: epoch 1/2") && err.contains("rgb-to-lidar: epoch 2/2"), "epoch 1 trained again: {err}");
 }
+
+/// `--variant seed`: the seed's own assessment (REFERENCE §7) on a tiny set, with the
+/// original's split (per class the first 9,679/9,999 of the pairs train), one epoch a stage.
+/// Its four stage runs, the summary beside the original's numbers, and `--resume` reusing
+/// every completed stage.
+#[test]
+fn seed_variant_runs_its_four_stages_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = generate(tmp.path(), "data", 40, 7);
+    let out = tmp.path().join("seed");
+    let args = [
+        "assess",
+        "--variant",
+        "seed",
+        "--data",
+        s(&data),
+        "--out",
+        s(&out),
+        "--quiet",
+        "--batch-size",
+        "8",
+        "--lidar-epochs",
+        "1",
+        "--cilp-epochs",
+        "1",
+        "--projector-epochs",
+        "2",
+    ];
+    let stdout = ok(&args);
+    assert!(stdout.contains("| metric | original, real data | original code, generated data | cilp |"), "{stdout}");
+    assert!(stdout.contains("| CILP validation loss, last epoch | 0.1609 | 0.0983 |"), "{stdout}");
+    assert!(stdout.contains("| projector MSE (last training epoch) | 0.7599 | 0.7137 |"), "{stdout}");
+    assert!(stdout.contains("98.59%") && stdout.contains("98.44%") && !stdout.contains("| pass |"), "{stdout}");
+
+    let summary = read_json(&out.join("summary.json"));
+    assert_eq!((summary["study"].as_str(), summary["variant"].as_str()), (Some("assess"), Some("seed")));
+    // 40 pairs per class: round(9679 * 40 / 9999) = 39 train, 1 validation per class.
+    assert_eq!((summary["train_samples"].as_u64(), summary["val_samples"].as_u64()), (Some(78), Some(2)));
+    for k in
+        ["cilp_val_loss", "cilp_train_loss", "projector_mse", "projector_val_mse", "classifier_accuracy", "classifier_accuracy_with_relu"]
+    {
+        assert!(summary[k].as_f64().is_some_and(f64::is_finite), "{k}: {}", summary[k]);
+    }
+    let len = |k: &str| summary[k].as_array().unwrap_or_else(|| panic!("{k}")).len();
+    assert_eq!((len("lidar_train_accuracy_per_epoch"), len("lidar_val_accuracy_per_epoch")), (1, 1));
+    assert_eq!((len("cilp_val_loss_per_epoch"), len("logit_scale_per_epoch")), (1, 1));
+    assert_eq!((len("projector_train_mse_per_epoch"), len("projector_val_mse_per_epoch")), (2, 2));
+    // The validation set in order, in batches of 8: one batch of the 2 validation pairs.
+    assert_eq!(len("classifier_batch_accuracies"), 1);
+    assert_eq!(summary["projector_mse"], summary["projector_train_mse_per_epoch"][1], "the last training MSE");
+    assert!(summary["loss_mean"].as_str().unwrap().contains("per-batch means"));
+    assert_eq!(summary["retrieval"]["samples"], 2);
+    assert_eq!(summary["config"]["data"]["xyza"], "seed");
+    assert_eq!(summary["config"]["data"]["split"]["kind"], "nvidia");
+    let table = read_json(&out.join("study_table.json"));
+    assert_eq!(table["columns"].as_array().unwrap().len(), 4);
+    assert!(table["rows"].as_array().unwrap().len() >= 6);
+    assert!(out.join("assess.toml").is_file());
+    for run in ["seed-lidar-classifier", "seed-cilp", "seed-projector", "seed-rgb-to-lidar"] {
+        assert!(out.join(run).join("checkpoints/best.bpk").is_file(), "{run}");
+        assert_eq!(read_json(&out.join(run).join("summary.json"))["status"], "completed", "{run}");
+    }
+    // The original's epoch loss (mean of per-batch means) is in the training rows.
+    let metrics = std::fs::read_to_string(out.join("seed-projector/metrics.jsonl")).unwrap();
+    assert!(metrics.contains("loss_batch_mean"), "{metrics}");
+    // The chain is a run: `cilp predict` classifies an RGB PNG with it.
+    let png = data.join("spheres/rgb/0001.png");
+    let pred = ok(&["predict", "--model", "seed-rgb-to-lidar", "--checkpoint", s(&out.join("seed-rgb-to-lidar")), "--json", s(&png)]);
+    assert!(pred.contains("prediction"), "{pred}");
+
+    // --resume reuses every completed stage: nothing is trained again, the numbers are the same.
+    let stamp = |run: &str| std::fs::metadata(out.join(run).join("metrics.jsonl")).unwrap().modified().unwrap();
+    let runs = ["seed-lidar-classifier", "seed-cilp", "seed-projector", "seed-rgb-to-lidar"];
+    let before: Vec<_> = runs.iter().map(|r| stamp(r)).collect();
+    let mut again = args.to_vec();
+    again.push("--resume");
+    let o = cilp().args(&again).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    for r in runs {
+        assert!(err.contains(&format!("{r}: reusing the completed stage")), "{r}: {err}");
+    }
+    assert_eq!(runs.iter().map(|r| stamp(r)).collect::<Vec<_>>(), before, "a stage was trained again");
+    let resumed = read_json(&out.join("summary.json"));
+    for k in ["cilp_val_loss", "projector_mse", "projector_val_mse", "classifier_accuracy", "classifier_batch_accuracies", "retrieval"] {
+        assert_eq!(resumed[k], summary[k], "{k} differs after --resume");
+    }
+
+    // NVIDIA-only flags are refused by name.
+    let mut bad = args.to_vec();
+    bad.extend(["--force", "--finetune-epochs", "2", "--loss", "clip"]);
+    let err = fails(&bad);
+    assert!(err.contains("--loss, --finetune-epochs only apply to NVIDIA's assessment"), "{err}");
+}
