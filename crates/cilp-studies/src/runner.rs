@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::stats::MetricSummary;
 /// The records of a study's runs (plain data, shared with the study files of cilp-report).
 pub use cilp_track::study::{Metric, SeedRun, SplitInfo};
+use cilp_train::LrSchedule;
 use cilp_train::config::{DataConfig, SplitConfig, TrainConfig};
 use cilp_train::engine::{RunOptions, TrainOutcome, train};
 use cilp_train::error::{Result, TrainError};
@@ -70,6 +71,9 @@ pub struct StudySettings {
     pub epochs: usize,
     pub batch_size: usize,
     pub lr: f64,
+    /// How the rate moves over each run (left out of summaries when constant).
+    #[serde(default, skip_serializing_if = "LrSchedule::is_constant")]
+    pub lr_schedule: LrSchedule,
     pub device: cilp_train::device::DeviceSpec,
 }
 
@@ -87,7 +91,16 @@ impl StudySettings {
         let mut data = base.data;
         data.limit_per_class = limit;
         data.split_seed = Some(cilp_data::split::DEFAULT_SEED);
-        StudySettings { preset: preset.name().to_owned(), data, seeds, epochs, batch_size: batch, lr, device: base.device }
+        StudySettings {
+            preset: preset.name().to_owned(),
+            data,
+            seeds,
+            epochs,
+            batch_size: batch,
+            lr,
+            lr_schedule: LrSchedule::Constant,
+            device: base.device,
+        }
     }
 
     /// The run config of one model and seed.
@@ -97,6 +110,7 @@ impl StudySettings {
         c.epochs = self.epochs;
         c.batch_size = self.batch_size;
         c.lr = self.lr;
+        c.lr_schedule = self.lr_schedule;
         c.seed = seed;
         c.device = self.device;
         c

@@ -82,7 +82,7 @@ fn settings_line(st: &StudyRuns) -> String {
     let s = &st.settings;
     format!(
         "preset {}, data {} ({} pairs loaded, {}), {} train / {} validation samples (one split, seed {}), {} epoch(s), \
-         batch {}, Adam lr {}, device {}, seeds {} (vary initialisation and shuffling); {:.0} s inside the runs \
+         batch {}, Adam lr {}{}, device {}, seeds {} (vary initialisation and shuffling); {:.0} s inside the runs \
          (training + validation, summed over runs, earlier sittings included), wall time of this invocation {:.0} s \
          (runs kept by --resume or copied from another study are only loaded, not trained)",
         s.preset,
@@ -95,6 +95,11 @@ fn settings_line(st: &StudyRuns) -> String {
         s.epochs,
         s.batch_size,
         s.lr,
+        match s.lr_schedule {
+            cilp_train::LrSchedule::Constant => String::new(),
+            cilp_train::LrSchedule::Cosine => " (cosine, per epoch)".into(),
+            cilp_train::LrSchedule::WarmupCosine => " (warm-up then cosine, per step)".into(),
+        },
         s.device,
         s.seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(", "),
         run_seconds(st),

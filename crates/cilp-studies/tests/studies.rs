@@ -214,3 +214,17 @@ fn the_finding_names_a_planted_difference_and_what_is_detectable() {
     assert!(f.ends_with(" cannot be told apart with these seeds."), "{f}");
     assert!(s.notes.iter().any(|n| n.starts_with("With 3 seeds this study detects (paired t-test, 80% power)")), "{:?}", s.notes);
 }
+
+/// `--lr-schedule` reaches every run's config and the settings line; constant stays out of it.
+#[test]
+fn a_learning_rate_schedule_reaches_every_run_and_the_settings_line() {
+    let models = || {
+        vec![model("late-fusion", 1, &[0.3, 0.4, 0.35], &[0.9, 0.9, 0.9]), model("early-fusion", 1, &[0.4, 0.5, 0.45], &[0.8, 0.8, 0.8])]
+    };
+    let mut st = StudyRuns::example(models());
+    assert!(fusion_summary(&st).notes[0].contains("Adam lr 0.001, device"), "{}", fusion_summary(&st).notes[0]);
+    st.settings.lr_schedule = cilp_train::LrSchedule::Cosine;
+    assert_eq!(st.settings.train_config("late-fusion", 52).lr_schedule, cilp_train::LrSchedule::Cosine);
+    let s = fusion_summary(&st);
+    assert!(s.notes[0].contains("Adam lr 0.001 (cosine, per epoch), device"), "{}", s.notes[0]);
+}

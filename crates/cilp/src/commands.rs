@@ -395,6 +395,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         limit_per_class: smoke.then_some(SMOKE_PAIRS),
         lr: None,
         batch_size: None,
+        lr_schedule: None,
         split_seed: DEFAULT_SPLIT_SEED,
         device: a.device,
         force: a.force,

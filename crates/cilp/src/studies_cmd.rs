@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use cilp_studies::{self as studies, FinishedStudy, StudyMode, StudyOptions, StudySettings};
 use clap::Args;
 
-use crate::Preset;
+use crate::{Preset, ScheduleArg};
 
 /// The seed of a study's split unless `--split-seed` says otherwise.
 pub const DEFAULT_SPLIT_SEED: u64 = 51;
@@ -40,6 +40,9 @@ pub struct StudyFlags {
     /// Override the preset's batch size.
     #[arg(long)]
     pub batch_size: Option<usize>,
+    /// How the learning rate moves over each run (default: constant).
+    #[arg(long, value_enum)]
+    pub lr_schedule: Option<ScheduleArg>,
     /// Seed of the 80/20 split, the same for every run.
     #[arg(long, default_value_t = DEFAULT_SPLIT_SEED)]
     pub split_seed: u64,
@@ -60,7 +63,14 @@ pub struct StudyFlags {
 impl StudyFlags {
     fn settings(&self) -> Result<StudySettings> {
         let mut s = StudySettings::preset(self.preset.into(), &self.data);
-        let custom = self.epochs.is_some() || self.limit_per_class.is_some() || self.lr.is_some() || self.batch_size.is_some();
+        let custom = self.epochs.is_some()
+            || self.limit_per_class.is_some()
+            || self.lr.is_some()
+            || self.batch_size.is_some()
+            || self.lr_schedule.is_some();
+        if let Some(v) = self.lr_schedule {
+            s.lr_schedule = v.into();
+        }
         if let Some(e) = self.epochs {
             s.epochs = e;
         }
