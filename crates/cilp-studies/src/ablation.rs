@@ -57,10 +57,10 @@ pub fn ablation_summary(st: &StudyRuns) -> StudySummary {
             .map(|c| c.metric.label())
             .collect();
         findings.push(format!(
-            "{} ({}) vs MaxPool2d: larger than seed spread for [{}]; every other metric within seed spread",
+            "{} ({}) vs MaxPool2d: larger than seed spread: {}; every other metric within seed spread",
             m.model,
             STRIDED_STYLES.get(j - 1).map(|s| s.1).unwrap_or(""),
-            larger.join(", ")
+            crate::summary::names_or_none(&larger)
         ));
     }
     let table = StudyTable {

@@ -106,11 +106,11 @@ pub fn fusion_summary(st: &StudyRuns) -> StudySummary {
             .map(|c| c.other.as_str())
             .collect();
         findings.push(format!(
-            "{} vs {}: larger than seed spread for [{}]; within seed spread for [{}]",
+            "{} vs {}: larger than seed spread: {}; within seed spread: {}",
             metric.label(),
             bm.model,
-            larger.join(", "),
-            within.join(", ")
+            crate::summary::names_or_none(&larger),
+            crate::summary::names_or_none(&within)
         ));
     }
     let table = StudyTable {

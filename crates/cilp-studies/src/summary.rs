@@ -118,6 +118,11 @@ pub(crate) struct StudyTable {
     pub findings: Vec<String>,
 }
 
+/// `names` joined by commas, or "none".
+pub(crate) fn names_or_none(names: &[&str]) -> String {
+    if names.is_empty() { "none".into() } else { names.join(", ") }
+}
+
 /// What a study found and how sure it is, in one sentence (the main job ends with it): how many
 /// models differ from the baseline in best validation loss by more than the seed spread, and
 /// how small a difference its seeds could detect.
