@@ -9,7 +9,7 @@ use cilp_assess::seed::{SeedAssessConfig, run_seed_assessment};
 use cilp_assess::{AssessConfig, AssessOptions, FinetuneFrozen, run_assessment};
 use cilp_models::CilpLoss;
 
-use cilp_train::config::SplitConfig;
+use cilp_train::config::{DataConfig, SplitConfig};
 use clap::{Args, ValueEnum};
 
 use crate::{Preset, ScheduleArg};
@@ -138,6 +138,18 @@ pub struct AssessArgs {
     pub quiet: bool,
 }
 
+/// `--limit-per-class` and `--split` / `--val-fraction` over a preset's data (both variants).
+fn apply_data_flags(a: &AssessArgs, data: &mut DataConfig) {
+    if let Some(l) = a.limit_per_class {
+        data.limit_per_class = (l > 0).then_some(l);
+    }
+    match a.split {
+        None => {}
+        Some(crate::SplitKind::Nvidia) => data.split = SplitConfig::Nvidia,
+        Some(crate::SplitKind::Ratio) => data.split = SplitConfig::Ratio { val_fraction: a.val_fraction },
+    }
+}
+
 /// The resolved config: preset, then flags.
 pub fn resolve(a: &AssessArgs) -> Result<AssessConfig> {
     let mut c = AssessConfig::preset(a.preset.into(), &a.data);
@@ -167,14 +179,7 @@ pub fn resolve(a: &AssessArgs) -> Result<AssessConfig> {
     }
     c.lidar_classifier = a.lidar_classifier.clone();
     c.device = a.device;
-    if let Some(l) = a.limit_per_class {
-        c.data.limit_per_class = (l > 0).then_some(l);
-    }
-    match a.split {
-        None => {}
-        Some(crate::SplitKind::Nvidia) => c.data.split = SplitConfig::Nvidia,
-        Some(crate::SplitKind::Ratio) => c.data.split = SplitConfig::Ratio { val_fraction: a.val_fraction },
-    }
+    apply_data_flags(a, &mut c.data);
     let set = |s: &mut cilp_assess::StageConfig, e: Option<usize>, lr: Option<f64>| {
         if let Some(e) = e {
             s.epochs = e;
@@ -224,14 +229,7 @@ pub fn resolve_seed(a: &AssessArgs) -> Result<SeedAssessConfig> {
     }
     let mut c = SeedAssessConfig::preset(a.preset.into(), &a.data);
     c.device = a.device;
-    if let Some(l) = a.limit_per_class {
-        c.data.limit_per_class = (l > 0).then_some(l);
-    }
-    match a.split {
-        None => {}
-        Some(crate::SplitKind::Nvidia) => c.data.split = SplitConfig::Nvidia,
-        Some(crate::SplitKind::Ratio) => c.data.split = SplitConfig::Ratio { val_fraction: a.val_fraction },
-    }
+    apply_data_flags(a, &mut c.data);
     for (stage, epochs, lr, schedule) in [
         (&mut c.lidar, a.lidar_epochs, a.lidar_lr, a.lidar_schedule),
         (&mut c.cilp, a.cilp_epochs, a.cilp_lr, a.cilp_schedule),
