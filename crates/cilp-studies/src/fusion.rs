@@ -27,6 +27,15 @@ pub fn fusion_label(model: &str) -> String {
     }
 }
 
+/// Chart label of a study arm: the fusion label, plus the grid point in a grid.
+fn arm_label(m: &ModelRuns) -> String {
+    let base = fusion_label(crate::runner::arm_model(&m.model));
+    match m.point {
+        Some(p) => format!("{base} {:e} {}", p.lr, p.lr_schedule.name()),
+        None => base,
+    }
+}
+
 /// Index of the best model: lowest mean best validation loss, ties broken by accuracy.
 fn best_index(models: &[ModelRuns]) -> usize {
     let key = |m: &ModelRuns| (stats::mean(&m.values(Metric::BestValLoss)), -stats::mean(&m.values(Metric::ValAccuracy)));
@@ -45,7 +54,7 @@ fn best_index(models: &[ModelRuns]) -> usize {
 pub fn fusion_summary(st: &StudyRuns) -> StudySummary {
     let best = best_index(&st.models);
     let bm = &st.models[best];
-    let summaries: Vec<ModelSummary> = st.models.iter().map(|m| summarise(m, fusion_label(&m.model))).collect();
+    let summaries: Vec<ModelSummary> = st.models.iter().map(|m| summarise(m, arm_label(m))).collect();
     let mut comparisons = Vec::new();
     for (i, m) in st.models.iter().enumerate() {
         if i != best {
@@ -54,6 +63,7 @@ pub fn fusion_summary(st: &StudyRuns) -> StudySummary {
             }
         }
     }
+    let grid = !st.settings.grid.is_empty();
     let columns: Vec<String> = [
         "model",
         "parameters",
@@ -70,6 +80,7 @@ pub fn fusion_summary(st: &StudyRuns) -> StudySummary {
     .iter()
     .map(|s| s.to_string())
     .collect();
+    let columns = if grid { std::iter::once("rank".to_owned()).chain(columns).collect() } else { columns };
     let mut rows = Vec::new();
     for (i, (m, s)) in st.models.iter().zip(&summaries).enumerate() {
         let cell = |k: Metric| k.format_summary(&s.metrics[k.key()]);
@@ -93,6 +104,13 @@ pub fn fusion_summary(st: &StudyRuns) -> StudySummary {
         }
         rows.push(row);
     }
+    if grid {
+        // A grid's table ranks its arms by mean best validation loss (missing values last).
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        let key = |i: usize| stats::mean(&st.models[i].values(Metric::BestValLoss));
+        order.sort_by(|&a, &b| key(a).is_nan().cmp(&key(b).is_nan()).then(key(a).total_cmp(&key(b))));
+        rows = order.iter().enumerate().map(|(r, &i)| std::iter::once((r + 1).to_string()).chain(rows[i].clone()).collect()).collect();
+    }
     let mut findings = Vec::new();
     for metric in [Metric::BestValLoss, Metric::ValAccuracy] {
         let larger: Vec<&str> = comparisons
@@ -113,13 +131,22 @@ pub fn fusion_summary(st: &StudyRuns) -> StudySummary {
             crate::summary::names_or_none(&within)
         ));
     }
-    let table = StudyTable {
-        title: format!("Fusion comparison ({} preset, {} seed(s))", st.settings.preset, st.settings.seeds.len()),
-        columns,
-        rows,
-        about: format!("best model: {} (lowest mean best validation loss); every other model is compared with it", bm.model),
-        findings,
+    let (title, about) = if grid {
+        (
+            format!("Learning-rate grid: {} arms ({} preset, {} seed(s))", st.models.len(), st.settings.preset, st.settings.seeds.len()),
+            format!(
+                "every model is trained at every grid point (one run per arm and seed, named <model>-lr<rate>-<schedule>-s<seed>); \
+                 arms ranked by mean best validation loss; best arm: {}; every other arm is compared with it",
+                bm.model
+            ),
+        )
+    } else {
+        (
+            format!("Fusion comparison ({} preset, {} seed(s))", st.settings.preset, st.settings.seeds.len()),
+            format!("best model: {} (lowest mean best validation loss); every other model is compared with it", bm.model),
+        )
     };
+    let table = StudyTable { title, columns, rows, about, findings };
     assemble(st, StudyKind::Fusion, &bm.model, table, summaries, comparisons)
 }
 
@@ -140,5 +167,9 @@ pub fn best_fusion_model(path: &Path) -> Result<String> {
     if v.get("study").and_then(Value::as_str) != Some("fusion") {
         return Err(bad("is not a fusion study summary".into()));
     }
-    v.get("baseline").and_then(Value::as_str).map(str::to_owned).ok_or_else(|| bad("no best model recorded".into()))
+    // A grid's best arm is a model at a grid point: the ablation takes its model.
+    v.get("baseline")
+        .and_then(Value::as_str)
+        .map(|b| crate::runner::arm_model(b).to_owned())
+        .ok_or_else(|| bad("no best model recorded".into()))
 }

@@ -29,5 +29,5 @@ pub mod summary;
 
 pub use ablation::{ablation, ablation_models, ablation_summary};
 pub use fusion::{FUSION_MODELS, best_fusion_model, fusion, fusion_summary};
-pub use runner::{StudyLock, StudyMode, StudyOptions, StudyPreset, StudySettings, run_models};
+pub use runner::{Arm, LrPoint, StudyLock, StudyMode, StudyOptions, StudyPreset, StudySettings, arm_model, run_models};
 pub use summary::{FinishedStudy, StudySummary, finding};

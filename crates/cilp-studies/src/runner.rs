@@ -74,7 +74,48 @@ pub struct StudySettings {
     /// How the rate moves over each run (left out of summaries when constant).
     #[serde(default, skip_serializing_if = "LrSchedule::is_constant")]
     pub lr_schedule: LrSchedule,
+    /// A learning-rate grid (`cilp fusion --lrs ... --lr-schedules ...`): every model is trained
+    /// at every point, each point an ordinary run `<model>-lr<lr>-<schedule>-s<seed>`, and
+    /// `lr` / `lr_schedule` above are not used. Empty: no grid, one arm per model.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grid: Vec<LrPoint>,
     pub device: cilp_train::device::DeviceSpec,
+}
+
+/// One point of a learning-rate grid.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LrPoint {
+    pub lr: f64,
+    #[serde(default)]
+    pub lr_schedule: LrSchedule,
+}
+
+impl LrPoint {
+    /// `lr1e-4-cosine`: the point in a run name.
+    pub fn slug(&self) -> String {
+        format!("lr{:e}-{}", self.lr, self.lr_schedule.name())
+    }
+}
+
+/// What one row of a study trains: a zoo model at one learning rate and schedule. Without a
+/// grid an arm is just the model (`name` = `model`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Arm {
+    /// The arm's name in tables and run names: the model, plus `-<point>` in a grid.
+    pub name: String,
+    /// The zoo model.
+    pub model: String,
+    /// The grid point (none without a grid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point: Option<LrPoint>,
+}
+
+/// The zoo model of an arm name (`late-fusion-lr1e-4-cosine` -> `late-fusion`; a plain model
+/// name is returned as it is).
+pub fn arm_model(name: &str) -> &str {
+    // No zoo model name contains "-lr" followed by a digit.
+    let b = name.as_bytes();
+    (0..b.len().saturating_sub(3)).find(|&i| &b[i..i + 3] == b"-lr" && b[i + 3].is_ascii_digit()).map_or(name, |i| &name[..i])
 }
 
 impl StudySettings {
@@ -99,8 +140,50 @@ impl StudySettings {
             batch_size: batch,
             lr,
             lr_schedule: LrSchedule::Constant,
+            grid: Vec::new(),
             device: base.device,
         }
+    }
+
+    /// Sets the learning-rate grid to every pair of `lrs` x `schedules` (rates outer); an empty
+    /// list stands for the settings' own rate or schedule. A grid of one point just sets the
+    /// rate and schedule (no grid).
+    pub fn set_grid(&mut self, lrs: &[f64], schedules: &[LrSchedule]) {
+        let lrs = if lrs.is_empty() { vec![self.lr] } else { lrs.to_vec() };
+        let schedules = if schedules.is_empty() { vec![self.lr_schedule] } else { schedules.to_vec() };
+        let grid: Vec<LrPoint> = lrs.iter().flat_map(|&lr| schedules.iter().map(move |&lr_schedule| LrPoint { lr, lr_schedule })).collect();
+        if let [p] = grid[..] {
+            (self.lr, self.lr_schedule) = (p.lr, p.lr_schedule);
+            self.grid.clear();
+        } else {
+            self.grid = grid;
+        }
+    }
+
+    /// The arms of `models` under these settings: each model at every grid point (models outer),
+    /// or each model once without a grid.
+    pub fn arms(&self, models: &[String]) -> Vec<Arm> {
+        models
+            .iter()
+            .flat_map(|m| {
+                let points: Vec<Option<LrPoint>> =
+                    if self.grid.is_empty() { vec![None] } else { self.grid.iter().copied().map(Some).collect() };
+                points.into_iter().map(move |point| Arm {
+                    name: point.map_or_else(|| m.clone(), |p| format!("{m}-{}", p.slug())),
+                    model: m.clone(),
+                    point,
+                })
+            })
+            .collect()
+    }
+
+    /// The run config of one arm and seed.
+    pub fn arm_config(&self, arm: &Arm, seed: u64) -> TrainConfig {
+        let mut c = self.train_config(&arm.model, seed);
+        if let Some(p) = arm.point {
+            (c.lr, c.lr_schedule) = (p.lr, p.lr_schedule);
+        }
+        c
     }
 
     /// The run config of one model and seed.
@@ -130,7 +213,10 @@ impl StudySettings {
                 return Err(TrainError::Config(format!("seed {s} is listed twice")));
             }
         }
-        self.train_config("late-fusion", self.seeds[0]).validate().map_err(TrainError::Config)
+        for arm in self.arms(&["late-fusion".to_owned()]) {
+            self.arm_config(&arm, self.seeds[0]).validate().map_err(TrainError::Config)?;
+        }
+        Ok(())
     }
 }
 
@@ -208,9 +294,13 @@ fn seed_run(seed: u64, run: String, o: &TrainOutcome) -> SeedRun {
 /// All seeds of one model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelRuns {
+    /// The arm's name ([`Arm::name`]: the zoo model, with its grid point in a grid).
     pub model: String,
     pub parameters: u64,
     pub runs: Vec<SeedRun>,
+    /// The grid point of the arm (none without a grid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point: Option<LrPoint>,
 }
 
 impl ModelRuns {
@@ -302,17 +392,21 @@ pub fn run_models(settings: &StudySettings, models: &[String], opts: &StudyOptio
     if models.is_empty() {
         return Err(TrainError::Config("a study needs at least one model".into()));
     }
+    let arms = settings.arms(models);
     let mut params = Vec::new();
-    for m in models {
-        params.push(cilp_models::model_info(m)?.parameters as u64);
+    for a in &arms {
+        params.push(cilp_models::model_info(&a.model)?.parameters as u64);
     }
     check_out(&opts.out)?;
     // Held for the whole study (and, through the returned StudyRuns, its report): a second
     // study on the same folder is refused at once, naming this process.
     let lock = cilp_track::FolderLock::acquire(&opts.out, "study folder")?;
     if opts.mode == StudyMode::New {
-        let existing: Vec<String> =
-            models.iter().flat_map(|m| settings.seeds.iter().map(move |&s| run_name(m, s))).filter(|n| opts.out.join(n).exists()).collect();
+        let existing: Vec<String> = arms
+            .iter()
+            .flat_map(|a| settings.seeds.iter().map(move |&s| run_name(&a.name, s)))
+            .filter(|n| opts.out.join(n).exists())
+            .collect();
         if !existing.is_empty() {
             return Err(TrainError::Config(format!(
                 "{} already holds {} of this study's runs ({}{}); pass --force to replace them or --resume to continue",
@@ -357,15 +451,15 @@ pub fn run_models(settings: &StudySettings, models: &[String], opts: &StudyOptio
     if matches!(data_cfg.split, SplitConfig::Nvidia) && !opts.quiet {
         eprintln!("note: NVIDIA index split; the split does not depend on any seed");
     }
-    let total = models.len() * settings.seeds.len();
+    let total = arms.len() * settings.seeds.len();
     let mut out = Vec::new();
     let mut k = 0;
-    for (m, &p) in models.iter().zip(&params) {
+    for (arm, &p) in arms.iter().zip(&params) {
         let mut runs = Vec::new();
         for &seed in &settings.seeds {
             k += 1;
-            let name = run_name(m, seed);
-            let mut cfg = settings.train_config(m, seed);
+            let name = run_name(&arm.name, seed);
+            let mut cfg = settings.arm_config(arm, seed);
             cfg.data = data_cfg.clone();
             let mut mode = match opts.mode {
                 StudyMode::New => CreateMode::New,
@@ -398,7 +492,7 @@ pub fn run_models(settings: &StudySettings, models: &[String], opts: &StudyOptio
             let outcome = train(&cfg, &data, &ropts)?;
             runs.push(seed_run(seed, name, &outcome));
         }
-        out.push(ModelRuns { model: m.clone(), parameters: p, runs });
+        out.push(ModelRuns { model: arm.name.clone(), parameters: p, runs, point: arm.point });
     }
     Ok(StudyRuns {
         settings: StudySettings { data: data_cfg, ..settings.clone() },
@@ -407,4 +501,55 @@ pub fn run_models(settings: &StudySettings, models: &[String], opts: &StudyOptio
         wall_seconds: start.elapsed().as_secs_f64(),
         lock: StudyLock(Some(std::sync::Arc::new(lock))),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_grid_crosses_rates_and_schedules_and_names_its_runs() {
+        let mut s = StudySettings::preset(StudyPreset::Quick, "data");
+        s.set_grid(&[1e-4, 1e-5], &[LrSchedule::Constant, LrSchedule::Cosine]);
+        let arms = s.arms(&["late-fusion".into(), "early-fusion".into()]);
+        let names: Vec<&str> = arms.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "late-fusion-lr1e-4-constant",
+                "late-fusion-lr1e-4-cosine",
+                "late-fusion-lr1e-5-constant",
+                "late-fusion-lr1e-5-cosine",
+                "early-fusion-lr1e-4-constant",
+                "early-fusion-lr1e-4-cosine",
+                "early-fusion-lr1e-5-constant",
+                "early-fusion-lr1e-5-cosine"
+            ]
+        );
+        for a in &arms {
+            assert_eq!(arm_model(&a.name), a.model);
+            let c = s.arm_config(a, 52);
+            let p = a.point.unwrap();
+            assert_eq!((c.lr, c.lr_schedule, c.seed, c.model.as_str()), (p.lr, p.lr_schedule, 52, a.model.as_str()));
+        }
+        assert_eq!(run_name(&arms[1].name, 51), "late-fusion-lr1e-4-cosine-s51");
+        s.validate().unwrap();
+        // A bad rate anywhere in the grid is refused.
+        s.set_grid(&[1e-4, -1.0], &[]);
+        assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn a_grid_of_one_point_is_no_grid() {
+        let mut s = StudySettings::preset(StudyPreset::Quick, "data");
+        s.set_grid(&[3e-4], &[LrSchedule::Cosine]);
+        assert!(s.grid.is_empty());
+        assert_eq!((s.lr, s.lr_schedule), (3e-4, LrSchedule::Cosine));
+        let arms = s.arms(&["late-fusion".into()]);
+        assert_eq!((arms[0].name.as_str(), arms[0].point), ("late-fusion", None));
+        // Zoo names pass through arm_model unchanged.
+        for m in cilp_models::model_names() {
+            assert_eq!(arm_model(&m), m);
+        }
+    }
 }

@@ -82,7 +82,7 @@ fn settings_line(st: &StudyRuns) -> String {
     let s = &st.settings;
     format!(
         "preset {}, data {} ({} pairs loaded, {}), {} train / {} validation samples (one split, seed {}), {} epoch(s), \
-         batch {}, Adam lr {}{}, device {}, seeds {} (vary initialisation and shuffling); {:.0} s inside the runs \
+         batch {}, Adam {}, device {}, seeds {} (vary initialisation and shuffling); {:.0} s inside the runs \
          (training + validation, summed over runs, earlier sittings included), wall time of this invocation {:.0} s \
          (runs kept by --resume or copied from another study are only loaded, not trained)",
         s.preset,
@@ -94,17 +94,30 @@ fn settings_line(st: &StudyRuns) -> String {
         st.split.split_seed,
         s.epochs,
         s.batch_size,
-        s.lr,
-        match s.lr_schedule {
-            cilp_train::LrSchedule::Constant => String::new(),
-            cilp_train::LrSchedule::Cosine => " (cosine, per epoch)".into(),
-            cilp_train::LrSchedule::WarmupCosine => " (warm-up then cosine, per step)".into(),
-        },
+        lr_text(s),
         s.device,
         s.seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(", "),
         run_seconds(st),
         st.wall_seconds
     )
+}
+
+/// How a schedule reads after a rate: "" for constant.
+fn schedule_text(s: cilp_train::LrSchedule) -> &'static str {
+    match s {
+        cilp_train::LrSchedule::Constant => "",
+        cilp_train::LrSchedule::Cosine => " (cosine, per epoch)",
+        cilp_train::LrSchedule::WarmupCosine => " (warm-up then cosine, per step)",
+    }
+}
+
+/// The learning rate(s) of a study in words: `lr 0.001` or the grid's points.
+fn lr_text(s: &StudySettings) -> String {
+    if s.grid.is_empty() {
+        return format!("lr {}{}", s.lr, schedule_text(s.lr_schedule));
+    }
+    let points: Vec<String> = s.grid.iter().map(|p| format!("{:e}{}", p.lr, schedule_text(p.lr_schedule))).collect();
+    format!("learning-rate grid of {} points ({})", points.len(), points.join("; "))
 }
 
 /// What each study puts into its summary's table.

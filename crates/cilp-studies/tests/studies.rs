@@ -28,7 +28,7 @@ fn model(name: &str, params: u64, losses: &[f64], accs: &[f64]) -> ModelRuns {
             val_loss_curve: vec![2.0 * l, l],
         })
         .collect();
-    ModelRuns { model: name.into(), parameters: params, runs }
+    ModelRuns { model: name.into(), parameters: params, runs, point: None }
 }
 
 /// The summary's `summary.json` in `out`, as the study files are written.

@@ -23,6 +23,15 @@ pub enum LrSchedule {
 }
 
 impl LrSchedule {
+    /// The schedule's name as configs and flags spell it (`constant`, `warmup-cosine`, `cosine`).
+    pub fn name(self) -> &'static str {
+        match self {
+            LrSchedule::Constant => "constant",
+            LrSchedule::WarmupCosine => "warmup-cosine",
+            LrSchedule::Cosine => "cosine",
+        }
+    }
+
     /// True for [`LrSchedule::Constant`] (configs leave the default out).
     pub fn is_constant(&self) -> bool {
         *self == LrSchedule::Constant
@@ -57,6 +66,13 @@ impl LrSchedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_the_serde_names() {
+        for s in [LrSchedule::Constant, LrSchedule::WarmupCosine, LrSchedule::Cosine] {
+            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{}\"", s.name()));
+        }
+    }
 
     #[test]
     fn constant_is_the_base_rate() {

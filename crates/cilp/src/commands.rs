@@ -403,7 +403,13 @@ pub fn run(a: RunArgs) -> Result<()> {
         quiet: false,
     };
     let fusion_dir = out.join("fusion");
-    studies_cmd::fusion(FusionArgs { study: study(&fusion_dir), out: fusion_dir.clone(), models: Vec::new() })?;
+    studies_cmd::fusion(FusionArgs {
+        study: study(&fusion_dir),
+        out: fusion_dir.clone(),
+        models: Vec::new(),
+        lrs: Vec::new(),
+        lr_schedules: Vec::new(),
+    })?;
     let ablation_dir = out.join("ablation");
     studies_cmd::ablation(AblationArgs {
         study: study(&ablation_dir),

@@ -119,6 +119,14 @@ pub struct FusionArgs {
     /// Models to compare (comma-separated; default: the five fusion models). For tests and subsets.
     #[arg(long, value_delimiter = ',', hide = true)]
     pub models: Vec<String>,
+    /// A learning-rate grid: train every model at each of these rates (comma-separated, e.g.
+    /// 1e-4,1e-5,1e-6, as the original's notebook 02), crossed with --lr-schedules. Each point
+    /// is an ordinary run <model>-lr<rate>-<schedule>-s<seed>; the table ranks the points.
+    #[arg(long, value_delimiter = ',', conflicts_with = "lr")]
+    pub lrs: Vec<f64>,
+    /// The schedules of the grid (comma-separated, e.g. constant,cosine), crossed with --lrs.
+    #[arg(long, value_enum, value_delimiter = ',', conflicts_with = "lr_schedule")]
+    pub lr_schedules: Vec<ScheduleArg>,
 }
 
 /// Writes the study's files (under its folder lock, which `done` holds), prints `results.md`.
@@ -136,7 +144,17 @@ fn write_and_print(done: FinishedStudy, out: &Path, t: Instant) -> Result<()> {
 
 pub fn fusion(a: FusionArgs) -> Result<()> {
     let t = Instant::now();
-    let settings = a.study.settings()?;
+    let mut settings = a.study.settings()?;
+    if !a.lrs.is_empty() || !a.lr_schedules.is_empty() {
+        if let Some(bad) = a.lrs.iter().find(|lr| !(lr.is_finite() && **lr > 0.0)) {
+            bail!("--lrs: {bad} is not a learning rate (a positive number)");
+        }
+        let schedules: Vec<cilp_train::LrSchedule> = a.lr_schedules.iter().map(|&s| s.into()).collect();
+        settings.set_grid(&a.lrs, &schedules);
+        if !settings.preset.ends_with("(overridden)") {
+            settings.preset = format!("{} (overridden)", settings.preset);
+        }
+    }
     let models: Vec<String> =
         if a.models.is_empty() { studies::FUSION_MODELS.iter().map(|s| s.to_string()).collect() } else { a.models.clone() };
     let done =

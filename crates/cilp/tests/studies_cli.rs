@@ -157,3 +157,94 @@ fn study_reports_the_pairs_it_really_loaded() {
     let summary = read_json(&out.join("summary.json"));
     assert_eq!(summary["settings"]["seeds"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn learning_rate_grid_trains_every_point_and_ranks_them() {
+    // --lrs x --lr-schedules: every model at every point, each an ordinary run with its own
+    // config, ranked in the table, the ablation taking the best arm's model.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = generate(tmp.path(), "data", 8, 5);
+    let out = tmp.path().join("runs").join("fusion");
+    let args = [
+        "fusion",
+        "--data",
+        s(&data),
+        "--out",
+        s(&out),
+        "--quiet",
+        "--models",
+        "early-fusion",
+        "--seeds",
+        "51,52",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--lrs",
+        "1e-3,1e-5",
+        "--lr-schedules",
+        "constant,cosine",
+    ];
+    let stdout = ok(&args);
+    assert!(stdout.contains("Learning-rate grid: 4 arms") && stdout.contains("| rank | model |"), "{stdout}");
+    let summary = read_json(&out.join("summary.json"));
+    let grid = summary["settings"]["grid"].as_array().unwrap();
+    assert_eq!(grid.len(), 4);
+    let arms = ["early-fusion-lr1e-3-constant", "early-fusion-lr1e-3-cosine", "early-fusion-lr1e-5-constant", "early-fusion-lr1e-5-cosine"];
+    let names: Vec<&str> = summary["models"].as_array().unwrap().iter().map(|m| m["model"].as_str().unwrap()).collect();
+    assert_eq!(names, arms);
+    for (arm, lr) in arms.iter().zip(["0.001", "0.001", "0.00001", "0.00001"]) {
+        for seed in [51, 52] {
+            let cfg = std::fs::read_to_string(out.join(format!("{arm}-s{seed}")).join("config.toml")).unwrap();
+            assert!(cfg.contains(&format!("lr = {lr}\n")), "{arm}: {cfg}");
+            // Constant is the default and left out of the config.
+            assert_eq!(cfg.contains("lr_schedule = \"cosine\""), arm.ends_with("cosine"), "{arm}: {cfg}");
+            // Cosine over 2 epochs: epoch 1 at the base rate, epoch 2 at half of it.
+            let m = std::fs::read_to_string(out.join(format!("{arm}-s{seed}")).join("metrics.jsonl")).unwrap();
+            let lrs: Vec<f64> = m
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .filter(|v| v["split"] == "train")
+                .map(|v| v["lr"].as_f64().unwrap())
+                .collect();
+            let base: f64 = lr.parse().unwrap();
+            let want = if arm.ends_with("cosine") { [base, base / 2.0] } else { [base, base] };
+            assert_eq!(lrs.len(), 2, "{arm}: {m}");
+            assert!(lrs.iter().zip(want).all(|(a, b)| (a - b).abs() <= 1e-12 * b), "{arm}: {lrs:?} vs {want:?}");
+        }
+    }
+    // Ranked by mean best validation loss, the best arm first.
+    let rows = summary["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    let mean = |arm: &str| {
+        summary["models"].as_array().unwrap().iter().find(|m| m["model"] == arm).unwrap()["metrics"]["best_val_loss"]["mean"]
+            .as_f64()
+            .unwrap()
+    };
+    let ranked: Vec<f64> = rows.iter().map(|r| mean(r[1].as_str().unwrap())).collect();
+    assert!(ranked.windows(2).all(|w| w[0] <= w[1]), "{ranked:?}");
+    assert_eq!(rows[0][0], "1");
+    assert_eq!(rows[0][1], summary["baseline"]);
+    // 3 other arms x 4 compared metrics.
+    assert_eq!(summary["comparisons"].as_array().unwrap().len(), 12);
+    // --lrs conflicts with --lr.
+    let err = fails(&["fusion", "--data", s(&data), "--out", s(&out), "--lr", "1e-3", "--lrs", "1e-3,1e-4"]);
+    assert!(err.contains("--lr"), "{err}");
+    // The ablation after a grid ablates the best arm's model.
+    let err_or_ok = run(&[
+        "ablation",
+        "--data",
+        s(&data),
+        "--out",
+        s(&tmp.path().join("runs").join("ablation")),
+        "--quiet",
+        "--seeds",
+        "51",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+    ]);
+    let stderr = String::from_utf8_lossy(&err_or_ok.stderr);
+    assert!(err_or_ok.status.success() && stderr.contains("ablating early-fusion, the best model"), "{stderr}");
+}

@@ -40,7 +40,7 @@ fn model(name: &str, params: u64, base: f64) -> ModelRuns {
             }
         })
         .collect();
-    ModelRuns { model: name.into(), parameters: params, runs }
+    ModelRuns { model: name.into(), parameters: params, runs, point: None }
 }
 
 /// The run directories of a study (what the runner trains), so that the report lists them.
