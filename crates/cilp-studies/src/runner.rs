@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::stats::MetricSummary;
 /// The records of a study's runs (plain data, shared with the study files of cilp-report).
-pub use cilp_track::study::{Metric, SeedRun, SplitInfo};
+pub use cilp_track::study::{Metric, MissingRun, SeedRun, SplitInfo};
 use cilp_train::LrSchedule;
 use cilp_train::config::{DataConfig, SplitConfig, TrainConfig};
 use cilp_train::engine::{RunOptions, TrainOutcome, train};
@@ -337,6 +337,9 @@ pub struct StudyRuns {
     pub settings: StudySettings,
     pub split: SplitInfo,
     pub models: Vec<ModelRuns>,
+    /// Planned runs that were not finished when the study was collected ([`collect`]); empty
+    /// after [`run_models`], which trains them all.
+    pub missing: Vec<MissingRun>,
     /// Wall time of the whole study (loading included), seconds.
     pub wall_seconds: f64,
     /// The study folder's lock, taken by [`run_models`] and held as long as this value (or a
@@ -354,6 +357,7 @@ impl StudyRuns {
             settings: StudySettings::preset(StudyPreset::Quick, "data"),
             split: SplitInfo { train: 320, val: 80, split_seed: 51 },
             models,
+            missing: Vec::new(),
             wall_seconds: 42.0,
             lock: Default::default(),
         }
@@ -384,39 +388,51 @@ fn check_out(out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Trains every model with every seed (models in order, seeds inner), loading the dataset once
-/// and using one split for all runs. Run directories are `opts.out/<model>-s<seed>`.
-pub fn run_models(settings: &StudySettings, models: &[String], opts: &StudyOptions) -> Result<StudyRuns> {
-    let start = Instant::now();
+/// One run of a study: what `--plan` lists and `--task-index` trains. Runs are numbered in the
+/// order a study on one machine trains them (arms outer, seeds inner), from 0.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedRun {
+    pub index: usize,
+    /// The run directory's name inside the study folder.
+    pub run: String,
+    /// The arm it belongs to ([`Arm::name`]).
+    pub arm: String,
+    /// The zoo model.
+    pub model: String,
+    pub seed: u64,
+    /// The run's whole config, as its `config.toml` will hold it.
+    pub config: TrainConfig,
+}
+
+/// Every run of a study of `models` under `settings`, in training order (no files touched).
+pub fn plan(settings: &StudySettings, models: &[String]) -> Result<Vec<PlannedRun>> {
     settings.validate()?;
     if models.is_empty() {
         return Err(TrainError::Config("a study needs at least one model".into()));
     }
-    let arms = settings.arms(models);
-    let mut params = Vec::new();
-    for a in &arms {
-        params.push(cilp_models::model_info(&a.model)?.parameters as u64);
-    }
-    check_out(&opts.out)?;
-    // Held for the whole study (and, through the returned StudyRuns, its report): a second
-    // study on the same folder is refused at once, naming this process.
-    let lock = cilp_track::FolderLock::acquire(&opts.out, "study folder")?;
-    if opts.mode == StudyMode::New {
-        let existing: Vec<String> = arms
-            .iter()
-            .flat_map(|a| settings.seeds.iter().map(move |&s| run_name(&a.name, s)))
-            .filter(|n| opts.out.join(n).exists())
-            .collect();
-        if !existing.is_empty() {
-            return Err(TrainError::Config(format!(
-                "{} already holds {} of this study's runs ({}{}); pass --force to replace them or --resume to continue",
-                opts.out.display(),
-                existing.len(),
-                existing[..existing.len().min(3)].join(", "),
-                if existing.len() > 3 { ", ..." } else { "" }
-            )));
+    let mut data = settings.data.clone();
+    data.split_seed = Some(settings.split_seed());
+    let mut out = Vec::new();
+    for arm in settings.arms(models) {
+        cilp_models::model_info(&arm.model)?;
+        for &seed in &settings.seeds {
+            let mut config = settings.arm_config(&arm, seed);
+            config.data = data.clone();
+            out.push(PlannedRun {
+                index: out.len(),
+                run: run_name(&arm.name, seed),
+                arm: arm.name.clone(),
+                model: arm.model.clone(),
+                seed,
+                config,
+            });
         }
     }
+    Ok(out)
+}
+
+/// Loads the study's dataset once (with the fixed split), printing what it loaded.
+fn load_data(settings: &StudySettings, opts: &StudyOptions) -> Result<(DataConfig, cilp_train::engine::PreparedData)> {
     let split_seed = settings.split_seed();
     let mut data_cfg = settings.data.clone();
     data_cfg.split_seed = Some(split_seed);
@@ -451,53 +467,177 @@ pub fn run_models(settings: &StudySettings, models: &[String], opts: &StudyOptio
     if matches!(data_cfg.split, SplitConfig::Nvidia) && !opts.quiet {
         eprintln!("note: NVIDIA index split; the split does not depend on any seed");
     }
-    let total = arms.len() * settings.seeds.len();
-    let mut out = Vec::new();
-    let mut k = 0;
-    for (arm, &p) in arms.iter().zip(&params) {
-        let mut runs = Vec::new();
-        for &seed in &settings.seeds {
-            k += 1;
-            let name = run_name(&arm.name, seed);
-            let mut cfg = settings.arm_config(arm, seed);
-            cfg.data = data_cfg.clone();
-            let mut mode = match opts.mode {
-                StudyMode::New => CreateMode::New,
-                StudyMode::Force => CreateMode::Force,
-                StudyMode::Resume if opts.out.join(&name).join("config.toml").is_file() => CreateMode::Resume,
-                StudyMode::Resume => CreateMode::Force,
-            };
-            if !opts.quiet {
-                eprintln!("[{k}/{total}] {name} ({:.0}s elapsed)", start.elapsed().as_secs_f64());
-            }
-            if let Some(src) = opts.reuse_from.as_ref().map(|d| d.join(&name))
-                && mode != CreateMode::Resume
-                && src != opts.out.join(&name)
-                && reusable(&src, &cfg)
-            {
-                cilp_track::run::copy_run(&src, &opts.out.join(&name))?;
-                if !opts.quiet {
-                    eprintln!("{name}: reusing the completed run with the same config in {}", src.display());
-                }
-                mode = CreateMode::Resume;
-            }
-            let ropts = RunOptions {
-                runs_dir: opts.out.clone(),
-                name: Some(name.clone()),
-                mode,
-                progress: opts.progress,
-                quiet: opts.quiet,
-                hooks: opts.hooks,
-            };
-            let outcome = train(&cfg, &data, &ropts)?;
-            runs.push(seed_run(seed, name, &outcome));
+    Ok((data_cfg, data))
+}
+
+/// Trains (or resumes, or copies per [`StudyOptions::reuse_from`]) one planned run.
+fn train_planned(p: &PlannedRun, data: &cilp_train::engine::PreparedData, opts: &StudyOptions) -> Result<TrainOutcome> {
+    let name = &p.run;
+    let mut mode = match opts.mode {
+        StudyMode::New => CreateMode::New,
+        StudyMode::Force => CreateMode::Force,
+        StudyMode::Resume if opts.out.join(name).join("config.toml").is_file() => CreateMode::Resume,
+        StudyMode::Resume => CreateMode::Force,
+    };
+    if let Some(src) = opts.reuse_from.as_ref().map(|d| d.join(name))
+        && mode != CreateMode::Resume
+        && src != opts.out.join(name)
+        && reusable(&src, &p.config)
+    {
+        cilp_track::run::copy_run(&src, &opts.out.join(name))?;
+        if !opts.quiet {
+            eprintln!("{name}: reusing the completed run with the same config in {}", src.display());
         }
-        out.push(ModelRuns { model: arm.name.clone(), parameters: p, runs, point: arm.point });
+        mode = CreateMode::Resume;
+    }
+    let ropts = RunOptions {
+        runs_dir: opts.out.clone(),
+        name: Some(name.clone()),
+        mode,
+        progress: opts.progress,
+        quiet: opts.quiet,
+        hooks: opts.hooks,
+    };
+    train(&p.config, data, &ropts)
+}
+
+/// Groups finished runs by arm, in plan order.
+fn group(settings: &StudySettings, models: &[String], done: Vec<(PlannedRun, SeedRun)>) -> Result<Vec<ModelRuns>> {
+    let mut out = Vec::new();
+    for arm in settings.arms(models) {
+        let parameters = cilp_models::model_info(&arm.model)?.parameters as u64;
+        let runs = done.iter().filter(|(p, _)| p.arm == arm.name).map(|(_, r)| r.clone()).collect();
+        out.push(ModelRuns { model: arm.name.clone(), parameters, runs, point: arm.point });
+    }
+    Ok(out)
+}
+
+/// Trains every model with every seed (models in order, seeds inner), loading the dataset once
+/// and using one split for all runs. Run directories are `opts.out/<model>-s<seed>`.
+pub fn run_models(settings: &StudySettings, models: &[String], opts: &StudyOptions) -> Result<StudyRuns> {
+    let start = Instant::now();
+    let planned = plan(settings, models)?;
+    check_out(&opts.out)?;
+    // Held for the whole study (and, through the returned StudyRuns, its report): a second
+    // study on the same folder is refused at once, naming this process.
+    let lock = cilp_track::FolderLock::acquire(&opts.out, "study folder")?;
+    if opts.mode == StudyMode::New {
+        let existing: Vec<&str> = planned.iter().map(|p| p.run.as_str()).filter(|n| opts.out.join(n).exists()).collect();
+        if !existing.is_empty() {
+            return Err(TrainError::Config(format!(
+                "{} already holds {} of this study's runs ({}{}); pass --force to replace them or --resume to continue",
+                opts.out.display(),
+                existing.len(),
+                existing[..existing.len().min(3)].join(", "),
+                if existing.len() > 3 { ", ..." } else { "" }
+            )));
+        }
+    }
+    let (data_cfg, data) = load_data(settings, opts)?;
+    let mut done = Vec::new();
+    for p in &planned {
+        if !opts.quiet {
+            eprintln!("[{}/{}] {} ({:.0}s elapsed)", p.index + 1, planned.len(), p.run, start.elapsed().as_secs_f64());
+        }
+        let outcome = train_planned(p, &data, opts)?;
+        done.push((p.clone(), seed_run(p.seed, p.run.clone(), &outcome)));
     }
     Ok(StudyRuns {
         settings: StudySettings { data: data_cfg, ..settings.clone() },
-        split: SplitInfo { train: data.split.train.len(), val: data.split.val.len(), split_seed },
-        models: out,
+        split: SplitInfo { train: data.split.train.len(), val: data.split.val.len(), split_seed: settings.split_seed() },
+        models: group(settings, models, done)?,
+        missing: Vec::new(),
+        wall_seconds: start.elapsed().as_secs_f64(),
+        lock: StudyLock(Some(std::sync::Arc::new(lock))),
+    })
+}
+
+/// Trains exactly run `index` of the plan into the study folder: one task of an array job
+/// (Slurm, a Kubernetes Indexed Job, or processes started by hand), many of which share the
+/// folder. Takes no study-folder lock; the run's own folder lock keeps a second worker with the
+/// same index out (it fails at once, naming the holder). With [`StudyMode::Resume`] a task
+/// re-run after its worker died continues from the last committed epoch, and a completed run is
+/// read back without training.
+pub fn run_task(settings: &StudySettings, models: &[String], index: usize, opts: &StudyOptions) -> Result<(PlannedRun, TrainOutcome)> {
+    let planned = plan(settings, models)?;
+    let Some(p) = planned.get(index) else {
+        return Err(TrainError::Config(format!(
+            "task index {index} is out of range: this study has {} runs (indices 0 to {})",
+            planned.len(),
+            planned.len() - 1
+        )));
+    };
+    check_out(&opts.out)?;
+    std::fs::create_dir_all(&opts.out).map_err(TrainError::io("create the study folder", &opts.out))?;
+    let (_, data) = load_data(settings, opts)?;
+    if !opts.quiet {
+        eprintln!("task {index}: {} (run {} of {})", p.run, index + 1, planned.len());
+    }
+    let outcome = train_planned(p, &data, opts)?;
+    Ok((p.clone(), outcome))
+}
+
+/// Why a planned run cannot be read back as a finished run of this study (`None`: it can).
+fn not_finished(dir: &Path, p: &PlannedRun) -> Option<String> {
+    if !dir.join("config.toml").is_file() {
+        return Some("not started".into());
+    }
+    match cilp_track::run::read_config::<TrainConfig>(dir) {
+        Ok(c) if c == p.config => {}
+        Ok(_) => return Some("trained with another config than this study's".into()),
+        Err(e) => return Some(format!("unreadable config: {e}")),
+    }
+    match cilp_track::run::read_summary(dir) {
+        Ok(s) if s.status == cilp_track::run::RunStatus::Completed => None,
+        Ok(s) => Some(format!("{} ({}; last committed epoch {})", s.status.as_str(), dir.display(), last_epoch(dir))),
+        Err(_) => Some(format!("running or its worker died before the first summary (last committed epoch {})", last_epoch(dir))),
+    }
+}
+
+/// The last epoch with a training row in a run's metrics (0 when none).
+fn last_epoch(dir: &Path) -> usize {
+    cilp_track::run::RunDir::open(dir)
+        .and_then(|r| r.read_metrics())
+        .map(|rows| rows.iter().filter(|r| r.split == names::TRAIN).map(|r| r.epoch).max().unwrap_or(0))
+        .unwrap_or(0)
+}
+
+/// Summarises a study from its run folders without training: the collect step after an array
+/// job. Every planned run must be a completed run with the study's config; any other is named
+/// in [`StudyRuns::missing`] (and the summary) and left out of the statistics, never silently.
+pub fn collect(settings: &StudySettings, models: &[String], opts: &StudyOptions) -> Result<StudyRuns> {
+    let start = Instant::now();
+    let planned = plan(settings, models)?;
+    check_out(&opts.out)?;
+    let lock = cilp_track::FolderLock::acquire(&opts.out, "study folder")?;
+    let (data_cfg, data) = load_data(settings, opts)?;
+    let mut done = Vec::new();
+    let mut missing = Vec::new();
+    for p in &planned {
+        let dir = opts.out.join(&p.run);
+        if let Some(reason) = not_finished(&dir, p) {
+            if !opts.quiet {
+                eprintln!("{}: missing ({reason})", p.run);
+            }
+            missing.push(MissingRun { run: p.run.clone(), reason });
+            continue;
+        }
+        let run = cilp_track::run::RunDir::open(&dir)?;
+        let outcome = TrainOutcome { run_dir: dir.clone(), summary: cilp_track::run::read_summary(&dir)?, history: run.read_metrics()? };
+        done.push((p.clone(), seed_run(p.seed, p.run.clone(), &outcome)));
+    }
+    if done.is_empty() {
+        return Err(TrainError::Config(format!(
+            "none of the {} runs of this study is finished in {} (run the tasks first: --plan lists them)",
+            planned.len(),
+            opts.out.display()
+        )));
+    }
+    Ok(StudyRuns {
+        settings: StudySettings { data: data_cfg, ..settings.clone() },
+        split: SplitInfo { train: data.split.train.len(), val: data.split.val.len(), split_seed: settings.split_seed() },
+        models: group(settings, models, done)?,
+        missing,
         wall_seconds: start.elapsed().as_secs_f64(),
         lock: StudyLock(Some(std::sync::Arc::new(lock))),
     })

@@ -200,7 +200,16 @@ pub(crate) fn assemble(
     comparisons: Vec<ComparisonRow>,
 ) -> StudySummary {
     let rule = rule_text(st.settings.seeds.len(), st.split.val);
-    let mut notes = vec![settings_line(st), table.about, rule.clone()];
+    let mut notes = vec![settings_line(st)];
+    if !st.missing.is_empty() {
+        let list: Vec<String> = st.missing.iter().map(|m| format!("{} ({})", m.run, m.reason)).collect();
+        notes.push(format!(
+            "INCOMPLETE: {} of the study's runs are missing and left out of every statistic below: {}",
+            st.missing.len(),
+            list.join("; ")
+        ));
+    }
+    notes.extend([table.about, rule.clone()]);
     notes.extend(table.findings);
     notes.extend(detectable_note(&comparisons, st.settings.seeds.len()));
     notes.push(TIME_AND_MEMORY_NOTE.into());
@@ -219,5 +228,6 @@ pub(crate) fn assemble(
         rule,
         models,
         comparisons,
+        missing_runs: st.missing.clone(),
     }
 }

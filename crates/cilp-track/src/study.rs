@@ -377,6 +377,19 @@ pub struct StudySummary<S = Value> {
     pub rule: String,
     pub models: Vec<ModelSummary>,
     pub comparisons: Vec<ComparisonRow>,
+    /// Planned runs that were not finished when the study was summarised (collected from an
+    /// array job's folder): named here and in the notes, left out of the statistics.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_runs: Vec<MissingRun>,
+}
+
+/// A run of a study that could not be read back as finished.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MissingRun {
+    pub run: String,
+    /// Why: not started, still running (or its worker died), failed, interrupted, or trained
+    /// with another config than the study's.
+    pub reason: String,
 }
 
 #[cfg(test)]

@@ -401,6 +401,9 @@ pub fn run(a: RunArgs) -> Result<()> {
         force: a.force,
         resume: !a.force && dir.exists(),
         quiet: false,
+        plan: false,
+        task_index: None,
+        collect: false,
     };
     let fusion_dir = out.join("fusion");
     studies_cmd::fusion(FusionArgs {

@@ -58,7 +58,34 @@ pub struct StudyFlags {
     /// No per-epoch lines.
     #[arg(long)]
     pub quiet: bool,
+    /// Print the study's runs as JSON (index, run name, full config) and exit: the tasks of an
+    /// array job (see --task-index).
+    #[arg(long, conflicts_with_all = ["task_index", "collect"])]
+    pub plan: bool,
+    /// Train exactly run N of --plan into the study folder (one task of an array job; other
+    /// workers may share the folder) and exit. Bare --task-index takes N from
+    /// SLURM_ARRAY_TASK_ID, else JOB_COMPLETION_INDEX (a Kubernetes Indexed Job). A re-run task
+    /// resumes its run; a run another worker holds is refused.
+    #[arg(long, num_args = 0..=1, value_name = "N", conflicts_with = "collect")]
+    pub task_index: Option<Option<usize>>,
+    /// Summarise the study from its run folders without training (after the array job): tables,
+    /// charts and summary.json; runs that are not finished are named as missing.
+    #[arg(long)]
+    pub collect: bool,
 }
+
+/// What a study command does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Work {
+    /// Train every run, then summarise (one machine).
+    All,
+    Plan,
+    Task(usize),
+    Collect,
+}
+
+/// The environment variables a bare `--task-index` reads, in order.
+pub const TASK_INDEX_VARS: [&str; 2] = ["SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX"];
 
 impl StudyFlags {
     fn settings(&self) -> Result<StudySettings> {
@@ -92,6 +119,21 @@ impl StudyFlags {
         s.data.split_seed = Some(self.split_seed);
         s.device = self.device;
         Ok(s)
+    }
+
+    fn work(&self) -> Result<Work> {
+        Ok(match self.task_index {
+            _ if self.plan => Work::Plan,
+            _ if self.collect => Work::Collect,
+            Some(Some(i)) => Work::Task(i),
+            Some(None) => {
+                let Some((var, v)) = TASK_INDEX_VARS.iter().find_map(|v| std::env::var(v).ok().map(|x| (*v, x))) else {
+                    bail!("--task-index without a number needs {} set (or pass --task-index N)", TASK_INDEX_VARS.join(" or "));
+                };
+                Work::Task(v.trim().parse().with_context(|| format!("{var}={v:?} is not a task index (0, 1, 2, ...)"))?)
+            }
+            None => Work::All,
+        })
     }
 
     fn options(&self, out: &Path) -> StudyOptions {
@@ -157,9 +199,49 @@ pub fn fusion(a: FusionArgs) -> Result<()> {
     }
     let models: Vec<String> =
         if a.models.is_empty() { studies::FUSION_MODELS.iter().map(|s| s.to_string()).collect() } else { a.models.clone() };
-    let done =
-        studies::fusion(&settings, &models, &a.study.options(&a.out)).with_context(|| format!("fusion study in {}", a.out.display()))?;
-    write_and_print(done, &a.out, t)
+    run_study(&a.study, a.study.options(&a.out), &settings, &models, studies::fusion_summary, t)
+        .with_context(|| format!("fusion study in {}", a.out.display()))
+}
+
+/// Runs a study's `models` as `flags` say: all of them, one task of an array job, only the plan,
+/// or only the summary of runs trained elsewhere (`summarise` turns runs into the study's summary).
+fn run_study(
+    flags: &StudyFlags,
+    mut opts: StudyOptions,
+    settings: &StudySettings,
+    models: &[String],
+    summarise: fn(&studies::runner::StudyRuns) -> studies::StudySummary,
+    t: Instant,
+) -> Result<()> {
+    let out = opts.out.clone();
+    match flags.work()? {
+        Work::Plan => {
+            let plan = studies::runner::plan(settings, models)?;
+            let json = serde_json::json!({ "out": out, "tasks": plan.len(), "runs": plan });
+            println!("{}", serde_json::to_string_pretty(&json)?);
+        }
+        Work::Task(i) => {
+            // A task re-run after its worker died continues its run (unless --force).
+            if opts.mode == StudyMode::New {
+                opts.mode = StudyMode::Resume;
+            }
+            let (p, o) = studies::runner::run_task(settings, models, i, &opts)?;
+            println!("task {i}: {} {} in {}", p.run, o.summary.status.as_str(), o.run_dir.display());
+        }
+        Work::Collect => {
+            let st = studies::runner::collect(settings, models, &opts)?;
+            let missing = st.missing.len();
+            write_and_print(FinishedStudy { summary: summarise(&st), lock: st.lock }, &out, t)?;
+            if missing > 0 {
+                bail!("{missing} of the study's runs are missing (named in {}/results.md); the summary covers the others", out.display());
+            }
+        }
+        Work::All => {
+            let st = studies::run_models(settings, models, &opts)?;
+            write_and_print(FinishedStudy { summary: summarise(&st), lock: st.lock }, &out, t)?;
+        }
+    }
+    Ok(())
 }
 
 #[derive(Args, Debug)]
@@ -220,6 +302,7 @@ pub fn ablation(a: AblationArgs) -> Result<()> {
         None => Some(fusion_sibling(&a.out)),
     };
     opts.reuse_from = fusion.filter(|f| f.is_dir());
-    let done = studies::ablation(&settings, &model, &opts).with_context(|| format!("ablation study in {}", a.out.display()))?;
-    write_and_print(done, &a.out, t)
+    let models = studies::ablation_models(&model)?;
+    run_study(&a.study, opts, &settings, &models, studies::ablation_summary, t)
+        .with_context(|| format!("ablation study in {}", a.out.display()))
 }
