@@ -41,8 +41,8 @@ mod weights;
 pub use keymap::{KeyMap, KeyPair, NameSource};
 pub use sidecar::{InputSpec, RunProvenance, SIDECAR_FORMAT, Sidecar, read_sidecar, sidecar_path};
 pub use weights::{
-    ExportOptions, ExportReport, MAX_WEIGHTS_BYTES, WeightsFormat, export_safetensors, load_classifier, load_weights, read_weights,
-    state_dict_shapes,
+    ExportOptions, ExportReport, LoadedClassifier, MAX_WEIGHTS_BYTES, WeightsFormat, export_safetensors, load_classifier, load_weights,
+    open_classifier, read_weights, state_dict_shapes, weights_format,
 };
 
 /// Errors of this crate; each names the file it is about.

@@ -184,6 +184,24 @@ pub fn export_safetensors<M: ModuleSnapshot>(model: &M, spec: ModelSpec, path: &
     Ok(ExportReport { path: path.to_path_buf(), sidecar: side, info })
 }
 
+/// The format of a weights file, from its first bytes (see [`read_weights`]). A missing file,
+/// a special file or one over [`MAX_WEIGHTS_BYTES`] is an error naming it.
+pub fn weights_format(path: &Path) -> Result<WeightsFormat> {
+    if let Err(e) = std::fs::metadata(path)
+        && e.kind() == std::io::ErrorKind::NotFound
+    {
+        return Err(InteropError::NotFound { path: path.to_path_buf() });
+    }
+    let (file, _) = cilp_data::io::open_bounded(path, MAX_WEIGHTS_BYTES, WEIGHTS_WHAT)?;
+    let mut head = Vec::with_capacity(9);
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, 9), &mut head).map_err(|e| cilp_data::io::ReadError::Io {
+        path: path.to_path_buf(),
+        action: "cannot read file",
+        source: e,
+    })?;
+    Ok(if head.len() == 9 && head[8] == b'{' { WeightsFormat::Safetensors } else { WeightsFormat::PyTorch })
+}
+
 /// The tensors of a weights file, keyed by their (PyTorch) names, and its format.
 ///
 /// The format is recognised from the content: a safetensors file starts with an 8-byte header
@@ -191,16 +209,7 @@ pub fn export_safetensors<M: ModuleSnapshot>(model: &M, spec: ModelSpec, path: &
 /// pickle) by [`cilp_models::pytorch::StateDict`], which refuses a pickle that would run code
 /// in Python. Special files and files over [`MAX_WEIGHTS_BYTES`] are refused before reading.
 pub fn read_weights(path: &Path) -> Result<(WeightsFormat, BTreeMap<String, PackTensor>)> {
-    if let Err(e) = std::fs::metadata(path)
-        && e.kind() == std::io::ErrorKind::NotFound
-    {
-        return Err(InteropError::NotFound { path: path.to_path_buf() });
-    }
-    let (mut file, _) = cilp_data::io::open_bounded(path, MAX_WEIGHTS_BYTES, WEIGHTS_WHAT)?;
-    let mut head = [0u8; 9];
-    let n = std::io::Read::read(&mut file, &mut head).unwrap_or(0);
-    drop(file);
-    if n == 9 && head[8] == b'{' {
+    if weights_format(path)? == WeightsFormat::Safetensors {
         let bytes = cilp_data::io::read_bounded(path, MAX_WEIGHTS_BYTES, WEIGHTS_WHAT)?;
         let format_err = |message: String| InteropError::Format { path: path.to_path_buf(), format: WeightsFormat::Safetensors, message };
         let mut store = SafetensorsStore::from_bytes(Some(bytes));
@@ -268,6 +277,42 @@ pub fn load_weights<M: ModuleSnapshot>(model: M, spec: ModelSpec, path: &Path) -
         });
     }
     Ok(model)
+}
+
+/// A classifier read from a weights file ([`open_classifier`]).
+#[derive(Debug)]
+pub struct LoadedClassifier {
+    /// The classifier, weights loaded.
+    pub model: Classifier,
+    /// Its zoo name.
+    pub name: String,
+    /// The file's sidecar, when it has one (the XYZA convention to feed it, ...).
+    pub sidecar: Option<Sidecar>,
+}
+
+/// Loads the classifier in a weights file: the zoo model is `model`, else the one its sidecar
+/// (`FILE.json`) names. A `model` that differs from the sidecar's is refused (an
+/// `embedder-rgb` export has the keys of `embedder-lidar`, but not its input).
+pub fn open_classifier(path: &Path, model: Option<&str>, device: &Device) -> Result<LoadedClassifier> {
+    let sidecar = crate::sidecar::read_sidecar(path)?;
+    let name = match (model, &sidecar) {
+        (Some(m), Some(s)) if s.model != m => {
+            return Err(InteropError::Model {
+                model: m.to_string(),
+                message: format!("{} holds a '{}' export (its sidecar says so), not this model", path.display(), s.model),
+            });
+        }
+        (Some(m), _) => m.to_string(),
+        (None, Some(s)) => s.model.clone(),
+        (None, None) => {
+            return Err(InteropError::Sidecar {
+                path: sidecar_path(path),
+                message: "not found, so the file's model is unknown; pass --model NAME".into(),
+            });
+        }
+    };
+    let model = load_classifier(&name, path, device)?;
+    Ok(LoadedClassifier { model, name, sidecar })
 }
 
 /// Builds the zoo classifier `name` on `device` and loads `path` into it ([`load_weights`]).

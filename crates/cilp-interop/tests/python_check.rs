@@ -4,8 +4,8 @@
 //! `.npy` into `CILP_PY_CHECK_OUT` (a temporary folder when unset), then runs
 //! `tests/python/check_safetensors.py` with `CILP_PYTHON` (default `python3`): keys and shapes
 //! against `seed_state_dicts.json`, and late-fusion's logits recomputed in numpy within 1e-4.
-//! Where that Python lacks `safetensors` or `numpy` the test says so on stderr and passes
-//! (`pip install safetensors numpy`; no torch needed); `CILP_REQUIRE_PYTHON=1` makes it fail.
+//! Where that Python lacks `safetensors` or `numpy` the test prints `skipped: ...` and passes
+//! (`pip install safetensors numpy`; no torch needed); with `CI` set it fails instead.
 
 mod common;
 
@@ -41,11 +41,13 @@ fn python_safetensors_reads_the_export_and_recomputes_the_logits() {
     let probe = Command::new(&python).args(["-c", "import numpy, safetensors.numpy"]).output();
     if !probe.as_ref().is_ok_and(|o| o.status.success()) {
         let msg = format!(
-            "SKIPPED the Python half: {python} cannot import numpy and safetensors (pip install safetensors numpy; \
-             set CILP_PYTHON to another interpreter)"
+            "the safetensors and numpy Python packages are not importable with `{python}`; run `pip install safetensors numpy` \
+             (or set CILP_PYTHON to a Python that has them)"
         );
-        assert!(std::env::var_os("CILP_REQUIRE_PYTHON").is_none(), "{msg}");
-        eprintln!("{msg}");
+        if std::env::var_os("CI").is_some() {
+            panic!("{msg}");
+        }
+        eprintln!("skipped: safetensors not installed ({msg})");
         return;
     }
     let reference = shared_file("reference/seed_state_dicts.json");

@@ -394,6 +394,7 @@ pub fn run_models(settings: &StudySettings, models: &[String], opts: &StudyOptio
                 progress: opts.progress,
                 quiet: opts.quiet,
                 hooks: opts.hooks,
+                init_loader: None,
             };
             let outcome = train(&cfg, &data, &ropts)?;
             runs.push(seed_run(seed, name, &outcome));
