@@ -199,6 +199,7 @@ impl AssessConfig {
             seed: self.seed,
             device: self.device,
             drop_last: self.drop_last,
+            init: None,
         }
     }
 }

@@ -82,6 +82,18 @@ impl StateDict {
         Ok(Self { path: path.to_path_buf(), reader })
     }
 
+    /// The file's tensors as burn-store tensors (still unread: each is read from the file when
+    /// its data is drawn), named by their state-dict keys. For importers that map keys
+    /// themselves (`cilp-interop`).
+    pub fn into_tensors(self) -> Vec<burn::store::burn_pack::Tensor> {
+        self.reader.into_tensors().into_values().map(burn::store::bridge::from_pytorch).collect()
+    }
+
+    /// The file this state dict was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Keys of the state dict, sorted.
     pub fn keys(&self) -> Vec<String> {
         let mut keys = self.reader.keys();

@@ -497,6 +497,7 @@ fn train_planned(p: &PlannedRun, data: &cilp_train::engine::PreparedData, opts: 
         progress: opts.progress,
         quiet: opts.quiet,
         hooks: opts.hooks,
+        init_loader: None,
     };
     train(&p.config, data, &ropts)
 }

@@ -56,6 +56,12 @@ pub struct TrainConfig {
     pub device: crate::device::DeviceSpec,
     /// Drop the last incomplete batch (NVIDIA's loaders do).
     pub drop_last: bool,
+    /// Weights the model starts from instead of its seeded initialisation (`cilp train
+    /// --init FILE`: a `.safetensors` export or a PyTorch `.pt` with the model's PyTorch
+    /// names). The engine reads it through [`crate::RunOptions::init_loader`]; it knows no
+    /// file format. Left out of `config.toml` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<PathBuf>,
 }
 
 impl TrainConfig {
@@ -77,6 +83,7 @@ impl TrainConfig {
             seed: cilp_data::split::DEFAULT_SEED,
             device: crate::device::DeviceSpec::Cpu,
             drop_last: false,
+            init: None,
         }
     }
 

@@ -4,7 +4,8 @@
 //! then per epoch trains, validates, appends metrics (`metrics.jsonl`/`.csv`), logs TensorBoard
 //! scalars, checkpoints atomically and updates `summary.json`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use burn::tensor::{Device, Tensor};
 use cilp_data::batch::Batches;
@@ -37,6 +38,36 @@ pub struct RunOptions {
     pub quiet: bool,
     /// Test hooks (none in a normal run).
     pub hooks: TestHooks,
+    /// Reads the weights a config's `init` names into the freshly built model (the caller
+    /// knows the file formats; the engine does not). A config with `init` and no loader is
+    /// refused.
+    pub init_loader: Option<WeightsLoader>,
+}
+
+/// `(model, file) -> model` with the file's weights, or why not.
+pub type LoadWeightsFn = dyn Fn(Classifier, &Path) -> std::result::Result<Classifier, String> + Send + Sync;
+
+/// Loads a weights file into a zoo classifier ([`LoadWeightsFn`]).
+#[derive(Clone)]
+pub struct WeightsLoader(pub Arc<LoadWeightsFn>);
+
+impl std::fmt::Debug for WeightsLoader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WeightsLoader(..)")
+    }
+}
+
+/// `model` with the weights of `cfg.init` (unchanged when the config names none).
+fn apply_init(model: Classifier, cfg: &TrainConfig, opts: &RunOptions, name: &str) -> Result<Classifier> {
+    let Some(path) = &cfg.init else { return Ok(model) };
+    let loader = opts.init_loader.as_ref().ok_or_else(|| {
+        TrainError::Config(format!("the config starts from the weights {} (init), but no weights loader was given", path.display()))
+    })?;
+    let model = (loader.0)(model, path).map_err(|e| TrainError::Config(format!("--init {}: {e}", path.display())))?;
+    if !opts.quiet {
+        eprintln!("{name}: starting from the weights in {}", path.display());
+    }
+    Ok(model)
 }
 
 impl RunOptions {
@@ -48,6 +79,7 @@ impl RunOptions {
             progress: true,
             quiet: false,
             hooks: TestHooks::default(),
+            init_loader: None,
         }
     }
 }
@@ -181,6 +213,14 @@ pub fn train(cfg: &TrainConfig, data: &PreparedData, opts: &RunOptions) -> Resul
     }
     let device = train_device(cfg.device)?;
     let name = opts.name.clone().unwrap_or_else(|| cfg.model.clone());
+    let eval_device = device.clone().without_autodiff();
+    device.seed(cfg.seed);
+    let mut model = build_classifier(&cfg.model, &device)?;
+    // A new run reads its init weights before its folder exists: a file that does not fit
+    // leaves nothing behind. A resumed run reads them only when it restarts from epoch 1.
+    if opts.mode != CreateMode::Resume {
+        model = apply_init(model, cfg, opts, &name)?;
+    }
     let open = open_run(&opts.runs_dir, &name, opts.mode, cfg, &[names::VAL_LOSS, names::VAL_ACCURACY, names::TRAIN_LOSS])?;
     if opts.mode == CreateMode::Resume {
         // A resumed run keeps its experiment; only what `resume_changes` allows may differ, and
@@ -217,9 +257,9 @@ pub fn train(cfg: &TrainConfig, data: &PreparedData, opts: &RunOptions) -> Resul
         }
     }
 
-    let eval_device = device.clone().without_autodiff();
-    device.seed(cfg.seed);
-    let model = build_classifier(&cfg.model, &device)?;
+    if opts.mode == CreateMode::Resume && open.resumed.is_none() {
+        model = apply_init(model, cfg, opts, &name)?;
+    }
     let mut step = ClassifierStep { cfg, data, kinds: model.inputs(), device, eval_device, name: name.clone(), progress: opts.progress };
     let run_info = RunInfo {
         name: &name,

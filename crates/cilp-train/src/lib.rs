@@ -23,6 +23,6 @@ pub mod predict;
 pub mod schedule;
 
 pub use config::{DataConfig, SplitConfig, TrainConfig};
-pub use engine::{PreparedData, RunOptions, TrainOutcome, train};
+pub use engine::{PreparedData, RunOptions, TrainOutcome, WeightsLoader, train};
 pub use error::{Result, TrainError};
 pub use schedule::LrSchedule;

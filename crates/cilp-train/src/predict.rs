@@ -45,12 +45,7 @@ pub fn load_classifier(model: Option<&str>, source: &WeightsSource, device: &Dev
         }
         WeightsSource::Checkpoint(path) => {
             let (file, cfg) = if path.is_dir() {
-                let cfg_path = path.join("config.toml");
-                let text = cilp_data::io::read_bounded_to_string(&cfg_path, cilp_track::run::MAX_RUN_FILE_BYTES, "the run's config (TOML)")
-                    .map_err(|e| TrainError::Checkpoint { path: cfg_path.clone(), reason: e.to_string() })?;
-                let cfg: TrainConfig = toml::from_str(&text)
-                    .map_err(|e| TrainError::Checkpoint { path: cfg_path.clone(), reason: format!("not a training config: {e}") })?;
-                (path.join("checkpoints").join("best.bpk"), Some(cfg))
+                (path.join("checkpoints").join("best.bpk"), Some(read_run_config(path)?))
             } else {
                 (path.clone(), None)
             };
@@ -75,9 +70,74 @@ pub fn load_classifier(model: Option<&str>, source: &WeightsSource, device: &Dev
     }
 }
 
+/// The training config of a run directory (its `config.toml`, bounded read).
+pub fn read_run_config(run_dir: &Path) -> Result<TrainConfig> {
+    let cfg_path = run_dir.join(cilp_track::run::CONFIG_TOML);
+    let text = cilp_data::io::read_bounded_to_string(&cfg_path, cilp_track::run::MAX_RUN_FILE_BYTES, "the run's config (TOML)")
+        .map_err(|e| TrainError::Checkpoint { path: cfg_path.clone(), reason: e.to_string() })?;
+    toml::from_str(&text).map_err(|e| TrainError::Checkpoint { path: cfg_path, reason: format!("not a training config: {e}") })
+}
+
+/// Which of a run's checkpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEpoch {
+    /// `best.bpk`: the epoch the run's best-model rule chose.
+    Best,
+    /// The last committed epoch (`last.json`'s model file).
+    Last,
+}
+
+impl RunEpoch {
+    /// `best` or `last`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunEpoch::Best => "best",
+            RunEpoch::Last => "last",
+        }
+    }
+}
+
+/// A run's classifier at one of its checkpoints.
+#[derive(Debug)]
+pub struct RunCheckpoint {
+    pub model: Classifier,
+    /// The run's config (its zoo model, XYZA convention, ...).
+    pub config: TrainConfig,
+    /// The epoch whose weights these are (1-based; 0: the untrained model of a run that
+    /// validates before training).
+    pub epoch: usize,
+    /// The checkpoint file read.
+    pub file: PathBuf,
+}
+
+/// Loads the classifier of the training run in `run_dir` at its best or last epoch (files
+/// checked against the checksums the run recorded).
+pub fn load_run_checkpoint(run_dir: &Path, which: RunEpoch, device: &Device) -> Result<RunCheckpoint> {
+    let config = read_run_config(run_dir)?;
+    let ckpt = crate::checkpoint::Checkpoints::new(run_dir.join(cilp_track::run::CHECKPOINTS_DIR));
+    let state = ckpt.load_state()?.ok_or_else(|| TrainError::Checkpoint {
+        path: ckpt.dir().join("last.json"),
+        reason: "no committed checkpoint: the run has not finished an epoch".into(),
+    })?;
+    let model = build_classifier(&config.model, device)?;
+    let (file, bytes, epoch) = match which {
+        RunEpoch::Best => {
+            let file = ckpt.best_model();
+            (file.clone(), crate::checkpoint::read_checkpoint_file(&file)?, state.best_epoch)
+        }
+        RunEpoch::Last => (ckpt.dir().join(&state.model_file), ckpt.read(&state.model_file)?, state.epoch),
+    };
+    let model = load_record_bytes(model, bytes, &file)?;
+    Ok(RunCheckpoint { model, config, epoch, file })
+}
+
 /// Loads a burnpack model record from a file into `model`.
 pub fn load_record_file<M: Module>(model: M, file: &Path) -> Result<M> {
-    let bytes = crate::checkpoint::read_checkpoint_file(file)?;
+    load_record_bytes(model, crate::checkpoint::read_checkpoint_file(file)?, file)
+}
+
+/// Loads a burnpack model record read from `file` into `model`.
+fn load_record_bytes<M: Module>(model: M, bytes: Vec<u8>, file: &Path) -> Result<M> {
     let record = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
         .map_err(|e| TrainError::Checkpoint { path: file.to_path_buf(), reason: format!("not a cilp checkpoint: {e}") })?;
     model

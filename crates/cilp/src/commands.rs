@@ -220,6 +220,9 @@ fn apply_train_flags(cfg: &mut TrainConfig, a: &TrainArgs) -> Result<()> {
     if a.drop_last {
         cfg.drop_last = true;
     }
+    if let Some(p) = &a.init {
+        cfg.init = Some(std::path::absolute(p).with_context(|| format!("{}: cannot make the --init path absolute", p.display()))?);
+    }
     cilp_models::model_info(&cfg.model)?;
     cfg.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     Ok(())
@@ -252,6 +255,9 @@ pub fn train(a: TrainArgs) -> Result<()> {
     let mut opts = RunOptions::new(&a.out);
     opts.name = name;
     opts.hooks = crate::switches::hooks();
+    if cfg.init.is_some() {
+        opts.init_loader = Some(crate::export_cmd::init_loader(&cfg.model)?);
+    }
     opts.mode = if a.resume {
         CreateMode::Resume
     } else if a.force {
@@ -284,12 +290,20 @@ fn report_unpaired(report: &cilp_data::dataset::LoadReport) {
 
 pub fn predict(a: PredictArgs) -> Result<()> {
     let device = cilp_train::device::device(a.device)?;
-    let source = match (&a.checkpoint, &a.weights) {
-        (Some(c), None) => cilp_train::predict::WeightsSource::Checkpoint(c.clone()),
-        (None, Some(w)) => cilp_train::predict::WeightsSource::PyTorch(w.clone()),
+    use cilp_train::predict::{WeightsSource, load_classifier};
+    let model_name = a.model.as_deref();
+    let (model, name, xyza) = match (&a.checkpoint, &a.weights) {
+        (Some(c), None) => load_classifier(model_name, &WeightsSource::Checkpoint(c.clone()), &device)?,
+        (None, Some(w)) if crate::export_cmd::is_nvidia_pt(w, model_name)? => {
+            load_classifier(model_name, &WeightsSource::PyTorch(w.clone()), &device)?
+        }
+        (None, Some(w)) => {
+            // Any zoo classifier by its PyTorch names; the sidecar names the model and its XYZA.
+            let l = cilp_interop::open_classifier(w, model_name, &device)?;
+            (l.model, l.name, l.sidecar.as_ref().and_then(|s| s.xyza()).unwrap_or_default())
+        }
         _ => bail!("give exactly one of --checkpoint or --weights"),
     };
-    let (model, name, xyza) = cilp_train::predict::load_classifier(a.model.as_deref(), &source, &device)?;
     let preds = cilp_train::predict::predict_files(&model, xyza, &a.inputs, &device)?;
     for p in preds {
         if a.json {

@@ -12,6 +12,7 @@ mod alloc;
 mod assess_cmd;
 mod bench_cmd;
 mod commands;
+mod export_cmd;
 mod studies_cmd;
 mod switches;
 
@@ -36,6 +37,8 @@ enum Command {
     Train(TrainArgs),
     /// Classify RGB PNGs or LiDAR .npy depth maps with a trained model or PyTorch weights.
     Predict(PredictArgs),
+    /// Write a trained run's weights as .safetensors with the original PyTorch state-dict names (and FILE.json).
+    Export(export_cmd::ExportArgs),
     /// Explore a dataset: statistics and a self-contained HTML page (the FiftyOne part).
     Explore(ExploreArgs),
     /// Write one self-contained HTML report comparing every run under a directory.
@@ -275,6 +278,10 @@ pub struct TrainArgs {
     /// Overwrite an existing run directory of the same name.
     #[arg(long)]
     pub force: bool,
+    /// Start from these weights instead of the seeded initialisation: a `cilp export`
+    /// .safetensors or a PyTorch .pt with the model's PyTorch names (recorded in the run's config).
+    #[arg(long)]
+    pub init: Option<PathBuf>,
     /// Print the resolved config and exit.
     #[arg(long)]
     pub dry_run: bool,
@@ -288,7 +295,8 @@ pub struct PredictArgs {
     /// A run directory or a .bpk checkpoint file.
     #[arg(long, conflicts_with = "weights", required_unless_present = "weights")]
     pub checkpoint: Option<PathBuf>,
-    /// A PyTorch state dict (.pt), e.g. NVIDIA's lidar_cnn.pt.
+    /// Weights with PyTorch names: a `cilp export` .safetensors (its FILE.json names the model
+    /// and the XYZA convention) or a PyTorch .pt, e.g. NVIDIA's lidar_cnn.pt.
     #[arg(long)]
     pub weights: Option<PathBuf>,
     /// One JSON object per input line.
@@ -395,6 +403,7 @@ fn dispatch(cmd: Command) -> Result<()> {
         Command::Models(a) => commands::models(a),
         Command::Train(a) => commands::train(a),
         Command::Predict(a) => commands::predict(a),
+        Command::Export(a) => export_cmd::export(a),
         Command::Explore(a) => commands::explore(a),
         Command::Report(a) => commands::report(a),
         Command::Fusion(a) => studies_cmd::fusion(a),
