@@ -199,7 +199,9 @@ pub(crate) fn assemble(
     models: Vec<ModelSummary>,
     comparisons: Vec<ComparisonRow>,
 ) -> StudySummary {
-    let rule = rule_text(st.settings.seeds.len(), st.split.val);
+    // Seeds each model really has (a collected study may miss some).
+    let seeds = st.models.iter().map(|m| m.runs.len()).min().unwrap_or(0);
+    let rule = rule_text(seeds, st.split.val);
     let mut notes = vec![settings_line(st)];
     if !st.missing.is_empty() {
         let list: Vec<String> = st.missing.iter().map(|m| format!("{} ({})", m.run, m.reason)).collect();
@@ -211,7 +213,7 @@ pub(crate) fn assemble(
     }
     notes.extend([table.about, rule.clone()]);
     notes.extend(table.findings);
-    notes.extend(detectable_note(&comparisons, st.settings.seeds.len()));
+    notes.extend(detectable_note(&comparisons, seeds));
     notes.push(TIME_AND_MEMORY_NOTE.into());
     StudySummary {
         study,

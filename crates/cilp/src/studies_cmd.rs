@@ -19,12 +19,12 @@ pub struct StudyFlags {
     /// Dataset root (cubes/ and spheres/).
     #[arg(long)]
     pub data: PathBuf,
-    /// quick: 500 pairs per class, 3 epochs, batch 16, Adam 1e-3, seeds 51,52,53 (about 5 min on 2
+    /// quick: 500 pairs per class, 3 epochs, batch 16, Adam 1e-3, seeds 51-55 (about 8 min on 2
     /// cores; the models learn to 90%+); full: all pairs, 10 epochs, batch 32, Adam 1e-4, seeds
     /// 51,52,53 (the original scale; hours on 2 cores: see docs/studies.md).
     #[arg(long, value_enum, default_value_t = Preset::Quick)]
     pub preset: Preset,
-    /// Seeds (comma-separated; default: the preset's, 51,52,53); each model is trained once per
+    /// Seeds (comma-separated; default: the preset's, 51-55 quick, 51,52,53 full); each model is trained once per
     /// seed. The split stays fixed.
     #[arg(long, value_delimiter = ',')]
     pub seeds: Vec<u64>,
