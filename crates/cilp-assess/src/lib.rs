@@ -87,6 +87,8 @@ pub struct AssessOptions {
     pub quiet: bool,
     /// Test hooks passed to every stage (none in a normal assessment).
     pub hooks: cilp_train::fit::TestHooks,
+    /// Progress counters and the stop flag, shared by every stage.
+    pub control: cilp_train::fit::Control,
 }
 
 /// Prepares `opts.out`: refuses to overwrite anything without `force`, and with `force` only

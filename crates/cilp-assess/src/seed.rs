@@ -182,6 +182,7 @@ impl SeedAssessConfig {
             progress: true,
             quiet: opts.quiet,
             hooks: opts.hooks,
+            control: opts.control.clone(),
         }
     }
 

@@ -194,6 +194,7 @@ fn stage_settings(cfg: &AssessConfig, stage: StageConfig, opts: &AssessOptions) 
         progress: true,
         quiet: opts.quiet,
         hooks: opts.hooks,
+        control: opts.control.clone(),
     }
 }
 
@@ -410,6 +411,7 @@ pub(super) fn lidar_stage(
             ro.mode = if same { CreateMode::Resume } else { CreateMode::Force };
             ro.quiet = opts.quiet || complete;
             ro.hooks = opts.hooks;
+            ro.control = opts.control.clone();
             let outcome = cilp_train::engine::train(&tc, data, &ro)?;
             let source = cilp_train::predict::WeightsSource::Checkpoint(outcome.run_dir.clone());
             let (c, _, _) = cilp_train::predict::load_classifier(Some("nvidia-lidar-classifier"), &source, device)?;

@@ -251,11 +251,21 @@ pub struct StudyOptions {
     pub reuse_from: Option<PathBuf>,
     /// Test hooks passed to every run (none in a normal study).
     pub hooks: cilp_train::fit::TestHooks,
+    /// Progress counters and the stop flag, shared by every run.
+    pub control: cilp_train::fit::Control,
 }
 
 impl StudyOptions {
     pub fn new(out: impl Into<PathBuf>) -> Self {
-        StudyOptions { out: out.into(), mode: StudyMode::New, progress: true, quiet: false, reuse_from: None, hooks: Default::default() }
+        StudyOptions {
+            out: out.into(),
+            mode: StudyMode::New,
+            progress: true,
+            quiet: false,
+            reuse_from: None,
+            hooks: Default::default(),
+            control: Default::default(),
+        }
     }
 }
 
@@ -499,6 +509,7 @@ fn train_planned(p: &PlannedRun, data: &cilp_train::engine::PreparedData, opts: 
         progress: opts.progress,
         quiet: opts.quiet,
         hooks: opts.hooks,
+        control: opts.control.clone(),
         init_loader: None,
     };
     train(&p.config, data, &ropts)

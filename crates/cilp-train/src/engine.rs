@@ -38,6 +38,8 @@ pub struct RunOptions {
     pub quiet: bool,
     /// Test hooks (none in a normal run).
     pub hooks: TestHooks,
+    /// Progress counters and the stop flag for a caller watching from another thread.
+    pub control: crate::fit::Control,
     /// Reads the weights a config's `init` names into the freshly built model (the caller
     /// knows the file formats; the engine does not). A config with `init` and no loader is
     /// refused.
@@ -79,6 +81,7 @@ impl RunOptions {
             progress: true,
             quiet: false,
             hooks: TestHooks::default(),
+            control: Default::default(),
             init_loader: None,
         }
     }
@@ -279,6 +282,7 @@ pub fn train(cfg: &TrainConfig, data: &PreparedData, opts: &RunOptions) -> Resul
         progress: opts.progress,
         quiet: opts.quiet,
         hooks: opts.hooks,
+        control: opts.control.clone(),
     };
     let fitted = fit(open, &run_info, &settings, &mut step, model, adam_optimizer())?;
     Ok(TrainOutcome { run_dir: fitted.run.path().to_path_buf(), summary: fitted.summary, history: fitted.history })

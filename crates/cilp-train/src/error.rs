@@ -22,6 +22,13 @@ pub enum TrainError {
          or start again with --force --lr <smaller>."
     )]
     NonFiniteLoss { value: f64, epoch: usize, step: usize, last_good_epoch: usize, run_dir: PathBuf },
+    /// The caller asked the run to stop ([`crate::fit::Control::stop`], e.g. Ctrl-C in Python).
+    #[error(
+        "{}: stopped at epoch {epoch}, step {step}, as asked; it is marked interrupted and its last committed epoch is \
+         {last_good_epoch}: resume it to continue from there",
+        run_dir.display()
+    )]
+    Stopped { epoch: usize, step: usize, last_good_epoch: usize, run_dir: PathBuf },
     /// A file-system operation on `path` failed.
     #[error("{}: cannot {action}: {source}", path.display())]
     Io {

@@ -32,6 +32,79 @@ use crate::error::{Result, TrainError};
 use crate::memory;
 use crate::schedule::LrSchedule;
 
+/// How a caller outside the loop (the Python package, which trains on a worker thread) watches
+/// and stops a run: counters the loop updates at every step, and a stop flag it checks before
+/// every step. A stopped run is marked `interrupted`, keeps its last committed epoch, and
+/// `--resume` continues it. Clones share the state; the default is a fresh, unshared one.
+#[derive(Debug, Clone, Default)]
+pub struct Control(std::sync::Arc<ControlState>);
+
+#[derive(Debug, Default)]
+struct ControlState {
+    stop: std::sync::atomic::AtomicBool,
+    epoch: std::sync::atomic::AtomicUsize,
+    epochs: std::sync::atomic::AtomicUsize,
+    step: std::sync::atomic::AtomicUsize,
+    steps: std::sync::atomic::AtomicUsize,
+    loss_bits: std::sync::atomic::AtomicU64,
+    run: std::sync::Mutex<String>,
+}
+
+/// Where a watched run is (see [`Control::progress`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    /// The run being trained (its display name), empty before the first.
+    pub run: String,
+    /// 1-based epoch being trained (0 before the first step) of `epochs`.
+    pub epoch: usize,
+    pub epochs: usize,
+    /// Steps done in this epoch, of `steps`.
+    pub step: usize,
+    pub steps: usize,
+    /// Mean training loss of the epoch so far (NaN before its first step).
+    pub loss: f64,
+}
+
+impl Control {
+    /// Asks the loop to stop before its next step.
+    pub fn stop(&self) {
+        self.0.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether [`Control::stop`] was called.
+    pub fn stop_requested(&self) -> bool {
+        self.0.stop.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The run's position now.
+    pub fn progress(&self) -> Progress {
+        use std::sync::atomic::Ordering::Relaxed;
+        Progress {
+            run: self.0.run.lock().map(|r| r.clone()).unwrap_or_default(),
+            epoch: self.0.epoch.load(Relaxed),
+            epochs: self.0.epochs.load(Relaxed),
+            step: self.0.step.load(Relaxed),
+            steps: self.0.steps.load(Relaxed),
+            loss: f64::from_bits(self.0.loss_bits.load(Relaxed)),
+        }
+    }
+
+    fn start_run(&self, name: &str, epochs: usize) {
+        if let Ok(mut r) = self.0.run.lock() {
+            *r = name.to_owned();
+        }
+        self.0.epochs.store(epochs, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn at(&self, epoch: usize, step: usize, steps: usize, loss: f64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.0.epoch.store(epoch, Relaxed);
+        self.0.step.store(step, Relaxed);
+        self.0.steps.store(steps, Relaxed);
+        self.0.loss_bits.store(loss.to_bits(), Relaxed);
+    }
+}
+
 /// Test hooks, set by a test; none in a normal run (the binary reads them from
 /// `CILP_TEST_ABORT_AT` / `CILP_TEST_NAN_AT`, as `EPOCH:STEP`, with its other switches).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -152,6 +225,8 @@ pub struct FitSettings {
     /// No per-epoch lines on stderr.
     pub quiet: bool,
     pub hooks: TestHooks,
+    /// Progress counters and the stop flag (see [`Control`]).
+    pub control: Control,
 }
 
 /// What the run summary says about the run (written before the first step).
@@ -330,17 +405,27 @@ pub fn fit<S: TrainStep>(
     let indices = step.train_indices().to_vec();
     let steps_per_epoch = Batches::new(&indices, settings.batch_size, None, 0, settings.drop_last).len();
     let total_steps = steps_per_epoch * settings.epochs;
+    settings.control.start_run(info.name, settings.epochs);
     for epoch in state.epoch + 1..=settings.epochs {
         // ---- train
         let start = Instant::now();
         memory::reset_peak();
         let batches = Batches::new(&indices, settings.batch_size, Some(settings.seed), epoch, settings.drop_last);
+        settings.control.at(epoch, 0, batches.len(), f64::NAN);
         let pb = progress_bar(settings.progress, batches.len(), format!("epoch {epoch}/{}", settings.epochs));
         let (mut loss_sum, mut correct, mut counted, mut n) = (0f64, 0usize, false, 0usize);
         let (mut lr_first, mut lr_last) = (f64::NAN, f64::NAN);
         for (i, batch) in batches.iter().enumerate() {
             if settings.hooks.abort_at == Some((epoch, i)) {
                 std::process::abort(); // test hook: killed mid-step, like SIGKILL
+            }
+            if settings.control.stop_requested() {
+                pb.abandon();
+                let err = TrainError::Stopped { epoch, step: i, last_good_epoch: state.epoch, run_dir: run.path().to_path_buf() };
+                summary.finish(RunStatus::Interrupted);
+                summary.message = Some(err.to_string());
+                run.write_summary(&summary)?;
+                return Err(err);
             }
             let lr = settings.schedule.lr(settings.lr, (epoch - 1) * steps_per_epoch + i, steps_per_epoch, total_steps);
             if i == 0 {
@@ -374,6 +459,7 @@ pub fn fit<S: TrainStep>(
                 counted = true;
             }
             n += batch.len();
+            settings.control.at(epoch, i + 1, batches.len(), loss_sum / n as f64);
             pb.set_message(format!("loss {:.4}", loss_sum / n as f64));
             pb.inc(1);
         }
@@ -530,6 +616,7 @@ mod tests {
             progress: false,
             quiet: true,
             hooks: TestHooks::default(),
+            control: Control::default(),
         }
     }
 
@@ -570,6 +657,64 @@ mod tests {
         assert_eq!(resumed.state.best_epoch, 3);
         let best = crate::predict::load_record_file(Line::new(false).model(), &resumed.ckpt.best_model()).unwrap();
         assert_eq!(weights(&best), weights(&resumed.model));
+    }
+
+    /// A [`Line`] that asks its [`Control`] to stop after `left` steps (as the Python package
+    /// does on Ctrl-C, from another thread).
+    struct Stopper {
+        line: Line,
+        control: Control,
+        left: usize,
+    }
+
+    impl TrainStep for Stopper {
+        type Model = Linear;
+
+        fn train_indices(&self) -> &[usize] {
+            self.line.train_indices()
+        }
+
+        fn step(&mut self, model: &Linear, batch: &[usize]) -> Option<StepOutput> {
+            self.left -= 1;
+            if self.left == 0 {
+                self.control.stop();
+            }
+            self.line.step(model, batch)
+        }
+
+        fn validate(&mut self, model: &Linear, epoch: usize) -> Result<Validation> {
+            self.line.validate(model, epoch)
+        }
+
+        fn describe(&self, _: &EpochReport) -> Option<String> {
+            None
+        }
+    }
+
+    /// A stop asked through [`Control`] ends the run before its next step, marked interrupted
+    /// with its last committed epoch kept; the progress counters say where it was; resumed, it
+    /// ends bit for bit where an uninterrupted run ends.
+    #[test]
+    fn a_stopped_run_is_interrupted_and_resumes_bit_identical() {
+        let tmp = tempfile::tempdir().unwrap();
+        let whole = train(&tmp.path().join("a"), CreateMode::New, &mut Line::new(false), 3).unwrap();
+        let cut = tmp.path().join("b");
+        let s = settings(3);
+        let open = open_run(&cut, "line", CreateMode::New, &Config { epochs: 3 }, &["val/loss"]).unwrap();
+        // 24 rows in batches of 5: 5 steps an epoch; 7 steps end in epoch 2 after its step 2.
+        let mut step = Stopper { line: Line::new(false), control: s.control.clone(), left: 7 };
+        let model = step.line.model();
+        let err = fit(open, &INFO, &s, &mut step, model, cilp_kernels::adam::adam_optimizer()).err().expect("stopped");
+        assert!(matches!(err, TrainError::Stopped { epoch: 2, step: 2, last_good_epoch: 1, .. }), "{err}");
+        let p = s.control.progress();
+        assert_eq!((p.run.as_str(), p.epoch, p.epochs, p.step, p.steps), ("line", 2, 3, 2, 5));
+        assert!(p.loss.is_finite());
+        let summary = cilp_track::run::read_summary(&cut.join("line")).unwrap();
+        assert_eq!(summary.status, RunStatus::Interrupted);
+        assert!(summary.message.unwrap().contains("last committed epoch is 1"));
+        let resumed = train(&cut, CreateMode::Resume, &mut Line::new(false), 3).unwrap();
+        assert_eq!(weights(&whole.model), weights(&resumed.model));
+        assert_eq!(resumed.summary.status, RunStatus::Completed);
     }
 
     /// A step that validates before training records epoch 0 as a row, commits it, and lets it

@@ -265,7 +265,14 @@ fn options<C: serde::Serialize>(a: &AssessArgs, cfg: &C, valid: std::result::Res
         bail!("{e}");
     }
     crate::must_exist(&a.data, "dataset")?;
-    Ok(Some(AssessOptions { out: a.out.clone(), force: a.force, resume: a.resume, quiet: a.quiet, hooks: crate::switches::hooks() }))
+    Ok(Some(AssessOptions {
+        out: a.out.clone(),
+        force: a.force,
+        resume: a.resume,
+        quiet: a.quiet,
+        hooks: crate::switches::hooks(),
+        control: Default::default(),
+    }))
 }
 
 /// The table, then the per-batch accuracies and the retrieval lines both variants print.
