@@ -8,7 +8,8 @@ fn a_locked_assessment_folder_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("assess");
     let cfg = AssessConfig::preset(AssessPreset::Quick, tmp.path().join("nodata"));
-    let opts = AssessOptions { out: out.clone(), force: true, resume: false, quiet: true, hooks: Default::default(), control: Default::default() };
+    let opts =
+        AssessOptions { out: out.clone(), force: true, resume: false, quiet: true, hooks: Default::default(), control: Default::default() };
     let held = cilp_track::FolderLock::acquire(&out, "assessment folder").unwrap();
     let err = run_assessment(&cfg, &opts).unwrap_err();
     assert!(matches!(&err, cilp_train::TrainError::Track(cilp_track::Error::Locked { .. })), "{err:?}");
