@@ -8,6 +8,8 @@
 //!
 //! - [`keymap`]: the per-model map burn parameter path <-> PyTorch key ([`KeyMap::of`]).
 //! - [`export_safetensors`]: write a model and its sidecar ([`Sidecar`]).
+//! - [`export_onnx`]: write a zoo classifier as an ONNX graph (opset 17) with its weights and
+//!   the same sidecar ([`onnx`]).
 //! - [`load_weights`] / [`load_classifier`]: read a `.safetensors` or `.pt` file into a model;
 //!   every missing, unexpected, mis-shaped or non-float key is named in one
 //!   [`InteropError::Mismatch`].
@@ -35,10 +37,12 @@
 use std::path::PathBuf;
 
 pub mod keymap;
+pub mod onnx;
 mod sidecar;
 mod weights;
 
 pub use keymap::{KeyMap, KeyPair, NameSource};
+pub use onnx::{ONNX_OPSET, OnnxInfo, export_onnx};
 pub use sidecar::{InputSpec, RunProvenance, SIDECAR_FORMAT, Sidecar, read_sidecar, sidecar_path};
 pub use weights::{
     ExportOptions, ExportReport, LoadedClassifier, MAX_WEIGHTS_BYTES, WeightsFormat, export_safetensors, load_classifier, load_weights,

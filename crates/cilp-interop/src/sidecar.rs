@@ -83,6 +83,9 @@ pub struct Sidecar {
     /// Where the weights come from, when exported from a run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<RunProvenance>,
+    /// For an ONNX export (`cilp export --format onnx`): the opset and the graph's value names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub onnx: Option<crate::onnx::OnnxInfo>,
 }
 
 fn input_spec(kind: InputKind, xyza: XyzaConvention) -> InputSpec {
@@ -146,6 +149,7 @@ impl Sidecar {
             class_names: cilp_data::dataset::DEFAULT_CLASS_ORDER.iter().map(|s| s.to_string()).collect(),
             cilp_version: env!("CARGO_PKG_VERSION").into(),
             run,
+            onnx: None,
         })
     }
 

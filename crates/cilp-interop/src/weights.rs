@@ -110,7 +110,7 @@ fn from_pytorch_adapter(map: &KeyMap) -> impl ModuleAdapter + 'static {
 }
 
 /// The model's parameters in PyTorch layout, keyed by burn path (unread: nothing is copied).
-fn pytorch_layout<M: ModuleSnapshot>(model: &M, map: &KeyMap) -> Vec<PackTensor> {
+pub(crate) fn pytorch_layout<M: ModuleSnapshot>(model: &M, map: &KeyMap) -> Vec<PackTensor> {
     model.collect(None, Some(Box::new(to_pytorch_adapter(map))), true)
 }
 
@@ -121,7 +121,7 @@ pub fn state_dict_shapes<M: ModuleSnapshot>(model: &M, spec: ModelSpec) -> Resul
     expected_shapes(model, &KeyMap::of(spec))
 }
 
-fn expected_shapes<M: ModuleSnapshot>(model: &M, map: &KeyMap) -> Result<Vec<(String, Vec<usize>)>> {
+pub(crate) fn expected_shapes<M: ModuleSnapshot>(model: &M, map: &KeyMap) -> Result<Vec<(String, Vec<usize>)>> {
     let tensors = pytorch_layout(model, map);
     let shapes: BTreeMap<String, Vec<usize>> = tensors.into_iter().map(|t| (t.name, t.shape.as_slice().to_vec())).collect();
     let mapped: BTreeSet<&str> = map.pairs.iter().map(|p| p.burn.as_str()).collect();
@@ -138,6 +138,18 @@ fn expected_shapes<M: ModuleSnapshot>(model: &M, map: &KeyMap) -> Result<Vec<(St
         });
     }
     Ok(map.pairs.iter().map(|p| (p.torch.clone(), shapes[&p.burn].clone())).collect())
+}
+
+/// Refuses the first of `paths` that exists, unless `overwrite`.
+pub(crate) fn refuse_existing(paths: &[&Path], overwrite: bool) -> Result<()> {
+    if !overwrite {
+        for p in paths {
+            if std::fs::symlink_metadata(p).is_ok() {
+                return Err(InteropError::Write { path: p.to_path_buf(), message: "the file exists (pass --force to replace it)".into() });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `^escaped$` for a literal path.
@@ -162,13 +174,7 @@ pub fn export_safetensors<M: ModuleSnapshot>(model: &M, spec: ModelSpec, path: &
     let keys = expected_shapes(model, &map)?;
     let write_err = |message: String| InteropError::Write { path: path.to_path_buf(), message };
     let side = sidecar_path(path);
-    if !opts.overwrite {
-        for p in [path, side.as_path()] {
-            if std::fs::symlink_metadata(p).is_ok() {
-                return Err(InteropError::Write { path: p.to_path_buf(), message: "the file exists (pass --force to replace it)".into() });
-            }
-        }
-    }
+    refuse_existing(&[path, side.as_path()], opts.overwrite)?;
     let remapper = KeyRemapper::from_pattern_iter(map.pairs.iter().map(|p| (exact(&p.burn), p.torch.clone())))
         .map_err(|e| write_err(format!("key map: {e}")))?;
     let info = Sidecar::new(&spec, &map, &keys, opts)?;
@@ -311,6 +317,15 @@ pub fn open_classifier(path: &Path, model: Option<&str>, device: &Device) -> Res
             });
         }
     };
+    if sidecar.as_ref().is_some_and(|s| s.onnx.is_some()) {
+        return Err(InteropError::Format {
+            path: path.to_path_buf(),
+            format: WeightsFormat::Safetensors,
+            message: "this is an ONNX export (its sidecar says so); cilp reads weights from a .safetensors or .pt export \
+                      (cilp export --format safetensors)"
+                .into(),
+        });
+    }
     let model = load_classifier(&name, path, device)?;
     Ok(LoadedClassifier { model, name, sidecar })
 }

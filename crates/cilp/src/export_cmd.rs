@@ -24,6 +24,9 @@ pub enum EpochArg {
 pub enum FormatArg {
     /// Hugging Face safetensors, float32, the original PyTorch state-dict names.
     Safetensors,
+    /// An ONNX graph (opset 17) with the weights as initializers (PyTorch names), inputs named
+    /// rgb / xyza / depth with a dynamic batch axis N, output `logits`.
+    Onnx,
 }
 
 #[derive(Args, Debug)]
@@ -34,9 +37,12 @@ pub struct ExportArgs {
     /// Which of the run's checkpoints.
     #[arg(long, value_enum, default_value_t = EpochArg::Best)]
     pub epoch: EpochArg,
+    /// `safetensors` (the weights, for PyTorch or `cilp predict --weights`) or `onnx` (the whole
+    /// network, for onnxruntime and other ONNX runtimes).
     #[arg(long, value_enum, default_value_t = FormatArg::Safetensors)]
     pub format: FormatArg,
-    /// The file to write; its sidecar goes beside it as FILE.json (`m.safetensors` -> `m.safetensors.json`).
+    /// The file to write; its sidecar goes beside it as FILE.json (`m.safetensors` -> `m.safetensors.json`,
+    /// `m.onnx` -> `m.onnx.json`).
     #[arg(long)]
     pub out: PathBuf,
     /// Replace FILE (and FILE.json) if they exist.
@@ -45,7 +51,6 @@ pub struct ExportArgs {
 }
 
 pub fn export(a: ExportArgs) -> Result<()> {
-    let FormatArg::Safetensors = a.format;
     let which = match a.epoch {
         EpochArg::Best => RunEpoch::Best,
         EpochArg::Last => RunEpoch::Last,
@@ -60,19 +65,34 @@ pub fn export(a: ExportArgs) -> Result<()> {
         xyza: Some(run.config.data.xyza),
         run: Some(RunProvenance { dir: run_dir, which: which.name().into(), epoch: run.epoch, config_sha256: None }),
     };
-    let report = cilp_interop::export_safetensors(&run.model, spec, &a.out, &opts)?;
+    let report = match a.format {
+        FormatArg::Safetensors => cilp_interop::export_safetensors(&run.model, spec, &a.out, &opts)?,
+        FormatArg::Onnx => cilp_interop::export_onnx(&run.model, spec, &a.out, &opts)?,
+    };
     let names = match &report.info.pytorch_class {
         Some(class) => format!("the original's names for {class}"),
         None => format!("{} names (docs/interop.md)", report.info.key_names),
     };
+    let what = match &report.info.onnx {
+        Some(onnx) => format!(
+            "an ONNX graph (opset {}, inputs {}, output {} [{}, {}]) with {} weight tensors",
+            onnx.opset,
+            onnx.inputs.join(", "),
+            onnx.output,
+            onnx.batch_axis,
+            spec.outputs(),
+            report.info.state_dict.len()
+        ),
+        None => format!("{} tensors", report.info.state_dict.len()),
+    };
     eprintln!(
-        "exported {} at its {} epoch ({}, from {}) to {}: {} tensors, {}; sidecar {}",
+        "exported {} at its {} epoch ({}, from {}) to {}: {}, {}; sidecar {}",
         spec.name(),
         which.name(),
         run.epoch,
         run.file.display(),
         report.path.display(),
-        report.info.state_dict.len(),
+        what,
         names,
         report.sidecar.display()
     );

@@ -37,7 +37,7 @@ enum Command {
     Train(TrainArgs),
     /// Classify RGB PNGs or LiDAR .npy depth maps with a trained model or PyTorch weights.
     Predict(PredictArgs),
-    /// Write a trained run's weights as .safetensors with the original PyTorch state-dict names (and FILE.json).
+    /// Write a trained run as .safetensors with the original PyTorch state-dict names, or as an ONNX graph (and FILE.json).
     Export(export_cmd::ExportArgs),
     /// Explore a dataset: statistics and a self-contained HTML page (the FiftyOne part).
     Explore(ExploreArgs),

@@ -1,4 +1,4 @@
-//! `cilp export`, `cilp predict --weights FILE.safetensors` and `cilp train --init FILE`, end to end.
+//! `cilp export` (safetensors and ONNX), `cilp predict --weights FILE.safetensors` and `cilp train --init FILE`, end to end.
 
 mod common;
 
@@ -81,6 +81,25 @@ fn export_predict_and_train_from_the_export() {
     let again =
         cilp().args(["export", "--checkpoint", s(&runs.join("a")), "--epoch", "last", "--force", "--out", s(&file)]).output().unwrap();
     assert!(again.status.success() && String::from_utf8_lossy(&again.stderr).contains("at its last epoch (1,"));
+
+    // The ONNX graph of the same run: its sidecar says how to feed it; it is not a weights file
+    // cilp reads back.
+    let onnx = dir.path().join("late.onnx");
+    let exported = cilp().args(["export", "--checkpoint", s(&runs.join("a")), "--format", "onnx", "--out", s(&onnx)]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&exported.stderr);
+    assert!(exported.status.success(), "{stderr}");
+    assert!(stderr.contains("an ONNX graph (opset 17, inputs rgb, xyza, output logits [N, 2]) with 28 weight tensors"), "{stderr}");
+    let bytes = std::fs::read(&onnx).unwrap();
+    assert!(bytes.len() > 4 * 13_147_202, "the weights are in the graph: {} bytes", bytes.len());
+    let side = json(&dir.path().join("late.onnx.json"));
+    assert_eq!(side["model"], "late-fusion");
+    assert_eq!(
+        side["onnx"],
+        serde_json::json!({"opset": 17, "ir_version": 8, "inputs": ["rgb", "xyza"], "output": "logits", "batch_axis": "N"})
+    );
+    assert_eq!(side["run"]["config_sha256"], sha.as_str());
+    let err = fails(&["predict", "--weights", s(&onnx), s(&data.join("cubes/rgb/0001.png"))]);
+    assert!(err.contains("ONNX export"), "{err}");
 
     // Predicting from the export gives exactly the checkpoint's logits (the sidecar names the model).
     let inputs = [data.join("cubes/rgb/0001.png"), data.join("spheres/lidar/0002.npy")];

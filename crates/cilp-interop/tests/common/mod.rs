@@ -116,3 +116,62 @@ pub fn read_all(path: &Path) -> Vec<(String, Vec<usize>, Vec<f32>)> {
         })
         .collect()
 }
+
+/// Multiplies every weight (every parameter of rank >= 2) by `gain`, biases untouched.
+///
+/// burn's default init (uniform, variance `1 / (3 fan_in)`) shrinks the signal's second moment
+/// about 6x per conv/linear + ReLU layer, so a freshly built zoo model's logits hardly depend on
+/// its input (their spread over a batch is 1e-5 for some models, mostly bias): a layout bug
+/// (flatten order, a transpose) would move them by less than a 1e-4 tolerance. A gain of
+/// `sqrt(6)` keeps the scale through the layers, so the logits depend on the input at O(1).
+pub fn with_gain(model: Classifier, gain: f32) -> Classifier {
+    struct Gain(f32);
+    impl burn::module::ModuleMapper for Gain {
+        fn map_float<const D: usize>(&mut self, param: burn::module::Param<Tensor<D>>) -> burn::module::Param<Tensor<D>> {
+            let g = self.0;
+            if D >= 2 { param.map(|t| t.mul_scalar(g)) } else { param }
+        }
+    }
+    burn::module::Module::map(model, &mut Gain(gain))
+}
+
+/// Every zoo classifier, in catalogue order.
+pub fn classifier_specs() -> Vec<ModelSpec> {
+    ModelSpec::all().into_iter().filter(|s| s.task() == ModelTask::Classification).collect()
+}
+
+/// The zoo classifier `spec` drawn from `seed`, its weights scaled so that its logits depend on
+/// the input at O(1) ([`with_gain`]): `sqrt(6)`, less for the raw-depth model (inputs up to 50),
+/// more for rgb-to-lidar (whose image embedding is L2-normalised before three more layers).
+/// `tests/python/pytorch_reference.py` uses the same gains.
+pub fn scaled_classifier(spec: ModelSpec, seed: u64, device: &Device) -> Classifier {
+    device.seed(seed);
+    let gain = match spec {
+        ModelSpec::LidarClassifier => 1.8,
+        ModelSpec::RgbToLidar => 5.0,
+        _ => 6f32.sqrt(),
+    };
+    with_gain(spec.build_classifier(device).unwrap(), gain)
+}
+
+/// A float32 tensor as `.npy`.
+pub fn write_npy<const D: usize>(path: &Path, t: Tensor<D>) {
+    let data = t.into_data();
+    let shape = data.shape().to_vec();
+    cilp_data::npy::write_npy(path, &shape, &data.try_to_vec::<f32>().unwrap()).unwrap();
+}
+
+/// A fixed batch of 3 of every input kind (RGB in [0, 1), XYZA in [-1, 1), raw depth in metres
+/// with some beams at the 50 m no-return value), also written as `rgb.npy`, `xyza.npy`,
+/// `depth.npy` into `dir`.
+pub fn batch_of_3(salt: u32, device: &Device, dir: &Path) -> cilp_models::ModelInputs {
+    let inputs = cilp_models::ModelInputs {
+        rgb: Some(input(3, 4, salt, device)),
+        xyza: Some(input(3, 4, salt + 1, device).mul_scalar(2.0).sub_scalar(1.0)),
+        depth: Some(input(3, 1, salt + 2, device).mul_scalar(60.0).clamp_max(50.0)),
+    };
+    for (name, t) in [("rgb", &inputs.rgb), ("xyza", &inputs.xyza), ("depth", &inputs.depth)] {
+        write_npy(&dir.join(format!("{name}.npy")), t.clone().unwrap());
+    }
+    inputs
+}
