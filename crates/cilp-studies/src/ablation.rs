@@ -64,12 +64,7 @@ pub fn ablation_summary(st: &StudyRuns) -> StudySummary {
         ));
     }
     let table = StudyTable {
-        title: format!(
-            "Ablation on {}: MaxPool2d vs strided ({} preset, {} seed(s))",
-            base.model,
-            st.settings.preset,
-            st.settings.seeds.len()
-        ),
+        title: format!("Ablation on {}: MaxPool2d vs strided ({} preset, {} seed(s))", base.model, st.settings.preset, st.seed_count()),
         columns: ["strided model", "metric", "MaxPool2d", "strided", "difference", "Welch p", "verdict"]
             .iter()
             .map(|s| s.to_string())

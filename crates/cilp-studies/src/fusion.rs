@@ -133,7 +133,7 @@ pub fn fusion_summary(st: &StudyRuns) -> StudySummary {
     }
     let (title, about) = if grid {
         (
-            format!("Learning-rate grid: {} arms ({} preset, {} seed(s))", st.models.len(), st.settings.preset, st.settings.seeds.len()),
+            format!("Learning-rate grid: {} arms ({} preset, {} seed(s))", st.models.len(), st.settings.preset, st.seed_count()),
             format!(
                 "every model is trained at every grid point (one run per arm and seed, named <model>-lr<rate>-<schedule>-s<seed>); \
                  arms ranked by mean best validation loss; best arm: {}; every other arm is compared with it",
@@ -142,7 +142,7 @@ pub fn fusion_summary(st: &StudyRuns) -> StudySummary {
         )
     } else {
         (
-            format!("Fusion comparison ({} preset, {} seed(s))", st.settings.preset, st.settings.seeds.len()),
+            format!("Fusion comparison ({} preset, {} seed(s))", st.settings.preset, st.seed_count()),
             format!("best model: {} (lowest mean best validation loss); every other model is compared with it", bm.model),
         )
     };

@@ -362,6 +362,12 @@ pub struct StudyRuns {
 }
 
 impl StudyRuns {
+    /// The seeds every model has a finished run for (fewer than the settings' when a collected
+    /// study misses runs).
+    pub fn seed_count(&self) -> usize {
+        self.models.iter().map(|m| m.runs.len()).min().unwrap_or(0)
+    }
+
     /// A study of `models` as if the quick preset had run them on a 320 / 80 split (no training):
     /// for tests and examples of the summaries and their files.
     pub fn example(models: Vec<ModelRuns>) -> StudyRuns {

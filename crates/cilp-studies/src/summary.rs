@@ -199,8 +199,7 @@ pub(crate) fn assemble(
     models: Vec<ModelSummary>,
     comparisons: Vec<ComparisonRow>,
 ) -> StudySummary {
-    // Seeds each model really has (a collected study may miss some).
-    let seeds = st.models.iter().map(|m| m.runs.len()).min().unwrap_or(0);
+    let seeds = st.seed_count();
     let rule = rule_text(seeds, st.split.val);
     let mut notes = vec![settings_line(st)];
     if !st.missing.is_empty() {
