@@ -35,8 +35,10 @@ fn python_has(modules: &[&str]) -> bool {
 /// The package folder (`<tmp>/site/cilp/...`) and the `cilp` binary.
 fn package(tmp: &Path) -> (PathBuf, PathBuf) {
     let target = target_dir();
-    let lib = target.join("lib_cilp.so");
-    assert!(lib.is_file(), "{} is missing: cargo builds it with this test (crate-type cdylib)", lib.display());
+    // `cargo test` leaves the library it builds for the tests in deps/; `cargo build` copies it
+    // up one level. The one in deps/ is this test run's.
+    let lib = [target.join("deps/lib_cilp.so"), target.join("lib_cilp.so")].into_iter().find(|p| p.is_file());
+    let lib = lib.unwrap_or_else(|| panic!("no lib_cilp.so in {} or its deps/: cargo builds it with this test", target.display()));
     let bin = target.join("cilp");
     assert!(bin.is_file(), "{} is missing: run `cargo build -p cilp` (cargo test --workspace builds it)", bin.display());
     let site = tmp.join("site");
