@@ -219,6 +219,9 @@ pub(super) struct StageRunConfig {
     pub(super) drop_last: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) loss: Option<CilpLoss>,
+    /// Adam's epsilon where it is not burn's 1e-5 (the seed variant: PyTorch's 1e-8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) adam_epsilon: Option<f64>,
 }
 
 impl StageRunConfig {
@@ -234,6 +237,7 @@ impl StageRunConfig {
             device: cfg.device,
             drop_last: cfg.drop_last,
             loss: None,
+            adam_epsilon: None,
         }
     }
 }

@@ -29,7 +29,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use cilp_data::batch::Batches;
 use cilp_data::dataset::Dataset;
 use cilp_data::tensorize::XyzaConvention;
-use cilp_kernels::adam::adam_optimizer;
+use cilp_kernels::adam::adam_optimizer_with_epsilon;
 use cilp_models::loss::{cross_entropy, mse};
 use cilp_models::seed_assess::{SEED_CILP_EMBEDDING, SEED_LIDAR_FEATURES, seed_projector_config};
 use cilp_models::{Classifier, Embedder, InputKind, Projector, SeedCilp, SeedRgbToLidar, build_classifier, build_seed_cilp};
@@ -37,7 +37,7 @@ use cilp_track::names;
 use cilp_train::batching::make_batch;
 use cilp_train::config::{DataConfig, SplitConfig};
 use cilp_train::data::PreparedData;
-use cilp_train::device::{DeviceSpec, train_device};
+use cilp_train::device::{DeviceSpec, init_seeded, train_device};
 use cilp_train::error::{Result, TrainError};
 use cilp_train::fit::{EpochReport, FitSettings, RunInfo, Score, StepOutput, TrainStep, Validation, fit};
 use serde::{Deserialize, Serialize};
@@ -99,6 +99,15 @@ pub struct SeedAssessConfig {
     pub cilp: StageConfig,
     /// Stage 3: the projector.
     pub projector: StageConfig,
+    /// Adam's epsilon in every stage: PyTorch's 1e-8, as the original (burn's default is 1e-5,
+    /// which shrinks the steps of weights with small gradients: about a third of CILP's fc1
+    /// weights). A saved config without it was trained with burn's 1e-5.
+    #[serde(default = "burn_epsilon")]
+    pub adam_epsilon: f64,
+}
+
+fn burn_epsilon() -> f64 {
+    cilp_kernels::adam::BURN_EPSILON
 }
 
 impl SeedAssessConfig {
@@ -136,6 +145,7 @@ impl SeedAssessConfig {
             lidar: StageConfig::constant(lidar, 1e-4),
             cilp: StageConfig::constant(cilp, 1e-4),
             projector: StageConfig::constant(15, 5e-4),
+            adam_epsilon: cilp_kernels::adam::PYTORCH_EPSILON,
         }
     }
 
@@ -152,6 +162,9 @@ impl SeedAssessConfig {
                 return Err(format!("{name} lr must be a positive number, got {}", s.lr));
             }
         }
+        if !(self.adam_epsilon.is_finite() && self.adam_epsilon > 0.0) {
+            return Err(format!("adam_epsilon must be a positive number, got {}", self.adam_epsilon));
+        }
         Ok(())
     }
 
@@ -167,6 +180,7 @@ impl SeedAssessConfig {
             device: self.device,
             drop_last: false,
             loss: None,
+            adam_epsilon: Some(self.adam_epsilon),
         }
     }
 
@@ -679,8 +693,7 @@ pub fn run_seed_assessment(cfg: &SeedAssessConfig, opts: &AssessOptions) -> Resu
     let hp = [names::VAL_LOSS, names::VAL_ACCURACY, names::TRAIN_ACCURACY];
     let open = open_stage(opts, SEED_LIDAR_RUN, &rc, cfg.lidar.epochs, true, &hp)?;
     let lidar_trained = trains(&open, cfg.lidar.epochs);
-    device.seed(cfg.seed);
-    let model = build_classifier("seed-lidar-classifier", &device)?;
+    let model = init_seeded(&device, cfg.seed, |d| Ok(build_classifier("seed-lidar-classifier", d)?))?;
     let mut step = LidarStep {
         ds,
         train: &split.train,
@@ -691,7 +704,7 @@ pub fn run_seed_assessment(cfg: &SeedAssessConfig, opts: &AssessOptions) -> Resu
         means: BatchMeans::default(),
     };
     let info = cfg.info(SEED_LIDAR_RUN, "classifier", "seed-lidar-classifier")?;
-    let lidar = fit(open, &info, &cfg.settings(cfg.lidar, opts), &mut step, model, adam_optimizer())?;
+    let lidar = fit(open, &info, &cfg.settings(cfg.lidar, opts), &mut step, model, adam_optimizer_with_epsilon(cfg.adam_epsilon))?;
     let lidar_train_acc = history_of(&lidar.history, names::TRAIN, |r| r.accuracy);
     let lidar_val_acc = history_of(&lidar.history, names::VAL, |r| r.accuracy);
     let lidar_net = single(&lidar.model.clone().valid()).clone();
@@ -702,8 +715,7 @@ pub fn run_seed_assessment(cfg: &SeedAssessConfig, opts: &AssessOptions) -> Resu
     let hp = [names::VAL_LOSS, names::VAL_RGB_TO_LIDAR_R1, names::TRAIN_LOSS];
     let open = open_stage(opts, SEED_CILP_RUN, &rc, cfg.cilp.epochs, true, &hp)?;
     let cilp_trained = trains(&open, cfg.cilp.epochs);
-    device.seed(cfg.seed.wrapping_add(1));
-    let model = build_seed_cilp(&device);
+    let model = init_seeded(&device, cfg.seed.wrapping_add(1), |d| Ok(build_seed_cilp(d)))?;
     let mut step = CilpStep {
         ds,
         train: &split.train,
@@ -716,7 +728,7 @@ pub fn run_seed_assessment(cfg: &SeedAssessConfig, opts: &AssessOptions) -> Resu
         retrieval: None,
     };
     let info = cfg.info(SEED_CILP_RUN, "cilp", "seed-cilp")?;
-    let cilp = fit(open, &info, &cfg.settings(cfg.cilp, opts), &mut step, model, adam_optimizer())?;
+    let cilp = fit(open, &info, &cfg.settings(cfg.cilp, opts), &mut step, model, adam_optimizer_with_epsilon(cfg.adam_epsilon))?;
     let cilp_valid = cilp.model.clone().valid();
     let retrieval = match step.retrieval {
         Some(r) => r,
@@ -753,8 +765,7 @@ pub fn run_seed_assessment(cfg: &SeedAssessConfig, opts: &AssessOptions) -> Resu
     let may_resume = unchanged && !lidar_trained && !cilp_trained;
     let open = open_stage(opts, SEED_PROJECTOR_RUN, &rc, cfg.projector.epochs, may_resume, &hp)?;
     let projector_trained = trains(&open, cfg.projector.epochs);
-    device.seed(cfg.seed.wrapping_add(2));
-    let model = cilp_models::materialize(seed_projector_config().init(&device));
+    let model = init_seeded(&device, cfg.seed.wrapping_add(2), |d| Ok(cilp_models::materialize(seed_projector_config().init(d))))?;
     let fc3 = lidar_net.head.layers[2].clone();
     let mut step = ProjectorStep {
         x_train,
@@ -770,7 +781,7 @@ pub fn run_seed_assessment(cfg: &SeedAssessConfig, opts: &AssessOptions) -> Resu
         means: BatchMeans::default(),
     };
     let info = cfg.info(SEED_PROJECTOR_RUN, "projector", "seed-projector")?;
-    let projector = fit(open, &info, &cfg.settings(cfg.projector, opts), &mut step, model, adam_optimizer())?;
+    let projector = fit(open, &info, &cfg.settings(cfg.projector, opts), &mut step, model, adam_optimizer_with_epsilon(cfg.adam_epsilon))?;
     let projector_mses = history_of(&projector.history, names::TRAIN, batch_mean);
     let projector_val_mses = history_of(&projector.history, names::VAL, |r| Some(r.loss));
     drop(projector.run);
@@ -784,7 +795,8 @@ pub fn run_seed_assessment(cfg: &SeedAssessConfig, opts: &AssessOptions) -> Resu
     let mut step = ChainStep { ds, vb: val_batches(cfg, &split.val), eval: eval.clone(), last: None };
     let info = cfg.info(SEED_CHAIN_RUN, "classifier", "seed-rgb-to-lidar")?;
     let settings = FitSettings { epochs: 0, ..cfg.settings(cfg.projector, opts) };
-    let fitted = fit(open, &info, &settings, &mut step, Classifier::SeedRgbToLidar(chain.clone()), adam_optimizer())?;
+    let fitted =
+        fit(open, &info, &settings, &mut step, Classifier::SeedRgbToLidar(chain.clone()), adam_optimizer_with_epsilon(cfg.adam_epsilon))?;
     drop(fitted.run);
     let e = match step.last.take() {
         Some(e) => e,
@@ -869,6 +881,15 @@ mod tests {
         assert!(text.contains("variant = \"seed\""), "{text}");
         // An NVIDIA assess.toml is not a seed config, and the other way round.
         assert!(toml::from_str::<super::super::AssessConfig>(&text).is_err());
+        // Adam's epsilon is PyTorch's, written down, and a config saved before it existed (trained
+        // with burn's 1e-5) reads back as 1e-5, so that resuming it does not change its recipe.
+        assert_eq!(full.adam_epsilon, 1e-8);
+        assert!(text.contains("adam_epsilon"), "{text}");
+        let old: String = text.lines().filter(|l| !l.starts_with("adam_epsilon")).collect::<Vec<_>>().join("\n");
+        assert_eq!(toml::from_str::<SeedAssessConfig>(&old).unwrap().adam_epsilon, 1e-5);
+        let stage = full.run_config("seed-cilp", full.cilp);
+        assert_eq!(stage.adam_epsilon, Some(full.adam_epsilon));
+        assert!(SeedAssessConfig { adam_epsilon: 0.0, ..full }.validate().unwrap_err().contains("adam_epsilon"));
     }
 
     #[test]

@@ -36,6 +36,7 @@ use cilp_train::batching::make_batch;
 use cilp_train::checkpoint::Checkpoints;
 use cilp_train::config::TrainConfig;
 use cilp_train::data::PreparedData;
+use cilp_train::device::init_seeded;
 use cilp_train::engine::RunOptions;
 use cilp_train::error::{Result, TrainError};
 use cilp_train::fit::{EpochReport, FitSettings, OpenRun, RunInfo, Score, StepOutput, TrainStep, Validation, fit, open_run};
@@ -341,8 +342,7 @@ pub(super) fn cilp_stage(cfg: &AssessConfig, data: &PreparedData, opts: &AssessO
     let open = open_stage(opts, CILP_RUN, &rc, cfg.cilp.epochs, true, &hp)?;
     let trained = trains(&open, cfg.cilp.epochs);
     let info = stage_info(cfg, CILP_RUN, "cilp", model_name)?;
-    device.seed(cfg.seed);
-    let model = build_cilp(model_name, device)?;
+    let model = init_seeded(device, cfg.seed, |d| Ok(build_cilp(model_name, d)?))?;
     let mut step = CilpStep {
         cfg,
         ds: &data.dataset,
@@ -518,8 +518,7 @@ pub(super) fn projector_stage(
     let open = open_stage(opts, PROJECTOR_RUN, &rc, cfg.projector.epochs, may_resume, &hp)?;
     let trained = trains(&open, cfg.projector.epochs);
     let info = stage_info(cfg, PROJECTOR_RUN, "projector", "projector")?;
-    device.seed(cfg.seed.wrapping_add(1));
-    let model = cilp_models::materialize(ProjectorConfig::new().init(device));
+    let model = init_seeded(device, cfg.seed.wrapping_add(1), |d| Ok(cilp_models::materialize(ProjectorConfig::new().init(d))))?;
     let mut step = ProjectorStep {
         x_train,
         y_train,

@@ -10,6 +10,7 @@
 //! `repeats` timed runs of `steps` iterations each; the best run is reported (the machine is
 //! shared, the best run is the least disturbed one).
 
+pub mod agreement;
 pub mod flops;
 pub mod machine;
 
@@ -23,6 +24,7 @@ use cilp_models::loss::mse;
 use cilp_models::{Downsample, ModelInputs, ModelSpec, NvidiaEmbedderConfig, ProjectorConfig, build_cilp};
 use serde::{Deserialize, Serialize};
 
+use cilp_train::device::DeviceSpec;
 use cilp_train::error::{Result, TrainError};
 pub use flops::Network;
 pub use machine::Machine;
@@ -70,6 +72,9 @@ pub struct BenchConfig {
     pub no_train: bool,
     /// Skip inference (training only).
     pub no_infer: bool,
+    /// The device measured (`cpu`, or `wgpu` in a build with that feature).
+    #[serde(default)]
+    pub device: DeviceSpec,
 }
 
 impl Default for BenchConfig {
@@ -83,6 +88,7 @@ impl Default for BenchConfig {
             repeats: 3,
             no_train: false,
             no_infer: false,
+            device: DeviceSpec::Cpu,
         }
     }
 }
@@ -121,6 +127,12 @@ pub struct BenchReport {
     /// Compute threads (rayon pool / torch intra-op threads).
     pub threads: usize,
     pub machine: Machine,
+    /// The device measured; the peak fractions are the CPU's and are left out on another device.
+    #[serde(default)]
+    pub device: DeviceSpec,
+    /// The adapter of a GPU device (`cilp_train::device::adapter`).
+    #[serde(default)]
+    pub adapter: Option<String>,
     pub batch_size: usize,
     pub infer_batch_size: usize,
     pub warmup: usize,
@@ -263,10 +275,10 @@ fn train_runs<M: Module>(model: M, cfg: &BenchConfig, device: &Device, loss: imp
     })
 }
 
-fn train_seconds(kind: Kind, cfg: &BenchConfig) -> Vec<f64> {
-    let device = Device::flex().autodiff();
+fn train_seconds(kind: Kind, cfg: &BenchConfig) -> Result<Vec<f64>> {
+    let device = cilp_train::device::train_device(cfg.device)?;
     let b = Batch::new(cfg.batch_size, &device);
-    match build(kind, &device) {
+    Ok(match build(kind, &device) {
         Net::Embedder(m) => train_runs(m, cfg, &device, |m| mse(m.forward(rgb(&b)), b.embed_target.clone())),
         Net::Projector(m) => train_runs(m, cfg, &device, |m| mse(m.forward(b.embedding.clone()), b.projector_target.clone())),
         Net::Cilp(m) => train_runs(m, cfg, &device, |m| {
@@ -274,18 +286,18 @@ fn train_seconds(kind: Kind, cfg: &BenchConfig) -> Vec<f64> {
             m.loss(i, l)
         }),
         Net::Classifier(m) => train_runs(m, cfg, &device, |m| m.loss(m.forward(&b.inputs), b.targets.clone())),
-    }
+    })
 }
 
-fn infer_seconds(kind: Kind, cfg: &BenchConfig) -> Vec<f64> {
-    let device = Device::flex();
+fn infer_seconds(kind: Kind, cfg: &BenchConfig) -> Result<Vec<f64>> {
+    let device = cilp_train::device::device(cfg.device)?;
     let b = Batch::new(cfg.infer_batch_size, &device);
     let net = build(kind, &device);
     // Reading the output back forces the computation and is what a user does with it.
     let read = |t: Tensor<2>| {
         let _ = t.into_data();
     };
-    time_runs(cfg, &device, || match &net {
+    Ok(time_runs(cfg, &device, || match &net {
         Net::Embedder(m) => read(m.forward(rgb(&b))),
         Net::Projector(m) => read(m.forward(b.embedding.clone())),
         Net::Cilp(m) => {
@@ -294,7 +306,7 @@ fn infer_seconds(kind: Kind, cfg: &BenchConfig) -> Vec<f64> {
             read(l);
         }
         Net::Classifier(m) => read(m.forward(&b.inputs)),
-    })
+    }))
 }
 
 fn num_params(kind: Kind) -> usize {
@@ -320,14 +332,18 @@ pub fn threads() -> usize {
 pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&ModelResult)) -> Result<BenchReport> {
     let kinds = cfg.models.iter().map(|n| parse(n).map(|k| (n.clone(), k))).collect::<Result<Vec<_>>>()?;
     let machine = Machine::detect();
+    let on_cpu = cfg.device == DeviceSpec::Cpu;
+    // Fail before the first model when the device is not in this build.
+    cilp_train::device::device(cfg.device)?;
+    let adapter = if on_cpu { None } else { cilp_train::device::adapter(cfg.device) };
     let mut results = Vec::new();
     for (name, kind) in kinds {
         let net = network(&name)?;
         let (tf, inf) = (net.train_flops(), net.forward_flops());
         let train_runs: Vec<f64> =
-            if cfg.no_train { vec![] } else { train_seconds(kind, cfg).iter().map(|s| cfg.batch_size as f64 / s).collect() };
+            if cfg.no_train { vec![] } else { train_seconds(kind, cfg)?.iter().map(|s| cfg.batch_size as f64 / s).collect() };
         let infer_runs: Vec<f64> =
-            if cfg.no_infer { vec![] } else { infer_seconds(kind, cfg).iter().map(|s| cfg.infer_batch_size as f64 / s).collect() };
+            if cfg.no_infer { vec![] } else { infer_seconds(kind, cfg)?.iter().map(|s| cfg.infer_batch_size as f64 / s).collect() };
         let max = |v: &[f64]| v.iter().cloned().reduce(f64::max);
         let train = max(&train_runs);
         let infer = max(&infer_runs);
@@ -341,8 +357,8 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&ModelResult)) -> Result<
             infer_samples_per_s: infer,
             train_gflops: gf(train, tf),
             infer_gflops: gf(infer, inf),
-            train_peak_fraction: gf(train, tf).map(|g| g / machine.peak_gflops),
-            infer_peak_fraction: gf(infer, inf).map(|g| g / machine.peak_gflops),
+            train_peak_fraction: gf(train, tf).filter(|_| on_cpu).map(|g| g / machine.peak_gflops),
+            infer_peak_fraction: gf(infer, inf).filter(|_| on_cpu).map(|g| g / machine.peak_gflops),
             train_runs,
             infer_runs,
         };
@@ -354,6 +370,8 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&ModelResult)) -> Result<
         version: env!("CARGO_PKG_VERSION").into(),
         threads: threads(),
         machine,
+        device: cfg.device,
+        adapter,
         batch_size: cfg.batch_size,
         infer_batch_size: cfg.infer_batch_size,
         warmup: cfg.warmup,
@@ -376,23 +394,30 @@ fn spread(runs: &[f64]) -> String {
 
 /// The header lines of a report (the same layout as `bench/pytorch_bench.py`).
 pub fn header(r: &BenchReport) -> String {
-    format!(
-        "{} {} | {} threads | {} ({} logical CPUs, {:.2} GHz, {}-lane f32 SIMD), theoretical peak {:.1} GFLOP/s\n\
+    let device = match (&r.device, &r.adapter) {
+        (DeviceSpec::Cpu, _) => String::new(),
+        (d, a) => {
+            format!("device {d}: {} (the peak fractions are the CPU's and are left out)\n", a.as_deref().unwrap_or("adapter unknown"))
+        }
+    };
+    device
+        + &format!(
+            "{} {} | {} threads | {} ({} logical CPUs, {:.2} GHz, {}-lane f32 SIMD), theoretical peak {:.1} GFLOP/s\n\
          train batch {}, inference batch {}, {} warm-up + best of {} x {} iterations\n",
-        r.tool,
-        r.version,
-        r.threads,
-        r.machine.cpu,
-        r.machine.cores,
-        r.machine.ghz,
-        r.machine.simd_f32_lanes,
-        r.machine.peak_gflops,
-        r.batch_size,
-        r.infer_batch_size,
-        r.warmup,
-        r.repeats,
-        r.steps
-    )
+            r.tool,
+            r.version,
+            r.threads,
+            r.machine.cpu,
+            r.machine.cores,
+            r.machine.ghz,
+            r.machine.simd_f32_lanes,
+            r.machine.peak_gflops,
+            r.batch_size,
+            r.infer_batch_size,
+            r.warmup,
+            r.repeats,
+            r.steps
+        )
 }
 
 /// One table row per model.

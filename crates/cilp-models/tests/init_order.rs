@@ -41,7 +41,7 @@ fn values<M: Module>(m: &M, reverse: bool) -> Vec<Vec<f32>> {
 #[test]
 fn initial_weights_do_not_depend_on_the_order_parameters_are_first_read() {
     let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
-    let device = Device::default();
+    let device = Device::flex();
     for name in ["early-fusion", "late-fusion-strided"] {
         device.seed(51);
         let forward = values(&build_classifier(name, &device).unwrap(), false);
@@ -60,7 +60,7 @@ fn initial_weights_do_not_depend_on_the_order_parameters_are_first_read() {
 #[test]
 fn counting_parameters_draws_nothing_from_the_rng() {
     let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
-    let device = Device::default();
+    let device = Device::flex();
     let draw = || Tensor::<1>::random([16], Distribution::Default, &device).into_data().try_to_vec::<f32>().unwrap();
     device.seed(51);
     let expected = draw();

@@ -247,7 +247,7 @@ fn predict(py: Python<'_>, run_dir: PathBuf, files: Vec<PathBuf>, which: &str) -
         w => return Err(err(format!("unknown checkpoint {w:?} (best or last)"))),
     };
     py.detach(|| {
-        let device = burn::prelude::Device::default();
+        let device = cilp_models::cpu_device();
         let ck = cilp_train::predict::load_run_checkpoint(&run_dir, which, &device).map_err(err)?;
         let records = cilp_train::predict::predict_files(&ck.model, ck.config.data.xyza, &files, &device).map_err(err)?;
         to_json(&records)

@@ -87,6 +87,53 @@ pub fn device(spec: DeviceSpec) -> Result<Device> {
     }
 }
 
+/// The adapter `spec` runs on, in words (`"NVIDIA H200 (DiscreteGpu, Vulkan, driver NVIDIA 570.x)"`,
+/// `"llvmpipe (LLVM 15.0.6, 256 bits) (Cpu, Vulkan, ...)"`): for `wgpu` the adapter burn's default
+/// device picks (the first GPU of the first graphics API that has one, else the first software
+/// one), `None` where none is found; the CPU's model name for `cpu`.
+pub fn adapter(spec: DeviceSpec) -> Option<String> {
+    match spec {
+        DeviceSpec::Cpu => std::fs::read_to_string("/proc/cpuinfo")
+            .ok()?
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string()),
+        #[cfg(feature = "wgpu")]
+        DeviceSpec::Wgpu => {
+            let all = wgpu_adapters();
+            let pick = all.iter().find(|a| a.device_type != wgpu::DeviceType::Cpu).or(all.first())?;
+            Some(format!("{} ({:?}, {:?}, driver {} {})", pick.name, pick.device_type, pick.backend, pick.driver, pick.driver_info))
+        }
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+/// Every adapter wgpu finds on this machine through the primary graphics APIs (Vulkan, Metal, DX12).
+#[cfg(feature = "wgpu")]
+pub fn wgpu_adapters() -> Vec<wgpu::AdapterInfo> {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends: wgpu::Backends::PRIMARY,
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    });
+    futures_lite::future::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY)).iter().map(wgpu::Adapter::get_info).collect()
+}
+
+/// Builds a model with `seed`'s initial weights on `device`. The weights are always drawn on the
+/// CPU (burn's flex random stream, seeded with `seed`) and copied to another device, so a seed
+/// starts from the same weights on every device: a run on `wgpu` and one on `cpu` differ only by
+/// rounding. On the CPU this is exactly `device.seed(seed); build(device)`.
+pub fn init_seeded<M: burn::module::Module>(device: &Device, seed: u64, build: impl FnOnce(&Device) -> Result<M>) -> Result<M> {
+    let cpu = if device.is_autodiff() { Device::flex().autodiff() } else { Device::flex() };
+    device.seed(seed);
+    if *device == cpu {
+        return build(device);
+    }
+    cpu.seed(seed);
+    Ok(build(&cpu)?.fork(device))
+}
+
 /// The training device (autodiff enabled).
 pub fn train_device(spec: DeviceSpec) -> Result<Device> {
     Ok(device(spec)?.autodiff())

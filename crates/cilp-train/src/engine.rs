@@ -217,8 +217,7 @@ pub fn train(cfg: &TrainConfig, data: &PreparedData, opts: &RunOptions) -> Resul
     let device = train_device(cfg.device)?;
     let name = opts.name.clone().unwrap_or_else(|| cfg.model.clone());
     let eval_device = device.clone().without_autodiff();
-    device.seed(cfg.seed);
-    let mut model = build_classifier(&cfg.model, &device)?;
+    let mut model = crate::device::init_seeded(&device, cfg.seed, |d| Ok(build_classifier(&cfg.model, d)?))?;
     // A new run reads its init weights before its folder exists: a file that does not fit
     // leaves nothing behind. A resumed run reads them only when it restarts from epoch 1.
     if opts.mode != CreateMode::Resume {

@@ -118,6 +118,10 @@ pub struct AssessArgs {
     pub selection_fraction: Option<f64>,
     #[arg(long)]
     pub batch_size: Option<usize>,
+    /// Adam's epsilon in every stage of the seed variant (default PyTorch's 1e-8, as the
+    /// original; burn's default is 1e-5).
+    #[arg(long)]
+    pub adam_epsilon: Option<f64>,
     #[arg(long)]
     pub seed: Option<u64>,
     /// cpu (default) or wgpu (builds with --features wgpu).
@@ -152,6 +156,11 @@ fn apply_data_flags(a: &AssessArgs, data: &mut DataConfig) {
 
 /// The resolved config: preset, then flags.
 pub fn resolve(a: &AssessArgs) -> Result<AssessConfig> {
+    if a.adam_epsilon.is_some() {
+        bail!(
+            "--adam-epsilon applies to the seed variant only (--variant seed); NVIDIA's assessment keeps the recipe its thresholds were measured with"
+        );
+    }
     let mut c = AssessConfig::preset(a.preset.into(), &a.data);
     c.loss = match a.loss.unwrap_or(LossArg::Nvidia) {
         LossArg::Nvidia => CilpLoss::Nvidia,
@@ -250,6 +259,9 @@ pub fn resolve_seed(a: &AssessArgs) -> Result<SeedAssessConfig> {
     }
     if let Some(s) = a.seed {
         c.seed = s;
+    }
+    if let Some(e) = a.adam_epsilon {
+        c.adam_epsilon = e;
     }
     Ok(c)
 }

@@ -49,6 +49,57 @@ pub struct BenchArgs {
     /// two saved reports).
     #[arg(long)]
     pub from: Option<PathBuf>,
+    /// Device to measure: cpu, or wgpu in a build with `--features wgpu`.
+    #[arg(long, default_value_t = cilp_train::device::DeviceSpec::Cpu)]
+    pub device: cilp_train::device::DeviceSpec,
+}
+
+/// `cilp device-check`: does a model compute the same on a GPU as on the CPU?
+#[derive(Args, Debug)]
+pub struct DeviceCheckArgs {
+    /// The device to compare with the CPU (wgpu in a build with `--features wgpu`).
+    #[arg(long, default_value = "wgpu")]
+    pub device: cilp_train::device::DeviceSpec,
+    /// Comma-separated zoo models (default: every model of `cilp models`).
+    #[arg(long, value_delimiter = ',')]
+    pub models: Vec<String>,
+    /// Samples in the batch.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Also write the JSON report to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Only list the adapters this machine has, then exit.
+    #[arg(long)]
+    pub adapters: bool,
+}
+
+/// Compares the device with the CPU for every model; exits non-zero when one differs.
+pub fn device_check(a: DeviceCheckArgs) -> Result<()> {
+    if a.adapters {
+        println!("{}: {}", a.device, cilp_train::device::adapter(a.device).unwrap_or_else(|| "no adapter found".into()));
+        return Ok(());
+    }
+    let mut cfg = bench::agreement::AgreementConfig { batch_size: a.batch_size, ..Default::default() };
+    if !a.models.is_empty() {
+        cfg.models = a.models.clone();
+    }
+    eprintln!(
+        "comparing {} model(s) on {} ({}) with the CPU ...",
+        cfg.models.len(),
+        a.device,
+        cilp_train::device::adapter(a.device).unwrap_or_else(|| "adapter unknown".into())
+    );
+    let report = bench::agreement::check(a.device, &cfg, |r| {
+        eprintln!("  {:<36} {:>6.1} s  {}", r.model, r.device_seconds, if r.ok { "ok" } else { "DIFFERS" })
+    })?;
+    if let Some(out) = &a.out {
+        let text = serde_json::to_string_pretty(&report)?;
+        cilp_track::write_atomic_str(out, &text).with_context(|| format!("writing {}", out.display()))?;
+    }
+    print!("{}", report.table());
+    anyhow::ensure!(report.ok(), "{} does not agree with the CPU (table above)", a.device);
+    Ok(())
 }
 
 fn load(path: &PathBuf) -> Result<BenchReport> {
@@ -75,6 +126,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             repeats: a.repeats,
             no_train: a.no_train,
             no_infer: a.no_infer,
+            device: a.device,
         };
         if !a.json {
             eprintln!("measuring {} model(s) ...", cfg.models.len());

@@ -465,6 +465,7 @@ pub fn run(a: RunArgs) -> Result<()> {
             projector_schedule: None,
             selection_fraction: None,
             batch_size: smoke.then_some(8),
+            adam_epsilon: None,
             seed: None,
             device: a.device,
             force: a.force,

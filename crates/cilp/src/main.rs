@@ -52,6 +52,9 @@ enum Command {
     Assess(assess_cmd::AssessArgs),
     /// Measure training and inference samples/second of every architecture.
     Bench(bench_cmd::BenchArgs),
+    /// Check that a GPU device (wgpu) computes what the CPU computes: outputs, loss, gradients
+    /// and one Adam step of every zoo model, within stated tolerances.
+    DeviceCheck(bench_cmd::DeviceCheckArgs),
     /// List and compare run directories.
     Runs {
         #[command(subcommand)]
@@ -410,6 +413,7 @@ fn dispatch(cmd: Command) -> Result<()> {
         Command::Ablation(a) => studies_cmd::ablation(a),
         Command::Assess(a) => assess_cmd::assess(a),
         Command::Bench(a) => bench_cmd::bench(a),
+        Command::DeviceCheck(a) => bench_cmd::device_check(a),
         Command::Runs { command } => commands::runs(command),
     }
 }

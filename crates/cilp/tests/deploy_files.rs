@@ -42,6 +42,16 @@ fn slurm_scripts_pass_shellcheck() {
     }
 }
 
+/// scripts/: the GPU check (and any other script there) passes shellcheck too.
+#[test]
+fn scripts_pass_shellcheck() {
+    let scripts = files("scripts", |p| p.ends_with(".sh"));
+    assert!(scripts.iter().any(|p| p.ends_with("gpu-check.sh")), "{scripts:?}");
+    if let Some(o) = validate("shellcheck", &scripts) {
+        assert!(o.status.success(), "shellcheck:\n{}", String::from_utf8_lossy(&o.stdout));
+    }
+}
+
 #[test]
 fn kubernetes_manifests_are_valid_and_sized_to_the_plan() {
     let manifests = files("deploy/k8s", |p| p.ends_with(".yaml"));

@@ -164,7 +164,7 @@ fn untrainable_settings_leave_no_run_folder() {
     let cases: Vec<(Vec<String>, &str)> = vec![
         (base("projector"), "not a classifier"),
         (base("cilp"), "not a classifier"),
-        (with("nvidia-lidar-classifier", &["--device", "wgpu"]), "device wgpu is not in this build"),
+        (with("nvidia-lidar-classifier", &["--device", "cuda"]), "device cuda is not in this build"),
         (with("nvidia-lidar-classifier", &["--val-fraction", "0.001"]), "0 validation"),
         (with("nvidia-lidar-classifier", &["--val-fraction", "0.999"]), "0 training"),
     ];
