@@ -251,7 +251,7 @@ def time_runs(args, f):
 
 
 def machine():
-    cpu, mhz, flags = "unknown", None, ""
+    cpu, mhz, flags, vendor, family = "unknown", None, "", "", ""
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
@@ -263,6 +263,10 @@ def machine():
                     mhz = float(v)
                 elif k == "flags" and not flags:
                     flags = v
+                elif k == "vendor_id" and not vendor:
+                    vendor = v
+                elif k == "cpu family" and not family:
+                    family = v
     except OSError:
         pass
     ghz = mhz / 1000 if mhz else 1.0
@@ -273,9 +277,11 @@ def machine():
             pass
     fl = flags.split()
     lanes = 16 if "avx512f" in fl else (8 if "avx2" in fl else 4)
+    # AMD Zen 4 (family 25 with AVX-512) runs 512-bit operations on 256-bit FMA units (as cilp's machine.rs).
+    fma_lanes = 8 if (vendor == "AuthenticAMD" and family == "25" and lanes == 16) else lanes
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": cpu, "cores": cores, "ghz": ghz, "simd_f32_lanes": lanes,
-            "peak_gflops": cores * 2 * lanes * 2 * ghz}
+    return {"cpu": cpu, "cores": cores, "ghz": ghz, "simd_f32_lanes": lanes, "fma_f32_lanes": fma_lanes,
+            "peak_gflops": cores * 2 * fma_lanes * 2 * ghz}
 
 
 def run_model(name, args, mach):

@@ -14,7 +14,8 @@
 #      the ratio;
 #   4. generates the quick preset's data and runs the quick fusion study on the GPU;
 #   5. writes OUT/gpu-check.json (steps, seconds, exit codes, adapter, results) and prints it.
-# It exits non-zero when a step fails. GPU_CHECK_CPU_BENCH=0 skips the CPU bench.
+# It exits non-zero when a step fails. GPU_CHECK_CPU_BENCH=0 skips the CPU bench; GPU_CHECK_PER_CLASS,
+# GPU_CHECK_BENCH_ARGS and GPU_CHECK_FUSION_ARGS shrink the work (for a try on a software device).
 set -uo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -103,9 +104,11 @@ case "$adapter" in
   "no adapter found"|"") echo "gpu-check: no Vulkan adapter: is the NVIDIA driver's Vulkan ICD installed?" | tee -a "$log" ;;
 esac
 step agreement "$cilp" device-check --device wgpu --out "$out/agreement.json"
-step bench-wgpu "$cilp" bench --device wgpu --out "$out/bench-wgpu.json"
+# GPU_CHECK_BENCH_ARGS: extra `cilp bench` flags for both benches (e.g. "--models projector --steps 2").
+read -r -a bench_extra <<< "${GPU_CHECK_BENCH_ARGS:-}"
+step bench-wgpu "$cilp" bench --device wgpu --out "$out/bench-wgpu.json" "${bench_extra[@]}"
 if [ "${GPU_CHECK_CPU_BENCH:-1}" != 0 ]; then
-  step bench-cpu "$cilp" bench --device cpu --repeats 2 --out "$out/bench-cpu.json" \
+  step bench-cpu "$cilp" bench --device cpu --out "$out/bench-cpu.json" "${bench_extra[@]}" \
     && "$cilp" bench --from "$out/bench-wgpu.json" --compare "$out/bench-cpu.json" | tee -a "$log"
 fi
 step generate "$cilp" generate --out "$out/data" --per-class "${GPU_CHECK_PER_CLASS:-500}" --seed 51

@@ -402,7 +402,7 @@ pub fn header(r: &BenchReport) -> String {
     };
     device
         + &format!(
-            "{} {} | {} threads | {} ({} logical CPUs, {:.2} GHz, {}-lane f32 SIMD), theoretical peak {:.1} GFLOP/s\n\
+            "{} {} | {} threads | {} ({} logical CPUs, {:.2} GHz, {}-lane f32 SIMD{}), theoretical peak {:.1} GFLOP/s\n\
          train batch {}, inference batch {}, {} warm-up + best of {} x {} iterations\n",
             r.tool,
             r.version,
@@ -411,6 +411,11 @@ pub fn header(r: &BenchReport) -> String {
             r.machine.cores,
             r.machine.ghz,
             r.machine.simd_f32_lanes,
+            match r.machine.fma_f32_lanes {
+                0 => String::new(),
+                n if n == r.machine.simd_f32_lanes => String::new(),
+                n => format!(" on {n}-lane FMA units"),
+            },
             r.machine.peak_gflops,
             r.batch_size,
             r.infer_batch_size,

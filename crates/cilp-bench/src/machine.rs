@@ -13,7 +13,12 @@ pub struct Machine {
     pub ghz: f64,
     /// f32 lanes per SIMD register (16 with AVX-512, 8 with AVX2, 4 otherwise).
     pub simd_f32_lanes: usize,
-    /// Theoretical peak in GFLOP/s: `cores * 2 FMA units * lanes * 2 FLOP/FMA * GHz`.
+    /// f32 lanes an FMA unit completes per cycle: the register's, except on CPUs that run a
+    /// 512-bit operation as two 256-bit halves (AMD Zen 4, `cpu family` 25 with AVX-512: 8).
+    /// 0 in reports written before this field (read as `simd_f32_lanes`).
+    #[serde(default)]
+    pub fma_f32_lanes: usize,
+    /// Theoretical peak in GFLOP/s: `cores * 2 FMA units * fma_f32_lanes * 2 FLOP/FMA * GHz`.
     /// Theoretical: turbo, AVX-512 down-clocking and a shared core's other load are ignored.
     pub peak_gflops: f64,
 }
@@ -47,8 +52,13 @@ impl Machine {
         } else {
             4
         };
-        let peak_gflops = cores as f64 * 2.0 * simd_f32_lanes as f64 * 2.0 * ghz;
-        Machine { cpu, cores, ghz, simd_f32_lanes, peak_gflops }
+        // Zen 4 (family 0x19 with AVX-512) splits 512-bit operations over 256-bit units; Zen 3
+        // (same family) has no AVX-512, and Zen 5 (family 0x1a) has full-width units.
+        let double_pumped =
+            field("vendor_id").as_deref() == Some("AuthenticAMD") && field("cpu family").as_deref() == Some("25") && simd_f32_lanes == 16;
+        let fma_f32_lanes = if double_pumped { 8 } else { simd_f32_lanes };
+        let peak_gflops = cores as f64 * 2.0 * fma_f32_lanes as f64 * 2.0 * ghz;
+        Machine { cpu, cores, ghz, simd_f32_lanes, fma_f32_lanes, peak_gflops }
     }
 }
 
@@ -63,5 +73,16 @@ mod tests {
         assert_eq!(m.simd_f32_lanes, 16);
         // 2 cores * 2 FMA * 16 lanes * 2 * 2.2 GHz
         assert!((m.peak_gflops - 281.6).abs() < 1e-9);
+        assert_eq!(m.fma_f32_lanes, 16);
+        // AMD Zen 4 (the EPYC of the issue): AVX-512 registers, 256-bit FMA units.
+        let zen4 = "vendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel name\t: AMD EPYC 9R14\ncpu MHz\t\t: 2600.000\nflags\t\t: fpu avx2 avx512f\n";
+        let m = Machine::from_cpuinfo(zen4, 2);
+        assert_eq!((m.simd_f32_lanes, m.fma_f32_lanes), (16, 8));
+        assert!((m.peak_gflops - 166.4).abs() < 1e-9, "{}", m.peak_gflops);
+        // Zen 3 (same family, AVX2 only) and Zen 5 (family 26, full-width AVX-512) keep their width.
+        let m = Machine::from_cpuinfo(&zen4.replace(" avx512f", ""), 2);
+        assert_eq!((m.simd_f32_lanes, m.fma_f32_lanes), (8, 8));
+        let m = Machine::from_cpuinfo(&zen4.replace(": 25", ": 26"), 2);
+        assert_eq!((m.simd_f32_lanes, m.fma_f32_lanes), (16, 16));
     }
 }
