@@ -5,7 +5,8 @@
 #   DIR/gpu-check.sh [--out OUT]         # there (a GPU, a driver, no network): run the checks
 #
 # --bundle builds `cilp` with `--features wgpu` (release), strips it and copies it with this script
-# and the Vulkan loader (libvulkan.so.1, used only where the GPU machine has none) into DIR.
+# and the Vulkan loader (libvulkan.so.1, used only where the GPU machine has none) into DIR, and
+# packs DIR into DIR.tar.gz (what travels).
 # On the GPU machine the script, timing each step:
 #   1. prints the adapters (nvidia-smi, then the Vulkan adapter cilp's wgpu backend picks);
 #   2. runs the agreement check (`cilp device-check`: outputs, loss, gradients and one Adam step
@@ -45,8 +46,9 @@ if [ -n "$bundle" ]; then
   else
     echo "gpu-check: no libvulkan.so.1 here (Debian: libvulkan1); the GPU machine must have one" >&2
   fi
-  du -sh "$bundle"/*
-  echo "bundle ready: copy $bundle to the GPU machine and run $bundle/gpu-check.sh --out OUT"
+  tar -C "$(dirname "$bundle")" -czf "$bundle.tar.gz" "$(basename "$bundle")"
+  du -sh "$bundle"/* "$bundle.tar.gz"
+  echo "bundle ready: copy $bundle.tar.gz to the GPU machine, unpack it and run $(basename "$bundle")/gpu-check.sh --out OUT"
   exit 0
 fi
 

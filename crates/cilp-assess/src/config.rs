@@ -200,6 +200,7 @@ impl AssessConfig {
             device: self.device,
             drop_last: self.drop_last,
             init: None,
+            adam_epsilon: None,
         }
     }
 }

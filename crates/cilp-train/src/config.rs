@@ -62,6 +62,10 @@ pub struct TrainConfig {
     /// file format. Left out of `config.toml` when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<PathBuf>,
+    /// Adam's epsilon when it is not burn's 1e-5 (`--adam-epsilon`; PyTorch's default is 1e-8;
+    /// the seed assessment's stages use it). Left out of `config.toml` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adam_epsilon: Option<f64>,
 }
 
 impl TrainConfig {
@@ -84,11 +88,17 @@ impl TrainConfig {
             device: crate::device::DeviceSpec::Cpu,
             drop_last: false,
             init: None,
+            adam_epsilon: None,
         }
     }
 
     /// Checks values that would make training meaningless.
     pub fn validate(&self) -> Result<(), String> {
+        if let Some(e) = self.adam_epsilon
+            && !(e.is_finite() && e > 0.0)
+        {
+            return Err(format!("adam_epsilon must be a positive number, got {e}"));
+        }
         if self.epochs == 0 {
             return Err("epochs must be at least 1".into());
         }

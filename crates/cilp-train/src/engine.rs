@@ -10,7 +10,7 @@ use std::sync::Arc;
 use burn::tensor::{Device, Tensor};
 use cilp_data::batch::Batches;
 use cilp_data::dataset::Dataset;
-use cilp_kernels::adam::adam_optimizer;
+use cilp_kernels::adam::adam_optimizer_with_epsilon;
 use cilp_models::{Classifier, InputKind, build_classifier, model_info};
 use cilp_track::metrics::EpochMetrics;
 use cilp_track::names;
@@ -283,7 +283,8 @@ pub fn train(cfg: &TrainConfig, data: &PreparedData, opts: &RunOptions) -> Resul
         hooks: opts.hooks,
         control: opts.control.clone(),
     };
-    let fitted = fit(open, &run_info, &settings, &mut step, model, adam_optimizer())?;
+    let optim = adam_optimizer_with_epsilon(cfg.adam_epsilon.unwrap_or(cilp_kernels::adam::BURN_EPSILON));
+    let fitted = fit(open, &run_info, &settings, &mut step, model, optim)?;
     Ok(TrainOutcome { run_dir: fitted.run.path().to_path_buf(), summary: fitted.summary, history: fitted.history })
 }
 

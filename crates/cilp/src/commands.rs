@@ -220,6 +220,9 @@ fn apply_train_flags(cfg: &mut TrainConfig, a: &TrainArgs) -> Result<()> {
     if a.drop_last {
         cfg.drop_last = true;
     }
+    if let Some(e) = a.adam_epsilon {
+        cfg.adam_epsilon = Some(e);
+    }
     if let Some(p) = &a.init {
         cfg.init = Some(std::path::absolute(p).with_context(|| format!("{}: cannot make the --init path absolute", p.display()))?);
     }

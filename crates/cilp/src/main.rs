@@ -285,6 +285,10 @@ pub struct TrainArgs {
     /// .safetensors or a PyTorch .pt with the model's PyTorch names (recorded in the run's config).
     #[arg(long)]
     pub init: Option<PathBuf>,
+    /// Adam's epsilon (default burn's 1e-5; PyTorch's default, which the original study used, is
+    /// 1e-8). Recorded in the run's config when given.
+    #[arg(long)]
+    pub adam_epsilon: Option<f64>,
     /// Print the resolved config and exit.
     #[arg(long)]
     pub dry_run: bool,

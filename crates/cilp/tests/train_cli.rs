@@ -160,3 +160,26 @@ fn pretrained_lidar_cnn_classifies_generated_scans() {
     eprintln!("lidar_cnn.pt accuracy on 300 generated scans: {acc:.4}");
     assert!(acc >= 0.95, "NVIDIA's classifier gets {acc:.3} on generated scans (need >= 0.95)");
 }
+
+/// `--adam-epsilon` reaches the optimizer (PyTorch's 1e-8 trains differently from burn's 1e-5)
+/// and is recorded in the run's config only when given; a non-positive one is refused.
+#[test]
+fn adam_epsilon_is_recorded_and_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = generate(dir.path(), "data", 12, 21);
+    let runs = dir.path().join("runs");
+    let (d, r) = (s(&data), s(&runs));
+    ok(&train_args(d, r, "burn"));
+    let mut torch = train_args(d, r, "torch");
+    torch.extend(["--adam-epsilon", "1e-8"]);
+    ok(&torch);
+    let config = |name: &str| std::fs::read_to_string(runs.join(name).join("config.toml")).unwrap();
+    assert!(!config("burn").contains("adam_epsilon"), "{}", config("burn"));
+    assert!(config("torch").contains("adam_epsilon = 0.00000001"), "{}", config("torch"));
+    let loss = |name: &str| metrics(&runs.join(name)).last().unwrap()["loss"].as_f64().unwrap();
+    assert_ne!(loss("burn"), loss("torch"), "the epsilon must change the updates");
+    let mut bad = train_args(d, r, "bad");
+    bad.extend(["--adam-epsilon", "0"]);
+    assert!(fails(&bad).contains("adam_epsilon must be a positive number"));
+    assert!(!runs.join("bad").exists());
+}
