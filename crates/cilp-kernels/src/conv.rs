@@ -14,12 +14,19 @@
 //!
 //! `K = Cin·kh·kw`, `P = Hout·Wout`. Samples whose `P` is small (deep layers) are grouped so
 //! each GEMM has at least [`TARGET_COLUMNS`] columns. Scratch buffers are reused per thread.
+//!
+//! The 3x3, stride 1, padding 1 layers with at least [`winograd::MIN_CHANNELS`] channels in and
+//! out take Winograd F(2x2, 3x3) instead ([`winograd`]: 16 thinner GEMMs on transformed tiles,
+//! 2.25x fewer multiplications); [`Algo::choose`] picks the path from the shape alone, and the
+//! `*_with` functions take it explicitly (tests, the `conv_layers` example).
 
 use std::cell::RefCell;
 use std::sync::Mutex;
 
 use gemm::Parallelism;
 use rayon::prelude::*;
+
+use crate::winograd::{self, Algo, Planes};
 
 /// Minimum GEMM width (columns of `col`) a group of samples is made to reach.
 pub const TARGET_COLUMNS: usize = 512;
@@ -78,14 +85,21 @@ impl Conv2dDims {
         self.batch * self.c_out * self.p()
     }
     /// Samples per GEMM group.
-    fn group(&self) -> usize {
-        TARGET_COLUMNS.div_ceil(self.p()).clamp(1, self.batch)
+    fn group(&self, algo: Algo) -> usize {
+        match algo {
+            Algo::Direct => TARGET_COLUMNS.div_ceil(self.p()).clamp(1, self.batch),
+            Algo::Winograd => {
+                let (th, tw) = winograd::tiles(self);
+                winograd::TARGET_TILES.div_ceil(th * tw).clamp(1, self.batch)
+            }
+        }
     }
 }
 
 thread_local! {
     static COL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     static AUX: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static WIN: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` with this thread's scratch buffer `slot`, grown to `len`. The buffer is taken out of
@@ -270,7 +284,13 @@ fn check_lengths(d: &Conv2dDims, x: &[f32], w: &[f32]) {
 /// Forward convolution. `x`: `[B, Cin, H, W]`, `w`: `[Cout, Cin, kh, kw]`, `bias`: `[Cout]`;
 /// returns `[B, Cout, Hout, Wout]`, all row-major.
 pub fn conv2d_forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, d: &Conv2dDims) -> Vec<f32> {
+    conv2d_forward_with(x, w, bias, d, Algo::choose(d))
+}
+
+/// [`conv2d_forward`] by the algorithm `algo` (Winograd only where [`winograd::applies`]).
+pub fn conv2d_forward_with(x: &[f32], w: &[f32], bias: Option<&[f32]>, d: &Conv2dDims, algo: Algo) -> Vec<f32> {
     check_lengths(d, x, w);
+    check_algo(d, algo);
     if let Some(b) = bias {
         assert_eq!(b.len(), d.c_out, "conv2d: bias length does not match {d:?}");
     }
@@ -303,8 +323,13 @@ pub fn conv2d_forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, d: &Conv2dDims
             }
         },
         bias,
+        algo,
     );
     y
+}
+
+fn check_algo(d: &Conv2dDims, algo: Algo) {
+    assert!(algo == Algo::Direct || winograd::applies(d), "conv2d: Winograd F(2x2, 3x3) does not apply to {d:?}");
 }
 
 /// Where a group's GEMM product is, for a forward epilogue.
@@ -319,6 +344,7 @@ enum Product<'a> {
 /// `out_per_sample · g` values, one per group; `epilogue(gi, ns, chunk, product)` turns the product
 /// into the chunk (`gi` is the group index). With `in_place_bias` (plain convolution) a one-sample group's GEMM writes the
 /// chunk directly on top of the bias.
+#[allow(clippy::too_many_arguments)] // the shared core of three forward passes
 fn forward_groups(
     x: &[f32],
     w: &[f32],
@@ -327,17 +353,42 @@ fn forward_groups(
     out_per_sample: usize,
     epilogue: impl Fn(usize, usize, &mut [f32], Product<'_>) + Sync,
     in_place_bias: Option<&[f32]>,
+    algo: Algo,
 ) {
-    let (k, p, co) = (d.k(), d.p(), d.c_out);
-    let g = d.group();
+    let (k, p, co, ci) = (d.k(), d.p(), d.c_out, d.c_in);
+    let g = d.group(algo);
     let par = inner_parallelism(d.batch.div_ceil(g));
     let w_mat = Mat { ptr: w.as_ptr(), rs: k as isize, cs: 1 };
     let sample_x = d.c_in * d.h * d.w;
     let in_place = out_per_sample == co * p;
+    let u = (algo == Algo::Winograd).then(|| winograd::transform_weights(w, co, ci, false));
     out.par_chunks_mut(g * out_per_sample).enumerate().for_each(|(gi, og)| {
         let b0 = gi * g;
         let ns = og.len() / out_per_sample;
         let ld = ns * p;
+        if let Some(u) = &u {
+            let (th, tw) = winograd::tiles(d);
+            let t = ns * th * tw;
+            with_scratch(&COL, 16 * ci * t, |v| {
+                let x_planes = Planes { sample: sample_x, channel: d.h * d.w };
+                winograd::transform_input(&x[b0 * sample_x..], x_planes, ns, ci, d.h, d.w, v);
+                with_scratch(&WIN, 16 * co * t, |m| {
+                    for (xi, m_xi) in m.chunks_exact_mut(co * t).enumerate() {
+                        // M_ξ[co, t] = U_ξ[co, ci] · V_ξ[ci, t]
+                        let u_xi = Mat { ptr: u[xi * co * ci..].as_ptr(), rs: ci as isize, cs: 1 };
+                        let v_xi = Mat { ptr: v[xi * ci * t..].as_ptr(), rs: t as isize, cs: 1 };
+                        // SAFETY: u_xi views U_ξ [co, ci] of `u` and v_xi V_ξ [ci, t] of `v`
+                        // (16·ci·t values); both live and unwritten during the call.
+                        unsafe { gemm_f32(co, t, ci, m_xi, t, false, u_xi, v_xi, par) };
+                    }
+                    with_scratch(&AUX, co * ld, |tmp| {
+                        winograd::transform_output(m, co, ns, d.h, d.w, tmp, Planes { sample: p, channel: ld });
+                        epilogue(gi, ns, og, Product::Scratch(tmp, ld));
+                    });
+                });
+            });
+            return;
+        }
         with_scratch(&COL, k * ld, |col| {
             for s in 0..ns {
                 im2col(&x[(b0 + s) * sample_x..(b0 + s + 1) * sample_x], d, col, ld, s * p);
@@ -387,10 +438,16 @@ pub struct Wanted {
 /// Backward convolution: from the output gradient `dy` (`[B, Cout, Hout, Wout]`), the input
 /// `x` and the weight `w`, the gradients that `want` asks for.
 pub fn conv2d_backward(x: &[f32], w: &[f32], dy: &[f32], d: &Conv2dDims, want: Wanted) -> Conv2dGrads {
+    conv2d_backward_with(x, w, dy, d, want, Algo::choose(d))
+}
+
+/// [`conv2d_backward`] by the algorithm `algo`.
+pub fn conv2d_backward_with(x: &[f32], w: &[f32], dy: &[f32], d: &Conv2dDims, want: Wanted, algo: Algo) -> Conv2dGrads {
     check_lengths(d, x, w);
+    check_algo(d, algo);
     assert_eq!(dy.len(), d.y_len(), "conv2d backward: output gradient length does not match {d:?}");
     let (p, co) = (d.p(), d.c_out);
-    backward_groups(x, w, d, want, |b0, ns, buf| {
+    backward_groups(x, w, d, want, algo, |b0, ns, buf| {
         let dy_g = &dy[b0 * co * p..(b0 + ns) * co * p];
         if ns == 1 {
             return Some(dy_g);
@@ -413,10 +470,16 @@ fn backward_groups<'a>(
     w: &[f32],
     d: &Conv2dDims,
     want: Wanted,
+    algo: Algo,
     dy_of: impl Fn(usize, usize, &mut [f32]) -> Option<&'a [f32]> + Sync,
 ) -> Conv2dGrads {
-    let (k, p, co) = (d.k(), d.p(), d.c_out);
-    let g = d.group();
+    let (k, p, co, ci) = (d.k(), d.p(), d.c_out, d.c_in);
+    let wino = algo == Algo::Winograd;
+    // Winograd accumulates the weight gradient in the transform domain ([16][co][ci]) and turns
+    // it into [co][ci][3][3] once, after the partials are summed.
+    let dw_len = if wino { 16 * co * ci } else { co * k };
+    let u_flip = (wino && want.x).then(|| winograd::transform_weights(w, co, ci, true));
+    let g = d.group(algo);
     let groups = d.batch.div_ceil(g);
     // Fixed slabs of consecutive groups, each with its own dW/db partial, summed in slab order:
     // the result does not depend on scheduling or on the thread count (bit-identical runs).
@@ -425,7 +488,7 @@ fn backward_groups<'a>(
     let par = inner_parallelism(slabs);
     let sample_x = d.c_in * d.h * d.w;
     let w_t = Mat { ptr: w.as_ptr(), rs: 1, cs: k as isize }; // Wᵀ[K, Cout]
-    let db_at = if want.w { co * k } else { 0 };
+    let db_at = if want.w { dw_len } else { 0 };
     let acc_len = db_at + if want.b { co } else { 0 };
 
     // One group: accumulates dW / db into `acc`, writes dX into `dxg` if given.
@@ -445,6 +508,45 @@ fn backward_groups<'a>(
                 }
             }
             if !want.w && dxg.is_none() {
+                return;
+            }
+            if wino {
+                let (th, tw) = winograd::tiles(d);
+                let t = ns * th * tw;
+                let dy_planes = Planes { sample: p, channel: ld };
+                let x_planes = Planes { sample: sample_x, channel: d.h * d.w };
+                if want.w {
+                    with_scratch(&COL, 16 * ci * t, |v| {
+                        winograd::transform_input(&x[b0 * sample_x..], x_planes, ns, ci, d.h, d.w, v);
+                        with_scratch(&WIN, 16 * co * t, |mdy| {
+                            winograd::transform_output_grad(dy_mat, dy_planes, ns, co, d.h, d.w, mdy);
+                            for (xi, s_xi) in acc[..dw_len].chunks_exact_mut(co * ci).enumerate() {
+                                // S_ξ[co, ci] += (A dy Aᵀ)_ξ[co, t] · V_ξᵀ[t, ci]
+                                let m_xi = Mat { ptr: mdy[xi * co * t..].as_ptr(), rs: t as isize, cs: 1 };
+                                let v_t = Mat { ptr: v[xi * ci * t..].as_ptr(), rs: 1, cs: t as isize };
+                                // SAFETY: m_xi views [co, t] of `mdy`, v_t the transposed [t, ci]
+                                // of `v` (16·ci·t values); both live and unwritten during the call.
+                                unsafe { gemm_f32(co, ci, t, s_xi, ci, true, m_xi, v_t, par) };
+                            }
+                        });
+                    });
+                }
+                if let (Some(dxg), Some(u)) = (dxg, &u_flip) {
+                    with_scratch(&COL, 16 * co * t, |vdy| {
+                        winograd::transform_input(dy_mat, dy_planes, ns, co, d.h, d.w, vdy);
+                        with_scratch(&WIN, 16 * ci * t, |m| {
+                            for (xi, m_xi) in m.chunks_exact_mut(ci * t).enumerate() {
+                                // M_ξ[ci, t] = U'_ξ[ci, co] · V(dy)_ξ[co, t]
+                                let u_xi = Mat { ptr: u[xi * ci * co..].as_ptr(), rs: co as isize, cs: 1 };
+                                let v_xi = Mat { ptr: vdy[xi * co * t..].as_ptr(), rs: t as isize, cs: 1 };
+                                // SAFETY: u_xi views [ci, co] of `u`, v_xi [co, t] of `vdy`;
+                                // both live and unwritten during the call.
+                                unsafe { gemm_f32(ci, t, co, m_xi, t, false, u_xi, v_xi, par) };
+                            }
+                            winograd::transform_output(m, ci, ns, d.h, d.w, dxg, x_planes);
+                        });
+                    });
+                }
                 return;
             }
             let dy_m = Mat { ptr: dy_mat.as_ptr(), rs: ld as isize, cs: 1 };
@@ -503,7 +605,7 @@ fn backward_groups<'a>(
         }
     }
     let db = want.b.then(|| acc.split_off(db_at));
-    let dw = want.w.then_some(acc);
+    let dw = want.w.then(|| if wino { winograd::weight_grad_from_sums(&acc, co, ci) } else { acc });
     Conv2dGrads { dx, dw, db }
 }
 
@@ -531,7 +633,13 @@ impl Conv2dDims {
 /// `MaxPool2d(2)(ReLU(conv2d(x) + bias))` in one pass: the pooling reads each group's GEMM
 /// product while it is still in cache, so the full-resolution activation is never written.
 pub fn conv2d_relu_maxpool_forward(x: &[f32], w: &[f32], bias: &[f32], d: &Conv2dDims) -> ReluPoolOutput {
+    conv2d_relu_maxpool_forward_with(x, w, bias, d, Algo::choose(d))
+}
+
+/// [`conv2d_relu_maxpool_forward`] by the algorithm `algo`.
+pub fn conv2d_relu_maxpool_forward_with(x: &[f32], w: &[f32], bias: &[f32], d: &Conv2dDims, algo: Algo) -> ReluPoolOutput {
     check_lengths(d, x, w);
+    check_algo(d, algo);
     assert_eq!(bias.len(), d.c_out, "conv2d: bias length does not match {d:?}");
     let (p, co, wo) = (d.p(), d.c_out, d.out_w());
     let (hp, wp) = d.pooled();
@@ -540,7 +648,7 @@ pub fn conv2d_relu_maxpool_forward(x: &[f32], w: &[f32], bias: &[f32], d: &Conv2
     let mut y = vec![0.0f32; d.batch * per_sample];
     let mut arg = vec![ARG_NONE; d.batch * per_sample];
     // One uncontended lock per group: the argmax chunks travel beside the output chunks.
-    let arg_chunks: Vec<Mutex<&mut [u8]>> = arg.chunks_mut(d.group() * per_sample).map(Mutex::new).collect();
+    let arg_chunks: Vec<Mutex<&mut [u8]>> = arg.chunks_mut(d.group(algo) * per_sample).map(Mutex::new).collect();
     forward_groups(
         x,
         w,
@@ -583,6 +691,7 @@ pub fn conv2d_relu_maxpool_forward(x: &[f32], w: &[f32], bias: &[f32], d: &Conv2
             }
         },
         None,
+        algo,
     );
     drop(arg_chunks);
     ReluPoolOutput { y, arg }
@@ -591,13 +700,27 @@ pub fn conv2d_relu_maxpool_forward(x: &[f32], w: &[f32], bias: &[f32], d: &Conv2
 /// Backward of [`conv2d_relu_maxpool_forward`] from the pooled output gradient `dy`
 /// (`[B, Cout, Hout/2, Wout/2]`) and the argmax codes it returned.
 pub fn conv2d_relu_maxpool_backward(x: &[f32], w: &[f32], dy: &[f32], arg: &[u8], d: &Conv2dDims, want: Wanted) -> Conv2dGrads {
+    conv2d_relu_maxpool_backward_with(x, w, dy, arg, d, want, Algo::choose(d))
+}
+
+/// [`conv2d_relu_maxpool_backward`] by the algorithm `algo`.
+pub fn conv2d_relu_maxpool_backward_with(
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    arg: &[u8],
+    d: &Conv2dDims,
+    want: Wanted,
+    algo: Algo,
+) -> Conv2dGrads {
     check_lengths(d, x, w);
+    check_algo(d, algo);
     let (p, co, wo) = (d.p(), d.c_out, d.out_w());
     let (hp, wp) = d.pooled();
     let per_sample = co * hp * wp;
     assert_eq!(dy.len(), d.batch * per_sample, "conv2d + maxpool backward: gradient length does not match {d:?}");
     assert_eq!(arg.len(), dy.len(), "conv2d + maxpool backward: argmax length does not match the gradient");
-    backward_groups(x, w, d, want, |b0, ns, buf| {
+    backward_groups(x, w, d, want, algo, |b0, ns, buf| {
         let ld = ns * p;
         buf[..co * ld].fill(0.0);
         for s in 0..ns {
@@ -804,6 +927,80 @@ mod tests {
         }
     }
 
+    /// Shapes the Winograd path takes: several samples per GEMM group (small planes, ragged last
+    /// group), one sample per group (large planes), rectangular planes, a single tile, channel
+    /// counts that are not multiples of any SIMD width.
+    fn winograd_cases() -> Vec<Conv2dDims> {
+        vec![
+            dims(3, 16, 8, 8, 16, [3, 3], [1, 1], [1, 1]),
+            dims(2, 17, 32, 32, 18, [3, 3], [1, 1], [1, 1]),
+            dims(25, 20, 4, 6, 24, [3, 3], [1, 1], [1, 1]),
+            dims(2, 3, 2, 2, 5, [3, 3], [1, 1], [1, 1]),
+        ]
+    }
+
+    #[test]
+    fn winograd_matches_direct_convolution_and_gradients() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let all = Wanted { x: true, w: true, b: true };
+        for d in winograd_cases() {
+            assert!(winograd::applies(&d));
+            let x = random(d.x_len(), &mut rng);
+            let w = random(d.c_out * d.k(), &mut rng);
+            let b = random(d.c_out, &mut rng);
+            let dy = random(d.y_len(), &mut rng);
+            let y = conv2d_forward_with(&x, &w, Some(&b), &d, Algo::Winograd);
+            let e = rel_err(&y, &reference::forward(&x, &w, Some(&b), &d));
+            assert!(e < 1e-5, "{d:?}: Winograd forward error {e}");
+            let direct = conv2d_forward_with(&x, &w, Some(&b), &d, Algo::Direct);
+            assert!(rel_err(&y, &direct) < 1e-5, "{d:?}: Winograd and direct forward differ");
+            let (rdx, rdw, rdb) = reference::backward(&x, &w, &dy, &d);
+            let g = conv2d_backward_with(&x, &w, &dy, &d, all, Algo::Winograd);
+            for (name, got, want) in [("dx", g.dx.unwrap(), &rdx), ("dw", g.dw.unwrap(), &rdw), ("db", g.db.unwrap(), &rdb)] {
+                let e = rel_err(&got, want);
+                assert!(e < 1e-5, "{d:?}: Winograd {name} error {e}");
+            }
+            let only_w = conv2d_backward_with(&x, &w, &dy, &d, Wanted { x: false, w: true, b: false }, Algo::Winograd);
+            assert!(only_w.dx.is_none() && only_w.db.is_none() && rel_err(&only_w.dw.unwrap(), &rdw) < 1e-5);
+            let only_x = conv2d_backward_with(&x, &w, &dy, &d, Wanted { x: true, w: false, b: false }, Algo::Winograd);
+            assert!(only_x.dw.is_none() && rel_err(&only_x.dx.unwrap(), &rdx) < 1e-5);
+        }
+    }
+
+    #[test]
+    fn winograd_fused_relu_maxpool_matches_reference() {
+        let mut rng = ChaCha8Rng::seed_from_u64(12);
+        for d in winograd_cases() {
+            check_fused(&d, Algo::Winograd, &mut rng);
+        }
+    }
+
+    #[test]
+    fn winograd_results_do_not_depend_on_thread_count() {
+        let d = dims(19, 16, 8, 8, 20, [3, 3], [1, 1], [1, 1]);
+        let (x, w, dy) = problem(&d, 13);
+        let run = |threads: usize| {
+            rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| {
+                let y = conv2d_forward_with(&x, &w, None, &d, Algo::Winograd);
+                let g = conv2d_backward_with(&x, &w, &dy, &d, Wanted { x: true, w: true, b: true }, Algo::Winograd);
+                (y, g)
+            })
+        };
+        assert_eq!(run(1), run(3), "Winograd results differ between 1 and 3 threads");
+    }
+
+    #[test]
+    fn the_models_convolutions_choose_winograd_beyond_the_first_layer() {
+        // NVIDIA's embedder: 4 -> 50 -> 100 -> 200 -> 200 channels on 64, 32, 16, 8 pixels.
+        let layer = |c_in, h, c_out| dims(32, c_in, h, h, c_out, [3, 3], [1, 1], [1, 1]);
+        assert_eq!(Algo::choose(&layer(4, 64, 50)), Algo::Direct);
+        for (c_in, h, c_out) in [(50, 32, 100), (100, 16, 200), (200, 8, 200)] {
+            assert_eq!(Algo::choose(&layer(c_in, h, c_out)), Algo::Winograd, "{c_in} -> {c_out} at {h}x{h}");
+        }
+        // Strided convolutions (the ablation, the seed embedder's downsampling) stay direct.
+        assert_eq!(Algo::choose(&dims(32, 50, 32, 32, 50, [3, 3], [2, 2], [1, 1])), Algo::Direct);
+    }
+
     #[test]
     fn results_do_not_depend_on_thread_count() {
         let d = dims(9, 5, 12, 12, 6, [3, 3], [1, 1], [1, 1]);
@@ -852,6 +1049,31 @@ mod tests {
         (y, dz)
     }
 
+    /// The fused conv + ReLU + MaxPool forward and backward by `algo` against the reference
+    /// convolution followed by [`reference_relu_pool`].
+    fn check_fused(d: &Conv2dDims, algo: Algo, rng: &mut ChaCha8Rng) {
+        let x = random(d.x_len(), rng);
+        let w = random(d.c_out * d.k(), rng);
+        let b = random(d.c_out, rng);
+        let (hp, wp) = d.pooled();
+        let dy = random(d.batch * d.c_out * hp * wp, rng);
+        let z = reference::forward(&x, &w, Some(&b), d);
+        let (ry, dz) = reference_relu_pool(&z, Some(&dy), d.batch, d.c_out, d.out_h(), d.out_w());
+        let out = conv2d_relu_maxpool_forward_with(&x, &w, &b, d, algo);
+        let e = rel_err(&out.y, &ry);
+        assert!(e < 1e-5, "{d:?} {algo:?}: fused forward error {e}");
+        assert!(
+            out.arg.contains(&ARG_NONE) && out.arg.iter().any(|&a| a != ARG_NONE),
+            "{d:?}: expected both pooled and ReLU-zeroed outputs"
+        );
+        let (rdx, rdw, rdb) = reference::backward(&x, &w, &dz, d);
+        let g = conv2d_relu_maxpool_backward_with(&x, &w, &dy, &out.arg, d, Wanted { x: true, w: true, b: true }, algo);
+        for (name, got, want) in [("dx", g.dx.unwrap(), &rdx), ("dw", g.dw.unwrap(), &rdw), ("db", g.db.unwrap(), &rdb)] {
+            let e = rel_err(&got, want);
+            assert!(e < 1e-5, "{d:?} {algo:?}: fused {name} error {e}");
+        }
+    }
+
     #[test]
     fn fused_relu_maxpool_matches_reference() {
         let mut rng = ChaCha8Rng::seed_from_u64(5);
@@ -862,26 +1084,7 @@ mod tests {
             dims(2, 3, 7, 9, 4, [3, 3], [1, 1], [1, 1]), // odd output: pooling floors
         ];
         for d in shapes {
-            let x = random(d.x_len(), &mut rng);
-            let w = random(d.c_out * d.k(), &mut rng);
-            let b = random(d.c_out, &mut rng);
-            let (hp, wp) = d.pooled();
-            let dy = random(d.batch * d.c_out * hp * wp, &mut rng);
-            let z = reference::forward(&x, &w, Some(&b), &d);
-            let (ry, dz) = reference_relu_pool(&z, Some(&dy), d.batch, d.c_out, d.out_h(), d.out_w());
-            let out = conv2d_relu_maxpool_forward(&x, &w, &b, &d);
-            let e = rel_err(&out.y, &ry);
-            assert!(e < 1e-5, "{d:?}: fused forward error {e}");
-            assert!(
-                out.arg.contains(&ARG_NONE) && out.arg.iter().any(|&a| a != ARG_NONE),
-                "{d:?}: expected both pooled and ReLU-zeroed outputs"
-            );
-            let (rdx, rdw, rdb) = reference::backward(&x, &w, &dz, &d);
-            let g = conv2d_relu_maxpool_backward(&x, &w, &dy, &out.arg, &d, Wanted { x: true, w: true, b: true });
-            for (name, got, want) in [("dx", g.dx.unwrap(), &rdx), ("dw", g.dw.unwrap(), &rdw), ("db", g.db.unwrap(), &rdb)] {
-                let e = rel_err(&got, want);
-                assert!(e < 1e-5, "{d:?}: fused {name} error {e}");
-            }
+            check_fused(&d, Algo::Direct, &mut rng);
         }
     }
 

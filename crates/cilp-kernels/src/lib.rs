@@ -3,7 +3,8 @@
 //! burn's flex backend computes a convolution's weight gradient as a second convolution with
 //! batch and channels swapped (two layout copies) and its forward pass through an NHWC copy and
 //! 512-pixel GEMM tiles. [`conv2d`] replaces both, on flex, with im2col + one wide GEMM per
-//! group of samples ([`conv`]); everywhere else (wgpu, f16, groups, dilation, asymmetric
+//! group of samples ([`conv`]), or Winograd F(2x2, 3x3) for the 3x3 stride-1 layers past the
+//! first ([`winograd`]); everywhere else (wgpu, f16, groups, dilation, asymmetric
 //! padding, no bias) it calls burn's own convolution, so callers never need to check.
 //!
 //! [`set_fast_conv`]`(false)` turns the fast path off (for comparisons; the binary maps
@@ -15,6 +16,7 @@
 pub mod adam;
 pub mod burn_ext;
 pub mod conv;
+pub mod winograd;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 

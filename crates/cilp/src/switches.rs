@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `CILP_SYSTEM_MALLOC=1` | keep glibc's allocator defaults ([`crate::alloc`]) |
 //! | `CILP_BURN_CONV=1` | burn's own convolution instead of cilp-kernels' (for comparisons) |
+//! | `CILP_CONV_DIRECT=1` | cilp-kernels' direct (im2col) convolution everywhere, no Winograd (for comparisons) |
 //! | `CILP_BURN_ADAM=1` | burn's Adam instead of the fused one (for comparisons) |
 //! | `CILP_TEST_ABORT_AT=E:S` | test hook: abort (like SIGKILL) at step S of epoch E |
 //! | `CILP_TEST_NAN_AT=E:S` | test hook: that step's loss becomes NaN |
@@ -18,6 +19,7 @@ use cilp_train::fit::TestHooks;
 pub struct Switches {
     pub system_malloc: bool,
     pub burn_conv: bool,
+    pub conv_direct: bool,
     pub burn_adam: bool,
     pub hooks: TestHooks,
 }
@@ -41,6 +43,7 @@ impl Switches {
         Switches {
             system_malloc: on("CILP_SYSTEM_MALLOC"),
             burn_conv: on("CILP_BURN_CONV"),
+            conv_direct: on("CILP_CONV_DIRECT"),
             burn_adam: on("CILP_BURN_ADAM"),
             hooks: TestHooks { abort_at: at("CILP_TEST_ABORT_AT"), nan_at: at("CILP_TEST_NAN_AT") },
         }
@@ -52,6 +55,7 @@ pub fn init() -> Switches {
     let s = *SWITCHES.get_or_init(Switches::from_env);
     crate::alloc::tune_allocator(!s.system_malloc);
     cilp_kernels::set_fast_conv(!s.burn_conv);
+    cilp_kernels::winograd::set_winograd(!s.conv_direct);
     cilp_kernels::adam::set_fused_adam(!s.burn_adam);
     s
 }

@@ -1,0 +1,328 @@
+//! Winograd F(2x2, 3x3) for the 3x3, stride 1, padding 1 convolutions of cilp's embedders.
+//!
+//! The direct kernel ([`crate::conv`], im2col + GEMM) spends `9·Cin·Cout` multiply-adds per
+//! output pixel; F(2x2, 3x3) computes each 2x2 output tile from a 4x4 input tile with 16
+//! element-wise products per channel pair, `4·Cin·Cout` per pixel (2.25x fewer), plus cheap
+//! additions for the transforms (Lavin & Gray, "Fast Algorithms for Convolutional Neural
+//! Networks", 2016; oneDNN and cuDNN do the same). Every pass is 16 GEMMs, one per tile
+//! position `ξ` of the 4x4 transform domain:
+//!
+//! - forward: `U = G g Gᵀ` (weights), `V = Bᵀ d B` (input tiles), `M_ξ[Cout, T] = U_ξ[Cout, Cin] · V_ξ[Cin, T]`,
+//!   `y = Aᵀ M A` per tile;
+//! - input gradient: the forward pass of the output gradient with the weights rotated by 180°
+//!   and their channels swapped (a "same" 3x3 convolution is its own adjoint in shape);
+//! - weight gradient: `S_ξ[Cout, Cin] += (A dy Aᵀ)_ξ[Cout, T] · V_ξᵀ[T, Cin]` summed over the tiles,
+//!   then `dW = Gᵀ S G` once per pass (the adjoint of the forward formula).
+//!
+//! `T` counts the tiles of a group of samples. The transforms only use the constants 1 and 1/2,
+//! so the results differ from the direct kernel by rounding only (the tests bound it at 1e-5 of
+//! the largest value, like the direct kernel's own bound against an f64 reference). A run is
+//! still bit-identical for one build and CPU: the same shapes always take the same path.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::conv::Conv2dDims;
+
+/// The smallest `Cin` and `Cout` that take the Winograd path: below it the 16 GEMMs are too
+/// thin to beat the direct kernel's one (the first layers, with 1 or 4 input channels, stay direct).
+pub const MIN_CHANNELS: usize = 16;
+
+/// Minimum tiles per GEMM group (samples are grouped until their tiles reach it). Measured on
+/// the embedders' layers (`examples/conv_layers.rs`, 2-core Xeon): 1,024 and 2,048 were slower
+/// in every pass (more scratch than the caches hold), so a 32x32 sample (256 tiles) is a group.
+pub const TARGET_TILES: usize = 256;
+
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Turns the Winograd path on (the default) or off (every convolution then takes the direct
+/// kernel; the binary sets it from `CILP_CONV_DIRECT=1`, for comparisons).
+pub fn set_winograd(enabled: bool) {
+    ENABLED.store(enabled, Ordering::Relaxed);
+}
+
+/// Whether the Winograd path is enabled.
+pub fn winograd_enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// Whether F(2x2, 3x3) can compute this convolution: 3x3 kernel, stride 1, padding 1, and an
+/// even output (whole 2x2 tiles).
+pub fn applies(d: &Conv2dDims) -> bool {
+    d.kh == 3
+        && d.kw == 3
+        && d.stride == [1, 1]
+        && d.padding == [1, 1]
+        && d.h >= 2
+        && d.w >= 2
+        && d.h.is_multiple_of(2)
+        && d.w.is_multiple_of(2)
+}
+
+/// The convolution algorithm a pass uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algo {
+    /// im2col + one GEMM ([`crate::conv`]): any shape; the reference.
+    Direct,
+    /// F(2x2, 3x3) ([`applies`] must hold).
+    Winograd,
+}
+
+impl Algo {
+    /// The algorithm cilp uses for `d`: Winograd where it applies, is enabled, and both channel
+    /// counts reach [`MIN_CHANNELS`]; direct otherwise. A pure function of the shape (and the
+    /// switch), so every step of a run takes the same path.
+    pub fn choose(d: &Conv2dDims) -> Algo {
+        if winograd_enabled() && applies(d) && d.c_in.min(d.c_out) >= MIN_CHANNELS { Algo::Winograd } else { Algo::Direct }
+    }
+}
+
+/// Where the `(sample, channel)` planes of a batch lie in a slice: plane `(s, c)` starts at
+/// `s·sample + c·channel` and holds `h·w` values row-major.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Planes {
+    pub sample: usize,
+    pub channel: usize,
+}
+
+/// Tiles per sample: `(h/2, w/2)`.
+pub(crate) fn tiles(d: &Conv2dDims) -> (usize, usize) {
+    (d.h / 2, d.w / 2)
+}
+
+/// `U[ξ][o][i] = (G g Gᵀ)_ξ` of the weights `w [co][ci][3][3]`, as `[16][co][ci]`. With `flip`,
+/// the weights of the input gradient instead: `[16][ci][co]` of `G rot180(g) Gᵀ`.
+#[allow(clippy::needless_range_loop)] // the 3x3 / 4x4 transforms read best by index
+pub(crate) fn transform_weights(w: &[f32], co: usize, ci: usize, flip: bool) -> Vec<f32> {
+    let (rows, cols) = if flip { (ci, co) } else { (co, ci) };
+    let mut u = vec![0.0f32; 16 * co * ci];
+    for o in 0..co {
+        for i in 0..ci {
+            let g = &w[(o * ci + i) * 9..(o * ci + i + 1) * 9];
+            let at = |r: usize, c: usize| if flip { g[(2 - r) * 3 + 2 - c] } else { g[r * 3 + c] };
+            // G g: 4x3.
+            let mut gg = [[0.0f32; 3]; 4];
+            for c in 0..3 {
+                let (a, b, e) = (at(0, c), at(1, c), at(2, c));
+                gg[0][c] = a;
+                gg[1][c] = 0.5 * (a + b + e);
+                gg[2][c] = 0.5 * (a - b + e);
+                gg[3][c] = e;
+            }
+            let (r, c) = if flip { (i, o) } else { (o, i) };
+            for (k, row) in gg.iter().enumerate() {
+                let t = [row[0], 0.5 * (row[0] + row[1] + row[2]), 0.5 * (row[0] - row[1] + row[2]), row[2]];
+                for (l, v) in t.into_iter().enumerate() {
+                    u[((k * 4 + l) * rows + r) * cols + c] = v;
+                }
+            }
+        }
+    }
+    u
+}
+
+/// `V[ξ][c][t] = (Bᵀ d B)_ξ` of every 4x4 input tile (zero-padded by 1), for `ns` samples of
+/// `c` channels whose planes `pl` locates in `x`; `v` is `[16][c][T]` with `T = ns·th·tw`.
+#[allow(clippy::too_many_arguments)] // shapes spelled out; called from two places
+pub(crate) fn transform_input(x: &[f32], pl: Planes, ns: usize, c: usize, h: usize, w: usize, v: &mut [f32]) {
+    let (th, tw) = (h / 2, w / 2);
+    let t_all = ns * th * tw;
+    let wp = w + 2;
+    let mut rows = vec![0.0f32; 4 * wp];
+    let mut t = vec![0.0f32; 4 * wp];
+    for s in 0..ns {
+        for ch in 0..c {
+            let plane = &x[s * pl.sample + ch * pl.channel..][..h * w];
+            for ty in 0..th {
+                for k in 0..4 {
+                    let dst = &mut rows[k * wp..(k + 1) * wp];
+                    let r = (2 * ty + k) as isize - 1;
+                    if r < 0 || r >= h as isize {
+                        dst.fill(0.0);
+                    } else {
+                        dst[0] = 0.0;
+                        dst[wp - 1] = 0.0;
+                        dst[1..=w].copy_from_slice(&plane[r as usize * w..(r as usize + 1) * w]);
+                    }
+                }
+                // Bᵀ d: row combinations, across the whole padded width at once.
+                {
+                    let (r0, rest) = rows.split_at(wp);
+                    let (r1, rest) = rest.split_at(wp);
+                    let (r2, r3) = rest.split_at(wp);
+                    let (t0, rest) = t.split_at_mut(wp);
+                    let (t1, rest) = rest.split_at_mut(wp);
+                    let (t2, t3) = rest.split_at_mut(wp);
+                    for q in 0..wp {
+                        t0[q] = r0[q] - r2[q];
+                        t1[q] = r1[q] + r2[q];
+                        t2[q] = r2[q] - r1[q];
+                        t3[q] = r1[q] - r3[q];
+                    }
+                }
+                // (Bᵀ d) B: column combinations per tile.
+                let base = s * th * tw + ty * tw;
+                for k in 0..4 {
+                    let r = &t[k * wp..(k + 1) * wp];
+                    let out = |l: usize| ((k * 4 + l) * c + ch) * t_all + base;
+                    let (o0, o1, o2, o3) = (out(0), out(1), out(2), out(3));
+                    for tx in 0..tw {
+                        let (a, b, e, f) = (r[2 * tx], r[2 * tx + 1], r[2 * tx + 2], r[2 * tx + 3]);
+                        v[o0 + tx] = a - e;
+                        v[o1 + tx] = b + e;
+                        v[o2 + tx] = e - b;
+                        v[o3 + tx] = b - f;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `y = Aᵀ M A` per tile: from `m [16][c][T]` to the 2x2 output tiles of `ns` samples of `c`
+/// channels, written (not accumulated) into the planes `pl` of `out`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn transform_output(m: &[f32], c: usize, ns: usize, h: usize, w: usize, out: &mut [f32], pl: Planes) {
+    let (th, tw) = (h / 2, w / 2);
+    let t_all = ns * th * tw;
+    // Per tile row: M A (column combinations) for each of the 4 rows k, as two output columns
+    // interleaved over the width; then Aᵀ (row combinations) across the whole width at once.
+    let mut ma = vec![0.0f32; 4 * w];
+    for s in 0..ns {
+        for ch in 0..c {
+            let plane = &mut out[s * pl.sample + ch * pl.channel..][..h * w];
+            for ty in 0..th {
+                let base = s * th * tw + ty * tw;
+                for k in 0..4 {
+                    let src = |l: usize| &m[((k * 4 + l) * c + ch) * t_all + base..][..tw];
+                    let (m0, m1, m2, m3) = (src(0), src(1), src(2), src(3));
+                    let row = &mut ma[k * w..(k + 1) * w];
+                    for tx in 0..tw {
+                        row[2 * tx] = m0[tx] + m1[tx] + m2[tx];
+                        row[2 * tx + 1] = m1[tx] - m2[tx] - m3[tx];
+                    }
+                }
+                let (r0, rest) = ma.split_at(w);
+                let (r1, rest) = rest.split_at(w);
+                let (r2, r3) = rest.split_at(w);
+                let (top, bottom) = plane[2 * ty * w..(2 * ty + 2) * w].split_at_mut(w);
+                for q in 0..w {
+                    top[q] = r0[q] + r1[q] + r2[q];
+                    bottom[q] = r1[q] - r2[q] - r3[q];
+                }
+            }
+        }
+    }
+}
+
+/// `(A dy Aᵀ)_ξ` of every 2x2 output-gradient tile: `[16][c][T]`, for the weight gradient.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn transform_output_grad(dy: &[f32], pl: Planes, ns: usize, c: usize, h: usize, w: usize, m: &mut [f32]) {
+    let (th, tw) = (h / 2, w / 2);
+    let t_all = ns * th * tw;
+    let mut rows = vec![0.0f32; 4 * w];
+    for s in 0..ns {
+        for ch in 0..c {
+            let plane = &dy[s * pl.sample + ch * pl.channel..][..h * w];
+            for ty in 0..th {
+                // A dy: row combinations (top, bottom) -> (top, top + bottom, top - bottom, -bottom),
+                // across the whole width at once.
+                {
+                    let (top, bottom) = (&plane[2 * ty * w..(2 * ty + 1) * w], &plane[(2 * ty + 1) * w..(2 * ty + 2) * w]);
+                    let (r0, rest) = rows.split_at_mut(w);
+                    let (r1, rest) = rest.split_at_mut(w);
+                    let (r2, r3) = rest.split_at_mut(w);
+                    for q in 0..w {
+                        r0[q] = top[q];
+                        r1[q] = top[q] + bottom[q];
+                        r2[q] = top[q] - bottom[q];
+                        r3[q] = -bottom[q];
+                    }
+                }
+                // (A dy) Aᵀ: column combinations per tile.
+                let base = s * th * tw + ty * tw;
+                for k in 0..4 {
+                    let r = &rows[k * w..(k + 1) * w];
+                    let at = |l: usize| ((k * 4 + l) * c + ch) * t_all + base;
+                    let (o0, o1, o2, o3) = (at(0), at(1), at(2), at(3));
+                    for tx in 0..tw {
+                        let (p, q) = (r[2 * tx], r[2 * tx + 1]);
+                        m[o0 + tx] = p;
+                        m[o1 + tx] = p + q;
+                        m[o2 + tx] = p - q;
+                        m[o3 + tx] = -q;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dW[o][i] = Gᵀ S G` from the summed products `s [16][co][ci]`, as `[co][ci][3][3]`.
+#[allow(clippy::needless_range_loop)]
+pub(crate) fn weight_grad_from_sums(s: &[f32], co: usize, ci: usize) -> Vec<f32> {
+    let n = co * ci;
+    let mut dw = vec![0.0f32; 9 * n];
+    for j in 0..n {
+        let at = |k: usize, l: usize| s[(k * 4 + l) * n + j];
+        // Gᵀ S: 3x4.
+        let mut q = [[0.0f32; 4]; 3];
+        for l in 0..4 {
+            let (a, b, e, f) = (at(0, l), at(1, l), at(2, l), at(3, l));
+            q[0][l] = a + 0.5 * (b + e);
+            q[1][l] = 0.5 * (b - e);
+            q[2][l] = 0.5 * (b + e) + f;
+        }
+        let out = &mut dw[j * 9..(j + 1) * 9];
+        for (r, row) in q.iter().enumerate() {
+            out[r * 3] = row[0] + 0.5 * (row[1] + row[2]);
+            out[r * 3 + 1] = 0.5 * (row[1] - row[2]);
+            out[r * 3 + 2] = 0.5 * (row[1] + row[2]) + row[3];
+        }
+    }
+    dw
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(batch: usize, c_in: usize, h: usize, w: usize, c_out: usize) -> Conv2dDims {
+        Conv2dDims { batch, c_in, h, w, c_out, kh: 3, kw: 3, stride: [1, 1], padding: [1, 1] }
+    }
+
+    #[test]
+    fn applies_only_to_same_3x3_stride_1_on_even_planes() {
+        assert!(applies(&d(2, 8, 8, 6, 4)));
+        assert!(!applies(&d(2, 8, 7, 8, 4)), "odd height");
+        assert!(!applies(&Conv2dDims { stride: [2, 2], ..d(2, 8, 8, 8, 4) }));
+        assert!(!applies(&Conv2dDims { padding: [0, 0], ..d(2, 8, 8, 8, 4) }));
+        assert!(!applies(&Conv2dDims { kh: 5, kw: 5, padding: [2, 2], ..d(2, 8, 8, 8, 4) }));
+        assert_eq!(Algo::choose(&d(2, 4, 64, 64, 50)), Algo::Direct, "4 input channels stay direct");
+        assert_eq!(Algo::choose(&d(2, 50, 32, 32, 100)), Algo::Winograd);
+    }
+
+    #[test]
+    fn one_tile_equals_the_3x3_correlation() {
+        // A single 2x2 output from a 4x4 input, by the transforms alone.
+        let x: Vec<f32> = (0..16).map(|i| (i as f32 * 0.37).sin()).collect();
+        let g: Vec<f32> = (0..9).map(|i| (i as f32 * 0.91).cos()).collect();
+        let u = transform_weights(&g, 1, 1, false);
+        // Interior tile of a 4x4 plane padded by 1 would mix in zeros; build the transform from
+        // a 2x2 plane instead (its padded 4x4 tile is the whole input).
+        let plane = [x[5], x[6], x[9], x[10]];
+        let mut v = vec![0.0f32; 16];
+        transform_input(&plane, Planes { sample: 4, channel: 4 }, 1, 1, 2, 2, &mut v);
+        let m: Vec<f32> = (0..16).map(|xi| u[xi] * v[xi]).collect();
+        let mut y = [0.0f32; 4];
+        transform_output(&m, 1, 1, 2, 2, &mut y, Planes { sample: 4, channel: 4 });
+        let padded = |r: isize, c: isize| if (0..2).contains(&r) && (0..2).contains(&c) { plane[(r * 2 + c) as usize] } else { 0.0 };
+        for (oy, ox) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+            let want: f32 = (0..3)
+                .flat_map(|i| (0..3).map(move |j| (i, j)))
+                .map(|(i, j)| g[i * 3 + j] * padded(oy + i as isize - 1, ox + j as isize - 1))
+                .sum();
+            let got = y[(oy * 2 + ox) as usize];
+            assert!((got - want).abs() < 1e-5, "({oy},{ox}): {got} vs {want}");
+        }
+    }
+}
