@@ -126,51 +126,65 @@ pub(crate) fn transform_weights(w: &[f32], co: usize, ci: usize, flip: bool) -> 
 pub(crate) fn transform_input(x: &[f32], pl: Planes, ns: usize, c: usize, h: usize, w: usize, v: &mut [f32]) {
     let (th, tw) = (h / 2, w / 2);
     let t_all = ns * th * tw;
-    let wp = w + 2;
-    let mut rows = vec![0.0f32; 4 * wp];
-    let mut t = vec![0.0f32; 4 * wp];
+    // The padded row (0, x0, .., x(w-1), 0) is kept de-interleaved: even[j] = padded[2j] and
+    // odd[j] = padded[2j + 1], j = 0..=tw, so tile tx reads even[tx], odd[tx], even[tx+1],
+    // odd[tx+1] and every loop below runs at unit stride.
+    let n = tw + 1;
+    let mut even = vec![0.0f32; 4 * n];
+    let mut odd = vec![0.0f32; 4 * n];
+    let mut te = vec![0.0f32; 4 * n];
+    let mut to = vec![0.0f32; 4 * n];
     for s in 0..ns {
         for ch in 0..c {
             let plane = &x[s * pl.sample + ch * pl.channel..][..h * w];
             for ty in 0..th {
                 for k in 0..4 {
-                    let dst = &mut rows[k * wp..(k + 1) * wp];
+                    let (e, o) = (&mut even[k * n..(k + 1) * n], &mut odd[k * n..(k + 1) * n]);
                     let r = (2 * ty + k) as isize - 1;
                     if r < 0 || r >= h as isize {
-                        dst.fill(0.0);
+                        e.fill(0.0);
+                        o.fill(0.0);
                     } else {
-                        dst[0] = 0.0;
-                        dst[wp - 1] = 0.0;
-                        dst[1..=w].copy_from_slice(&plane[r as usize * w..(r as usize + 1) * w]);
+                        let src = &plane[r as usize * w..(r as usize + 1) * w];
+                        e[0] = 0.0;
+                        o[tw] = 0.0;
+                        for (j, pair) in src.chunks_exact(2).enumerate() {
+                            o[j] = pair[0];
+                            e[j + 1] = pair[1];
+                        }
                     }
                 }
-                // Bᵀ d: row combinations, across the whole padded width at once.
-                {
-                    let (r0, rest) = rows.split_at(wp);
-                    let (r1, rest) = rest.split_at(wp);
-                    let (r2, r3) = rest.split_at(wp);
-                    let (t0, rest) = t.split_at_mut(wp);
-                    let (t1, rest) = rest.split_at_mut(wp);
-                    let (t2, t3) = rest.split_at_mut(wp);
-                    for q in 0..wp {
+                // Bᵀ d: row combinations (d0 - d2, d1 + d2, d2 - d1, d1 - d3), on both halves.
+                for (rows, t) in [(&even, &mut te), (&odd, &mut to)] {
+                    let (r0, rest) = rows.split_at(n);
+                    let (r1, rest) = rest.split_at(n);
+                    let (r2, r3) = rest.split_at(n);
+                    let (t0, rest) = t.split_at_mut(n);
+                    let (t1, rest) = rest.split_at_mut(n);
+                    let (t2, t3) = rest.split_at_mut(n);
+                    for q in 0..n {
                         t0[q] = r0[q] - r2[q];
                         t1[q] = r1[q] + r2[q];
                         t2[q] = r2[q] - r1[q];
                         t3[q] = r1[q] - r3[q];
                     }
                 }
-                // (Bᵀ d) B: column combinations per tile.
+                // (Bᵀ d) B: column combinations, one output stream at a time.
                 let base = s * th * tw + ty * tw;
                 for k in 0..4 {
-                    let r = &t[k * wp..(k + 1) * wp];
+                    let (e, o) = (&te[k * n..(k + 1) * n], &to[k * n..(k + 1) * n]);
                     let out = |l: usize| ((k * 4 + l) * c + ch) * t_all + base;
-                    let (o0, o1, o2, o3) = (out(0), out(1), out(2), out(3));
-                    for tx in 0..tw {
-                        let (a, b, e, f) = (r[2 * tx], r[2 * tx + 1], r[2 * tx + 2], r[2 * tx + 3]);
-                        v[o0 + tx] = a - e;
-                        v[o1 + tx] = b + e;
-                        v[o2 + tx] = e - b;
-                        v[o3 + tx] = b - f;
+                    for (dst, q) in v[out(0)..out(0) + tw].iter_mut().zip(0..tw) {
+                        *dst = e[q] - e[q + 1];
+                    }
+                    for (dst, q) in v[out(1)..out(1) + tw].iter_mut().zip(0..tw) {
+                        *dst = o[q] + e[q + 1];
+                    }
+                    for (dst, q) in v[out(2)..out(2) + tw].iter_mut().zip(0..tw) {
+                        *dst = e[q + 1] - o[q];
+                    }
+                    for (dst, q) in v[out(3)..out(3) + tw].iter_mut().zip(0..tw) {
+                        *dst = o[q] - o[q + 1];
                     }
                 }
             }
@@ -219,37 +233,41 @@ pub(crate) fn transform_output(m: &[f32], c: usize, ns: usize, h: usize, w: usiz
 pub(crate) fn transform_output_grad(dy: &[f32], pl: Planes, ns: usize, c: usize, h: usize, w: usize, m: &mut [f32]) {
     let (th, tw) = (h / 2, w / 2);
     let t_all = ns * th * tw;
-    let mut rows = vec![0.0f32; 4 * w];
+    // Rows de-interleaved into the tiles' left (even) and right (odd) columns: unit stride below.
+    let mut even = vec![0.0f32; 4 * tw];
+    let mut odd = vec![0.0f32; 4 * tw];
     for s in 0..ns {
         for ch in 0..c {
             let plane = &dy[s * pl.sample + ch * pl.channel..][..h * w];
             for ty in 0..th {
-                // A dy: row combinations (top, bottom) -> (top, top + bottom, top - bottom, -bottom),
-                // across the whole width at once.
-                {
-                    let (top, bottom) = (&plane[2 * ty * w..(2 * ty + 1) * w], &plane[(2 * ty + 1) * w..(2 * ty + 2) * w]);
-                    let (r0, rest) = rows.split_at_mut(w);
-                    let (r1, rest) = rest.split_at_mut(w);
-                    let (r2, r3) = rest.split_at_mut(w);
-                    for q in 0..w {
-                        r0[q] = top[q];
-                        r1[q] = top[q] + bottom[q];
-                        r2[q] = top[q] - bottom[q];
-                        r3[q] = -bottom[q];
+                // A dy: row combinations (top, bottom) -> (top, top + bottom, top - bottom, -bottom).
+                let (top, bottom) = (&plane[2 * ty * w..(2 * ty + 1) * w], &plane[(2 * ty + 1) * w..(2 * ty + 2) * w]);
+                for (half, rows) in [(0, &mut even), (1, &mut odd)] {
+                    let (r0, rest) = rows.split_at_mut(tw);
+                    let (r1, rest) = rest.split_at_mut(tw);
+                    let (r2, r3) = rest.split_at_mut(tw);
+                    for q in 0..tw {
+                        let (a, b) = (top[2 * q + half], bottom[2 * q + half]);
+                        r0[q] = a;
+                        r1[q] = a + b;
+                        r2[q] = a - b;
+                        r3[q] = -b;
                     }
                 }
-                // (A dy) Aᵀ: column combinations per tile.
+                // (A dy) Aᵀ: column combinations (p, q) -> (p, p + q, p - q, -q), a stream at a time.
                 let base = s * th * tw + ty * tw;
                 for k in 0..4 {
-                    let r = &rows[k * w..(k + 1) * w];
+                    let (e, o) = (&even[k * tw..(k + 1) * tw], &odd[k * tw..(k + 1) * tw]);
                     let at = |l: usize| ((k * 4 + l) * c + ch) * t_all + base;
-                    let (o0, o1, o2, o3) = (at(0), at(1), at(2), at(3));
-                    for tx in 0..tw {
-                        let (p, q) = (r[2 * tx], r[2 * tx + 1]);
-                        m[o0 + tx] = p;
-                        m[o1 + tx] = p + q;
-                        m[o2 + tx] = p - q;
-                        m[o3 + tx] = -q;
+                    m[at(0)..at(0) + tw].copy_from_slice(e);
+                    for ((dst, p), q) in m[at(1)..at(1) + tw].iter_mut().zip(e).zip(o) {
+                        *dst = p + q;
+                    }
+                    for ((dst, p), q) in m[at(2)..at(2) + tw].iter_mut().zip(e).zip(o) {
+                        *dst = p - q;
+                    }
+                    for (dst, q) in m[at(3)..at(3) + tw].iter_mut().zip(o) {
+                        *dst = -q;
                     }
                 }
             }
