@@ -284,13 +284,36 @@ def machine():
             "peak_gflops": cores * 2 * fma_lanes * 2 * ghz}
 
 
+def reset_peak():
+    """Resets the process's peak-RSS counter (Linux VmHWM), like cilp's memory::reset_peak."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+
+
+def peak_bytes():
+    """Peak resident memory since the last reset_peak (Linux VmHWM), or None."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 def run_model(name, args, mach):
     model, kind = build(name)
     params = sum(p.numel() for p in model.parameters())
     fwd = sum(sum(b) for b in model.branches) + sum(model.shared)
     train_flops = 3 * fwd - sum(b[0] for b in model.branches if b)
     train_runs, infer_runs = [], []
+    train_peak = infer_peak = None
     if not args.no_train:
+        reset_peak()
         model.train()
         opt = torch.optim.Adam(model.parameters(), lr=1e-4)
         b = batch(args.batch_size)
@@ -301,8 +324,10 @@ def run_model(name, args, mach):
             opt.step()
 
         train_runs = [args.batch_size / s for s in time_runs(args, step)]
+        train_peak = peak_bytes()
     if not args.no_infer:
         model.eval()
+        reset_peak()
         b = batch(args.infer_batch_size)
 
         def infer():
@@ -310,6 +335,7 @@ def run_model(name, args, mach):
                 model(b)
 
         infer_runs = [args.infer_batch_size / s for s in time_runs(args, infer)]
+        infer_peak = peak_bytes()
     train = max(train_runs) if train_runs else None
     infer = max(infer_runs) if infer_runs else None
     gf = lambda sps, fl: None if sps is None else sps * fl / 1e9
@@ -322,6 +348,7 @@ def run_model(name, args, mach):
         "train_peak_fraction": frac(gf(train, train_flops)),
         "infer_peak_fraction": frac(gf(infer, fwd)),
         "train_runs": train_runs, "infer_runs": infer_runs,
+        "train_peak_rss_bytes": train_peak, "infer_peak_rss_bytes": infer_peak,
     }
 
 
@@ -343,14 +370,15 @@ def print_report(r):
           f"{m['ghz']:.2f} GHz, {m['simd_f32_lanes']}-lane f32 SIMD), theoretical peak {m['peak_gflops']:.1f} GFLOP/s")
     print(f"train batch {r['batch_size']}, inference batch {r['infer_batch_size']}, {r['warmup']} warm-up + "
           f"best of {r['repeats']} x {r['steps']} iterations")
-    print(f"{'model':<24} {'params':>11} {'train/s':>10} {'spread':>6} {'GFLOP/s':>8} {'peak':>6} | "
-          f"{'infer/s':>10} {'spread':>6} {'GFLOP/s':>8} {'peak':>6}")
+    mib = lambda b: "-" if b is None else f"{b / 2**20:.0f}"
+    print(f"{'model':<24} {'params':>11} {'train/s':>10} {'spread':>6} {'GFLOP/s':>8} {'peak':>6} {'MiB':>6} | "
+          f"{'infer/s':>10} {'spread':>6} {'GFLOP/s':>8} {'peak':>6} {'MiB':>6}")
     for x in r["results"]:
         print(f"{x['model']:<24} {x['parameters']:>11} {fmt(x['train_samples_per_s']):>10} "
-              f"{spread(x['train_runs']):>6} {fmt(x['train_gflops']):>8} {pct(x['train_peak_fraction']):>6} | "
+              f"{spread(x['train_runs']):>6} {fmt(x['train_gflops']):>8} {pct(x['train_peak_fraction']):>6} "
+              f"{mib(x.get('train_peak_rss_bytes')):>6} | "
               f"{fmt(x['infer_samples_per_s']):>10} {spread(x['infer_runs']):>6} "
-              f"{fmt(x['infer_gflops']):>8} {pct(x['infer_peak_fraction']):>6}")
-
+              f"{fmt(x['infer_gflops']):>8} {pct(x['infer_peak_fraction']):>6} {mib(x.get('infer_peak_rss_bytes')):>6}")
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -114,6 +114,13 @@ pub struct ModelResult {
     pub train_runs: Vec<f64>,
     #[serde(default)]
     pub infer_runs: Vec<f64>,
+    /// The process's peak resident memory while the phase ran (Linux `VmHWM`, reset before it):
+    /// the model, its optimizer state, activations and the process itself. Memory an earlier
+    /// model left mapped counts too, so measure one model per process to compare models.
+    #[serde(default)]
+    pub train_peak_rss_bytes: Option<u64>,
+    #[serde(default)]
+    pub infer_peak_rss_bytes: Option<u64>,
 }
 
 /// A whole benchmark run; the JSON both `cilp bench --json` and `bench/pytorch_bench.py`
@@ -340,10 +347,16 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&ModelResult)) -> Result<
     for (name, kind) in kinds {
         let net = network(&name)?;
         let (tf, inf) = (net.train_flops(), net.forward_flops());
-        let train_runs: Vec<f64> =
-            if cfg.no_train { vec![] } else { train_seconds(kind, cfg)?.iter().map(|s| cfg.batch_size as f64 / s).collect() };
-        let infer_runs: Vec<f64> =
-            if cfg.no_infer { vec![] } else { infer_seconds(kind, cfg)?.iter().map(|s| cfg.infer_batch_size as f64 / s).collect() };
+        let peak_of = |skip: bool, f: &dyn Fn() -> Result<Vec<f64>>, batch: usize| -> Result<(Vec<f64>, Option<u64>)> {
+            if skip {
+                return Ok((vec![], None));
+            }
+            cilp_train::memory::reset_peak();
+            let runs = f()?.iter().map(|s| batch as f64 / s).collect();
+            Ok((runs, cilp_train::memory::peak_bytes().filter(|_| on_cpu)))
+        };
+        let (train_runs, train_peak_rss_bytes) = peak_of(cfg.no_train, &|| train_seconds(kind, cfg), cfg.batch_size)?;
+        let (infer_runs, infer_peak_rss_bytes) = peak_of(cfg.no_infer, &|| infer_seconds(kind, cfg), cfg.infer_batch_size)?;
         let max = |v: &[f64]| v.iter().cloned().reduce(f64::max);
         let train = max(&train_runs);
         let infer = max(&infer_runs);
@@ -361,6 +374,8 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&ModelResult)) -> Result<
             infer_peak_fraction: gf(infer, inf).filter(|_| on_cpu).map(|g| g / machine.peak_gflops),
             train_runs,
             infer_runs,
+            train_peak_rss_bytes,
+            infer_peak_rss_bytes,
         };
         progress(&r);
         results.push(r);
@@ -428,22 +443,25 @@ pub fn header(r: &BenchReport) -> String {
 /// One table row per model.
 pub fn table(r: &BenchReport) -> String {
     let mut s = format!(
-        "{:<24} {:>11} {:>10} {:>6} {:>8} {:>6} | {:>10} {:>6} {:>8} {:>6}\n",
-        "model", "params", "train/s", "spread", "GFLOP/s", "peak", "infer/s", "spread", "GFLOP/s", "peak"
+        "{:<24} {:>11} {:>10} {:>6} {:>8} {:>6} {:>6} | {:>10} {:>6} {:>8} {:>6} {:>6}\n",
+        "model", "params", "train/s", "spread", "GFLOP/s", "peak", "MiB", "infer/s", "spread", "GFLOP/s", "peak", "MiB"
     );
+    let mib = |b: Option<u64>| b.map_or("-".into(), |b| format!("{:.0}", b as f64 / (1024.0 * 1024.0)));
     for m in &r.results {
         s += &format!(
-            "{:<24} {:>11} {:>10} {:>6} {:>8} {:>6} | {:>10} {:>6} {:>8} {:>6}\n",
+            "{:<24} {:>11} {:>10} {:>6} {:>8} {:>6} {:>6} | {:>10} {:>6} {:>8} {:>6} {:>6}\n",
             m.model,
             m.parameters,
             opt(m.train_samples_per_s, 1),
             spread(&m.train_runs),
             opt(m.train_gflops, 1),
             m.train_peak_fraction.map_or("-".into(), |f| format!("{:.1}%", 100.0 * f)),
+            mib(m.train_peak_rss_bytes),
             opt(m.infer_samples_per_s, 1),
             spread(&m.infer_runs),
             opt(m.infer_gflops, 1),
             m.infer_peak_fraction.map_or("-".into(), |f| format!("{:.1}%", 100.0 * f)),
+            mib(m.infer_peak_rss_bytes),
         );
     }
     s
@@ -480,4 +498,41 @@ pub fn compare_table(ours: &BenchReport, theirs: &BenchReport) -> String {
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny(models: &[&str]) -> BenchConfig {
+        BenchConfig {
+            models: models.iter().map(|m| m.to_string()).collect(),
+            batch_size: 4,
+            infer_batch_size: 4,
+            warmup: 0,
+            steps: 1,
+            repeats: 2,
+            ..BenchConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_run_reports_throughput_and_peak_memory_per_phase() {
+        let mut seen = Vec::new();
+        let r = run(&tiny(&["projector"]), |m| seen.push(m.model.clone())).unwrap();
+        assert_eq!(seen, ["projector"]);
+        let m = &r.results[0];
+        assert_eq!(m.train_runs.len(), 2);
+        assert!(m.train_samples_per_s.unwrap() > 0.0 && m.infer_samples_per_s.unwrap() > 0.0);
+        if cfg!(target_os = "linux") {
+            // The process itself is several MiB; the projector's Adam state alone is 3 x 3 MB.
+            let (t, i) = (m.train_peak_rss_bytes.unwrap(), m.infer_peak_rss_bytes.unwrap());
+            assert!(t > 8 << 20 && i > 1 << 20, "train {t} / infer {i} bytes");
+        }
+        let table = table(&r);
+        assert!(table.lines().next().unwrap().matches("MiB").count() == 2, "{table}");
+        // A skipped phase has neither throughput nor memory.
+        let only_infer = run(&BenchConfig { no_train: true, ..tiny(&["projector"]) }, |_| {}).unwrap();
+        assert!(only_infer.results[0].train_peak_rss_bytes.is_none() && only_infer.results[0].train_samples_per_s.is_none());
+    }
 }
