@@ -189,10 +189,49 @@ pub struct MetricSummary {
     pub values: Vec<f64>,
 }
 
+/// `f64` fields that may be infinite or NaN (the t statistic of two samples that do not vary,
+/// such as a parameter count): JSON has no such numbers and serde_json writes them as `null`,
+/// which it then refuses to read back as a number. They are written as the strings `"inf"`,
+/// `"-inf"` and `"NaN"`, and read from those, from numbers, and from `null` (as NaN: what
+/// summaries written before this held).
+pub mod non_finite {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        match *v {
+            v if v.is_finite() => s.serialize_f64(v),
+            v if v.is_nan() => s.serialize_str("NaN"),
+            v if v > 0.0 => s.serialize_str("inf"),
+            _ => s.serialize_str("-inf"),
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Number(f64),
+        Text(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        match Option::<Repr>::deserialize(d)? {
+            None => Ok(f64::NAN),
+            Some(Repr::Number(v)) => Ok(v),
+            Some(Repr::Text(t)) => match t.as_str() {
+                "inf" | "+inf" | "Infinity" => Ok(f64::INFINITY),
+                "-inf" | "-Infinity" => Ok(f64::NEG_INFINITY),
+                "NaN" | "nan" => Ok(f64::NAN),
+                other => Err(serde::de::Error::custom(format!("expected a number, \"inf\", \"-inf\" or \"NaN\", got \"{other}\""))),
+            },
+        }
+    }
+}
+
 /// Result of Welch's unequal-variances t-test of `b` against `a`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Welch {
     /// (mean b - mean a) / standard error; infinite when neither side varies but the means differ.
+    #[serde(with = "non_finite")]
     pub t: f64,
     /// Welch–Satterthwaite degrees of freedom (na + nb - 2 when neither side varies).
     pub df: f64,
@@ -254,6 +293,8 @@ pub struct Paired {
     pub seeds: usize,
     /// Sample std of the differences (at least the metric's resolution).
     pub std: f64,
+    /// Mean difference / standard error; infinite when the differences do not vary.
+    #[serde(with = "non_finite")]
     pub t: f64,
     pub df: f64,
     /// Two-sided p-value.
@@ -449,5 +490,43 @@ mod tests {
         assert_eq!(serde_json::to_value(StudyKind::Ablation).unwrap(), "ablation");
         assert_eq!(StudyKind::Fusion.to_string(), "fusion");
         assert_eq!(serde_json::to_value(Verdict::NotEnoughSeeds).unwrap(), "not-enough-seeds");
+    }
+
+    #[test]
+    fn infinite_t_statistics_survive_json() {
+        // Two models whose parameter counts never vary across seeds: t is infinite. serde_json
+        // wrote it as null and then refused to read the summary back (`cilp run` failed at its
+        // last step, session 12).
+        let c = Comparison {
+            difference: 236_600.0,
+            pooled_std: Some(0.0),
+            effect_size: Some(f64::INFINITY),
+            welch: Some(Welch { t: f64::INFINITY, df: 8.0, p: 0.0 }),
+            paired: Some(Paired {
+                seeds: 5,
+                std: 0.0,
+                t: f64::NEG_INFINITY,
+                df: 4.0,
+                p: 0.0,
+                ci_low: 236_600.0,
+                ci_high: 236_600.0,
+                detectable: 0.0,
+            }),
+            verdict: Verdict::Larger,
+            resolution: 0.0,
+        };
+        let text = serde_json::to_string(&c).unwrap();
+        assert!(text.contains(r#""t":"inf""#) && text.contains(r#""t":"-inf""#), "{text}");
+        let back: Comparison = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.welch.unwrap().t, f64::INFINITY);
+        assert_eq!(back.paired.unwrap().t, f64::NEG_INFINITY);
+        assert!(back.effect_size.is_none(), "an infinite effect size reads back as none (null)");
+        // What earlier summaries hold: null reads as NaN; a NaN round-trips as "NaN".
+        let legacy = text.replace(r#""t":"inf""#, r#""t":null"#);
+        assert!(serde_json::from_str::<Comparison>(&legacy).unwrap().welch.unwrap().t.is_nan());
+        let nan = serde_json::to_string(&Welch { t: f64::NAN, df: 1.0, p: 1.0 }).unwrap();
+        assert!(serde_json::from_str::<Welch>(&nan).unwrap().t.is_nan(), "{nan}");
+        let bad = serde_json::from_str::<Welch>(r#"{"t":"big","df":1,"p":1}"#).unwrap_err().to_string();
+        assert!(bad.contains("\"big\""), "{bad}");
     }
 }

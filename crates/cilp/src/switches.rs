@@ -6,6 +6,7 @@
 //! | `CILP_SYSTEM_MALLOC=1` | keep glibc's allocator defaults ([`crate::alloc`]) |
 //! | `CILP_BURN_CONV=1` | burn's own convolution instead of cilp-kernels' (for comparisons) |
 //! | `CILP_CONV_DIRECT=1` | cilp-kernels' direct (im2col) convolution everywhere, no Winograd (for comparisons) |
+//! | `CILP_KEEP_DENORMALS=1` | do not flush subnormal floats to zero (for comparisons; see `cilp_kernels::flush_denormals`) |
 //! | `CILP_BURN_ADAM=1` | burn's Adam instead of the fused one (for comparisons) |
 //! | `CILP_TEST_ABORT_AT=E:S` | test hook: abort (like SIGKILL) at step S of epoch E |
 //! | `CILP_TEST_NAN_AT=E:S` | test hook: that step's loss becomes NaN |
@@ -20,6 +21,7 @@ pub struct Switches {
     pub system_malloc: bool,
     pub burn_conv: bool,
     pub conv_direct: bool,
+    pub keep_denormals: bool,
     pub burn_adam: bool,
     pub hooks: TestHooks,
 }
@@ -44,6 +46,7 @@ impl Switches {
             system_malloc: on("CILP_SYSTEM_MALLOC"),
             burn_conv: on("CILP_BURN_CONV"),
             conv_direct: on("CILP_CONV_DIRECT"),
+            keep_denormals: on("CILP_KEEP_DENORMALS"),
             burn_adam: on("CILP_BURN_ADAM"),
             hooks: TestHooks { abort_at: at("CILP_TEST_ABORT_AT"), nan_at: at("CILP_TEST_NAN_AT") },
         }
@@ -56,6 +59,7 @@ pub fn init() -> Switches {
     crate::alloc::tune_allocator(!s.system_malloc);
     cilp_kernels::set_fast_conv(!s.burn_conv);
     cilp_kernels::winograd::set_winograd(!s.conv_direct);
+    cilp_kernels::set_flush_denormals(!s.keep_denormals);
     cilp_kernels::adam::set_fused_adam(!s.burn_adam);
     s
 }

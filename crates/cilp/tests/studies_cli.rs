@@ -80,6 +80,16 @@ fn fusion_then_ablation_then_runs_and_report() {
     assert_eq!(summary["baseline"], best.as_str());
     // 2 strided styles x 6 metrics.
     assert_eq!(summary["rows"].as_array().unwrap().len(), 12);
+    // The summary reads back as the typed summary `cilp run` reads for its closing sentence: the
+    // parameter counts never vary across seeds, so their t statistics are infinite (written as
+    // null before session 12, which failed that read and `cilp run` with it).
+    let text = std::fs::read_to_string(ablation.join("summary.json")).unwrap();
+    let typed: cilp_track::study::StudySummary = serde_json::from_str(&text).expect("the ablation summary reads back typed");
+    assert!(
+        typed.comparisons.iter().flat_map(|c| c.comparison.paired).any(|p| p.t.is_infinite()),
+        "expected an infinite paired t (a metric that does not vary)"
+    );
+    assert!(!cilp_studies::finding(&typed).is_empty());
     assert!(ablation.join(format!("{best}-strided-conv-s52")).join("summary.json").is_file());
     // The MaxPool2d baseline is the fusion study's run, reused rather than trained again: a
     // retrained run would record other epoch times.
