@@ -344,20 +344,21 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&ModelResult)) -> Result<
     // Fail before the first model when the device is not in this build.
     cilp_train::device::device(cfg.device)?;
     let adapter = if on_cpu { None } else { cilp_train::device::adapter(cfg.device) };
+    // One phase's samples/s per timed run and the process's peak memory while it ran.
+    let phase = |skip: bool, f: &dyn Fn() -> Result<Vec<f64>>, batch: usize| -> Result<(Vec<f64>, Option<u64>)> {
+        if skip {
+            return Ok((vec![], None));
+        }
+        cilp_train::memory::reset_peak();
+        let runs = f()?.iter().map(|s| batch as f64 / s).collect();
+        Ok((runs, cilp_train::memory::peak_bytes().filter(|_| on_cpu)))
+    };
     let mut results = Vec::new();
     for (name, kind) in kinds {
         let net = network(&name)?;
         let (tf, inf) = (net.train_flops(), net.forward_flops());
-        let peak_of = |skip: bool, f: &dyn Fn() -> Result<Vec<f64>>, batch: usize| -> Result<(Vec<f64>, Option<u64>)> {
-            if skip {
-                return Ok((vec![], None));
-            }
-            cilp_train::memory::reset_peak();
-            let runs = f()?.iter().map(|s| batch as f64 / s).collect();
-            Ok((runs, cilp_train::memory::peak_bytes().filter(|_| on_cpu)))
-        };
-        let (train_runs, train_peak_rss_bytes) = peak_of(cfg.no_train, &|| train_seconds(kind, cfg), cfg.batch_size)?;
-        let (infer_runs, infer_peak_rss_bytes) = peak_of(cfg.no_infer, &|| infer_seconds(kind, cfg), cfg.infer_batch_size)?;
+        let (train_runs, train_peak_rss_bytes) = phase(cfg.no_train, &|| train_seconds(kind, cfg), cfg.batch_size)?;
+        let (infer_runs, infer_peak_rss_bytes) = phase(cfg.no_infer, &|| infer_seconds(kind, cfg), cfg.infer_batch_size)?;
         let max = |v: &[f64]| v.iter().cloned().reduce(f64::max);
         let train = max(&train_runs);
         let infer = max(&infer_runs);

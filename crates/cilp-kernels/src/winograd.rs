@@ -120,6 +120,21 @@ pub(crate) fn transform_weights(w: &[f32], co: usize, ci: usize, flip: bool) -> 
     u
 }
 
+/// The four equal rows of a 4-row scratch buffer.
+fn quarters(v: &[f32]) -> [&[f32]; 4] {
+    let n = v.len() / 4;
+    std::array::from_fn(|i| &v[i * n..(i + 1) * n])
+}
+
+/// [`quarters`], writable.
+fn quarters_mut(v: &mut [f32]) -> [&mut [f32]; 4] {
+    let n = v.len() / 4;
+    let (a, rest) = v.split_at_mut(n);
+    let (b, rest) = rest.split_at_mut(n);
+    let (c, d) = rest.split_at_mut(n);
+    [a, b, c, d]
+}
+
 /// `V[ξ][c][t] = (Bᵀ d B)_ξ` of every 4x4 input tile (zero-padded by 1), for `ns` samples of
 /// `c` channels whose planes `pl` locates in `x`; `v` is `[16][c][T]` with `T = ns·th·tw`.
 #[allow(clippy::too_many_arguments)] // shapes spelled out; called from two places
@@ -156,12 +171,8 @@ pub(crate) fn transform_input(x: &[f32], pl: Planes, ns: usize, c: usize, h: usi
                 }
                 // Bᵀ d: row combinations (d0 - d2, d1 + d2, d2 - d1, d1 - d3), on both halves.
                 for (rows, t) in [(&even, &mut te), (&odd, &mut to)] {
-                    let (r0, rest) = rows.split_at(n);
-                    let (r1, rest) = rest.split_at(n);
-                    let (r2, r3) = rest.split_at(n);
-                    let (t0, rest) = t.split_at_mut(n);
-                    let (t1, rest) = rest.split_at_mut(n);
-                    let (t2, t3) = rest.split_at_mut(n);
+                    let [r0, r1, r2, r3] = quarters(rows);
+                    let [t0, t1, t2, t3] = quarters_mut(t);
                     for q in 0..n {
                         t0[q] = r0[q] - r2[q];
                         t1[q] = r1[q] + r2[q];
@@ -215,9 +226,7 @@ pub(crate) fn transform_output(m: &[f32], c: usize, ns: usize, h: usize, w: usiz
                         row[2 * tx + 1] = m1[tx] - m2[tx] - m3[tx];
                     }
                 }
-                let (r0, rest) = ma.split_at(w);
-                let (r1, rest) = rest.split_at(w);
-                let (r2, r3) = rest.split_at(w);
+                let [r0, r1, r2, r3] = quarters(&ma);
                 let (top, bottom) = plane[2 * ty * w..(2 * ty + 2) * w].split_at_mut(w);
                 for q in 0..w {
                     top[q] = r0[q] + r1[q] + r2[q];
@@ -243,9 +252,7 @@ pub(crate) fn transform_output_grad(dy: &[f32], pl: Planes, ns: usize, c: usize,
                 // A dy: row combinations (top, bottom) -> (top, top + bottom, top - bottom, -bottom).
                 let (top, bottom) = (&plane[2 * ty * w..(2 * ty + 1) * w], &plane[(2 * ty + 1) * w..(2 * ty + 2) * w]);
                 for (half, rows) in [(0, &mut even), (1, &mut odd)] {
-                    let (r0, rest) = rows.split_at_mut(tw);
-                    let (r1, rest) = rest.split_at_mut(tw);
-                    let (r2, r3) = rest.split_at_mut(tw);
+                    let [r0, r1, r2, r3] = quarters_mut(rows);
                     for q in 0..tw {
                         let (a, b) = (top[2 * q + half], bottom[2 * q + half]);
                         r0[q] = a;
