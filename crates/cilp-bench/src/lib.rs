@@ -131,6 +131,9 @@ pub struct BenchReport {
     pub tool: String,
     /// Tool version (cilp version / torch version).
     pub version: String,
+    /// A cilp build with the gemm crate's AVX-512 kernels (the `avx512` feature).
+    #[serde(default)]
+    pub gemm_avx512: bool,
     /// Compute threads (rayon pool / torch intra-op threads).
     pub threads: usize,
     pub machine: Machine,
@@ -385,6 +388,7 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&ModelResult)) -> Result<
     Ok(BenchReport {
         tool: "cilp".into(),
         version: env!("CARGO_PKG_VERSION").into(),
+        gemm_avx512: cilp_kernels::GEMM_AVX512,
         threads: threads(),
         machine,
         device: cfg.device,
@@ -422,7 +426,7 @@ pub fn header(r: &BenchReport) -> String {
             "{} {} | {} threads | {} ({} logical CPUs, {:.2} GHz, {}-lane f32 SIMD{}), theoretical peak {:.1} GFLOP/s\n\
          train batch {}, inference batch {}, {} warm-up + best of {} x {} iterations\n",
             r.tool,
-            r.version,
+            if r.gemm_avx512 { format!("{} (AVX-512 GEMM build)", r.version) } else { r.version.clone() },
             r.threads,
             r.machine.cpu,
             r.machine.cores,

@@ -13,6 +13,10 @@
 //! [`adam`] is a fused Adam optimizer (one pass per parameter instead of burn's chain of
 //! elementwise ops; [`adam::set_fused_adam`]`(false)` makes [`adam::adam_optimizer`] return burn's Adam).
 
+/// Whether this build has the gemm crate's AVX-512 micro-kernels (the `avx512` feature); they run
+/// on CPUs with AVX-512F, the AVX2 ones elsewhere.
+pub const GEMM_AVX512: bool = cfg!(feature = "avx512");
+
 pub mod adam;
 pub mod burn_ext;
 pub mod conv;
