@@ -23,6 +23,7 @@
 //! [`run_assessment`], which runs the stages in order.
 
 pub mod config;
+pub mod probe;
 pub mod retrieval;
 pub mod seed;
 pub mod stages;

@@ -43,6 +43,7 @@ use cilp_train::fit::{EpochReport, FitSettings, RunInfo, Score, StepOutput, Trai
 use serde::{Deserialize, Serialize};
 
 use super::config::StageRunConfig;
+use super::probe::{KnnProbe, PROBE_K, knn_probe};
 use super::retrieval::{CrossModalRetrieval, retrieval_metrics};
 use super::stages::{EVAL_CHUNK, gather_rows, open_stage, rgb_batch, say, to_vec, trains};
 use super::{AssessOptions, AssessPreset, StageConfig, open_assessment, write_file};
@@ -574,6 +575,11 @@ pub struct SeedAssessSummary {
     pub logit_scale_per_epoch: Vec<f64>,
     /// Retrieval over all validation pairs with the final CILP encoders (not in the original).
     pub retrieval: CrossModalRetrieval,
+    /// The class information in the CILP image embedding the projector reads: a k-NN probe of
+    /// its validation embeddings against its training ones (not in the original; absent from
+    /// summaries written before it existed).
+    #[serde(default)]
+    pub image_embedding_probe: Option<KnnProbe>,
     /// Stage 3: training MSE per epoch; the last is the original's "projector MSE".
     pub projector_train_mse_per_epoch: Vec<f64>,
     pub projector_mse: f64,
@@ -619,6 +625,12 @@ impl SeedAssessSummary {
             ("RGB->LiDAR accuracy, all validation samples".into(), Some(REAL_ACCURACY), Some(GEN_ACCURACY), Some(self.classifier_accuracy)),
             ("RGB->LiDAR accuracy, lowest validation batch".into(), None, None, min_batch.is_finite().then_some(min_batch)),
             ("RGB->LiDAR accuracy with ReLU before fc3".into(), None, None, Some(self.classifier_accuracy_with_relu)),
+            (
+                format!("CILP image embedding {}-NN class probe accuracy", self.image_embedding_probe.as_ref().map_or(PROBE_K, |p| p.k)),
+                None,
+                None,
+                self.image_embedding_probe.as_ref().map(|p| p.accuracy),
+            ),
             ("CILP retrieval RGB->LiDAR R@1 (all validation pairs)".into(), None, None, Some(self.retrieval.rgb_to_lidar.r_at_1)),
             ("CILP retrieval LiDAR->RGB R@1 (all validation pairs)".into(), None, None, Some(self.retrieval.lidar_to_rgb.r_at_1)),
         ]
@@ -760,6 +772,19 @@ pub fn run_seed_assessment(cfg: &SeedAssessConfig, opts: &AssessOptions) -> Resu
             tc.elapsed().as_secs_f64()
         ),
     );
+    let tp = Instant::now();
+    let train_labels = targets_of(ds, &split.train);
+    let val_labels = targets_of(ds, &split.val);
+    let probe = knn_probe(&x_train, &train_labels, &x_val, &val_labels, SEED_CILP_EMBEDDING, PROBE_K);
+    say(
+        opts.quiet,
+        format!(
+            "{SEED_CILP_RUN}: {PROBE_K}-NN class probe of the image embedding: {:.2}% of {} validation samples ({:.1}s)",
+            100.0 * probe.accuracy,
+            probe.samples,
+            tp.elapsed().as_secs_f64()
+        ),
+    );
     let rc = cfg.run_config("seed-projector", cfg.projector);
     let hp = [names::VAL_LOSS, names::TRAIN_LOSS];
     let may_resume = unchanged && !lidar_trained && !cilp_trained;
@@ -772,7 +797,7 @@ pub fn run_seed_assessment(cfg: &SeedAssessConfig, opts: &AssessOptions) -> Resu
         y_train,
         x_val,
         y_val,
-        val_labels: targets_of(ds, &split.val),
+        val_labels,
         positions: (0..split.train.len()).collect(),
         batch_size: cfg.batch_size,
         fc3,
@@ -815,6 +840,7 @@ pub fn run_seed_assessment(cfg: &SeedAssessConfig, opts: &AssessOptions) -> Resu
         cilp_train_loss,
         logit_scale_per_epoch: logit_scales,
         retrieval,
+        image_embedding_probe: Some(probe),
         projector_mse: projector_mses.last().copied().unwrap_or(f64::NAN),
         projector_train_mse_per_epoch: projector_mses,
         projector_val_mse: projector_val_mses.last().copied().unwrap_or(f64::NAN),
@@ -850,6 +876,13 @@ fn write_summary(out: &Path, s: &SeedAssessSummary) -> Result<()> {
             s.classifier_batch_accuracies.iter().map(|a| format!("{:.1}%", 100.0 * a)).collect::<Vec<_>>().join(", ")
         ),
         format!("Retrieval over all {} validation pairs: {}.", s.retrieval.samples, s.retrieval),
+        match &s.image_embedding_probe {
+            Some(p) => format!(
+                "Class probe: each validation image embedding (un-normalised, as the projector reads it) takes the majority class of its {} nearest training embeddings: {}/{} right. The chain reads this embedding, so it can hardly do better.",
+                p.k, p.correct, p.samples
+            ),
+            None => "Class probe: not computed (a summary written before it existed).".into(),
+        },
         format!("Preset {:?}, {:.0}s wall time on {}.", s.config.preset, s.wall_seconds, s.config.device),
     ];
     let cell = |v: Option<f64>| v.map_or(serde_json::Value::Null, |v| serde_json::json!(v));

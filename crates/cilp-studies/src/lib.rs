@@ -26,8 +26,10 @@ pub mod fusion;
 pub mod runner;
 pub mod stats;
 pub mod summary;
+pub mod workers;
 
 pub use ablation::{ablation, ablation_models, ablation_summary};
 pub use fusion::{FUSION_MODELS, best_fusion_model, fusion, fusion_summary};
 pub use runner::{Arm, LrPoint, StudyLock, StudyMode, StudyOptions, StudyPreset, StudySettings, arm_model, run_models};
 pub use summary::{FinishedStudy, StudySummary, finding};
+pub use workers::{Workers, run_models_in_workers};

@@ -270,7 +270,7 @@ impl StudyOptions {
 }
 
 /// Whether `dir` holds a completed run whose saved config equals `cfg`.
-fn reusable(dir: &Path, cfg: &TrainConfig) -> bool {
+pub(crate) fn reusable(dir: &Path, cfg: &TrainConfig) -> bool {
     cilp_track::run::read_summary(dir).is_ok_and(|s| s.status == cilp_track::run::RunStatus::Completed)
         && cilp_track::run::read_config::<TrainConfig>(dir).is_ok_and(|c| &c == cfg)
 }
@@ -450,7 +450,7 @@ pub fn plan(settings: &StudySettings, models: &[String]) -> Result<Vec<PlannedRu
 }
 
 /// Loads the study's dataset once (with the fixed split), printing what it loaded.
-fn load_data(settings: &StudySettings, opts: &StudyOptions) -> Result<(DataConfig, cilp_train::engine::PreparedData)> {
+pub(crate) fn load_data(settings: &StudySettings, opts: &StudyOptions) -> Result<(DataConfig, cilp_train::engine::PreparedData)> {
     let split_seed = settings.split_seed();
     let mut data_cfg = settings.data.clone();
     data_cfg.split_seed = Some(split_seed);
@@ -490,6 +490,25 @@ fn load_data(settings: &StudySettings, opts: &StudyOptions) -> Result<(DataConfi
 
 /// Trains (or resumes, or copies per [`StudyOptions::reuse_from`]) one planned run.
 fn train_planned(p: &PlannedRun, data: &cilp_train::engine::PreparedData, opts: &StudyOptions) -> Result<TrainOutcome> {
+    let mode = prepare_run(p, opts)?;
+    let ropts = RunOptions {
+        runs_dir: opts.out.clone(),
+        name: Some(p.run.clone()),
+        mode,
+        progress: opts.progress,
+        quiet: opts.quiet,
+        hooks: opts.hooks,
+        control: opts.control.clone(),
+        init_loader: None,
+    };
+    train(&p.config, data, &ropts)
+}
+
+/// How one planned run is to be opened: resumed when the study folder holds it and the study
+/// resumes, otherwise created (refusing or replacing a folder per [`StudyOptions::mode`]). A
+/// completed run with the same config in [`StudyOptions::reuse_from`] is copied in first and
+/// then resumed (read back without training).
+pub(crate) fn prepare_run(p: &PlannedRun, opts: &StudyOptions) -> Result<CreateMode> {
     let name = &p.run;
     let mut mode = match opts.mode {
         StudyMode::New => CreateMode::New,
@@ -508,17 +527,7 @@ fn train_planned(p: &PlannedRun, data: &cilp_train::engine::PreparedData, opts: 
         }
         mode = CreateMode::Resume;
     }
-    let ropts = RunOptions {
-        runs_dir: opts.out.clone(),
-        name: Some(name.clone()),
-        mode,
-        progress: opts.progress,
-        quiet: opts.quiet,
-        hooks: opts.hooks,
-        control: opts.control.clone(),
-        init_loader: None,
-    };
-    train(&p.config, data, &ropts)
+    Ok(mode)
 }
 
 /// Groups finished runs by arm, in plan order.
@@ -536,10 +545,50 @@ fn group(settings: &StudySettings, models: &[String], done: Vec<(PlannedRun, See
 /// and using one split for all runs. Run directories are `opts.out/<model>-s<seed>`.
 pub fn run_models(settings: &StudySettings, models: &[String], opts: &StudyOptions) -> Result<StudyRuns> {
     let start = Instant::now();
+    let (planned, lock) = open_study(settings, models, opts)?;
+    let (data_cfg, data) = load_data(settings, opts)?;
+    let mut done = Vec::new();
+    for p in &planned {
+        if !opts.quiet {
+            eprintln!("[{}/{}] {} ({:.0}s elapsed)", p.index + 1, planned.len(), p.run, start.elapsed().as_secs_f64());
+        }
+        let outcome = train_planned(p, &data, opts)?;
+        done.push((p.clone(), seed_run(p.seed, p.run.clone(), &outcome)));
+    }
+    finish_study(settings, models, (data_cfg, &data), (done, Vec::new()), start, lock)
+}
+
+/// The [`StudyRuns`] of a study whose runs were trained or read back (`done`, `missing`), holding
+/// its folder's `lock`; its wall time counts from `start`.
+pub(crate) fn finish_study(
+    settings: &StudySettings,
+    models: &[String],
+    (data_cfg, data): (DataConfig, &cilp_train::engine::PreparedData),
+    (done, missing): ReadBack,
+    start: Instant,
+    lock: cilp_track::FolderLock,
+) -> Result<StudyRuns> {
+    Ok(StudyRuns {
+        settings: StudySettings { data: data_cfg, ..settings.clone() },
+        split: SplitInfo { train: data.split.train.len(), val: data.split.val.len(), split_seed: settings.split_seed() },
+        models: group(settings, models, done)?,
+        missing,
+        wall_seconds: start.elapsed().as_secs_f64(),
+        lock: StudyLock(Some(std::sync::Arc::new(lock))),
+    })
+}
+
+/// Plans a study that trains here and takes its folder: the plan, and the study-folder lock,
+/// held for the whole study (and, through the returned StudyRuns, its report): a second study
+/// on the same folder is refused at once, naming this process. A new study (no --resume or
+/// --force) refuses a folder that already holds any of its runs.
+pub(crate) fn open_study(
+    settings: &StudySettings,
+    models: &[String],
+    opts: &StudyOptions,
+) -> Result<(Vec<PlannedRun>, cilp_track::FolderLock)> {
     let planned = plan(settings, models)?;
     check_out(&opts.out)?;
-    // Held for the whole study (and, through the returned StudyRuns, its report): a second
-    // study on the same folder is refused at once, naming this process.
     let lock = cilp_track::FolderLock::acquire(&opts.out, "study folder")?;
     if opts.mode == StudyMode::New {
         let existing: Vec<&str> = planned.iter().map(|p| p.run.as_str()).filter(|n| opts.out.join(n).exists()).collect();
@@ -553,23 +602,7 @@ pub fn run_models(settings: &StudySettings, models: &[String], opts: &StudyOptio
             )));
         }
     }
-    let (data_cfg, data) = load_data(settings, opts)?;
-    let mut done = Vec::new();
-    for p in &planned {
-        if !opts.quiet {
-            eprintln!("[{}/{}] {} ({:.0}s elapsed)", p.index + 1, planned.len(), p.run, start.elapsed().as_secs_f64());
-        }
-        let outcome = train_planned(p, &data, opts)?;
-        done.push((p.clone(), seed_run(p.seed, p.run.clone(), &outcome)));
-    }
-    Ok(StudyRuns {
-        settings: StudySettings { data: data_cfg, ..settings.clone() },
-        split: SplitInfo { train: data.split.train.len(), val: data.split.val.len(), split_seed: settings.split_seed() },
-        models: group(settings, models, done)?,
-        missing: Vec::new(),
-        wall_seconds: start.elapsed().as_secs_f64(),
-        lock: StudyLock(Some(std::sync::Arc::new(lock))),
-    })
+    Ok((planned, lock))
 }
 
 /// Trains exactly run `index` of the plan into the study folder: one task of an array job
@@ -622,18 +655,15 @@ fn last_epoch(dir: &Path) -> usize {
         .unwrap_or(0)
 }
 
-/// Summarises a study from its run folders without training: the collect step after an array
-/// job. Every planned run must be a completed run with the study's config; any other is named
-/// in [`StudyRuns::missing`] (and the summary) and left out of the statistics, never silently.
-pub fn collect(settings: &StudySettings, models: &[String], opts: &StudyOptions) -> Result<StudyRuns> {
-    let start = Instant::now();
-    let planned = plan(settings, models)?;
-    check_out(&opts.out)?;
-    let lock = cilp_track::FolderLock::acquire(&opts.out, "study folder")?;
-    let (data_cfg, data) = load_data(settings, opts)?;
+/// The runs [`read_back`] found finished (each with its plan) and the ones it did not.
+pub(crate) type ReadBack = (Vec<(PlannedRun, SeedRun)>, Vec<MissingRun>);
+
+/// Reads every planned run back from the study folder: the finished ones, and the others
+/// with the reason (named on stderr unless quiet).
+pub(crate) fn read_back(planned: &[PlannedRun], opts: &StudyOptions) -> Result<ReadBack> {
     let mut done = Vec::new();
     let mut missing = Vec::new();
-    for p in &planned {
+    for p in planned {
         let dir = opts.out.join(&p.run);
         if let Some(reason) = not_finished(&dir, p) {
             if !opts.quiet {
@@ -646,6 +676,19 @@ pub fn collect(settings: &StudySettings, models: &[String], opts: &StudyOptions)
         let outcome = TrainOutcome { run_dir: dir.clone(), summary: cilp_track::run::read_summary(&dir)?, history: run.read_metrics()? };
         done.push((p.clone(), seed_run(p.seed, p.run.clone(), &outcome)));
     }
+    Ok((done, missing))
+}
+
+/// Summarises a study from its run folders without training: the collect step after an array
+/// job. Every planned run must be a completed run with the study's config; any other is named
+/// in [`StudyRuns::missing`] (and the summary) and left out of the statistics, never silently.
+pub fn collect(settings: &StudySettings, models: &[String], opts: &StudyOptions) -> Result<StudyRuns> {
+    let start = Instant::now();
+    let planned = plan(settings, models)?;
+    check_out(&opts.out)?;
+    let lock = cilp_track::FolderLock::acquire(&opts.out, "study folder")?;
+    let (data_cfg, data) = load_data(settings, opts)?;
+    let (done, missing) = read_back(&planned, opts)?;
     if done.is_empty() {
         return Err(TrainError::Config(format!(
             "none of the {} runs of this study is finished in {} (run the tasks first: --plan lists them)",
@@ -653,14 +696,7 @@ pub fn collect(settings: &StudySettings, models: &[String], opts: &StudyOptions)
             opts.out.display()
         )));
     }
-    Ok(StudyRuns {
-        settings: StudySettings { data: data_cfg, ..settings.clone() },
-        split: SplitInfo { train: data.split.train.len(), val: data.split.val.len(), split_seed: settings.split_seed() },
-        models: group(settings, models, done)?,
-        missing,
-        wall_seconds: start.elapsed().as_secs_f64(),
-        lock: StudyLock(Some(std::sync::Arc::new(lock))),
-    })
+    finish_study(settings, models, (data_cfg, &data), (done, missing), start, lock)
 }
 
 #[cfg(test)]

@@ -45,6 +45,24 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Atomically make `path` a second name of the (complete, already synced) file `existing`: a
+/// hard link under a temporary name, renamed over `path`. No byte is copied, so a file written
+/// once can also be published under another name for free. Readers see the old or the new file,
+/// never a partial one. Fails where the file system has no hard links (the caller writes the
+/// bytes instead); on failure `path` is untouched and no temporary name is left.
+///
+/// Files linked this way must never be modified in place; [`write_atomic`] never does.
+pub fn link_atomic(existing: &Path, path: &Path) -> Result<()> {
+    let tmp = temp_path_for(path);
+    fs::hard_link(existing, &tmp).ctx("hard-link", &tmp)?;
+    if let Err(e) = fs::rename(&tmp, path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(Error::io("rename temporary link onto", path, e));
+    }
+    sync_parent_dir(path);
+    Ok(())
+}
+
 /// Atomically write `s` (UTF-8) to `path`. See [`write_atomic`].
 pub fn write_atomic_str(path: &Path, s: &str) -> Result<()> {
     write_atomic(path, s.as_bytes())
@@ -124,6 +142,29 @@ mod tests {
         // no temp files left behind
         let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn a_link_publishes_the_same_file_under_a_second_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("model-e0001.bpk"), dir.path().join("best.bpk"));
+        write_atomic(&a, b"epoch one").unwrap();
+        write_atomic(&b, b"older best").unwrap();
+        link_atomic(&a, &b).unwrap();
+        assert_eq!(fs::read(&b).unwrap(), b"epoch one");
+        // The first name goes (an older epoch pruned), the second keeps the bytes; a later write
+        // of the first name makes a new file and leaves the link alone.
+        fs::remove_file(&a).unwrap();
+        assert_eq!(fs::read(&b).unwrap(), b"epoch one");
+        write_atomic(&a, b"epoch two").unwrap();
+        assert_eq!(fs::read(&b).unwrap(), b"epoch one");
+        // A missing source fails, names the path, and leaves the destination and no temp name.
+        let err = link_atomic(&dir.path().join("absent.bpk"), &b).unwrap_err().to_string();
+        assert!(err.contains("best.bpk.tmp"), "{err}");
+        assert_eq!(fs::read(&b).unwrap(), b"epoch one");
+        let mut names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        assert_eq!(names, ["best.bpk", "model-e0001.bpk"]);
     }
 
     #[test]

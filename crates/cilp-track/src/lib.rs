@@ -127,7 +127,7 @@ pub mod run;
 pub mod study;
 pub mod tb;
 
-pub use atomic::{remove_stale_temp_files, write_atomic, write_atomic_str};
+pub use atomic::{link_atomic, remove_stale_temp_files, write_atomic, write_atomic_str};
 pub use compare::{Column, RunRecord, RunStats, list_runs, load_run, render_comparison, render_json, render_table};
 pub use error::{Error, Result};
 pub use lock::FolderLock;

@@ -250,15 +250,32 @@ impl Checkpoints {
 
     /// Writes the epoch's model and optimiser bytes, then commits `state` (whose file names are
     /// filled in here), then removes older epochs' files.
-    pub fn save(&self, mut state: TrainState, model: &[u8], optim: &[u8]) -> Result<TrainState> {
+    pub fn save(&self, state: TrainState, model: &[u8], optim: &[u8]) -> Result<TrainState> {
+        self.commit(state, model, optim, false)
+    }
+
+    /// [`Checkpoints::save`], and when `best` is true the epoch's model also becomes `best.bpk`
+    /// (with its sidecar checksum) before `state` is committed. The model's bytes are written
+    /// and hashed once: `best.bpk` is a hard link to the epoch's model file where the file
+    /// system allows it (neither is ever modified in place), a copy elsewhere.
+    pub fn commit(&self, mut state: TrainState, model: &[u8], optim: &[u8], best: bool) -> Result<TrainState> {
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| TrainError::Checkpoint { path: self.dir.clone(), reason: format!("cannot create: {e}") })?;
         state.model_file = format!("model-e{:04}.bpk", state.epoch);
         state.optim_file = format!("optim-e{:04}.bpk", state.epoch);
-        state.model_sha256 = Some(sha256_hex(model));
+        let model_sha = sha256_hex(model);
         state.optim_sha256 = Some(sha256_hex(optim));
-        cilp_track::atomic::write_atomic(&self.dir.join(&state.model_file), model)?;
+        let model_path = self.dir.join(&state.model_file);
+        cilp_track::atomic::write_atomic(&model_path, model)?;
         cilp_track::atomic::write_atomic(&self.dir.join(&state.optim_file), optim)?;
+        if best {
+            let path = self.best_model();
+            if cilp_track::atomic::link_atomic(&model_path, &path).is_err() {
+                cilp_track::atomic::write_atomic(&path, model)?;
+            }
+            cilp_track::atomic::write_atomic(&sidecar_path(&path), format!("{model_sha}  best.bpk\n").as_bytes())?;
+        }
+        state.model_sha256 = Some(model_sha);
         let json = serde_json::to_vec_pretty(&state).expect("state serialises");
         cilp_track::atomic::write_atomic(&self.last_path(), &json)?;
         // Best effort: remove files of older epochs, and temporary files of a process killed
@@ -413,6 +430,35 @@ mod tests {
             let e = c.read(file).unwrap_err().to_string();
             assert!(e.contains(file.as_str()) && e.contains("checksum mismatch"), "{e}");
         }
+    }
+
+    #[test]
+    fn a_commit_with_best_publishes_the_epoch_model_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Checkpoints::new(dir.path().join("checkpoints"));
+        let st = |epoch| TrainState { epoch, ..TrainState::fresh() };
+        c.commit(st(1), b"m1", b"o1", true).unwrap();
+        let sidecar = |c: &Checkpoints| std::fs::read_to_string(c.dir().join("best.bpk.sha256")).unwrap();
+        assert_eq!(read_checkpoint_file(&c.best_model()).unwrap(), b"m1");
+        assert_eq!(sidecar(&c), format!("{}  best.bpk\n", sha256_hex(b"m1")));
+        // Epoch 2 is not better: best.bpk stays epoch 1's although model-e0001 is pruned.
+        c.commit(st(2), b"m2", b"o2", false).unwrap();
+        assert!(!c.dir().join("model-e0001.bpk").exists());
+        assert_eq!(read_checkpoint_file(&c.best_model()).unwrap(), b"m1");
+        // Epoch 3 is: best.bpk and its checksum follow, and last.json records the same hash.
+        let s3 = c.commit(st(3), b"m3", b"o3", true).unwrap();
+        assert_eq!(read_checkpoint_file(&c.best_model()).unwrap(), b"m3");
+        assert_eq!(sidecar(&c), format!("{}  best.bpk\n", s3.model_sha256.as_deref().unwrap()));
+        assert_eq!(c.load_state().unwrap().unwrap(), s3);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let ino = |p: &Path| std::fs::metadata(p).unwrap().ino();
+            assert_eq!(ino(&c.best_model()), ino(&c.dir().join("model-e0003.bpk")), "a link, not a second write");
+        }
+        let mut names: Vec<_> = std::fs::read_dir(c.dir()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        assert_eq!(names, ["best.bpk", "best.bpk.sha256", "last.json", "model-e0003.bpk", "optim-e0003.bpk"]);
     }
 
     #[test]

@@ -297,14 +297,12 @@ pub fn validation_bar(enabled: bool, len: usize) -> ProgressBar {
     progress_bar(enabled, len, "validate".into())
 }
 
-fn to_bytes<M: Module>(model: &M) -> Result<Vec<u8>> {
-    let bytes = model.clone().into_record().into_bytes().map_err(|e| TrainError::Serialize { what: "the model", reason: e.to_string() })?;
-    Ok(bytes.to_vec())
+fn to_bytes<M: Module>(model: &M) -> Result<burn::tensor::Bytes> {
+    model.clone().into_record().into_bytes().map_err(|e| TrainError::Serialize { what: "the model", reason: e.to_string() })
 }
 
-fn optim_bytes(optim: &ModuleOptimizer) -> Result<Vec<u8>> {
-    let bytes = optim.into_bytes().map_err(|e| TrainError::Serialize { what: "the optimiser state", reason: e.to_string() })?;
-    Ok(bytes.to_vec())
+fn optim_bytes(optim: &ModuleOptimizer) -> Result<burn::tensor::Bytes> {
+    optim.into_bytes().map_err(|e| TrainError::Serialize { what: "the optimiser state", reason: e.to_string() })
 }
 
 fn val_row(epoch: usize, v: &Validation, seconds: f64, peak: Option<u64>) -> EpochMetrics {
@@ -395,9 +393,8 @@ pub fn fit<S: TrainStep>(
         state.best = Some(v.score);
         state.best_val_loss = v.score.loss();
         state.best_epoch = 0;
-        ckpt.save_best(&bytes)?;
         state.elapsed_seconds += start.elapsed().as_secs_f64();
-        state = ckpt.save(state, &bytes, &optim_bytes(&optim)?)?;
+        state = ckpt.commit(state, &bytes, &optim_bytes(&optim)?, true)?;
         summary.update_from_metrics(&history);
         summary.total_seconds = state.elapsed_seconds;
         if settings.epochs == 0 {
@@ -500,11 +497,10 @@ pub fn fit<S: TrainStep>(
             state.best = Some(v.score);
             state.best_val_loss = v.score.loss();
             state.best_epoch = epoch;
-            ckpt.save_best(&bytes)?;
         }
         state.epoch = epoch;
         state.elapsed_seconds += train_seconds + val_seconds;
-        state = ckpt.save(state, &bytes, &optim_bytes(&optim)?)?;
+        state = ckpt.commit(state, &bytes, &optim_bytes(&optim)?, improved)?;
 
         summary.update_from_metrics(&history);
         summary.total_seconds = state.elapsed_seconds;

@@ -403,6 +403,9 @@ pub fn run(a: RunArgs) -> Result<()> {
         limit_per_class: None,
     })?;
 
+    // Two runs at once where there are two cores: a quick run's small batches keep one core
+    // busy far better than two (docs/performance.md); the runs are the same either way.
+    let jobs = a.jobs.unwrap_or_else(|| if studies_cmd::compute_threads() >= 2 { 2 } else { 1 });
     // Studies already in --out are resumed (a completed one is reused); --force redoes them.
     let study = |dir: &Path| StudyFlags {
         data: data.clone(),
@@ -421,6 +424,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         plan: false,
         task_index: None,
         collect: false,
+        jobs,
     };
     let fusion_dir = out.join("fusion");
     studies_cmd::fusion(FusionArgs {

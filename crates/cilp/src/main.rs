@@ -60,6 +60,9 @@ enum Command {
         #[command(subcommand)]
         command: RunsCommand,
     },
+    /// One run of a study trained in a worker process (what `--jobs N` starts; not for hand use).
+    #[command(hide = true)]
+    StudyWorker(studies_cmd::WorkerArgs),
 }
 
 #[derive(Args, Debug)]
@@ -87,6 +90,11 @@ pub struct RunArgs {
     /// 1; the smoke preset never grades, its numbers mean nothing).
     #[arg(long)]
     pub allow_fail: bool,
+    /// Train N runs of each study at once, each in a worker process with its share of the
+    /// compute threads (see `cilp fusion --jobs`); the results are the same at any N. Default: 2
+    /// on a machine with 2 or more cores (or `RAYON_NUM_THREADS` >= 2), else 1.
+    #[arg(long, value_parser = positive_jobs)]
+    pub jobs: Option<usize>,
 }
 
 /// `--preset` of the studies and the assessment: parsed once here, mapped to each library's own.
@@ -349,6 +357,19 @@ fn handle_interrupts() {
     std::thread::spawn(move || {
         if let Some(sig) = signals.forever().next() {
             let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
+            // A study's worker processes (`--jobs N`) get the signal too (a terminal's Ctrl-C
+            // reaches them anyway; `kill`, Slurm or Kubernetes may signal this process alone),
+            // and a few seconds to mark their runs interrupted.
+            let workers = cilp_studies::workers::for_each_live_worker(|pid| send_signal(pid, sig));
+            let t = Instant::now();
+            while cilp_studies::workers::live_worker_count() > 0 && t.elapsed().as_secs() < 10 {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            if workers > 0 {
+                eprintln!(
+                    "interrupted by {name}: stopped {workers} study worker(s), each marks its run interrupted; continue with --resume"
+                );
+            }
             // Held until exit: no summary write can follow the marks.
             let marked = cilp_track::interrupt::mark_interrupted(name);
             let list: Vec<String> = marked.runs.iter().map(|p| p.display().to_string()).collect();
@@ -360,6 +381,16 @@ fn handle_interrupts() {
             std::process::exit(128 + sig);
         }
     });
+}
+
+/// Sends `sig` to process `pid` (a study worker this process started).
+#[allow(unsafe_code)]
+fn send_signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) has no memory effects in this process; `pid` is a worker that has not been
+    // reaped (see `cilp_studies::workers::for_each_live_worker`).
+    unsafe {
+        libc::kill(pid as libc::pid_t, sig);
+    }
 }
 
 fn main() -> ExitCode {
@@ -419,6 +450,7 @@ fn dispatch(cmd: Command) -> Result<()> {
         Command::Bench(a) => bench_cmd::bench(a),
         Command::DeviceCheck(a) => bench_cmd::device_check(a),
         Command::Runs { command } => commands::runs(command),
+        Command::StudyWorker(a) => studies_cmd::worker(a),
     }
 }
 
@@ -427,6 +459,15 @@ fn dispatch(cmd: Command) -> Result<()> {
 /// with a clear message, not "unexpected argument".
 fn non_negative_count(s: &str) -> std::result::Result<usize, String> {
     s.trim().parse::<usize>().map_err(|_| format!("must be a non-negative integer, got '{s}'"))
+}
+
+/// clap parser for `--jobs`: at least 1.
+fn positive_jobs(s: &str) -> std::result::Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1 (runs trained at once)".to_owned()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("must be a positive integer, got '{s}'")),
+    }
 }
 
 /// clap parser for a count of at least 1 (`--per-class`).

@@ -72,6 +72,96 @@ pub struct StudyFlags {
     /// charts and summary.json; runs that are not finished are named as missing.
     #[arg(long)]
     pub collect: bool,
+    /// Train N runs at once, each in a worker process with its share of the compute threads
+    /// (`RAYON_NUM_THREADS` or every core, divided by N). The runs are bit-identical to those of
+    /// one process; small models and batches finish sooner. Each worker's output goes to
+    /// OUT/.workers/RUN.log (kept when one fails).
+    #[arg(long, default_value_t = 1, value_parser = crate::positive_jobs, conflicts_with_all = ["plan", "task_index", "collect"])]
+    pub jobs: usize,
+}
+
+/// The hidden `cilp study-worker`: one run of a study, started by `--jobs N`.
+#[derive(Args, Debug)]
+pub struct WorkerArgs {
+    /// The run's config (TOML), exactly as planned by the study.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The study folder.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The run's folder name inside it.
+    #[arg(long)]
+    pub name: String,
+    /// new, force or resume: how to open the run's folder.
+    #[arg(long)]
+    pub mode: String,
+}
+
+/// Trains one planned run of a study (see [`WorkerArgs`]).
+pub fn worker(a: WorkerArgs) -> Result<()> {
+    let text = cilp_data::io::read_bounded_to_string(&a.config, cilp_track::run::MAX_RUN_FILE_BYTES, "a run config (TOML)")?;
+    let config: cilp_train::config::TrainConfig =
+        toml::from_str(&text).with_context(|| format!("{}: not a valid training config", a.config.display()))?;
+    let mode = match a.mode.as_str() {
+        "new" => cilp_track::run::CreateMode::New,
+        "force" => cilp_track::run::CreateMode::Force,
+        "resume" => cilp_track::run::CreateMode::Resume,
+        other => bail!("--mode {other:?}: expected new, force or resume"),
+    };
+    let o = studies::workers::train_worker(&config, &a.out, &a.name, mode, crate::switches::hooks(), Default::default())?;
+    println!("{} {}", o.run_dir.display(), o.summary.status.as_str());
+    Ok(())
+}
+
+/// The command `--jobs` starts for one run: this binary's hidden worker command.
+fn worker_command(p: &studies::runner::PlannedRun, config: &Path, mode: cilp_track::run::CreateMode, out: &Path) -> std::process::Command {
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("cilp"));
+    let mode = match mode {
+        cilp_track::run::CreateMode::New => "new",
+        cilp_track::run::CreateMode::Force => "force",
+        cilp_track::run::CreateMode::Resume => "resume",
+    };
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("study-worker").arg("--config").arg(config).arg("--out").arg(out).arg("--name").arg(&p.run).arg("--mode").arg(mode);
+    die_with_parent(&mut cmd);
+    cmd
+}
+
+/// A worker dies with the study that started it, even when that one is killed with SIGKILL
+/// (which it cannot pass on): no orphan keeps training, or holding its run's lock, after the
+/// study is gone. Linux (`PR_SET_PDEATHSIG`); elsewhere a killed study's workers run to their end.
+#[allow(unsafe_code)]
+fn die_with_parent(cmd: &mut std::process::Command) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        let parent = std::process::id();
+        // SAFETY: the closure runs in the forked child before exec and calls only prctl(2),
+        // getppid(2) and _exit(2), which are async-signal-safe and touch no shared memory.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The parent died between fork and prctl: nobody would signal this worker.
+                if libc::getppid() as u32 != parent {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = cmd;
+}
+
+/// Compute threads of this process: `RAYON_NUM_THREADS` when set, else every core.
+pub fn compute_threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// What a study command does.
@@ -235,6 +325,13 @@ fn run_study(
             if missing > 0 {
                 bail!("{missing} of the study's runs are missing (named in {}/results.md); the summary covers the others", out.display());
             }
+        }
+        Work::All if flags.jobs > 1 => {
+            let command = |p: &studies::runner::PlannedRun, config: &Path, mode| worker_command(p, config, mode, &out);
+            let workers =
+                studies::Workers { jobs: flags.jobs, threads_per_job: (compute_threads() / flags.jobs).max(1), command: &command };
+            let st = studies::run_models_in_workers(settings, models, &opts, &workers)?;
+            write_and_print(FinishedStudy { summary: summarise(&st), lock: st.lock }, &out, t)?;
         }
         Work::All => {
             let st = studies::run_models(settings, models, &opts)?;

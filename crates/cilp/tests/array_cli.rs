@@ -143,3 +143,101 @@ fn an_array_of_workers_gives_the_study_of_one_machine() {
         assert_eq!(learning_rows(&one.join(r)), learning_rows(&array.join(r)), "{r}");
     }
 }
+
+/// `--jobs N` on one machine: worker processes train N runs at once; the study equals the one
+/// trained run after run. Workers killed in epoch 2 fail the study (naming each run and its
+/// log), no further run starts, and `--resume` with another N finishes it, the same again.
+#[test]
+fn local_workers_give_the_study_of_one_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = generate(tmp.path(), "data", 8, 7);
+    let study = |out: &std::path::Path, extra: &[&str]| -> Vec<String> {
+        ["fusion", "--data", s(&data), "--out", s(out), "--models", "early-fusion,intermediate-add", "--seeds", "51,52,53"]
+            .into_iter()
+            .chain(["--epochs", "2", "--limit-per-class", "8", "--batch-size", "8"])
+            .chain(extra.iter().copied())
+            .map(String::from)
+            .collect()
+    };
+    fn args(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    let one = tmp.path().join("one");
+    ok(&args(&study(&one, &["--quiet"])));
+
+    // Every worker dies in epoch 2: the first three runs fail, and no other run starts.
+    let par = tmp.path().join("par");
+    let o = cilp().args(study(&par, &["--jobs", "3"])).env("CILP_TEST_ABORT_AT", "2:1").output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("3 of the study's workers failed") && err.contains("--resume"), "{err}");
+    for r in ["early-fusion-s51", "early-fusion-s52", "early-fusion-s53"] {
+        assert!(err.contains(&format!("{r} (")) && err.contains(&format!(".workers/{r}.log")), "{r}: {err}");
+        assert!(par.join(".workers").join(format!("{r}.log")).is_file(), "{r}: the failed worker's log is kept");
+    }
+    assert!(!par.join("intermediate-add-s51").exists(), "no run starts after a failure");
+    assert!(!par.join("summary.json").exists());
+
+    // Resumed with two workers: each killed run continues from its committed epoch 1.
+    let stderr = {
+        let o = cilp().args(study(&par, &["--jobs", "2", "--resume"])).output().unwrap();
+        let e = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{e}");
+        e
+    };
+    assert!(stderr.contains("6 runs in worker processes, 2 at a time"), "{stderr}");
+    assert!(!par.join(".workers").exists(), "the workers' folder goes when every worker succeeded");
+    let (a, b) = (read_json(&one.join("summary.json")), read_json(&par.join("summary.json")));
+    assert_eq!(findings(&a), findings(&b));
+    for m in ["early-fusion", "intermediate-add"] {
+        for seed in [51, 52, 53] {
+            let r = format!("{m}-s{seed}");
+            assert_eq!(learning_rows(&one.join(&r)), learning_rows(&par.join(&r)), "{r}");
+            let summary = read_json(&par.join(&r).join("summary.json"));
+            assert_eq!(summary["status"], "completed", "{r}");
+        }
+    }
+    // A completed study resumed again reads every run back without starting a worker.
+    let o = cilp().args(study(&par, &["--jobs", "2", "--resume"])).output().unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && e.matches("finished before, read back").count() == 6 && !e.contains("started"), "{e}");
+
+    let err = fails(&args(&study(&par, &["--jobs", "0"])));
+    assert!(err.contains("--jobs") && err.contains("at least 1"), "{err}");
+}
+
+/// A study killed with SIGKILL (which it cannot pass on) takes its workers with it: none keeps
+/// training or holds its run's lock.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_killed_study_takes_its_workers_with_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = generate(tmp.path(), "data", 8, 9);
+    let out = tmp.path().join("study");
+    let args: Vec<String> = ["fusion", "--data", s(&data), "--out", s(&out), "--models", "early-fusion", "--seeds", "51,52"]
+        .into_iter()
+        .chain(["--epochs", "200", "--limit-per-class", "8", "--batch-size", "8", "--quiet", "--jobs", "2"])
+        .map(String::from)
+        .collect();
+    let mut study = cilp().args(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    // Wait until both workers have started training (their runs have metrics).
+    let runs = ["early-fusion-s51", "early-fusion-s52"].map(|r| out.join(r));
+    let t = std::time::Instant::now();
+    while !runs.iter().all(|r| r.join("metrics.jsonl").is_file()) {
+        assert!(t.elapsed().as_secs() < 120, "the workers did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    study.kill().unwrap(); // SIGKILL
+    study.wait().unwrap();
+    // Each run's folder lock is free within seconds: its worker is gone.
+    for r in &runs {
+        let t = std::time::Instant::now();
+        loop {
+            match cilp_track::FolderLock::acquire(r, "run folder") {
+                Ok(_) => break,
+                Err(e) => assert!(t.elapsed().as_secs() < 10, "{}: still held after the study was killed: {e}", r.display()),
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}

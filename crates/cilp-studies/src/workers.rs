@@ -1,0 +1,233 @@
+//! A study trained by worker processes, several runs at once (`cilp fusion --jobs N`).
+//!
+//! A study's runs are independent (same split, one seed and arm each), and training is
+//! bit-identical at any thread count, so `N` processes of `threads / N` compute threads each give
+//! exactly the runs one process gives, sooner where one run cannot keep every core busy (small
+//! batches, small models, checkpoint writes). Each run gets a process of its own, so its peak
+//! memory is its own, as in a study trained run after run.
+//!
+//! The caller says how to start a worker (for the `cilp` binary: `cilp train --config FILE
+//! --out STUDY --name RUN`); this module plans the study, holds its folder lock, copies reusable
+//! runs, starts at most `jobs` workers at a time with their output in `.workers/RUN.log`, stops
+//! starting new ones after a failure or a stop request, and reads the finished runs back as
+//! [`collect`](crate::runner::collect) does. A study stopped part way continues with `--resume`
+//! (each run resumes from its last committed epoch), with any number of jobs.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use cilp_track::run::CreateMode;
+use cilp_train::error::{Result, TrainError};
+
+use crate::runner::{
+    PlannedRun, StudyOptions, StudyRuns, StudySettings, finish_study, load_data, open_study, prepare_run, read_back, reusable,
+};
+
+/// The folder inside the study folder that holds each worker's config and log while it runs
+/// (removed when every worker succeeded; kept, with the failed ones' logs, otherwise).
+pub const WORKERS_DIR: &str = ".workers";
+
+/// How a study starts its workers.
+pub struct Workers<'a> {
+    /// Runs trained at once (at least 1).
+    pub jobs: usize,
+    /// Compute threads of each worker (`RAYON_NUM_THREADS` in its environment).
+    pub threads_per_job: usize,
+    /// The command that trains one planned run into the study folder: given the run, the file
+    /// holding its config (TOML, as its `config.toml` will hold it) and how to open its folder.
+    /// Its output goes to the worker's log; it must exit 0 only when the run is complete.
+    pub command: &'a dyn Fn(&PlannedRun, &Path, CreateMode) -> Command,
+}
+
+/// Process ids of the workers alive now (for a signal handler that passes a stop on).
+static LIVE: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+fn live() -> std::sync::MutexGuard<'static, Vec<u32>> {
+    LIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Calls `f` with the process id of each of this process's study workers that is running now,
+/// and returns how many there were. A binary's SIGINT / SIGTERM handler passes the signal on
+/// this way, so that each worker marks its run interrupted. No worker is reaped meanwhile, so
+/// every id still names that worker.
+pub fn for_each_live_worker(f: impl Fn(u32)) -> usize {
+    let pids = live();
+    pids.iter().for_each(|&p| f(p));
+    pids.len()
+}
+
+/// How many study workers of this process are running now.
+pub fn live_worker_count() -> usize {
+    live().len()
+}
+
+struct Worker {
+    index: usize,
+    run: String,
+    child: Child,
+    log: PathBuf,
+}
+
+/// The last `lines` lines of a worker's log (what it printed before it failed).
+fn log_tail(path: &Path, lines: usize) -> String {
+    let text = cilp_data::io::read_bounded_to_string(path, 1 << 20, "a worker log").unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn describe(status: ExitStatus) -> String {
+    match status.code() {
+        Some(c) => format!("exit status {c}"),
+        None => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::process::ExitStatusExt;
+                if let Some(sig) = status.signal() {
+                    return format!("killed by signal {sig}");
+                }
+            }
+            "killed".into()
+        }
+    }
+}
+
+/// Trains every run of the study in worker processes, at most `workers.jobs` at once, then reads
+/// them back: the same [`StudyRuns`] as [`run_models`](crate::run_models) (bit-identical runs),
+/// with this study's wall time. Fails, naming each failed run and the end of its log, when a
+/// worker fails; the runs that finished stay, and `--resume` continues the others.
+pub fn run_models_in_workers(settings: &StudySettings, models: &[String], opts: &StudyOptions, workers: &Workers) -> Result<StudyRuns> {
+    let start = Instant::now();
+    let (planned, lock) = open_study(settings, models, opts)?;
+    // Loaded here too: a bad dataset fails once, before any worker starts, and the summary
+    // needs the split's sizes.
+    let (data_cfg, data) = load_data(settings, opts)?;
+    let dir = opts.out.join(WORKERS_DIR);
+    std::fs::create_dir_all(&dir).map_err(TrainError::io("create the workers folder", &dir))?;
+    let jobs = workers.jobs.max(1);
+    if !opts.quiet {
+        eprintln!(
+            "{} runs in worker processes, {jobs} at a time, {} compute thread(s) each; each worker's output: {}/RUN.log",
+            planned.len(),
+            workers.threads_per_job,
+            dir.display()
+        );
+    }
+    let elapsed = || start.elapsed().as_secs_f64();
+    let mut queue = planned.iter();
+    let mut running: Vec<Worker> = Vec::new();
+    let mut failed: Vec<String> = Vec::new();
+    let mut stopped = false;
+    loop {
+        while running.len() < jobs && failed.is_empty() && !stopped {
+            if opts.control.stop_requested() {
+                stopped = true;
+                break;
+            }
+            let Some(p) = queue.next() else { break };
+            let mode = prepare_run(p, opts)?;
+            if mode == CreateMode::Resume && reusable(&opts.out.join(&p.run), &p.config) {
+                if !opts.quiet {
+                    eprintln!("[{}/{}] {}: finished before, read back ({:.0}s elapsed)", p.index + 1, planned.len(), p.run, elapsed());
+                }
+                continue;
+            }
+            let config = dir.join(format!("{}.toml", p.run));
+            let text =
+                toml::to_string(&p.config).map_err(|e| TrainError::Serialize { what: "a worker's run config", reason: e.to_string() })?;
+            cilp_track::atomic::write_atomic(&config, text.as_bytes())?;
+            let log = dir.join(format!("{}.log", p.run));
+            let out = File::create(&log).map_err(TrainError::io("create a worker log", &log))?;
+            let err = out.try_clone().map_err(TrainError::io("open a worker log", &log))?;
+            let mut cmd = (workers.command)(p, &config, mode);
+            cmd.env("RAYON_NUM_THREADS", workers.threads_per_job.max(1).to_string())
+                .stdin(Stdio::null())
+                .stdout(Stdio::from(out))
+                .stderr(Stdio::from(err));
+            let child = cmd.spawn().map_err(|e| TrainError::Config(format!("cannot start the worker for {}: {e}", p.run)))?;
+            if !opts.quiet {
+                eprintln!("[{}/{}] {} started ({:.0}s elapsed)", p.index + 1, planned.len(), p.run, elapsed());
+            }
+            live().push(child.id());
+            running.push(Worker { index: p.index, run: p.run.clone(), child, log });
+        }
+        if running.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        let mut i = 0;
+        while i < running.len() {
+            // Reaped and taken off the live list under its lock (see `for_each_live_worker`).
+            let mut pids = live();
+            let status = running[i]
+                .child
+                .try_wait()
+                .map_err(|e| TrainError::Config(format!("cannot wait for the worker of {}: {e}", running[i].run)))?;
+            let Some(status) = status else {
+                i += 1;
+                continue;
+            };
+            let w = running.swap_remove(i);
+            pids.retain(|&p| p != w.child.id());
+            drop(pids);
+            if status.success() {
+                if !opts.quiet {
+                    eprintln!("[{}/{}] {} done ({:.0}s elapsed)", w.index + 1, planned.len(), w.run, elapsed());
+                }
+            } else {
+                let tail = log_tail(&w.log, 12);
+                if !opts.quiet {
+                    eprintln!("[{}/{}] {} FAILED ({}); no new runs start", w.index + 1, planned.len(), w.run, describe(status));
+                }
+                failed.push(format!("{} ({}; log {}):\n{tail}", w.run, describe(status), w.log.display()));
+            }
+        }
+    }
+    if !failed.is_empty() {
+        return Err(TrainError::Config(format!(
+            "{} of the study's workers failed; the finished runs stay, continue with --resume. {}",
+            failed.len(),
+            failed.join("\n")
+        )));
+    }
+    if stopped {
+        return Err(TrainError::Config("the study was stopped before every run started; continue with --resume".into()));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let (done, missing) = read_back(&planned, opts)?;
+    if let Some(m) = missing.first() {
+        // Every worker said it finished: a run that reads otherwise is a bug, not a gap.
+        return Err(TrainError::Config(format!(
+            "{}: a worker exited 0 but its run is not a finished run of this study: {}",
+            m.run, m.reason
+        )));
+    }
+    finish_study(settings, models, (data_cfg, &data), (done, missing), start, lock)
+}
+
+/// What a worker process does with one planned run: loads the run's data (the study's split:
+/// the config carries its seed) and trains `config` into `out/name` opened as `mode`, exactly as
+/// a study trained in one process trains that run. For the binary's hidden worker command.
+pub fn train_worker(
+    config: &cilp_train::config::TrainConfig,
+    out: &Path,
+    name: &str,
+    mode: CreateMode,
+    hooks: cilp_train::fit::TestHooks,
+    control: cilp_train::fit::Control,
+) -> Result<cilp_train::engine::TrainOutcome> {
+    let (data, _) = cilp_train::data::prepare(&config.data, config.data.split_seed.unwrap_or(config.seed))?;
+    let ropts = cilp_train::engine::RunOptions {
+        runs_dir: out.to_path_buf(),
+        name: Some(name.to_string()),
+        mode,
+        progress: false,
+        quiet: false,
+        hooks,
+        control,
+        init_loader: None,
+    };
+    cilp_train::engine::train(config, &data, &ropts)
+}
