@@ -6,8 +6,8 @@
 //! batches, small models, checkpoint writes). Each run gets a process of its own, so its peak
 //! memory is its own, as in a study trained run after run.
 //!
-//! The caller says how to start a worker (for the `cilp` binary: `cilp train --config FILE
-//! --out STUDY --name RUN`); this module plans the study, holds its folder lock, copies reusable
+//! The caller says how to start a worker (for the `cilp` binary: its hidden `cilp study-worker
+//! --config FILE --out STUDY --name RUN --mode MODE`, which calls [`train_worker`]); this module plans the study, holds its folder lock, copies reusable
 //! runs, starts at most `jobs` workers at a time with their output in `.workers/RUN.log`, stops
 //! starting new ones after a failure or a stop request, and reads the finished runs back as
 //! [`collect`](crate::runner::collect) does. A study stopped part way continues with `--resume`

@@ -405,7 +405,7 @@ pub fn run(a: RunArgs) -> Result<()> {
 
     // Two runs at once where there are two cores: a quick run's small batches keep one core
     // busy far better than two (docs/performance.md); the runs are the same either way.
-    let jobs = a.jobs.unwrap_or_else(|| if studies_cmd::compute_threads() >= 2 { 2 } else { 1 });
+    let jobs = a.jobs.unwrap_or_else(|| if cilp_bench::threads() >= 2 { 2 } else { 1 });
     // Studies already in --out are resumed (a completed one is reused); --force redoes them.
     let study = |dir: &Path| StudyFlags {
         data: data.clone(),

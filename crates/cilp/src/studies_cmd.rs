@@ -155,15 +155,6 @@ fn die_with_parent(cmd: &mut std::process::Command) {
     let _ = cmd;
 }
 
-/// Compute threads of this process: `RAYON_NUM_THREADS` when set, else every core.
-pub fn compute_threads() -> usize {
-    std::env::var("RAYON_NUM_THREADS")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-}
-
 /// What a study command does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Work {
@@ -329,7 +320,7 @@ fn run_study(
         Work::All if flags.jobs > 1 => {
             let command = |p: &studies::runner::PlannedRun, config: &Path, mode| worker_command(p, config, mode, &out);
             let workers =
-                studies::Workers { jobs: flags.jobs, threads_per_job: (compute_threads() / flags.jobs).max(1), command: &command };
+                studies::Workers { jobs: flags.jobs, threads_per_job: (cilp_bench::threads() / flags.jobs).max(1), command: &command };
             let st = studies::run_models_in_workers(settings, models, &opts, &workers)?;
             write_and_print(FinishedStudy { summary: summarise(&st), lock: st.lock }, &out, t)?;
         }
