@@ -32,4 +32,4 @@ pub use ablation::{ablation, ablation_models, ablation_summary};
 pub use fusion::{FUSION_MODELS, best_fusion_model, fusion, fusion_summary};
 pub use runner::{Arm, LrPoint, StudyLock, StudyMode, StudyOptions, StudyPreset, StudySettings, arm_model, run_models};
 pub use summary::{FinishedStudy, StudySummary, finding};
-pub use workers::{Workers, run_models_in_workers};
+pub use workers::{Companion, Workers, run_models_in_workers};

@@ -40,6 +40,17 @@ pub struct Workers<'a> {
     /// holding its config (TOML, as its `config.toml` will hold it) and how to open its folder.
     /// Its output goes to the worker's log; it must exit 0 only when the run is complete.
     pub command: &'a dyn Fn(&PlannedRun, &Path, CreateMode) -> Command,
+    /// Another process sharing the machine (the main job's assessment): while it runs, the study
+    /// starts at most `jobs - 1` workers (at least one).
+    pub companion: Option<&'a Companion>,
+}
+
+impl Workers<'_> {
+    /// Workers that may run now.
+    fn capacity(&self) -> usize {
+        let busy = self.companion.is_some_and(|c| c.running());
+        self.jobs.max(1).saturating_sub(busy as usize).max(1)
+    }
 }
 
 /// Process ids of the workers alive now (for a signal handler that passes a stop on).
@@ -108,8 +119,12 @@ pub fn run_models_in_workers(settings: &StudySettings, models: &[String], opts: 
     std::fs::create_dir_all(&dir).map_err(TrainError::io("create the workers folder", &dir))?;
     let jobs = workers.jobs.max(1);
     if !opts.quiet {
+        let beside = match workers.companion {
+            Some(c) if jobs > 1 && c.running() => format!(" (one fewer while {} runs)", c.what),
+            _ => String::new(),
+        };
         eprintln!(
-            "{} runs in worker processes, {jobs} at a time, {} compute thread(s) each; each worker's output: {}/RUN.log",
+            "{} runs in worker processes, {jobs} at a time{beside}, {} compute thread(s) each; each worker's output: {}/RUN.log",
             planned.len(),
             workers.threads_per_job,
             dir.display()
@@ -120,38 +135,41 @@ pub fn run_models_in_workers(settings: &StudySettings, models: &[String], opts: 
     let mut running: Vec<Worker> = Vec::new();
     let mut failed: Vec<String> = Vec::new();
     let mut stopped = false;
+    let mut start_error: Option<TrainError> = None;
     loop {
-        while running.len() < jobs && failed.is_empty() && !stopped {
+        while running.len() < workers.capacity() && failed.is_empty() && !stopped && start_error.is_none() {
             if opts.control.stop_requested() {
                 stopped = true;
                 break;
             }
             let Some(p) = queue.next() else { break };
-            let mode = prepare_run(p, opts)?;
-            if mode == CreateMode::Resume && reusable(&opts.out.join(&p.run), &p.config) {
-                if !opts.quiet {
-                    eprintln!("[{}/{}] {}: finished before, read back ({:.0}s elapsed)", p.index + 1, planned.len(), p.run, elapsed());
+            // An error here (planning a run's folder, writing its config, starting its worker)
+            // starts nothing more, and is returned once the workers already running have ended.
+            let started = prepare_run(p, opts).and_then(|mode| {
+                if mode == CreateMode::Resume && reusable(&opts.out.join(&p.run), &p.config) {
+                    return Ok(None);
                 }
-                continue;
+                start_worker(p, mode, &dir, workers).map(Some)
+            });
+            match started {
+                Ok(Some(w)) => {
+                    if !opts.quiet {
+                        eprintln!("[{}/{}] {} started ({:.0}s elapsed)", p.index + 1, planned.len(), p.run, elapsed());
+                    }
+                    running.push(w);
+                }
+                Ok(None) => {
+                    if !opts.quiet {
+                        eprintln!("[{}/{}] {}: finished before, read back ({:.0}s elapsed)", p.index + 1, planned.len(), p.run, elapsed());
+                    }
+                }
+                Err(e) => {
+                    if !opts.quiet && !running.is_empty() {
+                        eprintln!("[{}/{}] {} could not start ({e}); waiting for the running workers", p.index + 1, planned.len(), p.run);
+                    }
+                    start_error = Some(e);
+                }
             }
-            let config = dir.join(format!("{}.toml", p.run));
-            let text =
-                toml::to_string(&p.config).map_err(|e| TrainError::Serialize { what: "a worker's run config", reason: e.to_string() })?;
-            cilp_track::atomic::write_atomic(&config, text.as_bytes())?;
-            let log = dir.join(format!("{}.log", p.run));
-            let out = File::create(&log).map_err(TrainError::io("create a worker log", &log))?;
-            let err = out.try_clone().map_err(TrainError::io("open a worker log", &log))?;
-            let mut cmd = (workers.command)(p, &config, mode);
-            cmd.env("RAYON_NUM_THREADS", workers.threads_per_job.max(1).to_string())
-                .stdin(Stdio::null())
-                .stdout(Stdio::from(out))
-                .stderr(Stdio::from(err));
-            let child = cmd.spawn().map_err(|e| TrainError::Config(format!("cannot start the worker for {}: {e}", p.run)))?;
-            if !opts.quiet {
-                eprintln!("[{}/{}] {} started ({:.0}s elapsed)", p.index + 1, planned.len(), p.run, elapsed());
-            }
-            live().push(child.id());
-            running.push(Worker { index: p.index, run: p.run.clone(), child, log });
         }
         if running.is_empty() {
             break;
@@ -185,6 +203,9 @@ pub fn run_models_in_workers(settings: &StudySettings, models: &[String], opts: 
             }
         }
     }
+    if let Some(e) = start_error {
+        return Err(e);
+    }
     if !failed.is_empty() {
         return Err(TrainError::Config(format!(
             "{} of the study's workers failed; the finished runs stay, continue with --resume. {}",
@@ -205,6 +226,113 @@ pub fn run_models_in_workers(settings: &StudySettings, models: &[String], opts: 
         )));
     }
     finish_study(settings, models, (data_cfg, &data), (done, missing), start, lock)
+}
+
+/// Writes the planned run's config where its worker reads it and starts the worker, its output
+/// going to the run's log in `dir`.
+fn start_worker(p: &PlannedRun, mode: CreateMode, dir: &Path, workers: &Workers) -> Result<Worker> {
+    let config = dir.join(format!("{}.toml", p.run));
+    let text = toml::to_string(&p.config).map_err(|e| TrainError::Serialize { what: "a worker's run config", reason: e.to_string() })?;
+    cilp_track::atomic::write_atomic(&config, text.as_bytes())?;
+    let log = dir.join(format!("{}.log", p.run));
+    let out = File::create(&log).map_err(TrainError::io("create a worker log", &log))?;
+    let err = out.try_clone().map_err(TrainError::io("open a worker log", &log))?;
+    let mut cmd = (workers.command)(p, &config, mode);
+    cmd.env("RAYON_NUM_THREADS", workers.threads_per_job.max(1).to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err));
+    // Spawned and put on the live list under its lock, so that a signal handler never misses it.
+    let mut pids = live();
+    let child = cmd.spawn().map_err(|e| TrainError::Config(format!("cannot start the worker for {}: {e}", p.run)))?;
+    pids.push(child.id());
+    Ok(Worker { index: p.index, run: p.run.clone(), child, log })
+}
+
+/// A process that runs beside a study's workers and takes one of their jobs while it runs: the
+/// main job's assessment (`cilp run` with two or more jobs). Its output goes to a log file; its
+/// process id is on the live list, so a signal handler passes a stop on to it as to the
+/// workers (see [`for_each_live_worker`]). Dropped while still running, it is killed (SIGKILL;
+/// what it had committed stays, and it resumes from there).
+pub struct Companion {
+    what: String,
+    log: PathBuf,
+    state: Mutex<(Child, Option<ExitStatus>)>,
+}
+
+impl std::fmt::Debug for Companion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Companion").field("what", &self.what).field("log", &self.log).finish_non_exhaustive()
+    }
+}
+
+impl Companion {
+    /// Starts `cmd` (stdin closed, stdout and stderr to `log`); `what` names it in messages.
+    pub fn start(what: &str, mut cmd: Command, log: &Path) -> Result<Companion> {
+        let out = File::create(log).map_err(TrainError::io("create a log", log))?;
+        let err = out.try_clone().map_err(TrainError::io("open a log", log))?;
+        cmd.stdin(Stdio::null()).stdout(Stdio::from(out)).stderr(Stdio::from(err));
+        let mut pids = live();
+        let child = cmd.spawn().map_err(|e| TrainError::Config(format!("cannot start {what}: {e}")))?;
+        pids.push(child.id());
+        Ok(Companion { what: what.to_string(), log: log.to_path_buf(), state: Mutex::new((child, None)) })
+    }
+
+    /// The log its output goes to.
+    pub fn log(&self) -> &Path {
+        &self.log
+    }
+
+    /// Whether it is still running (an exited one is reaped and taken off the live list).
+    pub fn running(&self) -> bool {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.1.is_some() {
+            return false;
+        }
+        let mut pids = live();
+        match st.0.try_wait() {
+            Ok(None) => true,
+            Ok(Some(status)) => {
+                let id = st.0.id();
+                pids.retain(|&p| p != id);
+                st.1 = Some(status);
+                false
+            }
+            Err(_) => true, // not known to have exited; `wait` asks again
+        }
+    }
+
+    /// Waits until it exits: `Ok` when it exited 0, otherwise an error with its exit status
+    /// and the end of its log.
+    pub fn wait(&self) -> Result<()> {
+        while self.running() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let status = self.state.lock().unwrap_or_else(|e| e.into_inner()).1.expect("reaped by running()");
+        if status.success() {
+            return Ok(());
+        }
+        Err(TrainError::Config(format!(
+            "{} failed ({}); its output is in {}; it ended with:\n{}",
+            self.what,
+            describe(status),
+            self.log.display(),
+            log_tail(&self.log, 12)
+        )))
+    }
+}
+
+impl Drop for Companion {
+    fn drop(&mut self) {
+        if self.running() {
+            let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+            let _ = st.0.kill();
+            let mut pids = live();
+            let _ = st.0.wait();
+            let id = st.0.id();
+            pids.retain(|&p| p != id);
+        }
+    }
 }
 
 /// What a worker process does with one planned run: loads the run's data (the study's split:
@@ -230,4 +358,43 @@ pub fn train_worker(
         init_loader: None,
     };
     cilp_train::engine::train(config, &data, &ropts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str) -> Command {
+        let mut c = Command::new("sh");
+        c.args(["-c", script]);
+        c
+    }
+
+    #[test]
+    fn a_companion_takes_a_job_while_it_runs_and_reports_how_it_ended() {
+        let tmp = tempfile::tempdir().unwrap();
+        let no_worker = |_: &PlannedRun, _: &Path, _: CreateMode| Command::new("true");
+        let before = live_worker_count();
+        let c = Companion::start("the test companion", sh("echo first line; echo last line; sleep 0.5; exit 3"), &tmp.path().join("c.log"))
+            .unwrap();
+        assert!(c.running());
+        assert!(live_worker_count() > before, "a running companion is on the live list");
+        let w = Workers { jobs: 3, threads_per_job: 1, command: &no_worker, companion: Some(&c) };
+        assert_eq!(w.capacity(), 2, "one job fewer while it runs");
+        let err = c.wait().unwrap_err().to_string();
+        assert!(err.contains("the test companion failed (exit status 3)") && err.contains("last line"), "{err}");
+        assert!(err.contains(&tmp.path().join("c.log").display().to_string()), "{err}");
+        assert_eq!(w.capacity(), 3, "every job once it ended");
+        assert!(!c.running());
+
+        let ok = Companion::start("ok", sh("exit 0"), &tmp.path().join("ok.log")).unwrap();
+        ok.wait().unwrap();
+        // Dropped while running: killed, not left behind.
+        let long = Companion::start("long", sh("sleep 30"), &tmp.path().join("long.log")).unwrap();
+        let t = Instant::now();
+        drop(long);
+        assert!(t.elapsed() < Duration::from_secs(10), "a dropped companion is killed, not waited for");
+        let one = Workers { jobs: 1, threads_per_job: 1, command: &no_worker, companion: Some(&ok) };
+        assert_eq!(one.capacity(), 1);
+    }
 }

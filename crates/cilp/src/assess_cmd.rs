@@ -142,6 +142,59 @@ pub struct AssessArgs {
     pub quiet: bool,
 }
 
+/// A value-enum argument as its command-line name.
+fn flag_name<V: ValueEnum>(v: &V) -> String {
+    v.to_possible_value().map(|p| p.get_name().to_string()).unwrap_or_default()
+}
+
+impl AssessArgs {
+    /// The arguments of `cilp assess` that parse back into these (for running the assessment
+    /// in a process of its own: `cilp run` with two or more jobs).
+    pub fn to_argv(&self) -> Vec<std::ffi::OsString> {
+        let mut v: Vec<std::ffi::OsString> = vec!["assess".into()];
+        let mut flag = |name: &str, value: Option<std::ffi::OsString>| {
+            if let Some(value) = value {
+                v.push(format!("--{name}").into());
+                v.push(value);
+            }
+        };
+        let text = |x: &dyn std::fmt::Display| Some(std::ffi::OsString::from(x.to_string()));
+        flag("data", Some(self.data.clone().into_os_string()));
+        flag("out", Some(self.out.clone().into_os_string()));
+        flag("variant", Some(flag_name(&self.variant).into()));
+        flag("lidar-classifier", self.lidar_classifier.clone().map(|p| p.into_os_string()));
+        flag("loss", self.loss.map(|l| flag_name(&l).into()));
+        flag("preset", Some(flag_name(&self.preset).into()));
+        flag("limit-per-class", self.limit_per_class.and_then(|x| text(&x)));
+        flag("split", self.split.map(|x| flag_name(&x).into()));
+        flag("val-fraction", text(&self.val_fraction));
+        flag("cilp-epochs", self.cilp_epochs.and_then(|x| text(&x)));
+        flag("cilp-lr", self.cilp_lr.and_then(|x| text(&x)));
+        flag("lidar-epochs", self.lidar_epochs.and_then(|x| text(&x)));
+        flag("lidar-lr", self.lidar_lr.and_then(|x| text(&x)));
+        flag("projector-epochs", self.projector_epochs.and_then(|x| text(&x)));
+        flag("projector-lr", self.projector_lr.and_then(|x| text(&x)));
+        flag("finetune-epochs", self.finetune_epochs.and_then(|x| text(&x)));
+        flag("finetune-lr", self.finetune_lr.and_then(|x| text(&x)));
+        flag("finetune-frozen", self.finetune_frozen.map(|x| flag_name(&x).into()));
+        flag("finetune-schedule", self.finetune_schedule.map(|x| flag_name(&x).into()));
+        flag("cilp-schedule", self.cilp_schedule.map(|x| flag_name(&x).into()));
+        flag("lidar-schedule", self.lidar_schedule.map(|x| flag_name(&x).into()));
+        flag("projector-schedule", self.projector_schedule.map(|x| flag_name(&x).into()));
+        flag("selection-fraction", self.selection_fraction.and_then(|x| text(&x)));
+        flag("batch-size", self.batch_size.and_then(|x| text(&x)));
+        flag("adam-epsilon", self.adam_epsilon.and_then(|x| text(&x)));
+        flag("seed", self.seed.and_then(|x| text(&x)));
+        flag("device", text(&self.device));
+        for (on, name) in [(self.force, "--force"), (self.resume, "--resume"), (self.dry_run, "--dry-run"), (self.quiet, "--quiet")] {
+            if on {
+                v.push(name.into());
+            }
+        }
+        v
+    }
+}
+
 /// `--limit-per-class` and `--split` / `--val-fraction` over a preset's data (both variants).
 fn apply_data_flags(a: &AssessArgs, data: &mut DataConfig) {
     if let Some(l) = a.limit_per_class {
@@ -338,4 +391,73 @@ pub fn assess(a: AssessArgs) -> Result<()> {
         outcome.out.join("summary.json").display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: Sub,
+    }
+
+    #[derive(clap::Subcommand, Debug)]
+    enum Sub {
+        Assess(AssessArgs),
+    }
+
+    fn round_trip(a: &AssessArgs) -> AssessArgs {
+        let mut argv: Vec<std::ffi::OsString> = vec!["cilp".into()];
+        argv.extend(a.to_argv());
+        match Cli::try_parse_from(&argv) {
+            Ok(Cli { cmd: Sub::Assess(b) }) => b,
+            Err(e) => panic!("{argv:?} does not parse: {e}"),
+        }
+    }
+
+    #[test]
+    fn assess_arguments_survive_the_command_line() {
+        let plain = Cli::try_parse_from(["cilp", "assess", "--data", "d"]).map(|c| match c.cmd {
+            Sub::Assess(a) => a,
+        });
+        let plain = plain.expect("parses");
+        assert_eq!(format!("{:?}", round_trip(&plain)), format!("{plain:?}"));
+        let every = AssessArgs {
+            data: PathBuf::from("data dir/with space"),
+            out: PathBuf::from("o/assess"),
+            variant: VariantArg::Seed,
+            lidar_classifier: Some(PathBuf::from("x.pt")),
+            loss: Some(LossArg::Clip),
+            preset: Preset::Full,
+            limit_per_class: Some(40),
+            split: Some(crate::SplitKind::Ratio),
+            val_fraction: 0.5,
+            cilp_epochs: Some(1),
+            cilp_lr: Some(1.0e-4),
+            lidar_epochs: Some(2),
+            lidar_lr: Some(3.0e-5),
+            projector_epochs: Some(3),
+            projector_lr: Some(0.1 + 0.2),
+            finetune_epochs: Some(4),
+            finetune_lr: Some(5e-7),
+            finetune_frozen: Some(FrozenArg::ProjectorHead),
+            finetune_schedule: Some(ScheduleArg::Cosine),
+            cilp_schedule: Some(ScheduleArg::Cosine),
+            lidar_schedule: Some(ScheduleArg::Constant),
+            projector_schedule: Some(ScheduleArg::Cosine),
+            selection_fraction: Some(0.25),
+            batch_size: Some(8),
+            adam_epsilon: Some(1e-8),
+            seed: Some(53),
+            device: cilp_train::device::DeviceSpec::Cpu,
+            force: false,
+            resume: true,
+            dry_run: true,
+            quiet: true,
+        };
+        assert_eq!(format!("{:?}", round_trip(&every)), format!("{every:?}"));
+    }
 }

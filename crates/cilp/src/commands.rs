@@ -363,6 +363,9 @@ fn print_runs(records: &[cilp_track::compare::RunRecord], json: bool) -> Result<
     Ok(())
 }
 
+/// The assessment's output in `cilp run --out` when it runs beside the studies.
+pub const ASSESS_LOG: &str = "assess.log";
+
 /// Pairs per class each stage of `cilp run --preset smoke` loads (5 graded batches of 8 at a
 /// 50% validation split).
 const SMOKE_PAIRS: usize = 40;
@@ -406,6 +409,58 @@ pub fn run(a: RunArgs) -> Result<()> {
     // Two runs at once where there are two cores: a quick run's small batches keep one core
     // busy far better than two (docs/performance.md); the runs are the same either way.
     let jobs = a.jobs.unwrap_or_else(|| if cilp_bench::threads() >= 2 { 2 } else { 1 });
+    // The assessment: after the studies in this process with one job; with more, in a process of
+    // its own beside the studies from the start (it takes one of their jobs while it runs, and
+    // its stages are bit-identical at any thread count).
+    let assess_dir = out.join("assess");
+    let assess_done = assess_dir.join("summary.json").exists() && !a.force;
+    let stage = |epochs: usize| smoke.then_some(epochs);
+    let assess_args = AssessArgs {
+        data: data.clone(),
+        out: assess_dir.clone(),
+        lidar_classifier: a.lidar_classifier.clone(),
+        variant: VariantArg::Nvidia,
+        loss: Some(LossArg::Nvidia),
+        preset,
+        limit_per_class: smoke.then_some(SMOKE_PAIRS),
+        split: smoke.then_some(crate::SplitKind::Ratio),
+        val_fraction: if smoke { 0.5 } else { DEFAULT_VAL_FRACTION },
+        cilp_epochs: stage(1),
+        cilp_lr: None,
+        lidar_epochs: stage(1),
+        lidar_lr: None,
+        projector_epochs: stage(1),
+        projector_lr: None,
+        finetune_epochs: stage(1),
+        finetune_lr: None,
+        finetune_frozen: None,
+        finetune_schedule: None,
+        cilp_schedule: None,
+        lidar_schedule: None,
+        projector_schedule: None,
+        selection_fraction: None,
+        batch_size: smoke.then_some(8),
+        adam_epsilon: None,
+        seed: None,
+        device: a.device,
+        force: a.force,
+        // An assessment cut off half-way continues from its stages' last epochs.
+        resume: !a.force && assess_dir.exists(),
+        dry_run: false,
+        quiet: false,
+    };
+    let companion = if jobs > 1 && !assess_done {
+        let log = out.join(ASSESS_LOG);
+        let threads = (cilp_bench::threads() / jobs).max(1);
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap_or_else(|_| PathBuf::from("cilp")));
+        cmd.args(assess_args.to_argv()).env("RAYON_NUM_THREADS", threads.to_string());
+        studies_cmd::die_with_parent(&mut cmd);
+        let c = cilp_studies::Companion::start("the assessment", cmd, &log)?;
+        eprintln!("assess: started beside the studies in a process of its own ({threads} thread(s)); its output: {}", log.display());
+        Some(std::sync::Arc::new(c))
+    } else {
+        None
+    };
     // Studies already in --out are resumed (a completed one is reused); --force redoes them.
     let study = |dir: &Path| StudyFlags {
         data: data.clone(),
@@ -425,6 +480,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         task_index: None,
         collect: false,
         jobs,
+        companion: companion.clone(),
     };
     let fusion_dir = out.join("fusion");
     studies_cmd::fusion(FusionArgs {
@@ -442,45 +498,19 @@ pub fn run(a: RunArgs) -> Result<()> {
         fusion: Some(fusion_dir.clone()),
     })?;
 
-    let assess_dir = out.join("assess");
-    if assess_dir.join("summary.json").exists() && !a.force {
+    if assess_done {
         eprintln!("assess: reusing the finished assessment in {} (pass --force to redo it)", assess_dir.display());
+    } else if let Some(c) = companion {
+        if c.running() {
+            eprintln!("assess: waiting for the assessment (output: {})", c.log().display());
+        }
+        c.wait()?;
+        // Its table, as `cilp assess` prints it.
+        let text = cilp_data::io::read_bounded_to_string(c.log(), 1 << 20, "the assessment's log").unwrap_or_default();
+        let table: Vec<&str> = text.lines().filter(|l| l.starts_with('|')).collect();
+        println!("{}", table.join("\n"));
     } else {
-        let stage = |epochs: usize| smoke.then_some(epochs);
-        assess_cmd::assess(AssessArgs {
-            data: data.clone(),
-            out: assess_dir.clone(),
-            lidar_classifier: a.lidar_classifier.clone(),
-            variant: VariantArg::Nvidia,
-            loss: Some(LossArg::Nvidia),
-            preset,
-            limit_per_class: smoke.then_some(SMOKE_PAIRS),
-            split: smoke.then_some(crate::SplitKind::Ratio),
-            val_fraction: if smoke { 0.5 } else { DEFAULT_VAL_FRACTION },
-            cilp_epochs: stage(1),
-            cilp_lr: None,
-            lidar_epochs: stage(1),
-            lidar_lr: None,
-            projector_epochs: stage(1),
-            projector_lr: None,
-            finetune_epochs: stage(1),
-            finetune_lr: None,
-            finetune_frozen: None,
-            finetune_schedule: None,
-            cilp_schedule: None,
-            lidar_schedule: None,
-            projector_schedule: None,
-            selection_fraction: None,
-            batch_size: smoke.then_some(8),
-            adam_epsilon: None,
-            seed: None,
-            device: a.device,
-            force: a.force,
-            // An assessment cut off half-way continues from its stages' last epochs.
-            resume: !a.force && assess_dir.exists(),
-            dry_run: false,
-            quiet: false,
-        })?;
+        assess_cmd::assess(assess_args)?;
     }
 
     let html = out.join("report.html");

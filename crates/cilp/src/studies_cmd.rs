@@ -78,6 +78,10 @@ pub struct StudyFlags {
     /// OUT/.workers/RUN.log (kept when one fails).
     #[arg(long, default_value_t = 1, value_parser = crate::positive_jobs, conflicts_with_all = ["plan", "task_index", "collect"])]
     pub jobs: usize,
+    /// A process beside the study (`cilp run`'s assessment) that takes one of the jobs while
+    /// it runs.
+    #[arg(skip)]
+    pub companion: Option<std::sync::Arc<studies::Companion>>,
 }
 
 /// The hidden `cilp study-worker`: one run of a study, started by `--jobs N`.
@@ -92,9 +96,37 @@ pub struct WorkerArgs {
     /// The run's folder name inside it.
     #[arg(long)]
     pub name: String,
-    /// new, force or resume: how to open the run's folder.
-    #[arg(long)]
-    pub mode: String,
+    /// How to open the run's folder.
+    #[arg(long, value_enum)]
+    pub mode: ModeArg,
+}
+
+/// `cilp study-worker --mode`: a [`CreateMode`](cilp_track::run::CreateMode) on the command line.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModeArg {
+    New,
+    Force,
+    Resume,
+}
+
+impl From<cilp_track::run::CreateMode> for ModeArg {
+    fn from(m: cilp_track::run::CreateMode) -> Self {
+        match m {
+            cilp_track::run::CreateMode::New => ModeArg::New,
+            cilp_track::run::CreateMode::Force => ModeArg::Force,
+            cilp_track::run::CreateMode::Resume => ModeArg::Resume,
+        }
+    }
+}
+
+impl From<ModeArg> for cilp_track::run::CreateMode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::New => cilp_track::run::CreateMode::New,
+            ModeArg::Force => cilp_track::run::CreateMode::Force,
+            ModeArg::Resume => cilp_track::run::CreateMode::Resume,
+        }
+    }
 }
 
 /// Trains one planned run of a study (see [`WorkerArgs`]).
@@ -102,13 +134,7 @@ pub fn worker(a: WorkerArgs) -> Result<()> {
     let text = cilp_data::io::read_bounded_to_string(&a.config, cilp_track::run::MAX_RUN_FILE_BYTES, "a run config (TOML)")?;
     let config: cilp_train::config::TrainConfig =
         toml::from_str(&text).with_context(|| format!("{}: not a valid training config", a.config.display()))?;
-    let mode = match a.mode.as_str() {
-        "new" => cilp_track::run::CreateMode::New,
-        "force" => cilp_track::run::CreateMode::Force,
-        "resume" => cilp_track::run::CreateMode::Resume,
-        other => bail!("--mode {other:?}: expected new, force or resume"),
-    };
-    let o = studies::workers::train_worker(&config, &a.out, &a.name, mode, crate::switches::hooks(), Default::default())?;
+    let o = studies::workers::train_worker(&config, &a.out, &a.name, a.mode.into(), crate::switches::hooks(), Default::default())?;
     println!("{} {}", o.run_dir.display(), o.summary.status.as_str());
     Ok(())
 }
@@ -116,13 +142,9 @@ pub fn worker(a: WorkerArgs) -> Result<()> {
 /// The command `--jobs` starts for one run: this binary's hidden worker command.
 fn worker_command(p: &studies::runner::PlannedRun, config: &Path, mode: cilp_track::run::CreateMode, out: &Path) -> std::process::Command {
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("cilp"));
-    let mode = match mode {
-        cilp_track::run::CreateMode::New => "new",
-        cilp_track::run::CreateMode::Force => "force",
-        cilp_track::run::CreateMode::Resume => "resume",
-    };
+    let mode = clap::ValueEnum::to_possible_value(&ModeArg::from(mode)).map(|v| v.get_name().to_string()).unwrap_or_default();
     let mut cmd = std::process::Command::new(exe);
-    cmd.arg("study-worker").arg("--config").arg(config).arg("--out").arg(out).arg("--name").arg(&p.run).arg("--mode").arg(mode);
+    cmd.arg("study-worker").arg("--config").arg(config).arg("--out").arg(out).arg("--name").arg(&p.run).arg("--mode").arg(&mode);
     die_with_parent(&mut cmd);
     cmd
 }
@@ -131,7 +153,7 @@ fn worker_command(p: &studies::runner::PlannedRun, config: &Path, mode: cilp_tra
 /// (which it cannot pass on): no orphan keeps training, or holding its run's lock, after the
 /// study is gone. Linux (`PR_SET_PDEATHSIG`); elsewhere a killed study's workers run to their end.
 #[allow(unsafe_code)]
-fn die_with_parent(cmd: &mut std::process::Command) {
+pub(crate) fn die_with_parent(cmd: &mut std::process::Command) {
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::process::CommandExt;
@@ -319,8 +341,12 @@ fn run_study(
         }
         Work::All if flags.jobs > 1 => {
             let command = |p: &studies::runner::PlannedRun, config: &Path, mode| worker_command(p, config, mode, &out);
-            let workers =
-                studies::Workers { jobs: flags.jobs, threads_per_job: (cilp_bench::threads() / flags.jobs).max(1), command: &command };
+            let workers = studies::Workers {
+                jobs: flags.jobs,
+                threads_per_job: (cilp_bench::threads() / flags.jobs).max(1),
+                command: &command,
+                companion: flags.companion.as_deref(),
+            };
             let st = studies::run_models_in_workers(settings, models, &opts, &workers)?;
             write_and_print(FinishedStudy { summary: summarise(&st), lock: st.lock }, &out, t)?;
         }

@@ -11,20 +11,6 @@ fn read_json(p: &std::path::Path) -> Value {
     serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
 }
 
-/// What must not depend on when (or whether) the job was killed: every number but times,
-/// memory and machine facts. Removes keys that hold those, and comparisons of those metrics.
-fn without_timing(v: &Value) -> Value {
-    const TIMING: [&str; 9] = ["seconds", "peak_memory", "samples_per_s", "wall", "elapsed", "_at", "git_commit", "notes", "rows"];
-    let timing = |k: &str| TIMING.iter().any(|t| k.contains(t));
-    match v {
-        Value::Object(m) => Value::Object(m.iter().filter(|(k, _)| !timing(k)).map(|(k, x)| (k.clone(), without_timing(x))).collect()),
-        Value::Array(a) => {
-            Value::Array(a.iter().filter(|x| !x.get("metric").and_then(Value::as_str).is_some_and(timing)).map(without_timing).collect())
-        }
-        other => other.clone(),
-    }
-}
-
 /// Every file under `dir` (relative paths), sorted.
 fn files_below(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();

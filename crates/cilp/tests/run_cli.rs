@@ -17,8 +17,21 @@ fn run_smoke_does_every_stage_and_writes_the_report() {
     let data = generate(tmp.path(), "data", 48, 3);
     let runs = tmp.path().join("runs");
     let fixture = lidar_cnn_fixture();
-    let args = ["run", "--preset", "smoke", "--data", s(&data), "--out", s(&runs), "--lidar-classifier", s(&fixture)];
-    let stdout = ok(&args);
+    // Two jobs: the studies' runs two at a time, the assessment in a process of its own beside them.
+    let args = ["run", "--preset", "smoke", "--data", s(&data), "--out", s(&runs), "--lidar-classifier", s(&fixture), "--jobs", "2"];
+    let out = run(&args);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("assess: started beside the studies in a process of its own"), "{stderr}");
+    assert!(stderr.contains("2 at a time (one fewer while the assessment runs)"), "{stderr}");
+    // Its output went to assess.log; its thresholds table still reaches stdout.
+    let log = std::fs::read_to_string(runs.join("assess.log")).unwrap();
+    assert!(log.contains("CILP validation loss"), "{log}");
+    let table: Vec<&str> = log.lines().filter(|l| l.starts_with('|')).collect();
+    assert!(table.len() >= 4, "no thresholds table in assess.log: {log}");
+    for row in &table {
+        assert!(stdout.contains(row), "stdout lacks the assessment's row {row}: {stdout}");
+    }
     let html = runs.join("report.html");
     assert!(stdout.contains(&format!("report: {}", html.display())), "{stdout}");
     // The last line grades the assessment; the smoke preset reports but never grades.
@@ -65,4 +78,19 @@ fn run_smoke_does_every_stage_and_writes_the_report() {
     assert!(err.contains("reusing the finished assessment"), "{err}");
     assert_eq!(before, (stamp(&run), stamp(&runs.join("assess/projector"))), "finished runs were retrained");
     assert!(html.is_file());
+
+    // With one job the assessment runs in this process after the studies: the same results.
+    let one = tmp.path().join("one");
+    let args1 = ["run", "--preset", "smoke", "--data", s(&data), "--out", s(&one), "--lidar-classifier", s(&fixture), "--jobs", "1"];
+    let out = common::run(&args1);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("beside the studies") && !one.join("assess.log").exists(), "{err}");
+    for f in ["fusion/summary.json", "ablation/summary.json", "assess/summary.json"] {
+        assert_eq!(
+            without_timing(&read_json(&runs.join(f))),
+            without_timing(&read_json(&one.join(f))),
+            "{f}: --jobs 2 and --jobs 1 differ"
+        );
+    }
 }

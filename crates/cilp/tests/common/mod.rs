@@ -120,3 +120,19 @@ pub fn train_args(data: &Path, out: &Path, name: &str, epochs: usize) -> Vec<Str
     .map(|s| s.to_string())
     .collect()
 }
+
+/// What must not depend on when (or whether) the job was killed: every number but times,
+/// memory and machine facts. Removes keys that hold those, and comparisons of those metrics.
+pub fn without_timing(v: &serde_json::Value) -> serde_json::Value {
+    const TIMING: [&str; 9] = ["seconds", "peak_memory", "samples_per_s", "wall", "elapsed", "_at", "git_commit", "notes", "rows"];
+    let timing = |k: &str| TIMING.iter().any(|t| k.contains(t));
+    match v {
+        serde_json::Value::Object(m) => {
+            serde_json::Value::Object(m.iter().filter(|(k, _)| !timing(k)).map(|(k, x)| (k.clone(), without_timing(x))).collect())
+        }
+        serde_json::Value::Array(a) => serde_json::Value::Array(
+            a.iter().filter(|x| !x.get("metric").and_then(serde_json::Value::as_str).is_some_and(timing)).map(without_timing).collect(),
+        ),
+        other => other.clone(),
+    }
+}
