@@ -17,6 +17,9 @@ runs of the *same* computation part, `--perturb 1e-7` starts PyTorch from weight
 
 `--check-inputs DATA` first reads every sample of the run from the dataset's files the way
 REFERENCE §7 describes (RGBA / 255; XYZA in the seed convention) and compares with cilp's inputs.
+`--data DATA` reads the steps past the dumped ones (`dumped_steps`) from the files the same way
+(needed when the run is longer than 100 steps), and then puts both frameworks' image embeddings
+through the seed assessment's class probe (15 nearest training embeddings, scikit-learn).
 """
 import argparse
 import json
@@ -77,7 +80,7 @@ def original_inputs(data, name):
     from PIL import Image
     cls, stem = name.split("/")
     rgb = np.asarray(Image.open(os.path.join(data, cls, "rgb", stem + ".png")).convert("RGBA"), dtype=np.float32)
-    rgb = rgb.transpose(2, 0, 1) / 255.0
+    rgb = np.ascontiguousarray(rgb.transpose(2, 0, 1)) / 255.0
     d = np.load(os.path.join(data, cls, "lidar", stem + ".npy")).astype(np.float32)
     az = np.load(os.path.join(data, cls, "azimuth.npy")).astype(np.float32)[:, None]
     ze = np.load(os.path.join(data, cls, "zenith.npy")).astype(np.float32)[None, :]
@@ -92,7 +95,7 @@ def original_inputs(data, name):
 def check_inputs(data, meta, inputs, plane, limit):
     b = meta["batch_size"]
     worst_rgb = worst_xyza = 0.0
-    n = min(limit, len(meta["files"]))
+    n = min(limit, len(meta["files"]), meta.get("dumped_steps", meta["steps"]) * b)
     for k in range(n):
         s, j = divmod(k, b)
         base = s * 2 * plane + j * 4 * 64 * 64
@@ -114,6 +117,7 @@ def main():
     ap.add_argument("--json", help="write PyTorch's losses and the comparison here")
     ap.add_argument("--check-inputs", metavar="DATA", help="compare cilp's inputs with the files read in Python")
     ap.add_argument("--check-limit", type=int, default=640, help="samples to check (default 640)")
+    ap.add_argument("--data", help="dataset root: inputs past the dumped steps, and the class probe")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -130,14 +134,22 @@ def main():
     opt = torch.optim.Adam(model.parameters(), lr=meta["lr"], eps=meta["adam_epsilon"])
     plane = b * 4 * 64 * 64
     inputs = np.memmap(os.path.join(a.dir, "inputs.f32"), dtype="<f4", mode="r")
-    assert inputs.size == steps * 2 * plane, f"inputs.f32 holds {inputs.size} floats, expected {steps * 2 * plane}"
+    dumped = meta.get("dumped_steps", steps)
+    assert inputs.size == dumped * 2 * plane, f"inputs.f32 holds {inputs.size} floats, expected {dumped * 2 * plane}"
+    if dumped < steps and not a.data:
+        ap.error(f"{steps} steps but only {dumped} dumped: pass --data DATA to read the others")
     if a.check_inputs:
         check_inputs(a.check_inputs, meta, inputs, plane, a.check_limit)
     losses, scales = [], []
     for s in range(steps):
-        base = s * 2 * plane
-        rgb = torch.from_numpy(np.array(inputs[base:base + plane])).view(b, 4, 64, 64)
-        xyza = torch.from_numpy(np.array(inputs[base + plane:base + 2 * plane])).view(b, 4, 64, 64)
+        if s < dumped:
+            base = s * 2 * plane
+            rgb = torch.from_numpy(np.array(inputs[base:base + plane])).view(b, 4, 64, 64)
+            xyza = torch.from_numpy(np.array(inputs[base + plane:base + 2 * plane])).view(b, 4, 64, 64)
+        else:
+            pairs = [original_inputs(a.data, n) for n in meta["files"][s * b:(s + 1) * b]]
+            rgb = torch.from_numpy(np.stack([p[0] for p in pairs]))
+            xyza = torch.from_numpy(np.stack([p[1] for p in pairs]))
         loss = model.loss(rgb, xyza)
         opt.zero_grad()
         loss.backward()
@@ -154,9 +166,34 @@ def main():
         over = np.nonzero(rel > bound)[0]
         print(f"first step with loss rel. diff > {bound:g}: {over[0] if over.size else 'none'}")
     print(f"mean loss over the {steps} steps: cilp {ours.mean():.6f}, PyTorch {theirs.mean():.6f}")
+    probe = None
+    if a.data and "train_files" in meta:
+        probe = class_probe(a, meta, model)
     if a.json:
         json.dump({"perturb": a.perturb, "torch_loss": losses, "torch_logit_scale": scales,
-                   "rel_diff": rel.tolist()}, open(a.json, "w"))
+                   "rel_diff": rel.tolist(), "probe": probe}, open(a.json, "w"))
+
+
+def class_probe(a, meta, model):
+    """15-NN class probe of the image embeddings after the last step, cilp's and PyTorch's."""
+    from sklearn.neighbors import KNeighborsClassifier
+    names = meta["train_files"] + meta["val_files"]
+    n_train = len(meta["train_files"])
+    ours = np.fromfile(os.path.join(a.dir, "embeddings.f32"), dtype="<f4").reshape(len(names), -1)
+    model.eval()
+    theirs = []
+    with torch.no_grad():
+        for k in range(0, len(names), 256):
+            rgb = np.stack([original_inputs(a.data, n)[0] for n in names[k:k + 256]])
+            theirs.append(model.img_embedder(torch.from_numpy(rgb)).numpy())
+    theirs = np.concatenate(theirs)
+    out = {}
+    for who, e in (("cilp", ours), ("PyTorch", theirs)):
+        knn = KNeighborsClassifier(15).fit(e[:n_train], meta["train_labels"])
+        acc = float((knn.predict(e[n_train:]) == np.array(meta["val_labels"])).mean())
+        out[who] = acc
+        print(f"class probe (15-NN) of the image embedding after {meta['steps']} steps, {who}: {100 * acc:.2f}%")
+    return out
 
 
 if __name__ == "__main__":

@@ -12,8 +12,12 @@
 //! cargo run --release -p cilp-assess --example seed_cilp_trajectory -- DATA OUT [STEPS] [SEED]
 //! ```
 //!
-//! OUT receives `init.safetensors` (+ sidecar), `inputs.f32` (per step: RGB then XYZA, each
-//! `[32, 4, 64, 64]` little-endian f32) and `trajectory.json` (`order`, `files`, `loss`, `logit_scale`).
+//! OUT receives `init.safetensors` (+ sidecar), `inputs.f32` (for the first 100 steps at most:
+//! per step RGB then XYZA, each `[32, 4, 64, 64]` little-endian f32), `trajectory.json`
+//! (`order`, `files`, `loss`, `logit_scale`, and the probe's `train_files` / `val_files` with
+//! their labels) and `embeddings.f32`: after the last step, the image encoder's un-normalised
+//! output (`[n, 200]`) for every training sample, then every validation sample (the embedding the
+//! seed assessment's class probe and projector read).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -26,6 +30,9 @@ use cilp_interop::{ExportOptions, export_safetensors};
 use cilp_models::zoo::{InputKind, ModelSpec, build_seed_cilp};
 use cilp_train::batching::make_batch;
 use cilp_train::device::{init_seeded, train_device};
+
+/// Steps whose inputs are written out (the PyTorch script reads the others from the files).
+const DUMPED_STEPS: usize = 100;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -61,7 +68,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (s, batch) in order.chunks(b).enumerate() {
         let (x, _, _) = make_batch(ds, batch, &[InputKind::Rgb, InputKind::Xyza], cfg.data.xyza, &device);
         let (rgb, xyza) = (x.rgb.expect("rgb"), x.xyza.expect("xyza"));
-        for t in [&rgb, &xyza] {
+        for t in [&rgb, &xyza].into_iter().filter(|_| s < DUMPED_STEPS) {
             let v: Vec<f32> = t.clone().into_data().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
             for f in v {
                 inputs.write_all(&f.to_le_bytes())?;
@@ -89,9 +96,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             format!("{}/{}", ds.classes()[smp.class], smp.stem)
         })
         .collect();
+    // The image embeddings after the last step (eval mode), for the class probe.
+    let eval = device.clone().without_autodiff();
+    let image = model.clone().valid().image;
+    let split = &prepared.split;
+    let mut emb = std::io::BufWriter::new(std::fs::File::create(out.join("embeddings.f32"))?);
+    for chunk in split.train.iter().chain(split.val.iter()).copied().collect::<Vec<_>>().chunks(256) {
+        let (x, _, _) = make_batch(ds, chunk, &[InputKind::Rgb], cfg.data.xyza, &eval);
+        let v: Vec<f32> = image.forward(x.rgb.expect("rgb")).into_data().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
+        for f in v {
+            emb.write_all(&f.to_le_bytes())?;
+        }
+    }
+    emb.flush()?;
+    let name = |i: &usize| {
+        let smp = ds.sample(*i);
+        format!("{}/{}", ds.classes()[smp.class], smp.stem)
+    };
     let json = serde_json::json!({
-        "seed": seed, "batch_size": b, "steps": steps, "lr": cfg.cilp.lr, "adam_epsilon": cfg.adam_epsilon,
+        "seed": seed, "batch_size": b, "steps": steps, "dumped_steps": steps.min(DUMPED_STEPS),
+        "lr": cfg.cilp.lr, "adam_epsilon": cfg.adam_epsilon,
         "order": order, "files": files, "loss": losses, "logit_scale": scales,
+        "train_files": split.train.iter().map(name).collect::<Vec<_>>(),
+        "train_labels": split.train.iter().map(|&i| ds.label(i)).collect::<Vec<_>>(),
+        "val_files": split.val.iter().map(name).collect::<Vec<_>>(),
+        "val_labels": split.val.iter().map(|&i| ds.label(i)).collect::<Vec<_>>(),
     });
     std::fs::write(out.join("trajectory.json"), serde_json::to_string_pretty(&json)?)?;
     println!("wrote {}", out.display());
