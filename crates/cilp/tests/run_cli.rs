@@ -23,7 +23,9 @@ fn run_smoke_does_every_stage_and_writes_the_report() {
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("assess: started beside the studies in a process of its own"), "{stderr}");
-    assert!(stderr.contains("2 at a time (one fewer while the assessment runs)"), "{stderr}");
+    // (Whether the fusion study still saw it running when it started depends on timing; the
+    // one-job-fewer rule is unit-tested in cilp-studies.)
+    assert!(stderr.contains("runs in worker processes, 2 at a time"), "{stderr}");
     // Its output went to assess.log; its thresholds table still reaches stdout.
     let log = std::fs::read_to_string(runs.join("assess.log")).unwrap();
     assert!(log.contains("CILP validation loss"), "{log}");
