@@ -75,6 +75,30 @@ pub fn live_worker_count() -> usize {
     live().len()
 }
 
+/// Starts `cmd` with stdin closed and stdout and stderr to `log`, spawned and put on the live list
+/// under its lock (so that a signal handler never misses it); `what` names it in an error.
+fn spawn_logged(mut cmd: Command, log: &Path, what: &str) -> Result<Child> {
+    let out = File::create(log).map_err(TrainError::io("create a log", log))?;
+    let err = out.try_clone().map_err(TrainError::io("open a log", log))?;
+    cmd.stdin(Stdio::null()).stdout(Stdio::from(out)).stderr(Stdio::from(err));
+    let mut pids = live();
+    let child = cmd.spawn().map_err(|e| TrainError::Config(format!("cannot start {what}: {e}")))?;
+    pids.push(child.id());
+    Ok(child)
+}
+
+/// `child`'s exit status if it has exited, reaped and taken off the live list under its lock (see
+/// [`for_each_live_worker`]); `None` while it runs.
+fn reap(child: &mut Child) -> std::io::Result<Option<ExitStatus>> {
+    let mut pids = live();
+    let status = child.try_wait()?;
+    if status.is_some() {
+        let id = child.id();
+        pids.retain(|&p| p != id);
+    }
+    Ok(status)
+}
+
 struct Worker {
     index: usize,
     run: String,
@@ -177,19 +201,13 @@ pub fn run_models_in_workers(settings: &StudySettings, models: &[String], opts: 
         std::thread::sleep(Duration::from_millis(50));
         let mut i = 0;
         while i < running.len() {
-            // Reaped and taken off the live list under its lock (see `for_each_live_worker`).
-            let mut pids = live();
-            let status = running[i]
-                .child
-                .try_wait()
+            let status = reap(&mut running[i].child)
                 .map_err(|e| TrainError::Config(format!("cannot wait for the worker of {}: {e}", running[i].run)))?;
             let Some(status) = status else {
                 i += 1;
                 continue;
             };
             let w = running.swap_remove(i);
-            pids.retain(|&p| p != w.child.id());
-            drop(pids);
             if status.success() {
                 if !opts.quiet {
                     eprintln!("[{}/{}] {} done ({:.0}s elapsed)", w.index + 1, planned.len(), w.run, elapsed());
@@ -235,17 +253,9 @@ fn start_worker(p: &PlannedRun, mode: CreateMode, dir: &Path, workers: &Workers)
     let text = toml::to_string(&p.config).map_err(|e| TrainError::Serialize { what: "a worker's run config", reason: e.to_string() })?;
     cilp_track::atomic::write_atomic(&config, text.as_bytes())?;
     let log = dir.join(format!("{}.log", p.run));
-    let out = File::create(&log).map_err(TrainError::io("create a worker log", &log))?;
-    let err = out.try_clone().map_err(TrainError::io("open a worker log", &log))?;
     let mut cmd = (workers.command)(p, &config, mode);
-    cmd.env("RAYON_NUM_THREADS", workers.threads_per_job.max(1).to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(out))
-        .stderr(Stdio::from(err));
-    // Spawned and put on the live list under its lock, so that a signal handler never misses it.
-    let mut pids = live();
-    let child = cmd.spawn().map_err(|e| TrainError::Config(format!("cannot start the worker for {}: {e}", p.run)))?;
-    pids.push(child.id());
+    cmd.env("RAYON_NUM_THREADS", workers.threads_per_job.max(1).to_string());
+    let child = spawn_logged(cmd, &log, &format!("the worker for {}", p.run))?;
     Ok(Worker { index: p.index, run: p.run.clone(), child, log })
 }
 
@@ -268,13 +278,8 @@ impl std::fmt::Debug for Companion {
 
 impl Companion {
     /// Starts `cmd` (stdin closed, stdout and stderr to `log`); `what` names it in messages.
-    pub fn start(what: &str, mut cmd: Command, log: &Path) -> Result<Companion> {
-        let out = File::create(log).map_err(TrainError::io("create a log", log))?;
-        let err = out.try_clone().map_err(TrainError::io("open a log", log))?;
-        cmd.stdin(Stdio::null()).stdout(Stdio::from(out)).stderr(Stdio::from(err));
-        let mut pids = live();
-        let child = cmd.spawn().map_err(|e| TrainError::Config(format!("cannot start {what}: {e}")))?;
-        pids.push(child.id());
+    pub fn start(what: &str, cmd: Command, log: &Path) -> Result<Companion> {
+        let child = spawn_logged(cmd, log, what)?;
         Ok(Companion { what: what.to_string(), log: log.to_path_buf(), state: Mutex::new((child, None)) })
     }
 
@@ -289,12 +294,9 @@ impl Companion {
         if st.1.is_some() {
             return false;
         }
-        let mut pids = live();
-        match st.0.try_wait() {
+        match reap(&mut st.0) {
             Ok(None) => true,
             Ok(Some(status)) => {
-                let id = st.0.id();
-                pids.retain(|&p| p != id);
                 st.1 = Some(status);
                 false
             }
@@ -327,6 +329,7 @@ impl Drop for Companion {
         if self.running() {
             let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
             let _ = st.0.kill();
+            // Reaped under the live list's lock, as in `reap`.
             let mut pids = live();
             let _ = st.0.wait();
             let id = st.0.id();

@@ -143,7 +143,7 @@ pub struct AssessArgs {
 }
 
 /// A value-enum argument as its command-line name.
-fn flag_name<V: ValueEnum>(v: &V) -> String {
+pub(crate) fn flag_name<V: ValueEnum>(v: &V) -> String {
     v.to_possible_value().map(|p| p.get_name().to_string()).unwrap_or_default()
 }
 

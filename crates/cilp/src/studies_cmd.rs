@@ -142,7 +142,7 @@ pub fn worker(a: WorkerArgs) -> Result<()> {
 /// The command `--jobs` starts for one run: this binary's hidden worker command.
 fn worker_command(p: &studies::runner::PlannedRun, config: &Path, mode: cilp_track::run::CreateMode, out: &Path) -> std::process::Command {
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("cilp"));
-    let mode = clap::ValueEnum::to_possible_value(&ModeArg::from(mode)).map(|v| v.get_name().to_string()).unwrap_or_default();
+    let mode = crate::assess_cmd::flag_name(&ModeArg::from(mode));
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("study-worker").arg("--config").arg(config).arg("--out").arg(out).arg("--name").arg(&p.run).arg("--mode").arg(&mode);
     die_with_parent(&mut cmd);
