@@ -255,7 +255,8 @@ impl Checkpoints {
     }
 
     /// [`Checkpoints::save`], and when `best` is true the epoch's model also becomes `best.bpk`
-    /// (with its sidecar checksum) before `state` is committed. The model's bytes are written
+    /// with its SHA-256 beside it (`best.bpk.sha256`, checked by [`read_checkpoint_file`];
+    /// `sha256sum -c` reads it too) before `state` is committed. The model's bytes are written
     /// and hashed once: `best.bpk` is a hard link to the epoch's model file where the file
     /// system allows it (neither is ever modified in place), a copy elsewhere.
     pub fn commit(&self, mut state: TrainState, model: &[u8], optim: &[u8], best: bool) -> Result<TrainState> {
@@ -333,16 +334,6 @@ impl Checkpoints {
         let obytes = self.read(&state.optim_file)?;
         let optim = optim.from_bytes(burn::tensor::Bytes::from_bytes_vec(obytes)).map_err(|e| fail(&state.optim_file, e.to_string()))?;
         Ok((model, optim))
-    }
-
-    /// Saves the best model so far, and its SHA-256 beside it (`best.bpk.sha256`, checked by
-    /// [`read_checkpoint_file`]; `sha256sum -c` reads it too).
-    pub fn save_best(&self, model: &[u8]) -> Result<()> {
-        let path = self.best_model();
-        cilp_track::atomic::write_atomic(&path, model)?;
-        let line = format!("{}  best.bpk\n", sha256_hex(model));
-        cilp_track::atomic::write_atomic(&sidecar_path(&path), line.as_bytes())?;
-        Ok(())
     }
 }
 
@@ -465,8 +456,7 @@ mod tests {
     fn a_bit_flipped_best_model_is_refused_by_its_sidecar_checksum() {
         let dir = tempfile::tempdir().unwrap();
         let c = Checkpoints::new(dir.path().join("checkpoints"));
-        std::fs::create_dir_all(c.dir()).unwrap();
-        c.save_best(b"best model bytes").unwrap();
+        c.commit(TrainState { epoch: 1, ..TrainState::fresh() }, b"best model bytes", b"o", true).unwrap();
         let sidecar = std::fs::read_to_string(c.dir().join("best.bpk.sha256")).unwrap();
         assert_eq!(sidecar, format!("{}  best.bpk\n", sha256_hex(b"best model bytes")), "sha256sum format");
         assert_eq!(read_checkpoint_file(&c.best_model()).unwrap(), b"best model bytes");
