@@ -16,6 +16,7 @@ use burn::backend::autodiff::NodeId;
 use burn::tensor::{Bytes, DType, Shape};
 
 use crate::conv::{self, Conv2dDims, Wanted};
+use crate::linear::{self, LinearDims};
 
 /// Hyper-parameters of [`FastConvBackend::cilp_conv2d`] (stride and symmetric padding).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,6 +189,79 @@ impl<C: CheckpointStrategy> FastConvBackend for Autodiff<Flex, C> {
                 prep.finish((xp, wp, Arc::new(arg), params), y)
             }
             OpsKind::UnTracked(prep) => prep.finish(forward_relu_pool(x.primitive(), weight.primitive(), bias.primitive(), params).0),
+        }
+    }
+}
+
+#[backend_extension(Flex, Autodiff)]
+pub trait FastLinearBackend: Backend {
+    /// `x [rows, d_in] · weight [d_in, d_out] + bias [d_out]` -> `[rows, d_out]`, f32 only:
+    /// the same products as burn's linear on flex, without its zero-filled, copied outputs.
+    fn cilp_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+/// The dims of a linear call from its input and weight shapes.
+fn linear_dims(x: &[usize], w: &[usize]) -> LinearDims {
+    assert!(x.len() == 2 && w.len() == 2, "cilp_linear: expected 2-d input and weight, got {x:?} and {w:?}");
+    assert_eq!(x[1], w[0], "cilp_linear: input has {} features, weight expects {}", x[1], w[0]);
+    LinearDims { rows: x[0], d_in: x[1], d_out: w[1] }
+}
+
+fn linear_forward(x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor) -> FlexTensor {
+    let (xv, wv, bv) = (F32View::new(x), F32View::new(weight), F32View::new(bias));
+    let d = linear_dims(&xv.dims(), &wv.dims());
+    flex_tensor(linear::linear_forward(xv.slice(), wv.slice(), Some(bv.slice()), d), vec![d.rows, d.d_out])
+}
+
+impl FastLinearBackend for Flex {
+    fn cilp_linear(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
+        linear_forward(&x, &weight, &bias)
+    }
+}
+
+#[derive(Debug)]
+struct LinearBackward;
+
+impl Backward<Flex, 3> for LinearBackward {
+    // The input (kept only when the weight needs its gradient) and the weight (kept only when
+    // the input needs its gradient), shared buffers; the shapes.
+    type State = (Option<FlexTensor>, Option<FlexTensor>, LinearDims);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let [node_x, node_w, node_b] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let (x, weight, d) = ops.state;
+        let dyv = F32View::new(&dy);
+        if let (Some(node), Some(w)) = (node_x, weight.as_ref()) {
+            let dx = linear::linear_input_grad(dyv.slice(), F32View::new(w).slice(), d);
+            grads.register::<Flex>(node.id, flex_tensor(dx, vec![d.rows, d.d_in]));
+        }
+        if let (Some(node), Some(x)) = (node_w, x.as_ref()) {
+            let dw = linear::linear_weight_grad(F32View::new(x).slice(), dyv.slice(), d);
+            grads.register::<Flex>(node.id, flex_tensor(dw, vec![d.d_in, d.d_out]));
+        }
+        if let Some(node) = node_b {
+            // burn's own column sum (what its broadcast add's backward computes), so the bias
+            // gradient is bit-identical to burn's linear.
+            use burn::backend::ops::FloatTensorOps;
+            let db = <Flex as FloatTensorOps<Flex>>::float_sum_dim(dy, 0);
+            grads.register::<Flex>(node.id, <Flex as FloatTensorOps<Flex>>::float_reshape(db, Shape::from(vec![d.d_out])));
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> FastLinearBackend for Autodiff<Flex, C> {
+    fn cilp_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
+        let (x_tracked, w_tracked) = (x.is_tracked(), weight.is_tracked());
+        match LinearBackward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let d = linear_dims(&x.primitive().layout().shape().to_vec(), &weight.primitive().layout().shape().to_vec());
+                let y = linear_forward(x.primitive(), weight.primitive(), bias.primitive());
+                // x is only needed for the weight gradient, the weight only for the input's.
+                let state = (w_tracked.then(|| x.primitive().clone()), x_tracked.then(|| weight.primitive().clone()), d);
+                prep.finish(state, y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(linear_forward(x.primitive(), weight.primitive(), bias.primitive())),
         }
     }
 }

@@ -20,18 +20,19 @@ pub const GEMM_AVX512: bool = cfg!(feature = "avx512");
 pub mod adam;
 pub mod burn_ext;
 pub mod conv;
+pub mod linear;
 pub mod winograd;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use burn::backend::DispatchDevice;
-use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
+use burn::nn::{Linear, PaddingConfig2d};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Tensor};
 
-use burn_ext::{ConvParams, FastConvBackend};
+use burn_ext::{ConvParams, FastConvBackend, FastLinearBackend};
 use conv::Conv2dDims;
 
 /// Whether the fast kernels are enabled (the default).
@@ -147,6 +148,41 @@ pub fn conv2d_relu_maxpool_module(conv: &Conv2d, pool: &MaxPool2d, x: Tensor<4>)
         }
     }
     pool.forward(burn::tensor::activation::relu(conv2d_module(conv, x)))
+}
+
+static FAST_LINEAR: AtomicBool = AtomicBool::new(true);
+
+/// Turns the fast linear layer on (the default) or off (burn's own, for comparisons; the binary
+/// sets it from `CILP_BURN_LINEAR`). Results are the same either way ([`linear`]).
+pub fn set_fast_linear(enabled: bool) {
+    FAST_LINEAR.store(enabled, Ordering::Relaxed);
+}
+
+/// `x [rows, d_in] · weight [d_in, d_out] + bias`, same contract and bit-identical results as
+/// `burn::tensor::module::linear`: [`linear`](mod@linear)'s kernels on the flex backend (with
+/// autodiff), burn's op elsewhere (other devices, dtypes, no bias, or switched off).
+pub fn linear(x: Tensor<2>, weight: Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<2> {
+    let fast = FAST_LINEAR.load(Ordering::Relaxed)
+        && x.dtype() == DType::F32
+        && weight.dtype() == DType::F32
+        && matches!(x.device().as_dispatch().clone().inner(), DispatchDevice::Flex(_));
+    match bias {
+        Some(bias) if fast && bias.dtype() == DType::F32 => {
+            FAST_CALLS.fetch_add(1, Ordering::Relaxed);
+            let out = <burn::backend::Dispatch as FastLinearBackend>::cilp_linear(
+                x.into_dispatch(),
+                weight.into_dispatch(),
+                bias.into_dispatch(),
+            );
+            Tensor::from_dispatch(out)
+        }
+        bias => burn::tensor::module::linear(x, weight, bias),
+    }
+}
+
+/// `layer.forward(x)` of a `burn::nn::Linear` on a batch of rows, through [`linear`].
+pub fn linear_module(layer: &Linear, x: Tensor<2>) -> Tensor<2> {
+    linear(x, layer.weight.val(), layer.bias.as_ref().map(|b| b.val()))
 }
 
 static FLUSH_DENORMALS: AtomicBool = AtomicBool::new(true);

@@ -168,3 +168,73 @@ fn kernel_larger_than_padded_input_behaves_like_burn() {
     });
     assert_eq!(ours, burns, "conv2d_relu_maxpool_module differs from burn's modules");
 }
+
+/// A linear layer with seeded weights.
+fn linear(d_in: usize, d_out: usize, seed: u64, device: &Device) -> burn::nn::Linear {
+    let mut layer = burn::nn::LinearConfig::new(d_in, d_out).init(device);
+    layer.weight = Param::from_tensor(seeded([d_in, d_out], seed, device));
+    layer.bias = Some(Param::from_tensor(seeded([d_out], seed + 1, device)));
+    layer
+}
+
+/// Output and the gradients of `relu(l2(relu(l1(x))))` under `sum(out * r)`: the input's (when
+/// `x_grad`), then each layer's weight and bias.
+fn run_mlp(
+    layers: &[burn::nn::Linear; 2],
+    x: &Tensor<2>,
+    x_grad: bool,
+    f: impl Fn(&burn::nn::Linear, Tensor<2>) -> Tensor<2>,
+) -> Vec<Vec<f32>> {
+    let x = if x_grad { x.clone().detach().require_grad() } else { x.clone().detach() };
+    let h = burn::tensor::activation::relu(f(&layers[0], x.clone()));
+    let out = burn::tensor::activation::relu(f(&layers[1], h));
+    let r = seeded(out.dims(), 98, &out.device());
+    let grads = (out.clone() * r).sum().backward();
+    let mut all = vec![to_vec(out)];
+    match x.grad(&grads) {
+        Some(dx) => all.push(to_vec(dx)),
+        None => assert!(!x_grad, "the input gradient is missing"),
+    }
+    for l in layers {
+        all.push(to_vec(l.weight.val().grad(&grads).expect("weight gradient")));
+        all.push(to_vec(l.bias.as_ref().unwrap().val().grad(&grads).expect("bias gradient")));
+    }
+    all
+}
+
+#[test]
+fn linear_is_bit_identical_to_burns_forward_and_gradients() {
+    let device = device();
+    // Shapes of cilp's layers (small ones, a fusion fc1 at batch 16, the projector's last) and
+    // odd ones; with and without the input's gradient (the projector's input is a cached tensor).
+    for (rows, d_in, d_hidden, d_out) in [(3, 5, 7, 2), (16, 6400, 1000, 100), (32, 500, 3200, 9), (1, 1, 1, 1)] {
+        let layers = [linear(d_in, d_hidden, 11, &device), linear(d_hidden, d_out, 13, &device)];
+        let x = seeded([rows, d_in], 5, &device);
+        for x_grad in [true, false] {
+            let before = cilp_kernels::fast_calls();
+            let fast = run_mlp(&layers, &x, x_grad, cilp_kernels::linear_module);
+            // (Other tests of this binary count too, in parallel: at least these two calls.)
+            assert!(cilp_kernels::fast_calls() >= before + 2, "the fast path was not taken");
+            let slow = run_mlp(&layers, &x, x_grad, |l, x| l.forward(x));
+            assert_eq!(fast.len(), slow.len());
+            for (k, (a, b)) in fast.iter().zip(&slow).enumerate() {
+                assert!(
+                    a == b,
+                    "{rows}x{d_in}->{d_hidden}->{d_out} (input gradient {x_grad}): tensor {k} differs from burn's by {}",
+                    max_rel_err(a, b)
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn linear_without_autodiff_or_bias_matches_burn() {
+    let device = Device::flex();
+    let layer = linear(40, 30, 3, &device);
+    let x = seeded([8, 40], 4, &device);
+    assert_eq!(to_vec(cilp_kernels::linear_module(&layer, x.clone())), to_vec(layer.forward(x.clone())));
+    // No bias: burn's own op, same values.
+    let no_bias = burn::nn::Linear { bias: None, ..layer };
+    assert_eq!(to_vec(cilp_kernels::linear_module(&no_bias, x.clone())), to_vec(no_bias.forward(x)));
+}

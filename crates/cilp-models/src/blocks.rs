@@ -196,7 +196,7 @@ impl Mlp {
     pub fn forward(&self, mut x: Tensor<2>) -> Tensor<2> {
         let n = self.layers.len();
         for (i, layer) in self.layers.iter().enumerate() {
-            x = layer.forward(x);
+            x = cilp_kernels::linear_module(layer, x); // [batch, layer's d_out]
             if i + 1 < n {
                 x = self.activation.forward(x);
             }

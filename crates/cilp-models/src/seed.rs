@@ -74,13 +74,13 @@ impl Embedder {
     pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
         let [fc1, fc2, _] = self.fc_layers();
         let x: Tensor<2> = self.trunk.forward(x).flatten(1, 3); // [batch, 6400]
-        let x = self.head.activation.forward(fc1.forward(x)); // [batch, 1000]
-        self.head.activation.forward(fc2.forward(x)) // [batch, 100]
+        let x = self.head.activation.forward(cilp_kernels::linear_module(fc1, x)); // [batch, 1000]
+        self.head.activation.forward(cilp_kernels::linear_module(fc2, x)) // [batch, 100]
     }
 
     /// `fc3` alone (no activation before it): `[batch, 100] -> [batch, out_features]`.
     pub fn fc3(&self, features: Tensor<2>) -> Tensor<2> {
-        self.fc_layers()[2].forward(features)
+        cilp_kernels::linear_module(self.fc_layers()[2], features)
     }
 
     fn fc_layers(&self) -> [&burn::nn::Linear; 3] {

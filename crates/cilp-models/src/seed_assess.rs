@@ -141,12 +141,12 @@ impl SeedRgbToLidar {
 
     /// Forward pass as the seed runs it: `[batch, 4, 64, 64] -> [batch, 2]` logits.
     pub fn forward(&self, rgb: Tensor<4>) -> Tensor<2> {
-        self.fc3.forward(self.projected(rgb))
+        cilp_kernels::linear_module(&self.fc3, self.projected(rgb))
     }
 
     /// Forward pass with the ReLU `fc3` saw in training: `[batch, 4, 64, 64] -> [batch, 2]`.
     pub fn forward_relu(&self, rgb: Tensor<4>) -> Tensor<2> {
-        self.fc3.forward(burn::tensor::activation::relu(self.projected(rgb)))
+        cilp_kernels::linear_module(&self.fc3, burn::tensor::activation::relu(self.projected(rgb)))
     }
 }
 

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `CILP_SYSTEM_MALLOC=1` | keep glibc's allocator defaults ([`crate::alloc`]) |
 //! | `CILP_BURN_CONV=1` | burn's own convolution instead of cilp-kernels' (for comparisons) |
+//! | `CILP_BURN_LINEAR=1` | burn's own linear layer instead of cilp-kernels' (same results; for comparisons) |
 //! | `CILP_CONV_DIRECT=1` | cilp-kernels' direct (im2col) convolution everywhere, no Winograd (for comparisons) |
 //! | `CILP_KEEP_DENORMALS=1` | do not flush subnormal floats to zero (for comparisons; see `cilp_kernels::flush_denormals`) |
 //! | `CILP_BURN_ADAM=1` | burn's Adam instead of the fused one (for comparisons) |
@@ -20,6 +21,7 @@ use cilp_train::fit::TestHooks;
 pub struct Switches {
     pub system_malloc: bool,
     pub burn_conv: bool,
+    pub burn_linear: bool,
     pub conv_direct: bool,
     pub keep_denormals: bool,
     pub burn_adam: bool,
@@ -45,6 +47,7 @@ impl Switches {
         Switches {
             system_malloc: on("CILP_SYSTEM_MALLOC"),
             burn_conv: on("CILP_BURN_CONV"),
+            burn_linear: on("CILP_BURN_LINEAR"),
             conv_direct: on("CILP_CONV_DIRECT"),
             keep_denormals: on("CILP_KEEP_DENORMALS"),
             burn_adam: on("CILP_BURN_ADAM"),
@@ -58,6 +61,7 @@ pub fn init() -> Switches {
     let s = *SWITCHES.get_or_init(Switches::from_env);
     crate::alloc::tune_allocator(!s.system_malloc);
     cilp_kernels::set_fast_conv(!s.burn_conv);
+    cilp_kernels::set_fast_linear(!s.burn_linear);
     cilp_kernels::winograd::set_winograd(!s.conv_direct);
     cilp_kernels::set_flush_denormals(!s.keep_denormals);
     cilp_kernels::adam::set_fused_adam(!s.burn_adam);

@@ -1,0 +1,213 @@
+//! The linear layer `y = x·W + b` (burn's layout: `W [d_in, d_out]`) and its two gradient
+//! products on plain `f32` slices, with the same GEMM calls burn's flex backend makes, so the
+//! results are bit-identical to `burn::nn::Linear` on flex; what differs is the memory around
+//! them.
+//!
+//! burn-flex allocates every matmul output with `FlexTensor::empty`, which zero-fills a byte
+//! vector and then copies it into a 64-byte aligned buffer before the GEMM overwrites it: three
+//! passes over the output, on the calling thread, while rayon's threads wait. For the fusion
+//! models' `6400 -> 1000` layers that is 3 x 25.6 MB per weight gradient per step (about 15% of a
+//! late-fusion step at batch 16 on a 2-core Xeon, all of it serial). Here each output is one
+//! fresh allocation the GEMM writes once (`read_dst = false`), and the bias is added in place.
+//!
+//! - forward: `y[rows, d_out] = x[rows, d_in] · W[d_in, d_out]`, then `+ b` per row;
+//! - input gradient: `dx[rows, d_in] = dy[rows, d_out] · Wᵀ` (W read transposed by strides);
+//! - weight gradient: `dW[d_in, d_out] = xᵀ · dy` (x read transposed by strides).
+//!
+//! The bias gradient (a column sum of `dy`) stays burn's own reduction (see
+//! [`crate::burn_ext`]), so it is bit-identical too.
+
+use gemm::Parallelism;
+
+/// burn-flex's threshold for a parallel GEMM (`m·n·k` multiply-adds), kept the same so a
+/// layer runs the way burn runs it (gemm's results do not depend on the thread count).
+const PARALLEL_THRESHOLD: usize = 192 * 192 * 192;
+
+fn parallelism(m: usize, n: usize, k: usize) -> Parallelism {
+    if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_THRESHOLD { Parallelism::Rayon(0) } else { Parallelism::None }
+}
+
+/// A strided read-only matrix: element `(r, c)` at `data[r·rs + c·cs]`.
+#[derive(Clone, Copy)]
+struct View<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl View<'_> {
+    /// Whether every `(r, c)` of the view lies inside `data`.
+    fn fits(&self) -> bool {
+        self.rows == 0 || self.cols == 0 || (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < self.data.len()
+    }
+}
+
+/// `lhs[m, k] · rhs[k, n]` into a fresh row-major `[m, n]` vector, written once by the GEMM
+/// (no zero-filling first).
+fn product(lhs: View, rhs: View) -> Vec<f32> {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    assert_eq!(rhs.rows, k, "linear: inner dimensions differ");
+    assert!(lhs.fits() && rhs.fits(), "linear: operand shorter than its shape");
+    let len = m.checked_mul(n).expect("linear: output size overflows");
+    if k == 0 || len == 0 {
+        return vec![0.0; len];
+    }
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    // SAFETY: `out` has capacity for `m·n` f32s and is written at `r·n + c` for every
+    // (r, c) < (m, n) by `gemm` with `read_dst = false` (it neither reads `dst` nor leaves an
+    // element unwritten); `lhs` and `rhs` address only elements inside their live, borrowed
+    // slices (`fits`, checked above), which nothing writes during the call. After the call all
+    // `m·n` elements are initialised, so `set_len` is sound.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            lhs.data.as_ptr(),
+            lhs.cs as isize,
+            lhs.rs as isize,
+            rhs.data.as_ptr(),
+            rhs.cs as isize,
+            rhs.rs as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism(m, n, k),
+        );
+        out.set_len(len);
+    }
+    out
+}
+
+/// Shapes of one linear layer call: `rows` samples, `d_in -> d_out`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinearDims {
+    pub rows: usize,
+    pub d_in: usize,
+    pub d_out: usize,
+}
+
+/// `y = x·W (+ b)`: `x [rows, d_in]`, `w [d_in, d_out]`, `b [d_out]` -> `[rows, d_out]`.
+pub fn linear_forward(x: &[f32], w: &[f32], b: Option<&[f32]>, d: LinearDims) -> Vec<f32> {
+    assert_eq!(x.len(), d.rows * d.d_in, "linear: input length");
+    assert_eq!(w.len(), d.d_in * d.d_out, "linear: weight length");
+    let xv = View { data: x, rows: d.rows, cols: d.d_in, rs: d.d_in, cs: 1 };
+    let wv = View { data: w, rows: d.d_in, cols: d.d_out, rs: d.d_out, cs: 1 };
+    let mut y = product(xv, wv);
+    if let Some(b) = b {
+        assert_eq!(b.len(), d.d_out, "linear: bias length");
+        if d.d_out > 0 {
+            for row in y.chunks_exact_mut(d.d_out) {
+                for (v, bias) in row.iter_mut().zip(b) {
+                    *v += bias;
+                }
+            }
+        }
+    }
+    y
+}
+
+/// `dx = dy·Wᵀ`: `dy [rows, d_out]`, `w [d_in, d_out]` -> `[rows, d_in]`.
+pub fn linear_input_grad(dy: &[f32], w: &[f32], d: LinearDims) -> Vec<f32> {
+    assert_eq!(dy.len(), d.rows * d.d_out, "linear: output-gradient length");
+    assert_eq!(w.len(), d.d_in * d.d_out, "linear: weight length");
+    let dyv = View { data: dy, rows: d.rows, cols: d.d_out, rs: d.d_out, cs: 1 };
+    let wt = View { data: w, rows: d.d_out, cols: d.d_in, rs: 1, cs: d.d_out };
+    product(dyv, wt)
+}
+
+/// `dW = xᵀ·dy`: `x [rows, d_in]`, `dy [rows, d_out]` -> `[d_in, d_out]`.
+pub fn linear_weight_grad(x: &[f32], dy: &[f32], d: LinearDims) -> Vec<f32> {
+    assert_eq!(x.len(), d.rows * d.d_in, "linear: input length");
+    assert_eq!(dy.len(), d.rows * d.d_out, "linear: output-gradient length");
+    let xt = View { data: x, rows: d.d_in, cols: d.rows, rs: 1, cs: d.d_in };
+    let dyv = View { data: dy, rows: d.rows, cols: d.d_out, rs: d.d_out, cs: 1 };
+    product(xt, dyv)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn random(n: usize, seed: u64) -> Vec<f32> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+    }
+
+    /// f64 loops: y, dx, dW of one layer.
+    fn reference(x: &[f32], w: &[f32], b: &[f32], dy: &[f32], d: LinearDims) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let (r, i, o) = (d.rows, d.d_in, d.d_out);
+        let mut y = vec![0.0f64; r * o];
+        let mut dx = vec![0.0f64; r * i];
+        let mut dw = vec![0.0f64; i * o];
+        for s in 0..r {
+            for a in 0..i {
+                for c in 0..o {
+                    y[s * o + c] += x[s * i + a] as f64 * w[a * o + c] as f64;
+                    dx[s * i + a] += dy[s * o + c] as f64 * w[a * o + c] as f64;
+                    dw[a * o + c] += x[s * i + a] as f64 * dy[s * o + c] as f64;
+                }
+            }
+            for c in 0..o {
+                y[s * o + c] += b[c] as f64;
+            }
+        }
+        (y, dx, dw)
+    }
+
+    fn close(got: &[f32], want: &[f64], what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}: length");
+        let scale = want.iter().fold(1e-6f64, |m, v| m.max(v.abs()));
+        for (j, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!(((*g as f64) - w).abs() <= 1e-5 * scale, "{what}[{j}]: {g} vs {w}");
+        }
+    }
+
+    #[test]
+    fn the_three_products_match_f64_loops_on_small_and_parallel_shapes() {
+        // (rows, d_in, d_out): tiny, odd, and one above the parallel threshold.
+        for (n, &(rows, d_in, d_out)) in [(1, 1, 1), (3, 5, 7), (16, 640, 100), (32, 200, 1000)].iter().enumerate() {
+            let d = LinearDims { rows, d_in, d_out };
+            let seed = 10 * n as u64;
+            let (x, w, b, dy) =
+                (random(rows * d_in, seed), random(d_in * d_out, seed + 1), random(d_out, seed + 2), random(rows * d_out, seed + 3));
+            let (y, dx, dw) = reference(&x, &w, &b, &dy, d);
+            close(&linear_forward(&x, &w, Some(&b), d), &y, "y");
+            close(&linear_input_grad(&dy, &w, d), &dx, "dx");
+            close(&linear_weight_grad(&x, &dy, d), &dw, "dW");
+        }
+    }
+
+    #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        let d = LinearDims { rows: 32, d_in: 500, d_out: 3200 };
+        let (x, w, b, dy) = (random(32 * 500, 1), random(500 * 3200, 2), random(3200, 3), random(32 * 3200, 4));
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| (linear_forward(&x, &w, Some(&b), d), linear_input_grad(&dy, &w, d), linear_weight_grad(&x, &dy, d)))
+        };
+        let one = run(1);
+        for threads in [2, 3] {
+            assert!(one == run(threads), "results changed with {threads} threads");
+        }
+    }
+
+    #[test]
+    fn empty_shapes_give_empty_or_zero_outputs() {
+        let d = LinearDims { rows: 2, d_in: 0, d_out: 3 };
+        assert_eq!(linear_forward(&[], &[], Some(&[1.0, 2.0, 3.0]), d), vec![1.0, 2.0, 3.0, 1.0, 2.0, 3.0]);
+        assert_eq!(linear_weight_grad(&[], &[0.5; 6], d), Vec::<f32>::new());
+        assert_eq!(linear_input_grad(&[0.5; 6], &[], d), Vec::<f32>::new());
+        let d = LinearDims { rows: 0, d_in: 4, d_out: 3 };
+        assert_eq!(linear_weight_grad(&[], &[], d), vec![0.0; 12]);
+    }
+}
