@@ -33,9 +33,12 @@ fn main() {
         ("seed", 25, 32, 50),
         ("seed", 50, 16, 100),
     ];
-    println!("batch {batch}, {} threads, best of {repeats}; milliseconds, direct / winograd (ratio)", rayon::current_num_threads());
     println!(
-        "{:<7} {:>4} {:>3} {:>4} | {:>22} | {:>22} | {:>22} | {:>22}",
+        "batch {batch}, {} threads, best of {repeats}; milliseconds, direct / F(2x2, 3x3) / F(4x4, 3x3)",
+        rayon::current_num_threads()
+    );
+    println!(
+        "{:<7} {:>4} {:>3} {:>4} | {:>24} | {:>24} | {:>24} | {:>24}",
         "trunk", "cin", "hw", "cout", "forward", "input grad", "weight grad", "fused fwd+bwd"
     );
     for (trunk, c_in, h, c_out) in layers {
@@ -67,7 +70,8 @@ fn main() {
             };
             let direct = time(Algo::Direct);
             let wino = if winograd::applies(&d) { time(Algo::Winograd) } else { f64::NAN };
-            cells.push(format!("{:>7.2} / {:>6.2} ({:>4.2}x)", direct * 1e3, wino * 1e3, direct / wino));
+            let wino4 = if winograd::applies_4x4(&d) { time(Algo::Winograd4) } else { f64::NAN };
+            cells.push(format!("{:>6.2} / {:>6.2} / {:>6.2}", direct * 1e3, wino * 1e3, wino4 * 1e3));
         }
         println!("{trunk:<7} {c_in:>4} {h:>3} {c_out:>4} | {}", cells.join(" | "));
     }

@@ -22,6 +22,7 @@ pub mod burn_ext;
 pub mod conv;
 pub mod linear;
 pub mod winograd;
+pub mod winograd4;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 

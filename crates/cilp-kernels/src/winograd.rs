@@ -29,8 +29,15 @@ pub const MIN_CHANNELS: usize = 16;
 
 /// Minimum tiles per GEMM group (samples are grouped until their tiles reach it). Measured on
 /// the embedders' layers (`examples/conv_layers.rs`, 2-core Xeon): 1,024 and 2,048 were slower
-/// in every pass (more scratch than the caches hold), so a 32x32 sample (256 tiles) is a group.
-pub const TARGET_TILES: usize = 256;
+/// in every pass (more scratch than the caches hold, session 12); 16-64 were faster than 256 on
+/// the 16x16 and 8x8 layers (NVIDIA's 100 -> 200 at 16x16: 30-31 ms fused forward + backward at
+/// batch 32 against 36, session 16), so an 8x8 sample (16 tiles) is grouped by 4.
+pub const TARGET_TILES: usize = 64;
+
+/// [`TARGET_TILES`] for F(4x4, 3x3), whose transformed tiles are 36 values instead of 16:
+/// 32 measured best or tied on every layer of the embedders (16, 64, 128 and 512 tried; at 512
+/// the 16x16 layers ran at half speed).
+pub const TARGET_TILES_4X4: usize = 32;
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 
@@ -65,14 +72,97 @@ pub enum Algo {
     Direct,
     /// F(2x2, 3x3) ([`applies`] must hold).
     Winograd,
+    /// F(4x4, 3x3) ([`crate::winograd4`]; [`applies_4x4`] must hold).
+    Winograd4,
 }
 
 impl Algo {
     /// The algorithm cilp uses for `d`: Winograd where it applies, is enabled, and both channel
-    /// counts reach [`MIN_CHANNELS`]; direct otherwise. A pure function of the shape (and the
-    /// switch), so every step of a run takes the same path.
+    /// counts reach [`MIN_CHANNELS`] (F(4x4, 3x3) where the planes split into 4x4 tiles, as all
+    /// of cilp's embedder layers do; F(2x2, 3x3) otherwise); direct elsewhere. A pure function
+    /// of the shape (and the switch), so every step of a run takes the same path.
     pub fn choose(d: &Conv2dDims) -> Algo {
-        if winograd_enabled() && applies(d) && d.c_in.min(d.c_out) >= MIN_CHANNELS { Algo::Winograd } else { Algo::Direct }
+        if !winograd_enabled() || !applies(d) || d.c_in.min(d.c_out) < MIN_CHANNELS {
+            Algo::Direct
+        } else if applies_4x4(d) {
+            Algo::Winograd4
+        } else {
+            Algo::Winograd
+        }
+    }
+
+    /// Points of the transform domain (GEMMs per pass): 16 for F(2x2), 36 for F(4x4); 0 direct.
+    pub(crate) fn points(self) -> usize {
+        match self {
+            Algo::Direct => 0,
+            Algo::Winograd => 16,
+            Algo::Winograd4 => 36,
+        }
+    }
+
+    /// Whether the algorithm can compute `d`.
+    pub fn applies_to(self, d: &Conv2dDims) -> bool {
+        match self {
+            Algo::Direct => true,
+            Algo::Winograd => applies(d),
+            Algo::Winograd4 => applies_4x4(d),
+        }
+    }
+}
+
+/// Whether F(4x4, 3x3) can compute this convolution: [`applies`] with whole 4x4 output tiles.
+pub fn applies_4x4(d: &Conv2dDims) -> bool {
+    applies(d) && d.h >= 4 && d.w >= 4 && d.h.is_multiple_of(4) && d.w.is_multiple_of(4)
+}
+
+/// Tiles per sample of a Winograd algorithm: `(h/m, w/m)` for F(m x m, 3x3).
+pub(crate) fn tiles_of(d: &Conv2dDims, algo: Algo) -> (usize, usize) {
+    match algo {
+        Algo::Winograd4 => crate::winograd4::tiles(d.h, d.w),
+        _ => tiles(d),
+    }
+}
+
+/// The weight transform of `algo` (see [`transform_weights`]).
+pub(crate) fn weights_of(algo: Algo, w: &[f32], co: usize, ci: usize, flip: bool) -> Vec<f32> {
+    match algo {
+        Algo::Winograd4 => crate::winograd4::transform_weights(w, co, ci, flip),
+        _ => transform_weights(w, co, ci, flip),
+    }
+}
+
+/// The input transform of `algo` (see [`transform_input`]).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn input_of(algo: Algo, x: &[f32], pl: Planes, ns: usize, c: usize, h: usize, w: usize, v: &mut [f32]) {
+    match algo {
+        Algo::Winograd4 => crate::winograd4::transform_input(x, pl, ns, c, h, w, v),
+        _ => transform_input(x, pl, ns, c, h, w, v),
+    }
+}
+
+/// The output transform of `algo` (see [`transform_output`]).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn output_of(algo: Algo, m: &[f32], c: usize, ns: usize, h: usize, w: usize, out: &mut [f32], pl: Planes) {
+    match algo {
+        Algo::Winograd4 => crate::winograd4::transform_output(m, c, ns, h, w, out, pl),
+        _ => transform_output(m, c, ns, h, w, out, pl),
+    }
+}
+
+/// The output-gradient transform of `algo` (see [`transform_output_grad`]).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn output_grad_of(algo: Algo, dy: &[f32], pl: Planes, ns: usize, c: usize, h: usize, w: usize, m: &mut [f32]) {
+    match algo {
+        Algo::Winograd4 => crate::winograd4::transform_output_grad(dy, pl, ns, c, h, w, m),
+        _ => transform_output_grad(dy, pl, ns, c, h, w, m),
+    }
+}
+
+/// The weight gradient from the transform-domain sums of `algo` (see [`weight_grad_from_sums`]).
+pub(crate) fn weight_grad_of(algo: Algo, s: &[f32], co: usize, ci: usize) -> Vec<f32> {
+    match algo {
+        Algo::Winograd4 => crate::winograd4::weight_grad_from_sums(s, co, ci),
+        _ => weight_grad_from_sums(s, co, ci),
     }
 }
 
@@ -323,7 +413,10 @@ mod tests {
         assert!(!applies(&Conv2dDims { padding: [0, 0], ..d(2, 8, 8, 8, 4) }));
         assert!(!applies(&Conv2dDims { kh: 5, kw: 5, padding: [2, 2], ..d(2, 8, 8, 8, 4) }));
         assert_eq!(Algo::choose(&d(2, 4, 64, 64, 50)), Algo::Direct, "4 input channels stay direct");
-        assert_eq!(Algo::choose(&d(2, 50, 32, 32, 100)), Algo::Winograd);
+        assert_eq!(Algo::choose(&d(2, 50, 32, 32, 100)), Algo::Winograd4);
+        assert_eq!(Algo::choose(&d(2, 50, 6, 6, 100)), Algo::Winograd, "6x6 planes split into 2x2 tiles only");
+        assert_eq!(Algo::choose(&d(2, 50, 2, 2, 100)), Algo::Winograd);
+        assert!(applies_4x4(&d(2, 8, 4, 8, 4)) && !applies_4x4(&d(2, 8, 6, 8, 4)) && !applies_4x4(&d(2, 8, 2, 2, 4)));
     }
 
     #[test]
