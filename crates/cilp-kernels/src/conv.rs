@@ -16,9 +16,10 @@
 //! each GEMM has at least [`TARGET_COLUMNS`] columns. Scratch buffers are reused per thread.
 //!
 //! The 3x3, stride 1, padding 1 layers with at least [`winograd::MIN_CHANNELS`] channels in and
-//! out take Winograd F(2x2, 3x3) instead ([`winograd`]: 16 thinner GEMMs on transformed tiles,
-//! 2.25x fewer multiplications); [`Algo::choose`] picks the path from the shape alone, and the
-//! `*_with` functions take it explicitly (tests, the `conv_layers` example).
+//! out take Winograd instead: F(4x4, 3x3) where the planes split into 4x4 tiles ([`crate::winograd4`]:
+//! 36 thinner GEMMs on transformed tiles, 4x fewer multiplications), F(2x2, 3x3) otherwise
+//! ([`winograd`]: 16 GEMMs, 2.25x fewer); [`Algo::choose`] picks the path from the shape alone, and
+//! the `*_with` functions take it explicitly (tests, the `conv_layers` example).
 
 use std::cell::RefCell;
 use std::sync::Mutex;

@@ -3,12 +3,15 @@
 //! burn's flex backend computes a convolution's weight gradient as a second convolution with
 //! batch and channels swapped (two layout copies) and its forward pass through an NHWC copy and
 //! 512-pixel GEMM tiles. [`conv2d`] replaces both, on flex, with im2col + one wide GEMM per
-//! group of samples ([`conv`]), or Winograd F(2x2, 3x3) for the 3x3 stride-1 layers past the
-//! first ([`winograd`]); everywhere else (wgpu, f16, groups, dilation, asymmetric
+//! group of samples ([`conv`]), or Winograd F(4x4, 3x3) / F(2x2, 3x3) for the 3x3 stride-1
+//! layers past the first ([`winograd4`], [`winograd`]); everywhere else (wgpu, f16, groups, dilation, asymmetric
 //! padding, no bias) it calls burn's own convolution, so callers never need to check.
 //!
 //! [`set_fast_conv`]`(false)` turns the fast path off (for comparisons; the binary maps
 //! `CILP_BURN_CONV=1` to it).
+//!
+//! [`linear()`] is burn's linear layer without burn-flex's zero-filled, copied matmul outputs
+//! (bit-identical results; [`set_fast_linear`]`(false)` turns it off).
 //!
 //! [`adam`] is a fused Adam optimizer (one pass per parameter instead of burn's chain of
 //! elementwise ops; [`adam::set_fused_adam`]`(false)` makes [`adam::adam_optimizer`] return burn's Adam).
