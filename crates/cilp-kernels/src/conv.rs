@@ -286,7 +286,7 @@ fn check_lengths(d: &Conv2dDims, x: &[f32], w: &[f32]) {
 /// Forward convolution. `x`: `[B, Cin, H, W]`, `w`: `[Cout, Cin, kh, kw]`, `bias`: `[Cout]`;
 /// returns `[B, Cout, Hout, Wout]`, all row-major.
 pub fn conv2d_forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, d: &Conv2dDims) -> Vec<f32> {
-    conv2d_forward_with(x, w, bias, d, Algo::choose(d))
+    conv2d_forward_with(x, w, bias, d, Algo::choose_forward(d))
 }
 
 /// [`conv2d_forward`] by the algorithm `algo` (Winograd only where [`winograd::applies`]).
@@ -637,7 +637,7 @@ impl Conv2dDims {
 /// `MaxPool2d(2)(ReLU(conv2d(x) + bias))` in one pass: the pooling reads each group's GEMM
 /// product while it is still in cache, so the full-resolution activation is never written.
 pub fn conv2d_relu_maxpool_forward(x: &[f32], w: &[f32], bias: &[f32], d: &Conv2dDims) -> ReluPoolOutput {
-    conv2d_relu_maxpool_forward_with(x, w, bias, d, Algo::choose(d))
+    conv2d_relu_maxpool_forward_with(x, w, bias, d, Algo::choose_forward(d))
 }
 
 /// [`conv2d_relu_maxpool_forward`] by the algorithm `algo`.
@@ -1028,6 +1028,7 @@ mod tests {
         assert_eq!(Algo::choose(&layer(4, 64, 50)), Algo::Direct);
         for (c_in, h, c_out) in [(50, 32, 100), (100, 16, 200), (200, 8, 200)] {
             assert_eq!(Algo::choose(&layer(c_in, h, c_out)), Algo::Winograd4, "{c_in} -> {c_out} at {h}x{h}");
+            assert_eq!(Algo::choose_forward(&layer(c_in, h, c_out)), Algo::Winograd, "{c_in} -> {c_out} at {h}x{h}");
         }
         // Strided convolutions (the ablation, the seed embedder's downsampling) stay direct.
         assert_eq!(Algo::choose(&dims(32, 50, 32, 32, 50, [3, 3], [2, 2], [1, 1])), Algo::Direct);
