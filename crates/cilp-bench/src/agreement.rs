@@ -177,19 +177,9 @@ impl AgreementReport {
     }
 }
 
-/// Deterministic inputs (splitmix64), the same on every machine.
+/// Deterministic inputs, the same on every machine.
 fn values(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
-    let mut state = seed;
-    (0..n)
-        .map(|_| {
-            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^= z >> 31;
-            lo + (hi - lo) * ((z >> 40) as f32 / (1u64 << 24) as f32)
-        })
-        .collect()
+    cilp_models::splitmix_values(n, seed, lo, hi)
 }
 
 /// One batch as plain data, put on either device. Every input is centred near zero, depth

@@ -154,3 +154,20 @@ pub fn cpu_device() -> Device {
 pub fn cpu_autodiff_device() -> Device {
     Device::flex().autodiff()
 }
+
+/// `n` deterministic values in `[lo, hi)` from `seed` (splitmix64), the same on every machine and
+/// independent of any shared RNG: the inputs of `cilp device-check` and of tests that replay its
+/// batches.
+pub fn splitmix_values(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
+    let mut state = seed;
+    (0..n)
+        .map(|_| {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            lo + (hi - lo) * ((z >> 40) as f32 / (1u64 << 24) as f32)
+        })
+        .collect()
+}

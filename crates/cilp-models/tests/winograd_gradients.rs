@@ -13,21 +13,6 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use cilp_models::*;
 
-/// Deterministic centred values in [-1, 1) (splitmix64, as `cilp device-check` draws them).
-fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed;
-    (0..n)
-        .map(|_| {
-            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^= z >> 31;
-            -1.0 + 2.0 * ((z >> 40) as f32 / (1u64 << 24) as f32)
-        })
-        .collect()
-}
-
 /// Every parameter's name and gradient for one batch, with Winograd on or off.
 fn gradients(winograd: bool) -> Vec<(String, Vec<f32>)> {
     cilp_kernels::winograd::set_winograd(winograd);
@@ -35,7 +20,7 @@ fn gradients(winograd: bool) -> Vec<(String, Vec<f32>)> {
     device.seed(7);
     let model = build_classifier("nvidia-lidar-classifier", &device).unwrap();
     let b = 4;
-    let depth = Tensor::<4>::from_data(TensorData::new(values(b * 64 * 64, 7 ^ 3), [b, 1, 64, 64]), &device);
+    let depth = Tensor::<4>::from_data(TensorData::new(splitmix_values(b * 64 * 64, 7 ^ 3, -1.0, 1.0), [b, 1, 64, 64]), &device);
     let targets = Tensor::<1, Int>::from_data(TensorData::new((0..b as i64).map(|i| i % 2).collect::<Vec<_>>(), [b]), &device);
     let out = model.forward(&ModelInputs { rgb: None, xyza: None, depth: Some(depth) });
     let grads = GradientsParams::from_grads(model.loss(out, targets).backward(), &model);
