@@ -19,7 +19,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use cilp_kernels::adam::{adam_optimizer, adam_stats};
 use cilp_models::loss::mse;
 use cilp_models::seed_assess::seed_projector_config;
-use cilp_models::{ModelInputs, ModelSpec, ModelTask, ProjectorConfig, build_cilp, build_seed_cilp, materialize};
+use cilp_models::{ModelInputs, ModelSpec, ModelTask, ProjectorConfig, build_cilp, build_seed_cilp, materialize, splitmix_values};
 use cilp_train::device::{DeviceSpec, device};
 use cilp_train::error::{Result, TrainError};
 use serde::{Deserialize, Serialize};
@@ -177,11 +177,6 @@ impl AgreementReport {
     }
 }
 
-/// Deterministic inputs, the same on every machine.
-fn values(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
-    cilp_models::splitmix_values(n, seed, lo, hi)
-}
-
 /// One batch as plain data, put on either device. Every input is centred near zero, depth
 /// included (not 20-50 m): a constant offset of 35 makes the first convolution's weight gradient
 /// a small difference of large sums, and two correct implementations that add in different
@@ -200,12 +195,12 @@ impl HostBatch {
     fn new(b: usize, seed: u64, target_width: usize) -> HostBatch {
         HostBatch {
             b,
-            rgb: values(b * 4 * 64 * 64, seed ^ 1, 0.0, 1.0),
-            xyza: values(b * 4 * 64 * 64, seed ^ 2, -1.0, 1.0),
-            depth: values(b * 64 * 64, seed ^ 3, -1.0, 1.0),
-            embedding: values(b * 200, seed ^ 4, -1.0, 1.0),
+            rgb: splitmix_values(b * 4 * 64 * 64, seed ^ 1, 0.0, 1.0),
+            xyza: splitmix_values(b * 4 * 64 * 64, seed ^ 2, -1.0, 1.0),
+            depth: splitmix_values(b * 64 * 64, seed ^ 3, -1.0, 1.0),
+            embedding: splitmix_values(b * 200, seed ^ 4, -1.0, 1.0),
             targets: (0..b as i64).map(|i| i % 2).collect(),
-            regression_target: values(b * target_width, seed ^ 5, -1.0, 1.0),
+            regression_target: splitmix_values(b * target_width, seed ^ 5, -1.0, 1.0),
         }
     }
 
@@ -486,9 +481,9 @@ mod tests {
 
     #[test]
     fn inputs_are_deterministic_and_in_range() {
-        let a = values(1000, 3, 20.0, 50.0);
-        assert_eq!(a, values(1000, 3, 20.0, 50.0));
-        assert_ne!(a, values(1000, 4, 20.0, 50.0));
+        let a = splitmix_values(1000, 3, 20.0, 50.0);
+        assert_eq!(a, splitmix_values(1000, 3, 20.0, 50.0));
+        assert_ne!(a, splitmix_values(1000, 4, 20.0, 50.0));
         assert!(a.iter().all(|x| (20.0..50.0).contains(x)));
         let mean = a.iter().sum::<f32>() / 1000.0;
         assert!((mean - 35.0).abs() < 1.5, "{mean}");

@@ -207,15 +207,16 @@ fn linear_dims(x: &[usize], w: &[usize]) -> LinearDims {
     LinearDims { rows: x[0], d_in: x[1], d_out: w[1] }
 }
 
-fn linear_forward(x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor) -> FlexTensor {
+/// The linear forward pass and the dims it ran with.
+fn linear_forward(x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor) -> (FlexTensor, LinearDims) {
     let (xv, wv, bv) = (F32View::new(x), F32View::new(weight), F32View::new(bias));
     let d = linear_dims(&xv.dims(), &wv.dims());
-    flex_tensor(linear::linear_forward(xv.slice(), wv.slice(), Some(bv.slice()), d), vec![d.rows, d.d_out])
+    (flex_tensor(linear::linear_forward(xv.slice(), wv.slice(), Some(bv.slice()), d), vec![d.rows, d.d_out]), d)
 }
 
 impl FastLinearBackend for Flex {
     fn cilp_linear(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
-        linear_forward(&x, &weight, &bias)
+        linear_forward(&x, &weight, &bias).0
     }
 }
 
@@ -255,13 +256,12 @@ impl<C: CheckpointStrategy> FastLinearBackend for Autodiff<Flex, C> {
         let (x_tracked, w_tracked) = (x.is_tracked(), weight.is_tracked());
         match LinearBackward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
-                let d = linear_dims(&x.primitive().layout().shape().to_vec(), &weight.primitive().layout().shape().to_vec());
-                let y = linear_forward(x.primitive(), weight.primitive(), bias.primitive());
+                let (y, d) = linear_forward(x.primitive(), weight.primitive(), bias.primitive());
                 // x is only needed for the weight gradient, the weight only for the input's.
                 let state = (w_tracked.then(|| x.primitive().clone()), x_tracked.then(|| weight.primitive().clone()), d);
                 prep.finish(state, y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(linear_forward(x.primitive(), weight.primitive(), bias.primitive())),
+            OpsKind::UnTracked(prep) => prep.finish(linear_forward(x.primitive(), weight.primitive(), bias.primitive()).0),
         }
     }
 }

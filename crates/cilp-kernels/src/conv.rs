@@ -91,8 +91,7 @@ impl Conv2dDims {
             Algo::Direct => TARGET_COLUMNS.div_ceil(self.p()).clamp(1, self.batch),
             Algo::Winograd | Algo::Winograd4 => {
                 let (th, tw) = winograd::tiles_of(self, algo);
-                let target = if algo == Algo::Winograd4 { winograd::TARGET_TILES_4X4 } else { winograd::TARGET_TILES };
-                target.div_ceil(th * tw).clamp(1, self.batch)
+                algo.target_tiles().div_ceil(th * tw).clamp(1, self.batch)
             }
         }
     }

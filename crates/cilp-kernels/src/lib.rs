@@ -65,6 +65,11 @@ fn symmetric_padding(options: &ConvOptions<2>) -> Option<[usize; 2]> {
     (t == b && l == r).then_some([t, l])
 }
 
+/// Whether `x` is f32 on the flex (CPU) backend, where the kernels run.
+fn f32_on_flex<const D: usize>(x: &Tensor<D>) -> bool {
+    x.dtype() == DType::F32 && matches!(x.device().as_dispatch().clone().inner(), DispatchDevice::Flex(_))
+}
+
 /// Whether the fast path handles this call.
 fn fast_path(x: &Tensor<4>, bias: Option<&Tensor<1>>, options: &ConvOptions<2>) -> bool {
     fast_conv_enabled()
@@ -72,8 +77,7 @@ fn fast_path(x: &Tensor<4>, bias: Option<&Tensor<1>>, options: &ConvOptions<2>) 
         && options.groups == 1
         && options.dilation == [1, 1]
         && symmetric_padding(options).is_some()
-        && x.dtype() == DType::F32
-        && matches!(x.device().as_dispatch().clone().inner(), DispatchDevice::Flex(_))
+        && f32_on_flex(x)
 }
 
 /// The kernels' dims of a call: `None` where [`fast_path`] or [`Conv2dDims::is_supported`]
@@ -166,10 +170,7 @@ pub fn set_fast_linear(enabled: bool) {
 /// `burn::tensor::module::linear`: [`linear`](mod@linear)'s kernels on the flex backend (with
 /// autodiff), burn's op elsewhere (other devices, dtypes, no bias, or switched off).
 pub fn linear(x: Tensor<2>, weight: Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<2> {
-    let fast = FAST_LINEAR.load(Ordering::Relaxed)
-        && x.dtype() == DType::F32
-        && weight.dtype() == DType::F32
-        && matches!(x.device().as_dispatch().clone().inner(), DispatchDevice::Flex(_));
+    let fast = FAST_LINEAR.load(Ordering::Relaxed) && f32_on_flex(&x) && weight.dtype() == DType::F32;
     match bias {
         Some(bias) if fast && bias.dtype() == DType::F32 => {
             FAST_CALLS.fetch_add(1, Ordering::Relaxed);

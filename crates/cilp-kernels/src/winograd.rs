@@ -116,6 +116,11 @@ impl Algo {
         }
     }
 
+    /// Minimum tiles per GEMM group of a Winograd algorithm ([`TARGET_TILES`], [`TARGET_TILES_4X4`]).
+    pub(crate) fn target_tiles(self) -> usize {
+        if self == Algo::Winograd4 { TARGET_TILES_4X4 } else { TARGET_TILES }
+    }
+
     /// Whether the algorithm can compute `d`.
     pub fn applies_to(self, d: &Conv2dDims) -> bool {
         match self {
