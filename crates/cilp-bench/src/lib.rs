@@ -131,9 +131,10 @@ pub struct BenchReport {
     pub tool: String,
     /// Tool version (cilp version / torch version).
     pub version: String,
-    /// A cilp build with the gemm crate's AVX-512 kernels (the `avx512` feature).
+    /// The GEMM micro-kernels cilp chose per kind of product (`cilp_kernels::gemm_isa::describe`,
+    /// e.g. `conv-train avx512, ..., linear-train avx2`); empty for PyTorch and older reports.
     #[serde(default)]
-    pub gemm_avx512: bool,
+    pub gemm: String,
     /// Compute threads (rayon pool / torch intra-op threads).
     pub threads: usize,
     pub machine: Machine,
@@ -388,7 +389,7 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&ModelResult)) -> Result<
     Ok(BenchReport {
         tool: "cilp".into(),
         version: env!("CARGO_PKG_VERSION").into(),
-        gemm_avx512: cilp_kernels::GEMM_AVX512,
+        gemm: cilp_kernels::gemm_isa::describe(),
         threads: threads(),
         machine,
         device: cfg.device,
@@ -426,7 +427,7 @@ pub fn header(r: &BenchReport) -> String {
             "{} {} | {} threads | {} ({} logical CPUs, {:.2} GHz, {}-lane f32 SIMD{}), theoretical peak {:.1} GFLOP/s\n\
          train batch {}, inference batch {}, {} warm-up + best of {} x {} iterations\n",
             r.tool,
-            if r.gemm_avx512 { format!("{} (AVX-512 GEMM build)", r.version) } else { r.version.clone() },
+            if r.gemm.is_empty() { r.version.clone() } else { format!("{} (GEMM kernels: {})", r.version, r.gemm) },
             r.threads,
             r.machine.cpu,
             r.machine.cores,

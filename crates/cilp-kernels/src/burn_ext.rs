@@ -16,6 +16,7 @@ use burn::backend::autodiff::NodeId;
 use burn::tensor::{Bytes, DType, Shape};
 
 use crate::conv::{self, Conv2dDims, Wanted};
+use crate::gemm_isa::Pass;
 use crate::linear::{self, LinearDims};
 
 /// Hyper-parameters of [`FastConvBackend::cilp_conv2d`] (stride and symmetric padding).
@@ -79,28 +80,28 @@ fn dims_of(x: &[usize], w: &[usize], params: ConvParams) -> Conv2dDims {
     }
 }
 
-fn forward(x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor, params: ConvParams) -> FlexTensor {
+fn forward(pass: Pass, x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor, params: ConvParams) -> FlexTensor {
     let (xv, wv, bv) = (F32View::new(x), F32View::new(weight), F32View::new(bias));
     let d = dims_of(&xv.dims(), &wv.dims(), params);
-    let y = conv::conv2d_forward(xv.slice(), wv.slice(), Some(bv.slice()), &d);
+    let y = conv::conv2d_forward_for(pass, xv.slice(), wv.slice(), Some(bv.slice()), &d);
     flex_tensor(y, vec![d.batch, d.c_out, d.out_h(), d.out_w()])
 }
 
-fn forward_relu_pool(x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor, params: ConvParams) -> (FlexTensor, Vec<u8>) {
+fn forward_relu_pool(pass: Pass, x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor, params: ConvParams) -> (FlexTensor, Vec<u8>) {
     let (xv, wv, bv) = (F32View::new(x), F32View::new(weight), F32View::new(bias));
     let d = dims_of(&xv.dims(), &wv.dims(), params);
-    let out = conv::conv2d_relu_maxpool_forward(xv.slice(), wv.slice(), bv.slice(), &d);
+    let out = conv::conv2d_relu_maxpool_forward_for(pass, xv.slice(), wv.slice(), bv.slice(), &d);
     let (hp, wp) = d.pooled();
     (flex_tensor(out.y, vec![d.batch, d.c_out, hp, wp]), out.arg)
 }
 
 impl FastConvBackend for Flex {
     fn cilp_conv2d(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, params: ConvParams) -> FlexTensor {
-        forward(&x, &weight, &bias, params)
+        forward(Pass::Infer, &x, &weight, &bias, params)
     }
 
     fn cilp_conv2d_relu_maxpool(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, params: ConvParams) -> FlexTensor {
-        forward_relu_pool(&x, &weight, &bias, params).0
+        forward_relu_pool(Pass::Infer, &x, &weight, &bias, params).0
     }
 }
 
@@ -169,10 +170,10 @@ impl<C: CheckpointStrategy> FastConvBackend for Autodiff<Flex, C> {
         match ConvBackward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let (xp, wp) = (x.primitive().clone(), weight.primitive().clone());
-                let y = forward(&xp, &wp, bias.primitive(), params);
+                let y = forward(Pass::Train, &xp, &wp, bias.primitive(), params);
                 prep.finish((xp, wp, params), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(forward(x.primitive(), weight.primitive(), bias.primitive(), params)),
+            OpsKind::UnTracked(prep) => prep.finish(forward(Pass::Infer, x.primitive(), weight.primitive(), bias.primitive(), params)),
         }
     }
 
@@ -185,10 +186,12 @@ impl<C: CheckpointStrategy> FastConvBackend for Autodiff<Flex, C> {
         match ConvReluPoolBackward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let (xp, wp) = (x.primitive().clone(), weight.primitive().clone());
-                let (y, arg) = forward_relu_pool(&xp, &wp, bias.primitive(), params);
+                let (y, arg) = forward_relu_pool(Pass::Train, &xp, &wp, bias.primitive(), params);
                 prep.finish((xp, wp, Arc::new(arg), params), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(forward_relu_pool(x.primitive(), weight.primitive(), bias.primitive(), params).0),
+            OpsKind::UnTracked(prep) => {
+                prep.finish(forward_relu_pool(Pass::Infer, x.primitive(), weight.primitive(), bias.primitive(), params).0)
+            }
         }
     }
 }
@@ -208,15 +211,15 @@ fn linear_dims(x: &[usize], w: &[usize]) -> LinearDims {
 }
 
 /// The linear forward pass and the dims it ran with.
-fn linear_forward(x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor) -> (FlexTensor, LinearDims) {
+fn linear_forward(pass: Pass, x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor) -> (FlexTensor, LinearDims) {
     let (xv, wv, bv) = (F32View::new(x), F32View::new(weight), F32View::new(bias));
     let d = linear_dims(&xv.dims(), &wv.dims());
-    (flex_tensor(linear::linear_forward(xv.slice(), wv.slice(), Some(bv.slice()), d), vec![d.rows, d.d_out]), d)
+    (flex_tensor(linear::linear_forward_for(pass, xv.slice(), wv.slice(), Some(bv.slice()), d), vec![d.rows, d.d_out]), d)
 }
 
 impl FastLinearBackend for Flex {
     fn cilp_linear(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
-        linear_forward(&x, &weight, &bias).0
+        linear_forward(Pass::Infer, &x, &weight, &bias).0
     }
 }
 
@@ -256,12 +259,12 @@ impl<C: CheckpointStrategy> FastLinearBackend for Autodiff<Flex, C> {
         let (x_tracked, w_tracked) = (x.is_tracked(), weight.is_tracked());
         match LinearBackward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
-                let (y, d) = linear_forward(x.primitive(), weight.primitive(), bias.primitive());
+                let (y, d) = linear_forward(Pass::Train, x.primitive(), weight.primitive(), bias.primitive());
                 // x is only needed for the weight gradient, the weight only for the input's.
                 let state = (w_tracked.then(|| x.primitive().clone()), x_tracked.then(|| weight.primitive().clone()), d);
                 prep.finish(state, y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(linear_forward(x.primitive(), weight.primitive(), bias.primitive()).0),
+            OpsKind::UnTracked(prep) => prep.finish(linear_forward(Pass::Infer, x.primitive(), weight.primitive(), bias.primitive()).0),
         }
     }
 }

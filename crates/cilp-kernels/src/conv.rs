@@ -24,8 +24,9 @@
 use std::cell::RefCell;
 use std::sync::Mutex;
 
-use gemm::Parallelism;
 use rayon::prelude::*;
+
+use crate::gemm_isa::{Isa, Op, Parallelism, Pass, isa_for, sgemm};
 
 use crate::winograd::{self, Algo, Planes};
 
@@ -228,7 +229,18 @@ unsafe impl Sync for Mat {}
 /// Every element `lhs` addresses for `(r, c) < (m, k)` and `rhs` for `(r, c) < (k, n)`
 /// (`ptr + r·rs + c·cs`) lies inside a live slice that nobody writes during the call.
 #[allow(clippy::too_many_arguments)]
-unsafe fn gemm_f32(m: usize, n: usize, k: usize, dst: &mut [f32], ld_dst: usize, accumulate: bool, lhs: Mat, rhs: Mat, par: Parallelism) {
+unsafe fn gemm_f32(
+    isa: Isa,
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    ld_dst: usize,
+    accumulate: bool,
+    lhs: Mat,
+    rhs: Mat,
+    par: Parallelism,
+) {
     assert!(m == 0 || dst.len() >= (m - 1) * ld_dst + n, "gemm: dst too small");
     if m == 0 || n == 0 {
         return;
@@ -245,7 +257,8 @@ unsafe fn gemm_f32(m: usize, n: usize, k: usize, dst: &mut [f32], ld_dst: usize,
     // (asserted above); `lhs` and `rhs` are inside live, unwritten slices (this function's
     // safety contract); no other reference to `dst` exists during the call.
     unsafe {
-        gemm::gemm(
+        sgemm(
+            isa,
             m,
             n,
             k,
@@ -261,9 +274,6 @@ unsafe fn gemm_f32(m: usize, n: usize, k: usize, dst: &mut [f32], ld_dst: usize,
             rhs.rs,
             1.0,
             1.0,
-            false,
-            false,
-            false,
             par,
         );
     }
@@ -285,11 +295,21 @@ fn check_lengths(d: &Conv2dDims, x: &[f32], w: &[f32]) {
 /// Forward convolution. `x`: `[B, Cin, H, W]`, `w`: `[Cout, Cin, kh, kw]`, `bias`: `[Cout]`;
 /// returns `[B, Cout, Hout, Wout]`, all row-major.
 pub fn conv2d_forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, d: &Conv2dDims) -> Vec<f32> {
-    conv2d_forward_with(x, w, bias, d, Algo::choose_forward(d))
+    conv2d_forward_for(Pass::Infer, x, w, bias, d)
+}
+
+/// [`conv2d_forward`] with the GEMM micro-kernels chosen for `pass` ([`isa_for`]).
+pub fn conv2d_forward_for(pass: Pass, x: &[f32], w: &[f32], bias: Option<&[f32]>, d: &Conv2dDims) -> Vec<f32> {
+    conv2d_forward_by(x, w, bias, d, Algo::choose_forward(d), isa_for(Op::Conv, pass))
 }
 
 /// [`conv2d_forward`] by the algorithm `algo` (Winograd only where [`winograd::applies`]).
 pub fn conv2d_forward_with(x: &[f32], w: &[f32], bias: Option<&[f32]>, d: &Conv2dDims, algo: Algo) -> Vec<f32> {
+    conv2d_forward_by(x, w, bias, d, algo, isa_for(Op::Conv, Pass::Infer))
+}
+
+/// [`conv2d_forward`] by the algorithm `algo` and the micro-kernels `isa`.
+pub fn conv2d_forward_by(x: &[f32], w: &[f32], bias: Option<&[f32]>, d: &Conv2dDims, algo: Algo, isa: Isa) -> Vec<f32> {
     check_lengths(d, x, w);
     check_algo(d, algo);
     if let Some(b) = bias {
@@ -325,6 +345,7 @@ pub fn conv2d_forward_with(x: &[f32], w: &[f32], bias: Option<&[f32]>, d: &Conv2
         },
         bias,
         algo,
+        isa,
     );
     y
 }
@@ -355,6 +376,7 @@ fn forward_groups(
     epilogue: impl Fn(usize, usize, &mut [f32], Product<'_>) + Sync,
     in_place_bias: Option<&[f32]>,
     algo: Algo,
+    isa: Isa,
 ) {
     let (k, p, co, ci) = (d.k(), d.p(), d.c_out, d.c_in);
     let g = d.group(algo);
@@ -381,7 +403,7 @@ fn forward_groups(
                         let v_xi = Mat { ptr: v[xi * ci * t..].as_ptr(), rs: t as isize, cs: 1 };
                         // SAFETY: u_xi views U_ξ [co, ci] of `u` and v_xi V_ξ [ci, t] of `v`
                         // (16·ci·t values); both live and unwritten during the call.
-                        unsafe { gemm_f32(co, t, ci, m_xi, t, false, u_xi, v_xi, par) };
+                        unsafe { gemm_f32(isa, co, t, ci, m_xi, t, false, u_xi, v_xi, par) };
                     }
                     with_scratch(&AUX, co * ld, |tmp| {
                         winograd::output_of(algo, m, co, ns, d.h, d.w, tmp, Planes { sample: p, channel: ld });
@@ -405,12 +427,12 @@ fn forward_groups(
                 }
                 // SAFETY: w_mat views the [co, k] weight and col_mat the [k, p] column buffer
                 // (`col` holds k·ld >= k·p values), both borrowed for this section, unwritten.
-                unsafe { gemm_f32(co, p, k, og, p, in_place_bias.is_some(), w_mat, col_mat, par) };
+                unsafe { gemm_f32(isa, co, p, k, og, p, in_place_bias.is_some(), w_mat, col_mat, par) };
                 epilogue(gi, ns, og, Product::InPlace);
             } else {
                 with_scratch(&AUX, co * ld, |tmp| {
                     // SAFETY: as above, with the full [k, ld] column buffer.
-                    unsafe { gemm_f32(co, ld, k, tmp, ld, false, w_mat, col_mat, par) };
+                    unsafe { gemm_f32(isa, co, ld, k, tmp, ld, false, w_mat, col_mat, par) };
                     epilogue(gi, ns, og, Product::Scratch(tmp, ld));
                 });
             }
@@ -443,13 +465,18 @@ pub fn conv2d_backward(x: &[f32], w: &[f32], dy: &[f32], d: &Conv2dDims, want: W
     conv2d_backward_with(x, w, dy, d, want, Algo::choose(d))
 }
 
-/// [`conv2d_backward`] by the algorithm `algo`.
+/// [`conv2d_backward`] by the algorithm `algo` (the micro-kernels of [`Pass::Train`]).
 pub fn conv2d_backward_with(x: &[f32], w: &[f32], dy: &[f32], d: &Conv2dDims, want: Wanted, algo: Algo) -> Conv2dGrads {
+    conv2d_backward_by(x, w, dy, d, want, algo, isa_for(Op::Conv, Pass::Train))
+}
+
+/// [`conv2d_backward`] by the algorithm `algo` and the micro-kernels `isa`.
+pub fn conv2d_backward_by(x: &[f32], w: &[f32], dy: &[f32], d: &Conv2dDims, want: Wanted, algo: Algo, isa: Isa) -> Conv2dGrads {
     check_lengths(d, x, w);
     check_algo(d, algo);
     assert_eq!(dy.len(), d.y_len(), "conv2d backward: output gradient length does not match {d:?}");
     let (p, co) = (d.p(), d.c_out);
-    backward_groups(x, w, d, want, algo, |b0, ns, buf| {
+    backward_groups(x, w, d, want, algo, isa, |b0, ns, buf| {
         let dy_g = &dy[b0 * co * p..(b0 + ns) * co * p];
         if ns == 1 {
             return Some(dy_g);
@@ -473,6 +500,7 @@ fn backward_groups<'a>(
     d: &Conv2dDims,
     want: Wanted,
     algo: Algo,
+    isa: Isa,
     dy_of: impl Fn(usize, usize, &mut [f32]) -> Option<&'a [f32]> + Sync,
 ) -> Conv2dGrads {
     let (k, p, co, ci) = (d.k(), d.p(), d.c_out, d.c_in);
@@ -529,7 +557,7 @@ fn backward_groups<'a>(
                                 let v_t = Mat { ptr: v[xi * ci * t..].as_ptr(), rs: 1, cs: t as isize };
                                 // SAFETY: m_xi views [co, t] of `mdy`, v_t the transposed [t, ci]
                                 // of `v` (16·ci·t values); both live and unwritten during the call.
-                                unsafe { gemm_f32(co, ci, t, s_xi, ci, true, m_xi, v_t, par) };
+                                unsafe { gemm_f32(isa, co, ci, t, s_xi, ci, true, m_xi, v_t, par) };
                             }
                         });
                     });
@@ -544,7 +572,7 @@ fn backward_groups<'a>(
                                 let v_xi = Mat { ptr: vdy[xi * co * t..].as_ptr(), rs: t as isize, cs: 1 };
                                 // SAFETY: u_xi views [ci, co] of `u`, v_xi [co, t] of `vdy`;
                                 // both live and unwritten during the call.
-                                unsafe { gemm_f32(ci, t, co, m_xi, t, false, u_xi, v_xi, par) };
+                                unsafe { gemm_f32(isa, ci, t, co, m_xi, t, false, u_xi, v_xi, par) };
                             }
                             winograd::output_of(algo, m, ci, ns, d.h, d.w, dxg, x_planes);
                         });
@@ -562,13 +590,13 @@ fn backward_groups<'a>(
                     let col_t = Mat { ptr: col.as_ptr(), rs: 1, cs: ld as isize };
                     // SAFETY: dy_m views dY [co, ld] and col_t the transposed [ld, k] column
                     // buffer (k·ld values); both live and unwritten during the call.
-                    unsafe { gemm_f32(co, k, ld, &mut acc[..co * k], k, true, dy_m, col_t, par) };
+                    unsafe { gemm_f32(isa, co, k, ld, &mut acc[..co * k], k, true, dy_m, col_t, par) };
                 }
                 if let Some(dxg) = dxg {
                     // dcol[K, ld] = Wᵀ[K, Cout] · dY[Cout, ld], then col2im.
                     // SAFETY: w_t views the weight transposed [k, co], dy_m dY [co, ld]; neither
                     // aliases `col`, the output.
-                    unsafe { gemm_f32(k, ld, co, col, ld, false, w_t, dy_m, par) };
+                    unsafe { gemm_f32(isa, k, ld, co, col, ld, false, w_t, dy_m, par) };
                     dxg.fill(0.0);
                     for s in 0..ns {
                         col2im(col, ld, s * p, d, &mut dxg[s * sample_x..(s + 1) * sample_x]);
@@ -636,11 +664,21 @@ impl Conv2dDims {
 /// `MaxPool2d(2)(ReLU(conv2d(x) + bias))` in one pass: the pooling reads each group's GEMM
 /// product while it is still in cache, so the full-resolution activation is never written.
 pub fn conv2d_relu_maxpool_forward(x: &[f32], w: &[f32], bias: &[f32], d: &Conv2dDims) -> ReluPoolOutput {
-    conv2d_relu_maxpool_forward_with(x, w, bias, d, Algo::choose_forward(d))
+    conv2d_relu_maxpool_forward_for(Pass::Infer, x, w, bias, d)
+}
+
+/// [`conv2d_relu_maxpool_forward`] with the GEMM micro-kernels chosen for `pass`.
+pub fn conv2d_relu_maxpool_forward_for(pass: Pass, x: &[f32], w: &[f32], bias: &[f32], d: &Conv2dDims) -> ReluPoolOutput {
+    conv2d_relu_maxpool_forward_by(x, w, bias, d, Algo::choose_forward(d), isa_for(Op::Conv, pass))
 }
 
 /// [`conv2d_relu_maxpool_forward`] by the algorithm `algo`.
 pub fn conv2d_relu_maxpool_forward_with(x: &[f32], w: &[f32], bias: &[f32], d: &Conv2dDims, algo: Algo) -> ReluPoolOutput {
+    conv2d_relu_maxpool_forward_by(x, w, bias, d, algo, isa_for(Op::Conv, Pass::Infer))
+}
+
+/// [`conv2d_relu_maxpool_forward`] by the algorithm `algo` and the micro-kernels `isa`.
+pub fn conv2d_relu_maxpool_forward_by(x: &[f32], w: &[f32], bias: &[f32], d: &Conv2dDims, algo: Algo, isa: Isa) -> ReluPoolOutput {
     check_lengths(d, x, w);
     check_algo(d, algo);
     assert_eq!(bias.len(), d.c_out, "conv2d: bias length does not match {d:?}");
@@ -695,6 +733,7 @@ pub fn conv2d_relu_maxpool_forward_with(x: &[f32], w: &[f32], bias: &[f32], d: &
         },
         None,
         algo,
+        isa,
     );
     drop(arg_chunks);
     ReluPoolOutput { y, arg }
@@ -716,6 +755,21 @@ pub fn conv2d_relu_maxpool_backward_with(
     want: Wanted,
     algo: Algo,
 ) -> Conv2dGrads {
+    conv2d_relu_maxpool_backward_by(x, w, dy, arg, d, want, algo, isa_for(Op::Conv, Pass::Train))
+}
+
+/// [`conv2d_relu_maxpool_backward`] by the algorithm `algo` and the micro-kernels `isa`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_relu_maxpool_backward_by(
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    arg: &[u8],
+    d: &Conv2dDims,
+    want: Wanted,
+    algo: Algo,
+    isa: Isa,
+) -> Conv2dGrads {
     check_lengths(d, x, w);
     check_algo(d, algo);
     let (p, co, wo) = (d.p(), d.c_out, d.out_w());
@@ -723,7 +777,7 @@ pub fn conv2d_relu_maxpool_backward_with(
     let per_sample = co * hp * wp;
     assert_eq!(dy.len(), d.batch * per_sample, "conv2d + maxpool backward: gradient length does not match {d:?}");
     assert_eq!(arg.len(), dy.len(), "conv2d + maxpool backward: argmax length does not match the gradient");
-    backward_groups(x, w, d, want, algo, |b0, ns, buf| {
+    backward_groups(x, w, d, want, algo, isa, |b0, ns, buf| {
         let ld = ns * p;
         buf[..co * ld].fill(0.0);
         for s in 0..ns {
@@ -1050,6 +1104,38 @@ mod tests {
         assert_eq!(g1.dx, g3.dx, "dx differs between 1 and 3 threads");
         assert_eq!(g1.dw, g3.dw, "dw differs between 1 and 3 threads");
         assert_eq!(g1.db, g3.db, "db differs between 1 and 3 threads");
+    }
+
+    #[test]
+    fn every_gemm_kernel_set_gives_correct_convolutions() {
+        // The per-CPU choice (`gemm_isa`) may run any of the sets: each one, with each algorithm,
+        // against f64 loops (a set the CPU lacks falls back to one it has).
+        let mut rng = ChaCha8Rng::seed_from_u64(21);
+        let all = Wanted { x: true, w: true, b: true };
+        for isa in [Isa::Gemm, Isa::Avx2, Isa::Avx512].map(Isa::supported) {
+            for (algo, d) in [
+                (Algo::Direct, dims(3, 5, 12, 10, 7, [3, 3], [2, 2], [1, 1])),
+                (Algo::Direct, dims(2, 4, 16, 16, 9, [3, 3], [1, 1], [1, 1])),
+                (Algo::Winograd, dims(3, 17, 8, 8, 18, [3, 3], [1, 1], [1, 1])),
+                (Algo::Winograd4, dims(2, 16, 16, 16, 20, [3, 3], [1, 1], [1, 1])),
+            ] {
+                let (x, w, b, dy) = (
+                    random(d.x_len(), &mut rng),
+                    random(d.c_out * d.k(), &mut rng),
+                    random(d.c_out, &mut rng),
+                    random(d.y_len(), &mut rng),
+                );
+                let tol = tolerance(algo);
+                let e = rel_err(&conv2d_forward_by(&x, &w, Some(&b), &d, algo, isa), &reference::forward(&x, &w, Some(&b), &d));
+                assert!(e < tol, "{isa:?} {algo:?} {d:?}: forward error {e}");
+                let (rdx, rdw, rdb) = reference::backward(&x, &w, &dy, &d);
+                let g = conv2d_backward_by(&x, &w, &dy, &d, all, algo, isa);
+                for (name, got, want) in [("dx", g.dx.unwrap(), &rdx), ("dw", g.dw.unwrap(), &rdw), ("db", g.db.unwrap(), &rdb)] {
+                    let e = rel_err(&got, want);
+                    assert!(e < tol, "{isa:?} {algo:?} {d:?}: {name} error {e}");
+                }
+            }
+        }
     }
 
     /// Reference `MaxPool2d(2)(ReLU(z))` of a pre-activation `z [B, C, H, W]`, and the

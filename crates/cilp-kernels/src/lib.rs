@@ -13,16 +13,16 @@
 //! [`linear()`] is burn's linear layer without burn-flex's zero-filled, copied matmul outputs
 //! (bit-identical results; [`set_fast_linear`]`(false)` turns it off).
 //!
+//! Every matrix product of these kernels runs the GEMM micro-kernels [`gemm_isa`] chooses per
+//! CPU and per kind of product (AVX2 or AVX-512; [`gemm_isa::apply_setting`] overrides it).
+//!
 //! [`adam`] is a fused Adam optimizer (one pass per parameter instead of burn's chain of
 //! elementwise ops; [`adam::set_fused_adam`]`(false)` makes [`adam::adam_optimizer`] return burn's Adam).
-
-/// Whether this build has the gemm crate's AVX-512 micro-kernels (the `avx512` feature); they run
-/// on CPUs with AVX-512F, the AVX2 ones elsewhere.
-pub const GEMM_AVX512: bool = cfg!(feature = "avx512");
 
 pub mod adam;
 pub mod burn_ext;
 pub mod conv;
+pub mod gemm_isa;
 pub mod linear;
 pub mod winograd;
 pub mod winograd4;

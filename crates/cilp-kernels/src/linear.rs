@@ -17,7 +17,7 @@
 //! The bias gradient (a column sum of `dy`) stays burn's own reduction (see
 //! [`crate::burn_ext`]), so it is bit-identical too.
 
-use gemm::Parallelism;
+use crate::gemm_isa::{Isa, Op, Parallelism, Pass, isa_for, sgemm};
 
 /// burn-flex's threshold for a parallel GEMM (`m·n·k` multiply-adds), kept the same so a
 /// layer runs the way burn runs it (gemm's results do not depend on the thread count).
@@ -46,7 +46,7 @@ impl View<'_> {
 
 /// `lhs[m, k] · rhs[k, n]` into a fresh row-major `[m, n]` vector, written once by the GEMM
 /// (no zero-filling first).
-fn product(lhs: View, rhs: View) -> Vec<f32> {
+fn product(isa: Isa, lhs: View, rhs: View) -> Vec<f32> {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     assert_eq!(rhs.rows, k, "linear: inner dimensions differ");
     assert!(lhs.fits() && rhs.fits(), "linear: operand shorter than its shape");
@@ -61,7 +61,8 @@ fn product(lhs: View, rhs: View) -> Vec<f32> {
     // slices (`fits`, checked above), which nothing writes during the call. After the call all
     // `m·n` elements are initialised, so `set_len` is sound.
     unsafe {
-        gemm::gemm(
+        sgemm(
+            isa,
             m,
             n,
             k,
@@ -77,9 +78,6 @@ fn product(lhs: View, rhs: View) -> Vec<f32> {
             rhs.rs as isize,
             0.0,
             1.0,
-            false,
-            false,
-            false,
             parallelism(m, n, k),
         );
         out.set_len(len);
@@ -97,11 +95,16 @@ pub struct LinearDims {
 
 /// `y = x·W (+ b)`: `x [rows, d_in]`, `w [d_in, d_out]`, `b [d_out]` -> `[rows, d_out]`.
 pub fn linear_forward(x: &[f32], w: &[f32], b: Option<&[f32]>, d: LinearDims) -> Vec<f32> {
+    linear_forward_for(Pass::Infer, x, w, b, d)
+}
+
+/// [`linear_forward`] with the GEMM micro-kernels chosen for `pass` ([`isa_for`]).
+pub fn linear_forward_for(pass: Pass, x: &[f32], w: &[f32], b: Option<&[f32]>, d: LinearDims) -> Vec<f32> {
     assert_eq!(x.len(), d.rows * d.d_in, "linear: input length");
     assert_eq!(w.len(), d.d_in * d.d_out, "linear: weight length");
     let xv = View { data: x, rows: d.rows, cols: d.d_in, rs: d.d_in, cs: 1 };
     let wv = View { data: w, rows: d.d_in, cols: d.d_out, rs: d.d_out, cs: 1 };
-    let mut y = product(xv, wv);
+    let mut y = product(isa_for(Op::Linear, pass), xv, wv);
     if let Some(b) = b {
         assert_eq!(b.len(), d.d_out, "linear: bias length");
         if d.d_out > 0 {
@@ -121,7 +124,7 @@ pub fn linear_input_grad(dy: &[f32], w: &[f32], d: LinearDims) -> Vec<f32> {
     assert_eq!(w.len(), d.d_in * d.d_out, "linear: weight length");
     let dyv = View { data: dy, rows: d.rows, cols: d.d_out, rs: d.d_out, cs: 1 };
     let wt = View { data: w, rows: d.d_out, cols: d.d_in, rs: 1, cs: d.d_out };
-    product(dyv, wt)
+    product(isa_for(Op::Linear, Pass::Train), dyv, wt)
 }
 
 /// `dW = xᵀ·dy`: `x [rows, d_in]`, `dy [rows, d_out]` -> `[d_in, d_out]`.
@@ -130,7 +133,7 @@ pub fn linear_weight_grad(x: &[f32], dy: &[f32], d: LinearDims) -> Vec<f32> {
     assert_eq!(dy.len(), d.rows * d.d_out, "linear: output-gradient length");
     let xt = View { data: x, rows: d.d_in, cols: d.rows, rs: 1, cs: d.d_in };
     let dyv = View { data: dy, rows: d.rows, cols: d.d_out, rs: d.d_out, cs: 1 };
-    product(xt, dyv)
+    product(isa_for(Op::Linear, Pass::Train), xt, dyv)
 }
 
 #[cfg(test)]
@@ -182,6 +185,7 @@ mod tests {
                 (random(rows * d_in, seed), random(d_in * d_out, seed + 1), random(d_out, seed + 2), random(rows * d_out, seed + 3));
             let (y, dx, dw) = reference(&x, &w, &b, &dy, d);
             close(&linear_forward(&x, &w, Some(&b), d), &y, "y");
+            close(&linear_forward_for(Pass::Train, &x, &w, Some(&b), d), &y, "y (training kernels)");
             close(&linear_input_grad(&dy, &w, d), &dx, "dx");
             close(&linear_weight_grad(&x, &dy, d), &dw, "dW");
         }

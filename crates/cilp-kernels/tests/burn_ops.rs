@@ -202,8 +202,20 @@ fn run_mlp(
     all
 }
 
+/// burn's matmul runs the gemm crate's own kernel choice; cilp's linear layer is bit-identical
+/// to it when it runs the same kernels (`Isa::Gemm`). Its default per-CPU choice (AVX2 for
+/// training products on an AVX-512 CPU, see `gemm_isa`) rounds differently and is checked
+/// against f64 loops in `linear.rs` instead. Both tests of this binary that use the linear layer
+/// set the same thing, so running them in parallel is safe.
+fn linear_on_gemms_own_kernels() {
+    use cilp_kernels::gemm_isa::{Isa, Op, Pass, set_isa};
+    set_isa(Op::Linear, Pass::Train, Some(Isa::Gemm));
+    set_isa(Op::Linear, Pass::Infer, Some(Isa::Gemm));
+}
+
 #[test]
 fn linear_is_bit_identical_to_burns_forward_and_gradients() {
+    linear_on_gemms_own_kernels();
     let device = device();
     // Shapes of cilp's layers (small ones, a fusion fc1 at batch 16, the projector's last) and
     // odd ones; with and without the input's gradient (the projector's input is a cached tensor).
@@ -230,6 +242,7 @@ fn linear_is_bit_identical_to_burns_forward_and_gradients() {
 
 #[test]
 fn linear_without_autodiff_or_bias_matches_burn() {
+    linear_on_gemms_own_kernels();
     let device = Device::flex();
     let layer = linear(40, 30, 3, &device);
     let x = seeded([8, 40], 4, &device);

@@ -9,6 +9,7 @@
 //! | `CILP_CONV_DIRECT=1` | cilp-kernels' direct (im2col) convolution everywhere, no Winograd (for comparisons) |
 //! | `CILP_KEEP_DENORMALS=1` | do not flush subnormal floats to zero (for comparisons; see `cilp_kernels::flush_denormals`) |
 //! | `CILP_BURN_ADAM=1` | burn's Adam instead of the fused one (for comparisons) |
+//! | `CILP_GEMM=SETTING` | the GEMM micro-kernels: `auto` (default, per CPU), `avx2`, `avx512`, `gemm`, or `SLOT=SET,...` with slots `conv-train`, `conv-infer`, `linear-train`, `linear-infer` (`cilp_kernels::gemm_isa`) |
 //! | `CILP_TEST_ABORT_AT=E:S` | test hook: abort (like SIGKILL) at step S of epoch E |
 //! | `CILP_TEST_NAN_AT=E:S` | test hook: that step's loss becomes NaN |
 
@@ -25,6 +26,8 @@ pub struct Switches {
     pub conv_direct: bool,
     pub keep_denormals: bool,
     pub burn_adam: bool,
+    /// `CILP_GEMM`, when set.
+    pub gemm: Option<&'static str>,
     pub hooks: TestHooks,
 }
 
@@ -51,6 +54,8 @@ impl Switches {
             conv_direct: on("CILP_CONV_DIRECT"),
             keep_denormals: on("CILP_KEEP_DENORMALS"),
             burn_adam: on("CILP_BURN_ADAM"),
+            // Read once per process; leaked so that the switches stay `Copy`.
+            gemm: std::env::var("CILP_GEMM").ok().map(|v| &*Box::leak(v.into_boxed_str())),
             hooks: TestHooks { abort_at: at("CILP_TEST_ABORT_AT"), nan_at: at("CILP_TEST_NAN_AT") },
         }
     }
@@ -65,6 +70,12 @@ pub fn init() -> Switches {
     cilp_kernels::winograd::set_winograd(!s.conv_direct);
     cilp_kernels::set_flush_denormals(!s.keep_denormals);
     cilp_kernels::adam::set_fused_adam(!s.burn_adam);
+    if let Some(setting) = s.gemm
+        && let Err(why) = cilp_kernels::gemm_isa::apply_setting(setting)
+    {
+        eprintln!("error: CILP_GEMM={setting}: {why}");
+        std::process::exit(2);
+    }
     s
 }
 
