@@ -144,7 +144,7 @@ pub fn auto_isa(op: Op, pass: Pass, cpu: Cpu) -> Isa {
     }
 }
 
-/// 0: not chosen yet; else `Isa as u8 + 1`.
+/// Per slot: 0 while not chosen yet, else [`encode`]d.
 static CHOICE: [AtomicU8; 4] = [AtomicU8::new(0), AtomicU8::new(0), AtomicU8::new(0), AtomicU8::new(0)];
 
 fn encode(isa: Isa) -> u8 {
@@ -185,9 +185,14 @@ pub fn set_isa(op: Op, pass: Pass, isa: Option<Isa>) {
 }
 
 /// The choice for every (op, pass), e.g. `conv-train avx512, conv-infer avx512, linear-train
-/// avx2, linear-infer avx512` (for the bench's header and run metadata).
+/// avx2, linear-infer avx512` (for the bench's header).
 pub fn describe() -> String {
     SLOTS.iter().map(|&(op, pass)| format!("{} {}", slot_name(op, pass), isa_for(op, pass).name())).collect::<Vec<_>>().join(", ")
+}
+
+/// Every slot's name, for messages: `conv-train, conv-infer, linear-train, linear-infer`.
+fn slot_names() -> String {
+    SLOTS.iter().map(|&(op, pass)| slot_name(op, pass)).collect::<Vec<_>>().join(", ")
 }
 
 /// `conv-train`, `conv-infer`, `linear-train`, `linear-infer`.
@@ -212,13 +217,11 @@ pub fn apply_setting(setting: &str) -> Result<(), String> {
         table = [Some(isa); 4];
     } else {
         for part in setting.split(',') {
-            let (name, value) = part
-                .split_once('=')
-                .ok_or_else(|| format!("`{part}`: expected SLOT=SET (slots: conv-train, conv-infer, linear-train, linear-infer)"))?;
+            let (name, value) = part.split_once('=').ok_or_else(|| format!("`{part}`: expected SLOT=SET (slots: {})", slot_names()))?;
             let i = SLOTS
                 .iter()
                 .position(|&(op, pass)| slot_name(op, pass) == name.trim())
-                .ok_or_else(|| format!("`{name}`: not a slot (conv-train, conv-infer, linear-train, linear-infer)"))?;
+                .ok_or_else(|| format!("`{name}`: not a slot ({})", slot_names()))?;
             let v = value.trim();
             table[i] = if v == "auto" {
                 None

@@ -11,7 +11,7 @@
 //! `CILP_BURN_CONV=1` to it).
 //!
 //! [`linear()`] is burn's linear layer without burn-flex's zero-filled, copied matmul outputs
-//! (bit-identical results; [`set_fast_linear`]`(false)` turns it off).
+//! (bit-identical results on the same GEMM kernels; [`set_fast_linear`]`(false)` turns it off).
 //!
 //! Every matrix product of these kernels runs the GEMM micro-kernels [`gemm_isa`] chooses per
 //! CPU and per kind of product (AVX2 or AVX-512; [`gemm_isa::apply_setting`] overrides it).
@@ -161,7 +161,8 @@ pub fn conv2d_relu_maxpool_module(conv: &Conv2d, pool: &MaxPool2d, x: Tensor<4>)
 static FAST_LINEAR: AtomicBool = AtomicBool::new(true);
 
 /// Turns the fast linear layer on (the default) or off (burn's own, for comparisons; the binary
-/// sets it from `CILP_BURN_LINEAR`). Results are the same either way ([`linear`]).
+/// sets it from `CILP_BURN_LINEAR`). Results are the same either way on the same GEMM kernels
+/// ([`linear`]; on AVX-512 CPUs the default kernel choice can differ from burn's in rounding).
 pub fn set_fast_linear(enabled: bool) {
     FAST_LINEAR.store(enabled, Ordering::Relaxed);
 }

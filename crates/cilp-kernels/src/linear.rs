@@ -1,7 +1,9 @@
 //! The linear layer `y = x·W + b` (burn's layout: `W [d_in, d_out]`) and its two gradient
-//! products on plain `f32` slices, with the same GEMM calls burn's flex backend makes, so the
-//! results are bit-identical to `burn::nn::Linear` on flex; what differs is the memory around
-//! them.
+//! products on plain `f32` slices, with the same GEMM calls burn's flex backend makes, so on the
+//! same micro-kernels ([`crate::gemm_isa::Isa::Gemm`], what burn's matmul runs) the results are
+//! bit-identical to `burn::nn::Linear` on flex; what differs is the memory around them. The
+//! per-CPU default ([`crate::gemm_isa::auto_isa`]) can pick other kernels on AVX-512 CPUs, which
+//! round differently.
 //!
 //! burn-flex allocates every matmul output with `FlexTensor::empty`, which zero-fills a byte
 //! vector and then copies it into a 64-byte aligned buffer before the GEMM overwrites it: three

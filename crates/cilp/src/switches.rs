@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `CILP_SYSTEM_MALLOC=1` | keep glibc's allocator defaults ([`crate::alloc`]) |
 //! | `CILP_BURN_CONV=1` | burn's own convolution instead of cilp-kernels' (for comparisons) |
-//! | `CILP_BURN_LINEAR=1` | burn's own linear layer instead of cilp-kernels' (same results; for comparisons) |
+//! | `CILP_BURN_LINEAR=1` | burn's own linear layer instead of cilp-kernels' (same results on the same GEMM kernels, e.g. with `CILP_GEMM=gemm`; for comparisons) |
 //! | `CILP_CONV_DIRECT=1` | cilp-kernels' direct (im2col) convolution everywhere, no Winograd (for comparisons) |
 //! | `CILP_KEEP_DENORMALS=1` | do not flush subnormal floats to zero (for comparisons; see `cilp_kernels::flush_denormals`) |
 //! | `CILP_BURN_ADAM=1` | burn's Adam instead of the fused one (for comparisons) |
