@@ -18,8 +18,9 @@
 //! The 3x3, stride 1, padding 1 layers with at least [`winograd::MIN_CHANNELS`] channels in and
 //! out take Winograd instead: F(4x4, 3x3) where the planes split into 4x4 tiles ([`crate::winograd4`]:
 //! 36 thinner GEMMs on transformed tiles, 4x fewer multiplications), F(2x2, 3x3) otherwise
-//! ([`winograd`]: 16 GEMMs, 2.25x fewer); [`Algo::choose`] picks the path from the shape alone, and
-//! the `*_with` functions take it explicitly (tests, the `conv_layers` example).
+//! ([`winograd`]: 16 GEMMs, 2.25x fewer); [`Algo::choose`] picks the path from the shape alone
+//! (forward passes that record gradients keep F(2x2): [`Algo::choose_forward_for`]), and the
+//! `*_with` functions take it explicitly (tests, the `conv_layers` example).
 
 use std::cell::RefCell;
 use std::sync::Mutex;
@@ -300,7 +301,7 @@ pub fn conv2d_forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, d: &Conv2dDims
 
 /// [`conv2d_forward`] with the GEMM micro-kernels chosen for `pass` ([`isa_for`]).
 pub fn conv2d_forward_for(pass: Pass, x: &[f32], w: &[f32], bias: Option<&[f32]>, d: &Conv2dDims) -> Vec<f32> {
-    conv2d_forward_by(x, w, bias, d, Algo::choose_forward(d), isa_for(Op::Conv, pass))
+    conv2d_forward_by(x, w, bias, d, Algo::choose_forward_for(pass, d), isa_for(Op::Conv, pass))
 }
 
 /// [`conv2d_forward`] by the algorithm `algo` (Winograd only where [`winograd::applies`]).
@@ -669,7 +670,7 @@ pub fn conv2d_relu_maxpool_forward(x: &[f32], w: &[f32], bias: &[f32], d: &Conv2
 
 /// [`conv2d_relu_maxpool_forward`] with the GEMM micro-kernels chosen for `pass`.
 pub fn conv2d_relu_maxpool_forward_for(pass: Pass, x: &[f32], w: &[f32], bias: &[f32], d: &Conv2dDims) -> ReluPoolOutput {
-    conv2d_relu_maxpool_forward_by(x, w, bias, d, Algo::choose_forward(d), isa_for(Op::Conv, pass))
+    conv2d_relu_maxpool_forward_by(x, w, bias, d, Algo::choose_forward_for(pass, d), isa_for(Op::Conv, pass))
 }
 
 /// [`conv2d_relu_maxpool_forward`] by the algorithm `algo`.
@@ -1085,6 +1086,29 @@ mod tests {
         }
         // Strided convolutions (the ablation, the seed embedder's downsampling) stay direct.
         assert_eq!(Algo::choose(&dims(32, 50, 32, 32, 50, [3, 3], [2, 2], [1, 1])), Algo::Direct);
+    }
+
+    /// A forward pass in training takes F(2x2) (its ReLU / MaxPool decisions steer gradients), an
+    /// inference pass F(4x4): the entry points give exactly the explicit algorithm's results.
+    #[test]
+    fn inference_forward_passes_take_f4x4_and_training_ones_f2x2() {
+        let d = dims(3, 16, 8, 8, 16, [3, 3], [1, 1], [1, 1]);
+        assert_eq!(Algo::choose_forward_for(Pass::Infer, &d), Algo::Winograd4);
+        assert_eq!(Algo::choose_forward_for(Pass::Train, &d), Algo::Winograd);
+        let stem = dims(3, 4, 8, 8, 8, [3, 3], [1, 1], [1, 1]);
+        assert_eq!(Algo::choose_forward_for(Pass::Infer, &stem), Algo::Direct, "4 input channels stay direct");
+        let (x, w, _) = problem(&d, 7);
+        let bias: Vec<f32> = (0..d.c_out).map(|i| 0.01 * i as f32 - 0.03).collect();
+        let by = |pass, algo| {
+            let isa = isa_for(Op::Conv, pass);
+            (conv2d_forward_by(&x, &w, Some(&bias), &d, algo, isa), conv2d_relu_maxpool_forward_by(&x, &w, &bias, &d, algo, isa).y)
+        };
+        let infer = (conv2d_forward(&x, &w, Some(&bias), &d), conv2d_relu_maxpool_forward(&x, &w, &bias, &d).y);
+        assert_eq!(infer, by(Pass::Infer, Algo::Winograd4), "inference is F(4x4)");
+        let train =
+            (conv2d_forward_for(Pass::Train, &x, &w, Some(&bias), &d), conv2d_relu_maxpool_forward_for(Pass::Train, &x, &w, &bias, &d).y);
+        assert_eq!(train, by(Pass::Train, Algo::Winograd), "training is F(2x2)");
+        assert_ne!(infer.0, train.0, "the two algorithms round differently, so the check above can tell them apart");
     }
 
     #[test]

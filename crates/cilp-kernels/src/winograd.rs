@@ -107,6 +107,16 @@ impl Algo {
         }
     }
 
+    /// The algorithm of a forward pass of `pass`: [`Algo::choose_forward`] in training, where
+    /// gradients follow; [`Algo::choose`] (F(4x4, 3x3) where it applies) in inference, where no
+    /// gradient depends on a ReLU or MaxPool decision and the forward pass is all the work.
+    pub fn choose_forward_for(pass: crate::gemm_isa::Pass, d: &Conv2dDims) -> Algo {
+        match pass {
+            crate::gemm_isa::Pass::Train => Algo::choose_forward(d),
+            crate::gemm_isa::Pass::Infer => Algo::choose(d),
+        }
+    }
+
     /// Points of the transform domain (GEMMs per pass): 16 for F(2x2), 36 for F(4x4); 0 direct.
     pub(crate) fn points(self) -> usize {
         match self {
