@@ -198,6 +198,7 @@ impl SeedAssessConfig {
             quiet: opts.quiet,
             hooks: opts.hooks,
             control: opts.control.clone(),
+            commit_every: cilp_train::fit::commit_every(),
         }
     }
 

@@ -196,6 +196,7 @@ fn stage_settings(cfg: &AssessConfig, stage: StageConfig, opts: &AssessOptions) 
         quiet: opts.quiet,
         hooks: opts.hooks,
         control: opts.control.clone(),
+        commit_every: cilp_train::fit::commit_every(),
     }
 }
 

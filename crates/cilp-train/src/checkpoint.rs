@@ -294,6 +294,19 @@ impl Checkpoints {
         Ok(state)
     }
 
+    /// Makes `model` `best.bpk` (with its checksum beside it) without committing an epoch: the
+    /// best model of an epoch [`fit`](crate::fit::fit) does not commit. `last.json` is left as
+    /// it is; a run resumed from it trains that epoch again, bit for bit, and writes the same
+    /// bytes.
+    pub fn save_best(&self, model: &[u8]) -> Result<()> {
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| TrainError::Checkpoint { path: self.dir.clone(), reason: format!("cannot create: {e}") })?;
+        let path = self.best_model();
+        cilp_track::atomic::write_atomic(&path, model)?;
+        cilp_track::atomic::write_atomic(&sidecar_path(&path), format!("{}  best.bpk\n", sha256_hex(model)).as_bytes())?;
+        Ok(())
+    }
+
     /// Reads a file named by a state: `file` must be a plain file name inside the checkpoints
     /// folder; the read is bounded (see [`read_checkpoint_file`]); if the committed `last.json`
     /// records a checksum for `file`, the bytes must match it ("checksum mismatch" otherwise).

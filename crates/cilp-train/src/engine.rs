@@ -294,6 +294,7 @@ pub fn train(cfg: &TrainConfig, data: &PreparedData, opts: &RunOptions) -> Resul
         quiet: opts.quiet,
         hooks: opts.hooks,
         control: opts.control.clone(),
+        commit_every: crate::fit::commit_every(),
     };
     let optim = adam_optimizer_with_epsilon(cfg.adam_epsilon.unwrap_or(cilp_kernels::adam::BURN_EPSILON));
     let fitted = fit(open, &run_info, &settings, &mut step, model, optim)?;

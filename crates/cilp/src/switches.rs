@@ -10,6 +10,7 @@
 //! | `CILP_KEEP_DENORMALS=1` | do not flush subnormal floats to zero (for comparisons; see `cilp_kernels::flush_denormals`) |
 //! | `CILP_BURN_ADAM=1` | burn's Adam instead of the fused one (for comparisons) |
 //! | `CILP_GEMM=SETTING` | the GEMM micro-kernels: `auto` (default, per CPU), `avx2`, `avx512`, `gemm`, or `SLOT=SET,...` with slots `conv-train`, `conv-infer`, `linear-train`, `linear-infer` (`cilp_kernels::gemm_isa`) |
+//! | `CILP_CHECKPOINT_EVERY=SECONDS` | the least time between two checkpoint commits of a run (default 60; `0`: every epoch; the last epoch always commits; `cilp_train::fit::FitSettings::commit_every`) |
 //! | `CILP_TEST_ABORT_AT=E:S` | test hook: abort (like SIGKILL) at step S of epoch E |
 //! | `CILP_TEST_NAN_AT=E:S` | test hook: that step's loss becomes NaN |
 
@@ -29,6 +30,8 @@ pub struct Switches {
     /// `CILP_GEMM`, when set.
     pub gemm: Option<&'static str>,
     pub hooks: TestHooks,
+    /// `CILP_CHECKPOINT_EVERY`, when set.
+    pub checkpoint_every: Option<&'static str>,
 }
 
 static SWITCHES: OnceLock<Switches> = OnceLock::new();
@@ -36,6 +39,14 @@ static SWITCHES: OnceLock<Switches> = OnceLock::new();
 /// True when `var` is set to anything but empty or `0`.
 fn on(var: &str) -> bool {
     std::env::var_os(var).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// A number of seconds (`0`, `60`, `2.5`): finite and not negative.
+fn parse_seconds(v: &str) -> Result<std::time::Duration, String> {
+    match v.trim().parse::<f64>() {
+        Ok(x) if (0.0..=1e9).contains(&x) => Ok(std::time::Duration::from_secs_f64(x)),
+        _ => Err("expected a number of seconds (0 or more, e.g. 60; 0 commits every epoch)".into()),
+    }
 }
 
 /// `EPOCH:STEP` in `var`; `None` when unset or malformed.
@@ -57,6 +68,7 @@ impl Switches {
             // Read once per process; leaked so that the switches stay `Copy`.
             gemm: std::env::var("CILP_GEMM").ok().map(|v| &*Box::leak(v.into_boxed_str())),
             hooks: TestHooks { abort_at: at("CILP_TEST_ABORT_AT"), nan_at: at("CILP_TEST_NAN_AT") },
+            checkpoint_every: std::env::var("CILP_CHECKPOINT_EVERY").ok().map(|v| &*Box::leak(v.into_boxed_str())),
         }
     }
 }
@@ -76,10 +88,34 @@ pub fn init() -> Switches {
         eprintln!("error: CILP_GEMM={setting}: {why}");
         std::process::exit(2);
     }
+    if let Some(setting) = s.checkpoint_every {
+        match parse_seconds(setting) {
+            Ok(every) => cilp_train::fit::set_commit_every(every),
+            Err(why) => {
+                eprintln!("error: CILP_CHECKPOINT_EVERY={setting}: {why}");
+                std::process::exit(2);
+            }
+        }
+    }
     s
 }
 
 /// The test hooks for the training options (none unless a test set them).
 pub fn hooks() -> TestHooks {
     SWITCHES.get_or_init(Switches::from_env).hooks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoint_intervals_are_seconds_zero_or_more() {
+        assert_eq!(parse_seconds("60"), Ok(std::time::Duration::from_secs(60)));
+        assert_eq!(parse_seconds("0"), Ok(std::time::Duration::ZERO));
+        assert_eq!(parse_seconds(" 2.5 "), Ok(std::time::Duration::from_millis(2500)));
+        for bad in ["", "-1", "soon", "inf", "NaN", "1e12"] {
+            assert!(parse_seconds(bad).unwrap_err().contains("seconds"), "{bad:?} is refused");
+        }
+    }
 }

@@ -34,6 +34,41 @@ fn models_json_has_the_reference_parameter_counts() {
     }
 }
 
+/// By default (`CILP_CHECKPOINT_EVERY` unset) a run commits a checkpoint at most once a minute,
+/// and always at its last epoch: a run of three short epochs killed in its last one has committed
+/// nothing, yet its best model so far is `best.bpk` already; resumed, it trains again from epoch 1
+/// and ends exactly like a run that committed every epoch.
+#[test]
+fn short_epochs_commit_once_a_minute_and_still_resume_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = generate(dir.path(), "data", 20, 11);
+    let runs = dir.path().join("runs");
+    let (d, r) = (s(&data), s(&runs));
+    ok(&train_args(d, r, "every-epoch"));
+    let by_default = || {
+        let mut c = cilp();
+        c.env_remove("CILP_CHECKPOINT_EVERY");
+        c
+    };
+    let out = by_default().args(train_args(d, r, "cut")).env("CILP_TEST_ABORT_AT", "3:1").output().unwrap();
+    assert!(!out.status.success(), "the abort hook must kill the run");
+    let ckpt = runs.join("cut/checkpoints");
+    assert!(!ckpt.join("last.json").exists(), "no epoch is committed within the first minute");
+    assert!(ckpt.join("best.bpk").is_file() && ckpt.join("best.bpk.sha256").is_file(), "an improved epoch writes best.bpk at once");
+    assert_eq!(metrics(&runs.join("cut")).len(), 4, "epochs 1 and 2 were logged");
+    let out = by_default().args(["train", "--resume", "--out", r, "--name", "cut"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("training starts again from epoch 1"), "{err}");
+    assert_eq!(learned(&metrics(&runs.join("cut"))), learned(&metrics(&runs.join("every-epoch"))));
+    let last: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(ckpt.join("last.json")).unwrap()).unwrap();
+    assert_eq!(last["epoch"], 3, "the last epoch always commits");
+
+    let out = cilp().args(["models"]).env("CILP_CHECKPOINT_EVERY", "soon").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CILP_CHECKPOINT_EVERY=soon"));
+}
+
 fn train_args<'a>(data: &'a str, out: &'a str, name: &'a str) -> Vec<&'a str> {
     vec![
         "train",

@@ -7,6 +7,9 @@ use std::process::{Command, Output};
 pub fn cilp() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cilp"));
     c.env_remove("CILP_TEST_ABORT_AT").env_remove("CILP_TEST_NAN_AT");
+    // Every epoch commits, so that a test killing a run knows which epoch it continues from
+    // (`train_cli.rs` checks the default, a commit at most once a minute).
+    c.env("CILP_CHECKPOINT_EVERY", "0");
     c
 }
 
