@@ -260,8 +260,7 @@ impl Checkpoints {
     /// and hashed once: `best.bpk` is a hard link to the epoch's model file where the file
     /// system allows it (neither is ever modified in place), a copy elsewhere.
     pub fn commit(&self, mut state: TrainState, model: &[u8], optim: &[u8], best: bool) -> Result<TrainState> {
-        std::fs::create_dir_all(&self.dir)
-            .map_err(|e| TrainError::Checkpoint { path: self.dir.clone(), reason: format!("cannot create: {e}") })?;
+        self.create_dir()?;
         state.model_file = format!("model-e{:04}.bpk", state.epoch);
         state.optim_file = format!("optim-e{:04}.bpk", state.epoch);
         let model_sha = sha256_hex(model);
@@ -274,7 +273,7 @@ impl Checkpoints {
             if cilp_track::atomic::link_atomic(&model_path, &path).is_err() {
                 cilp_track::atomic::write_atomic(&path, model)?;
             }
-            cilp_track::atomic::write_atomic(&sidecar_path(&path), format!("{model_sha}  best.bpk\n").as_bytes())?;
+            self.write_best_sidecar(&model_sha)?;
         }
         state.model_sha256 = Some(model_sha);
         let json = serde_json::to_vec_pretty(&state).expect("state serialises");
@@ -299,12 +298,19 @@ impl Checkpoints {
     /// it is; a run resumed from it trains that epoch again, bit for bit, and writes the same
     /// bytes.
     pub fn save_best(&self, model: &[u8]) -> Result<()> {
+        self.create_dir()?;
+        cilp_track::atomic::write_atomic(&self.best_model(), model)?;
+        self.write_best_sidecar(&sha256_hex(model))
+    }
+
+    fn create_dir(&self) -> Result<()> {
         std::fs::create_dir_all(&self.dir)
-            .map_err(|e| TrainError::Checkpoint { path: self.dir.clone(), reason: format!("cannot create: {e}") })?;
-        let path = self.best_model();
-        cilp_track::atomic::write_atomic(&path, model)?;
-        cilp_track::atomic::write_atomic(&sidecar_path(&path), format!("{}  best.bpk\n", sha256_hex(model)).as_bytes())?;
-        Ok(())
+            .map_err(|e| TrainError::Checkpoint { path: self.dir.clone(), reason: format!("cannot create: {e}") })
+    }
+
+    /// `best.bpk.sha256`, in `sha256sum` format, for a `best.bpk` whose SHA-256 is `sha`.
+    fn write_best_sidecar(&self, sha: &str) -> Result<()> {
+        Ok(cilp_track::atomic::write_atomic(&sidecar_path(&self.best_model()), format!("{sha}  best.bpk\n").as_bytes())?)
     }
 
     /// Reads a file named by a state: `file` must be a plain file name inside the checkpoints
