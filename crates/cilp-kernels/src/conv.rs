@@ -398,14 +398,15 @@ fn forward_groups(
                 let x_planes = Planes { sample: sample_x, channel: d.h * d.w };
                 winograd::input_of(algo, &x[b0 * sample_x..], x_planes, ns, ci, d.h, d.w, v);
                 with_scratch(&WIN, pts * co * t, |m| {
-                    for (xi, m_xi) in m.chunks_exact_mut(co * t).enumerate() {
+                    let v = &*v;
+                    per_point(m, co * t, par, |xi, m_xi| {
                         // M_ξ[co, t] = U_ξ[co, ci] · V_ξ[ci, t]
                         let u_xi = Mat { ptr: u[xi * co * ci..].as_ptr(), rs: ci as isize, cs: 1 };
                         let v_xi = Mat { ptr: v[xi * ci * t..].as_ptr(), rs: t as isize, cs: 1 };
                         // SAFETY: u_xi views U_ξ [co, ci] of `u` and v_xi V_ξ [ci, t] of `v`
                         // (16·ci·t values); both live and unwritten during the call.
-                        unsafe { gemm_f32(isa, co, t, ci, m_xi, t, false, u_xi, v_xi, par) };
-                    }
+                        unsafe { gemm_f32(isa, co, t, ci, m_xi, t, false, u_xi, v_xi, Parallelism::None) };
+                    });
                     with_scratch(&AUX, co * ld, |tmp| {
                         winograd::output_of(algo, m, co, ns, d.h, d.w, tmp, Planes { sample: p, channel: ld });
                         epilogue(gi, ns, og, Product::Scratch(tmp, ld));
@@ -439,6 +440,20 @@ fn forward_groups(
             }
         });
     });
+}
+
+/// Runs `product(ξ, chunk)` for each Winograd point's chunk (`len` values) of `out`, the GEMM
+/// inside on one thread. With fewer groups of samples than threads (`par` is not `None`: a
+/// small batch) the points run in parallel instead of each small GEMM splitting itself over the
+/// threads, which left them mostly waiting (the 8x8 layers at batch 8 ran slower on two threads
+/// than on one); every point's product is the same single-threaded GEMM either way, so the
+/// results are the same bits.
+fn per_point(out: &mut [f32], len: usize, par: Parallelism, product: impl Fn(usize, &mut [f32]) + Sync) {
+    if matches!(par, Parallelism::None) {
+        out.chunks_exact_mut(len).enumerate().for_each(|(xi, c)| product(xi, c));
+    } else {
+        out.par_chunks_exact_mut(len).enumerate().for_each(|(xi, c)| product(xi, c));
+    }
 }
 
 /// Gradients of one convolution.
@@ -552,14 +567,15 @@ fn backward_groups<'a>(
                         winograd::input_of(algo, &x[b0 * sample_x..], x_planes, ns, ci, d.h, d.w, v);
                         with_scratch(&WIN, pts * co * t, |mdy| {
                             winograd::output_grad_of(algo, dy_mat, dy_planes, ns, co, d.h, d.w, mdy);
-                            for (xi, s_xi) in acc[..dw_len].chunks_exact_mut(co * ci).enumerate() {
+                            let (v, mdy) = (&*v, &*mdy);
+                            per_point(&mut acc[..dw_len], co * ci, par, |xi, s_xi| {
                                 // S_ξ[co, ci] += (A dy Aᵀ)_ξ[co, t] · V_ξᵀ[t, ci]
                                 let m_xi = Mat { ptr: mdy[xi * co * t..].as_ptr(), rs: t as isize, cs: 1 };
                                 let v_t = Mat { ptr: v[xi * ci * t..].as_ptr(), rs: 1, cs: t as isize };
                                 // SAFETY: m_xi views [co, t] of `mdy`, v_t the transposed [t, ci]
                                 // of `v` (16·ci·t values); both live and unwritten during the call.
-                                unsafe { gemm_f32(isa, co, ci, t, s_xi, ci, true, m_xi, v_t, par) };
-                            }
+                                unsafe { gemm_f32(isa, co, ci, t, s_xi, ci, true, m_xi, v_t, Parallelism::None) };
+                            });
                         });
                     });
                 }
@@ -567,14 +583,15 @@ fn backward_groups<'a>(
                     with_scratch(&COL, pts * co * t, |vdy| {
                         winograd::input_of(algo, dy_mat, dy_planes, ns, co, d.h, d.w, vdy);
                         with_scratch(&WIN, pts * ci * t, |m| {
-                            for (xi, m_xi) in m.chunks_exact_mut(ci * t).enumerate() {
+                            let vdy = &*vdy;
+                            per_point(m, ci * t, par, |xi, m_xi| {
                                 // M_ξ[ci, t] = U'_ξ[ci, co] · V(dy)_ξ[co, t]
                                 let u_xi = Mat { ptr: u[xi * ci * co..].as_ptr(), rs: co as isize, cs: 1 };
                                 let v_xi = Mat { ptr: vdy[xi * co * t..].as_ptr(), rs: t as isize, cs: 1 };
                                 // SAFETY: u_xi views [ci, co] of `u`, v_xi [co, t] of `vdy`;
                                 // both live and unwritten during the call.
-                                unsafe { gemm_f32(isa, ci, t, co, m_xi, t, false, u_xi, v_xi, par) };
-                            }
+                                unsafe { gemm_f32(isa, ci, t, co, m_xi, t, false, u_xi, v_xi, Parallelism::None) };
+                            });
                             winograd::output_of(algo, m, ci, ns, d.h, d.w, dxg, x_planes);
                         });
                     });
@@ -1061,17 +1078,23 @@ mod tests {
 
     #[test]
     fn winograd_results_do_not_depend_on_thread_count() {
-        let d = dims(19, 16, 8, 8, 20, [3, 3], [1, 1], [1, 1]);
-        let (x, w, dy) = problem(&d, 13);
-        for algo in WINOGRADS {
-            let run = |threads: usize| {
-                rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| {
-                    let y = conv2d_forward_with(&x, &w, None, &d, algo);
-                    let g = conv2d_backward_with(&x, &w, &dy, &d, Wanted { x: true, w: true, b: true }, algo);
-                    (y, g)
-                })
-            };
-            assert_eq!(run(1), run(3), "{algo:?} results differ between 1 and 3 threads");
+        // Batch 19: several groups of samples per pass (split over the threads by group); batch
+        // 2: one group, whose Winograd points' products run in parallel instead (`per_point`).
+        for batch in [19, 2] {
+            let d = dims(batch, 16, 8, 8, 20, [3, 3], [1, 1], [1, 1]);
+            let (x, w, dy) = problem(&d, 13);
+            for algo in WINOGRADS {
+                let groups = d.batch.div_ceil(d.group(algo));
+                assert!(batch == 2 && groups == 1 || batch == 19 && groups >= 3, "{algo:?}, batch {batch}: {groups} groups");
+                let run = |threads: usize| {
+                    rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| {
+                        let y = conv2d_forward_with(&x, &w, None, &d, algo);
+                        let g = conv2d_backward_with(&x, &w, &dy, &d, Wanted { x: true, w: true, b: true }, algo);
+                        (y, g)
+                    })
+                };
+                assert_eq!(run(1), run(3), "{algo:?}, batch {batch}: results differ between 1 and 3 threads");
+            }
         }
     }
 
@@ -1084,6 +1107,12 @@ mod tests {
             assert_eq!(Algo::choose(&layer(c_in, h, c_out)), Algo::Winograd4, "{c_in} -> {c_out} at {h}x{h}");
             assert_eq!(Algo::choose_forward(&layer(c_in, h, c_out)), Algo::Winograd, "{c_in} -> {c_out} at {h}x{h}");
         }
+        // F(4x4) needs MIN_TILES_4X4 output tiles in the pass: the 8x8 layer (4 a sample) takes
+        // it from batch 32, the 16x16 layer (16 a sample) from batch 8.
+        let at = |batch, h| Algo::choose(&dims(batch, 100, h, h, 200, [3, 3], [1, 1], [1, 1]));
+        assert_eq!((at(31, 8), at(32, 8), at(16, 8)), (Algo::Winograd, Algo::Winograd4, Algo::Winograd));
+        assert_eq!((at(7, 16), at(8, 16), at(1, 32)), (Algo::Winograd, Algo::Winograd4, Algo::Winograd));
+        assert_eq!(at(2, 32), Algo::Winograd4);
         // Strided convolutions (the ablation, the seed embedder's downsampling) stay direct.
         assert_eq!(Algo::choose(&dims(32, 50, 32, 32, 50, [3, 3], [2, 2], [1, 1])), Algo::Direct);
     }
@@ -1092,7 +1121,7 @@ mod tests {
     /// inference pass F(4x4): the entry points give exactly the explicit algorithm's results.
     #[test]
     fn inference_forward_passes_take_f4x4_and_training_ones_f2x2() {
-        let d = dims(3, 16, 8, 8, 16, [3, 3], [1, 1], [1, 1]);
+        let d = dims(8, 16, 16, 16, 16, [3, 3], [1, 1], [1, 1]);
         assert_eq!(Algo::choose_forward_for(Pass::Infer, &d), Algo::Winograd4);
         assert_eq!(Algo::choose_forward_for(Pass::Train, &d), Algo::Winograd);
         let stem = dims(3, 4, 8, 8, 8, [3, 3], [1, 1], [1, 1]);

@@ -39,6 +39,14 @@ pub const TARGET_TILES: usize = 64;
 /// the 16x16 layers ran at half speed).
 pub const TARGET_TILES_4X4: usize = 32;
 
+/// The fewest 4x4 output tiles (batch x tiles per sample) a pass takes F(4x4, 3x3) for; with
+/// fewer, F(2x2, 3x3)'s four times as many tiles make wider GEMMs. NVIDIA's 8x8 layer (4 tiles a
+/// sample) at batch 8-16 trained 10-18% faster end to end with F(2x2) (`cilp bench`, embedder
+/// and LiDAR classifier, 1 and 2 threads) and inferred 2-26% faster, while at batch 64-256 F(4x4)
+/// inferred 5-10% faster and at 32 the two tied in training (2-core Intel Xeon, session 19).
+/// The 16x16 and 32x32 layers (16 and 64 tiles a sample) keep F(4x4) from batch 8 up.
+pub const MIN_TILES_4X4: usize = 128;
+
 static ENABLED: AtomicBool = AtomicBool::new(true);
 
 /// Turns the Winograd path on (the default) or off (every convolution then takes the direct
@@ -80,12 +88,13 @@ impl Algo {
     /// The algorithm cilp's backward passes use for `d` ([`Algo::choose_forward`] for forward
     /// passes): Winograd where it applies, is enabled, and both channel
     /// counts reach [`MIN_CHANNELS`] (F(4x4, 3x3) where the planes split into 4x4 tiles, as all
-    /// of cilp's embedder layers do; F(2x2, 3x3) otherwise); direct elsewhere. A pure function
-    /// of the shape (and the switch), so every step of a run takes the same path.
+    /// of cilp's embedder layers do, and the pass has at least [`MIN_TILES_4X4`] of them;
+    /// F(2x2, 3x3) otherwise); direct elsewhere. A pure function of the shape, batch included
+    /// (and the switch), so every step of a run with the same batch size takes the same path.
     pub fn choose(d: &Conv2dDims) -> Algo {
         if !winograd_enabled() || !applies(d) || d.c_in.min(d.c_out) < MIN_CHANNELS {
             Algo::Direct
-        } else if applies_4x4(d) {
+        } else if applies_4x4(d) && d.batch * (d.out_h() / 4) * (d.out_w() / 4) >= MIN_TILES_4X4 {
             Algo::Winograd4
         } else {
             Algo::Winograd
