@@ -127,19 +127,20 @@ impl Cpu {
 }
 
 /// The default choice for `cpu`, from this project's measurements (docs/performance.md):
-/// AVX-512 where the CPU has it, except on AMD (Zen 4 splits 512-bit operations in two: training
-/// was slower with them there) and for linear layers in training (batch-sized products, slower
-/// with the wider kernels on the Intel Xeons); AVX2 where the CPU has AVX2 + FMA.
-pub fn auto_isa(op: Op, pass: Pass, cpu: Cpu) -> Isa {
+/// AVX-512 where the CPU has it, except for training on AMD (Zen 4 splits 512-bit operations in
+/// two: training was slower with them there); AVX2 where the CPU has AVX2 + FMA. (Linear layers
+/// trained on AVX2 on Intel too until session 19: the gemm crate's own two-thread split of their
+/// batch-sized products ran the AVX-512 kernels slowly; split by columns, AVX-512 trained the
+/// fusion models 2-12% and the projector 16-25% faster.)
+pub fn auto_isa(_op: Op, pass: Pass, cpu: Cpu) -> Isa {
     if !cpu.fma {
         return Isa::Gemm;
     }
     if !cpu.avx512f {
         return Isa::Avx2;
     }
-    match (cpu.vendor, op, pass) {
-        (_, _, Pass::Infer) => Isa::Avx512,
-        (Vendor::Intel, Op::Conv, Pass::Train) => Isa::Avx512,
+    match (cpu.vendor, pass) {
+        (_, Pass::Infer) | (Vendor::Intel, Pass::Train) => Isa::Avx512,
         _ => Isa::Avx2,
     }
 }
@@ -388,7 +389,7 @@ mod tests {
         let intel = cpu(Vendor::Intel, true, true);
         assert_eq!(auto_isa(Op::Conv, Pass::Train, intel), Isa::Avx512);
         assert_eq!(auto_isa(Op::Conv, Pass::Infer, intel), Isa::Avx512);
-        assert_eq!(auto_isa(Op::Linear, Pass::Train, intel), Isa::Avx2);
+        assert_eq!(auto_isa(Op::Linear, Pass::Train, intel), Isa::Avx512);
         assert_eq!(auto_isa(Op::Linear, Pass::Infer, intel), Isa::Avx512);
         let zen4 = cpu(Vendor::Amd, true, true);
         assert_eq!(auto_isa(Op::Conv, Pass::Train, zen4), Isa::Avx2);
