@@ -513,6 +513,11 @@ pub fn run(a: RunArgs) -> Result<()> {
         assess_cmd::assess(assess_args)?;
     }
 
+    // Once more at the end: a worker of a run killed just before this one started dies of its
+    // parent's death asynchronously, so it can still have been alive at the first sweep and have
+    // left a temporary file after it.
+    cilp_track::atomic::remove_stale_temp_files_below(out);
+
     let html = out.join("report.html");
     let ropts = cilp_report::ReportOptions { explore_dir: Some(explore_dir), ..Default::default() };
     cilp_report::report(out, &html, &ropts)?;
