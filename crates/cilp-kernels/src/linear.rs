@@ -19,9 +19,9 @@
 //! The bias gradient (a column sum of `dy`) stays burn's own reduction (see
 //! [`crate::burn_ext`]), so it is bit-identical too.
 //!
-//! With few rows and several threads, cilp's kernel sets split the forward pass and the input
-//! gradient by output columns, one range per thread ([`column_split`]): the same bits, up to
-//! twice as fast on two threads at batch 8-32.
+//! With few samples, cilp's kernel sets split the three products into four ranges of output
+//! columns run in parallel ([`column_split`]): the same bits at any thread count, up to twice as
+//! fast on two threads at batch 8-32.
 
 use rayon::prelude::*;
 
@@ -139,7 +139,7 @@ const SPLIT_MAX_ROWS: usize = 64;
 /// Column ranges start at multiples of this (whole AVX-512 vectors).
 const SPLIT_ALIGN: usize = 16;
 
-/// How many column ranges a product `[m, k] · [k, n]` is split into, one per thread (1: not
+/// How many column ranges a product `[m, k] · [k, n]` is split into, run in parallel (1: not
 /// split, the GEMM's own parallelism `par` applies).
 ///
 /// With few samples (a batch of 8-64 through a `6400 -> 1000` layer: `m` of the forward pass
@@ -147,17 +147,22 @@ const SPLIT_ALIGN: usize = 16;
 /// threads ran its AVX-512 kernels slower than one thread (a forward pass: 3.3 ms on one
 /// thread, 6.7 ms on two, batch 8, 2-core Intel Xeon); with the weight gradients split too the
 /// projector trained 2-8% faster at batch 8-32 on two threads.
-/// Here each thread runs the single-threaded GEMM on its own range of output columns (and of
-/// the right-hand matrix): the k-order of every element's sum is the same as without the split,
-/// so the results are bit-identical at any thread count (tested). [`Isa::Gemm`] keeps the gemm
+/// Here each range of output columns (and of the right-hand matrix) is one single-threaded GEMM;
+/// the ranges depend on the shape only, so the results are bit-identical at any thread count
+/// (tested; an earlier version with one range per thread was not: the gemm crate's blocking
+/// depends on the width it is given). [`Isa::Gemm`] keeps the gemm
 /// crate's own parallelism: it makes the calls burn makes.
 fn column_split(isa: Isa, m: usize, n: usize, k: usize, par: Parallelism) -> usize {
-    let threads = rayon::current_num_threads();
-    if isa == Isa::Gemm || m.min(k) > SPLIT_MAX_ROWS || threads < 2 || matches!(par, Parallelism::None) || n < 2 * SPLIT_ALIGN {
+    if isa == Isa::Gemm || m.min(k) > SPLIT_MAX_ROWS || matches!(par, Parallelism::None) || n < 2 * SPLIT_ALIGN {
         return 1;
     }
-    threads.min(n / SPLIT_ALIGN)
+    // A count fixed by the shape, never by the thread count: the gemm crate's blocking depends on
+    // the width it is given, so one thread must compute the same ranges as two.
+    SPLIT_RANGES.min(n / SPLIT_ALIGN)
 }
+
+/// Column ranges of a split product (run in parallel over rayon's threads, in turn on one).
+const SPLIT_RANGES: usize = 4;
 
 /// A raw output pointer shared by the tasks of one split product (each writes its own columns).
 struct SendPtr(*mut f32);
@@ -312,10 +317,10 @@ mod tests {
                     })
                 };
                 let (one_split, y1, dx1, dw1) = run(1);
-                assert_eq!(one_split, (1, 1));
+                assert_eq!(one_split, (SPLIT_RANGES, SPLIT_RANGES), "({rows}, {k}, {n}) should split into the same ranges on one thread");
                 for threads in [2, 3] {
                     let (split, y, dx, dw) = run(threads);
-                    assert_eq!(split, (threads, threads), "{threads} threads should split ({rows}, {k}, {n})");
+                    assert_eq!(split, one_split, "{threads} threads should split ({rows}, {k}, {n}) as one does");
                     assert!(dw == dw1, "{isa:?}, ({rows}, {k}, {n}): the weight gradient changed with {threads} column ranges");
                     assert!(y == y1, "{isa:?}, ({rows}, {k}, {n}): the forward product changed with {threads} column ranges");
                     assert!(dx == dx1, "{isa:?}, ({rows}, {k}, {n}): the input gradient changed with {threads} column ranges");
