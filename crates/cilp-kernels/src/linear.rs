@@ -65,70 +65,46 @@ fn product(isa: Isa, lhs: View, rhs: View) -> Vec<f32> {
     let mut out: Vec<f32> = Vec::with_capacity(len);
     let par = parallelism(m, n, k);
     let split = column_split(isa, m, n, k, par);
+    let dst = SendPtr(out.as_mut_ptr());
+    // Output columns c0..c1 (and the same columns of `rhs`) as one GEMM with parallelism `par`.
+    let columns = |c0: usize, c1: usize, par: Parallelism| {
+        let dst = &dst;
+        // SAFETY: `out` has capacity for `m·n` f32s; this call writes `r·n + c` for every r < m
+        // and c in c0..c1 (`read_dst = false`: it neither reads `dst` nor leaves an element of
+        // the range unwritten), and concurrent calls get disjoint column ranges; `lhs` and `rhs`
+        // (from column c0, `c0·cs` past its start) address only elements inside their live,
+        // borrowed slices (`fits`, checked above), which nothing writes during the call.
+        unsafe {
+            sgemm(
+                isa,
+                m,
+                c1 - c0,
+                k,
+                dst.0.add(c0),
+                1,
+                n as isize,
+                false,
+                lhs.data.as_ptr(),
+                lhs.cs as isize,
+                lhs.rs as isize,
+                rhs.data.as_ptr().add(c0 * rhs.cs),
+                rhs.cs as isize,
+                rhs.rs as isize,
+                0.0,
+                1.0,
+                par,
+            )
+        };
+    };
     if split > 1 {
-        // Few rows: each thread computes a range of output columns on its own (see
-        // `column_split`); every element is the same single-threaded GEMM's either way.
+        // Few samples: fixed column ranges, each one single-threaded GEMM (see `column_split`).
         let width = n.div_ceil(split).next_multiple_of(SPLIT_ALIGN);
-        let dst = SendPtr(out.as_mut_ptr());
-        (0..n.div_ceil(width)).into_par_iter().for_each(|p| {
-            let (c0, c1) = (p * width, ((p + 1) * width).min(n));
-            let dst = &dst;
-            // SAFETY: as below, for the columns c0..c1 of `dst` (row stride n) and of `rhs`
-            // (`c0·cs` past its start, inside `rhs.data` by `fits`); the column ranges of the
-            // tasks are disjoint, so no element of `out` is written twice.
-            unsafe {
-                sgemm(
-                    isa,
-                    m,
-                    c1 - c0,
-                    k,
-                    dst.0.add(c0),
-                    1,
-                    n as isize,
-                    false,
-                    lhs.data.as_ptr(),
-                    lhs.cs as isize,
-                    lhs.rs as isize,
-                    rhs.data.as_ptr().add(c0 * rhs.cs),
-                    rhs.cs as isize,
-                    rhs.rs as isize,
-                    0.0,
-                    1.0,
-                    Parallelism::None,
-                )
-            };
-        });
-        // SAFETY: the tasks above wrote every (r, c) < (m, n) (their column ranges cover 0..n).
-        unsafe { out.set_len(len) };
-        return out;
+        (0..n.div_ceil(width)).into_par_iter().for_each(|p| columns(p * width, ((p + 1) * width).min(n), Parallelism::None));
+    } else {
+        columns(0, n, par);
     }
-    // SAFETY: `out` has capacity for `m·n` f32s and is written at `r·n + c` for every
-    // (r, c) < (m, n) by `gemm` with `read_dst = false` (it neither reads `dst` nor leaves an
-    // element unwritten); `lhs` and `rhs` address only elements inside their live, borrowed
-    // slices (`fits`, checked above), which nothing writes during the call. After the call all
-    // `m·n` elements are initialised, so `set_len` is sound.
-    unsafe {
-        sgemm(
-            isa,
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            lhs.data.as_ptr(),
-            lhs.cs as isize,
-            lhs.rs as isize,
-            rhs.data.as_ptr(),
-            rhs.cs as isize,
-            rhs.rs as isize,
-            0.0,
-            1.0,
-            par,
-        );
-        out.set_len(len);
-    }
+    // SAFETY: the calls above wrote every (r, c) < (m, n) (their column ranges cover 0..n).
+    unsafe { out.set_len(len) };
     out
 }
 
@@ -164,9 +140,9 @@ fn column_split(isa: Isa, m: usize, n: usize, k: usize, par: Parallelism) -> usi
 /// Column ranges of a split product (run in parallel over rayon's threads, in turn on one).
 const SPLIT_RANGES: usize = 4;
 
-/// A raw output pointer shared by the tasks of one split product (each writes its own columns).
+/// A raw output pointer shared by the GEMM calls of one product (each writes its own columns).
 struct SendPtr(*mut f32);
-// SAFETY: the tasks that share it write disjoint elements (see `product`).
+// SAFETY: the calls that share it write disjoint elements (see `product`).
 unsafe impl Sync for SendPtr {}
 unsafe impl Send for SendPtr {}
 
@@ -292,9 +268,9 @@ mod tests {
 
     #[test]
     fn products_split_by_columns_equal_the_unsplit_product_bit_for_bit() {
-        // Few rows on several threads: each thread computes a range of output columns; every
-        // kernel set the CPU runs must give the one-thread product's bits, for widths that
-        // split evenly and that do not (1000 = the fusion models' layer, 1001 odd).
+        // Few rows: the same fixed column ranges on any number of threads; every kernel set the
+        // CPU runs must give the one-thread product's bits, for widths that split evenly and that
+        // do not (1000 = the fusion models' layer, 1001 odd).
         let sets: Vec<Isa> = [Isa::Avx2, Isa::Avx512].into_iter().filter(|i| i.supported() == *i).collect();
         for &(rows, k, n) in &[(8, 6400, 1000), (16, 700, 1001), (64, 300, 3200)] {
             assert!(!matches!(parallelism(rows, n, k), Parallelism::None), "({rows}, {k}, {n}) must be big enough to split");

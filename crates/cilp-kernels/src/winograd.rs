@@ -94,7 +94,10 @@ impl Algo {
     pub fn choose(d: &Conv2dDims) -> Algo {
         if !winograd_enabled() || !applies(d) || d.c_in.min(d.c_out) < MIN_CHANNELS {
             Algo::Direct
-        } else if applies_4x4(d) && d.batch * (d.out_h() / 4) * (d.out_w() / 4) >= MIN_TILES_4X4 {
+        } else if applies_4x4(d) && {
+            let (th, tw) = tiles_of(d, Algo::Winograd4);
+            d.batch * th * tw >= MIN_TILES_4X4
+        } {
             Algo::Winograd4
         } else {
             Algo::Winograd
