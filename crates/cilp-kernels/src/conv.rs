@@ -8,9 +8,13 @@
 //! - forward: `Y_b[Cout, P] = W[Cout, K] · col_b[K, P] + bias`, written straight into the NCHW
 //!   output (no NHWC transpose, no scatter) when a sample is big enough on its own;
 //! - weight gradient: `dW[Cout, K] += dY_g[Cout, nP] · col_gᵀ[nP, K]` accumulated per slab of
-//!   samples, then summed in a fixed order (burn computes it as a convolution with batch and channels swapped, which costs
-//!   two layout copies);
+//!   samples (as `dWᵀ` where `Cout <= K`, so that the GEMM transposes the smaller operand into its
+//!   panels), then summed in a fixed order (burn computes it as a convolution with batch and
+//!   channels swapped, which costs two layout copies);
 //! - input gradient: `dcol_g[K, nP] = Wᵀ[K, Cout] · dY_g[Cout, nP]`, then col2im.
+//!
+//! Column strides above 1 (the strided ablation) go through a phase split of each sample
+//! ([`split_phases`]) so that im2col and col2im move contiguous runs.
 //!
 //! `K = Cin·kh·kw`, `P = Hout·Wout`. Samples whose `P` is small (deep layers) are grouped so
 //! each GEMM has at least [`TARGET_COLUMNS`] columns. Scratch buffers are reused per thread.
@@ -103,6 +107,7 @@ thread_local! {
     static COL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     static AUX: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     static WIN: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static PHASES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` with this thread's scratch buffer `slot`, grown to `len`. The buffer is taken out of
@@ -131,18 +136,90 @@ fn valid_range(out: usize, s: usize, j: usize, pad: usize, w: usize) -> (usize, 
     (lo.min(hi), hi)
 }
 
+/// Phase-split copy of one sample for a column stride `s > 1`: row `r` of `x[Cin·H, W]` becomes
+/// `s` rows of `w.div_ceil(s)` values, phase `q` holding `x[r, q], x[r, q + s], ...` (zero past
+/// the end). A strided im2col / col2im then copies or adds contiguous runs instead of gathering
+/// or scattering every `s`-th value (the strided ablation's stride-2 layers spent about a third
+/// of their time in those loops).
+fn split_phases(x: &[f32], w: usize, s: usize, out: &mut [f32]) {
+    let wq = w.div_ceil(s);
+    for (row, phases) in x.chunks_exact(w).zip(out.chunks_exact_mut(s * wq)) {
+        if s == 2 && w.is_multiple_of(2) {
+            let (even, odd) = phases.split_at_mut(wq);
+            for ((pair, e), o) in row.chunks_exact(2).zip(even.iter_mut()).zip(odd.iter_mut()) {
+                *e = pair[0];
+                *o = pair[1];
+            }
+            continue;
+        }
+        for (q, phase) in phases.chunks_exact_mut(wq).enumerate() {
+            for (k, v) in phase.iter_mut().enumerate() {
+                *v = row.get(q + k * s).copied().unwrap_or(0.0);
+            }
+        }
+    }
+}
+
+/// The inverse of [`split_phases`]: `x[r, q + k·s] = phases[r][q][k]`.
+fn merge_phases(phases: &[f32], w: usize, s: usize, x: &mut [f32]) {
+    let wq = w.div_ceil(s);
+    for (row, phases) in x.chunks_exact_mut(w).zip(phases.chunks_exact(s * wq)) {
+        if s == 2 && w.is_multiple_of(2) {
+            let (even, odd) = phases.split_at(wq);
+            for ((pair, e), o) in row.chunks_exact_mut(2).zip(even).zip(odd) {
+                pair[0] = *e;
+                pair[1] = *o;
+            }
+            continue;
+        }
+        for (q, phase) in phases.chunks_exact(wq).enumerate() {
+            for (k, v) in phase.iter().enumerate() {
+                if let Some(o) = row.get_mut(q + k * s) {
+                    *o = *v;
+                }
+            }
+        }
+    }
+}
+
+/// Where the input columns of kernel column `j` start for a column stride `s` and padding `pw`:
+/// the phase `q` and the offset `o` such that input column `ow·s + j - pw` is element `ow + o` of
+/// phase `q` (see [`split_phases`]).
+fn phase_of(j: usize, s: usize, pw: usize) -> (usize, isize) {
+    let t = j as isize - pw as isize;
+    (t.rem_euclid(s as isize) as usize, t.div_euclid(s as isize))
+}
+
 /// im2col of one sample `x[Cin, H, W]` into columns `col0..col0+P` of `col[K, ld]`.
 fn im2col(x: &[f32], d: &Conv2dDims, col: &mut [f32], ld: usize, col0: usize) {
+    let sw = d.stride[1];
+    if sw == 1 {
+        im2col_rows(x, d.w, d, col, ld, col0);
+    } else {
+        let wq = d.w.div_ceil(sw);
+        with_scratch(&PHASES, d.c_in * d.h * sw * wq, |ph| {
+            split_phases(x, d.w, sw, ph);
+            im2col_rows(ph, sw * wq, d, col, ld, col0);
+        });
+    }
+}
+
+/// im2col from `x[Cin, H, row_len]`: the plain sample (`row_len = W`, stride 1) or its phase
+/// split ([`split_phases`], `row_len = s·ceil(W/s)`): either way each row of `col` is a run of
+/// contiguous copies.
+fn im2col_rows(x: &[f32], row_len: usize, d: &Conv2dDims, col: &mut [f32], ld: usize, col0: usize) {
     let (ho, wo) = (d.out_h(), d.out_w());
     let (sh, sw) = (d.stride[0], d.stride[1]);
     let (ph, pw) = (d.padding[0], d.padding[1]);
+    let wq = d.w.div_ceil(sw);
     for c in 0..d.c_in {
-        let plane = &x[c * d.h * d.w..(c + 1) * d.h * d.w];
+        let plane = &x[c * d.h * row_len..(c + 1) * d.h * row_len];
         for i in 0..d.kh {
             for j in 0..d.kw {
                 let r = (c * d.kh + i) * d.kw + j;
                 let row = &mut col[r * ld + col0..r * ld + col0 + ho * wo];
                 let (lo, hi) = valid_range(wo, sw, j, pw, d.w);
+                let (q, o) = phase_of(j, sw, pw);
                 for oh in 0..ho {
                     let dst = &mut row[oh * wo..(oh + 1) * wo];
                     let ih = (oh * sh + i) as isize - ph as isize;
@@ -150,18 +227,12 @@ fn im2col(x: &[f32], d: &Conv2dDims, col: &mut [f32], ld: usize, col0: usize) {
                         dst.fill(0.0);
                         continue;
                     }
-                    let src = &plane[ih as usize * d.w..(ih as usize + 1) * d.w];
                     dst[..lo].fill(0.0);
                     dst[hi..].fill(0.0);
                     if hi > lo {
-                        let first = lo * sw + j - pw;
-                        if sw == 1 {
-                            dst[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);
-                        } else {
-                            for (k, v) in dst[lo..hi].iter_mut().enumerate() {
-                                *v = src[first + k * sw];
-                            }
-                        }
+                        // Input columns (lo..hi)·s + j - pw: element lo + o on of phase q.
+                        let first = ih as usize * row_len + q * wq + (lo as isize + o) as usize;
+                        dst[lo..hi].copy_from_slice(&plane[first..first + (hi - lo)]);
                     }
                 }
             }
@@ -169,13 +240,33 @@ fn im2col(x: &[f32], d: &Conv2dDims, col: &mut [f32], ld: usize, col0: usize) {
     }
 }
 
-/// col2im of columns `col0..col0+P` of `col[K, ld]`, accumulated into one sample `dx[Cin, H, W]`.
+/// col2im of columns `col0..col0+P` of `col[K, ld]`: the sums written into one sample
+/// `dx[Cin, H, W]` (whatever it held before).
 fn col2im(col: &[f32], ld: usize, col0: usize, d: &Conv2dDims, dx: &mut [f32]) {
+    let sw = d.stride[1];
+    if sw == 1 {
+        dx.fill(0.0);
+        col2im_rows(col, ld, col0, d, d.w, dx);
+    } else {
+        // Summed in the phase split from zero, then moved: every value of `dx` gets the same sums
+        // in the same order as by a direct scatter (the same bits), and `dx` needs no zeroing.
+        let wq = d.w.div_ceil(sw);
+        with_scratch(&PHASES, d.c_in * d.h * sw * wq, |ph| {
+            ph.fill(0.0);
+            col2im_rows(col, ld, col0, d, sw * wq, ph);
+            merge_phases(ph, d.w, sw, dx);
+        });
+    }
+}
+
+/// col2im into `dx[Cin, H, row_len]`, the plain sample or its phase split (see [`im2col_rows`]).
+fn col2im_rows(col: &[f32], ld: usize, col0: usize, d: &Conv2dDims, row_len: usize, dx: &mut [f32]) {
     let (ho, wo) = (d.out_h(), d.out_w());
     let (sh, sw) = (d.stride[0], d.stride[1]);
     let (ph, pw) = (d.padding[0], d.padding[1]);
+    let wq = d.w.div_ceil(sw);
     for c in 0..d.c_in {
-        let plane = &mut dx[c * d.h * d.w..(c + 1) * d.h * d.w];
+        let plane = &mut dx[c * d.h * row_len..(c + 1) * d.h * row_len];
         for i in 0..d.kh {
             for j in 0..d.kw {
                 let r = (c * d.kh + i) * d.kw + j;
@@ -184,22 +275,16 @@ fn col2im(col: &[f32], ld: usize, col0: usize, d: &Conv2dDims, dx: &mut [f32]) {
                 if hi <= lo {
                     continue;
                 }
+                let (q, o) = phase_of(j, sw, pw);
                 for oh in 0..ho {
                     let ih = (oh * sh + i) as isize - ph as isize;
                     if ih < 0 || ih >= d.h as isize {
                         continue;
                     }
                     let src = &row[oh * wo + lo..oh * wo + hi];
-                    let dst = &mut plane[ih as usize * d.w..(ih as usize + 1) * d.w];
-                    let first = lo * sw + j - pw;
-                    if sw == 1 {
-                        for (o, v) in dst[first..first + (hi - lo)].iter_mut().zip(src) {
-                            *o += v;
-                        }
-                    } else {
-                        for (k, v) in src.iter().enumerate() {
-                            dst[first + k * sw] += v;
-                        }
+                    let first = ih as usize * row_len + q * wq + (lo as isize + o) as usize;
+                    for (o, v) in plane[first..first + (hi - lo)].iter_mut().zip(src) {
+                        *o += v;
                     }
                 }
             }
@@ -525,6 +610,7 @@ fn backward_groups<'a>(
     // Winograd accumulates the weight gradient in the transform domain ([16][co][ci]) and turns
     // it into [co][ci][3][3] once, after the partials are summed.
     let dw_len = if wino { pts * co * ci } else { co * k };
+    let dw_transposed = !wino && co <= k;
     let u_flip = (wino && want.x).then(|| winograd::weights_of(algo, w, co, ci, true));
     let g = d.group(algo);
     let groups = d.batch.div_ceil(g);
@@ -604,18 +690,49 @@ fn backward_groups<'a>(
                     for s in 0..ns {
                         im2col(&x[(b0 + s) * sample_x..(b0 + s + 1) * sample_x], d, col, ld, s * p);
                     }
-                    // dW[Cout, K] += dY[Cout, ld] · colᵀ[ld, K]
-                    let col_t = Mat { ptr: col.as_ptr(), rs: 1, cs: ld as isize };
-                    // SAFETY: dy_m views dY [co, ld] and col_t the transposed [ld, k] column
-                    // buffer (k·ld values); both live and unwritten during the call.
-                    unsafe { gemm_f32(isa, co, k, ld, &mut acc[..co * k], k, true, dy_m, col_t, par) };
+                    // dW[Cout, K] += dY[Cout, ld] · colᵀ[ld, K]. Both operands run along the
+                    // sum's index, so the GEMM transposes one of them into its panels: the
+                    // smaller one. With Cout <= K (every layer but a 3- or 4-channel input's)
+                    // that is dY, and `acc` holds dWᵀ [K, Cout] (a column-major destination,
+                    // `col` read in place); otherwise `col`, and `acc` holds dW. Transposing all
+                    // of `col` cost as much as the arithmetic in the strided layers.
+                    if dw_transposed {
+                        // SAFETY: `acc` holds co·k values, addressed (c, kk) at kk·co + c; dY is
+                        // [co, ld] at c·ld + l, col [k, ld] at kk·ld + l; both live and unwritten
+                        // during the call, neither aliases `acc`.
+                        unsafe {
+                            sgemm(
+                                isa,
+                                co,
+                                k,
+                                ld,
+                                acc.as_mut_ptr(),
+                                co as isize,
+                                1,
+                                true,
+                                dy_mat.as_ptr(),
+                                1,
+                                ld as isize,
+                                col.as_ptr(),
+                                ld as isize,
+                                1,
+                                1.0,
+                                1.0,
+                                par,
+                            )
+                        };
+                    } else {
+                        let col_t = Mat { ptr: col.as_ptr(), rs: 1, cs: ld as isize };
+                        // SAFETY: dy_m views dY [co, ld] and col_t the transposed [ld, k] column
+                        // buffer (k·ld values); both live and unwritten during the call.
+                        unsafe { gemm_f32(isa, co, k, ld, &mut acc[..co * k], k, true, dy_m, col_t, par) };
+                    }
                 }
                 if let Some(dxg) = dxg {
                     // dcol[K, ld] = Wᵀ[K, Cout] · dY[Cout, ld], then col2im.
                     // SAFETY: w_t views the weight transposed [k, co], dy_m dY [co, ld]; neither
                     // aliases `col`, the output.
                     unsafe { gemm_f32(isa, k, ld, co, col, ld, false, w_t, dy_m, par) };
-                    dxg.fill(0.0);
                     for s in 0..ns {
                         col2im(col, ld, s * p, d, &mut dxg[s * sample_x..(s + 1) * sample_x]);
                     }
@@ -654,7 +771,22 @@ fn backward_groups<'a>(
         }
     }
     let db = want.b.then(|| acc.split_off(db_at));
-    let dw = want.w.then(|| if wino { winograd::weight_grad_of(algo, &acc, co, ci) } else { acc });
+    let dw = want.w.then(|| {
+        if wino {
+            winograd::weight_grad_of(algo, &acc, co, ci)
+        } else if !dw_transposed {
+            acc
+        } else {
+            // [K, Cout] -> [Cout, K]
+            let mut dw = vec![0.0f32; co * k];
+            for (kk, row) in acc[..co * k].chunks_exact(co).enumerate() {
+                for (c, v) in row.iter().enumerate() {
+                    dw[c * k + kk] = *v;
+                }
+            }
+            dw
+        }
+    });
     Conv2dGrads { dx, dw, db }
 }
 
@@ -1278,6 +1410,53 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// im2col and col2im through the phase split (strides > 1) give exactly the values of a
+    /// plain gather / scatter: the same copies, and the same sums in the same order.
+    #[test]
+    fn strided_im2col_and_col2im_equal_a_plain_gather_and_scatter_bit_for_bit() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let mut shapes = cases();
+        shapes.push(dims(2, 3, 12, 16, 2, [3, 3], [2, 2], [1, 1]));
+        shapes.push(dims(1, 2, 7, 11, 2, [3, 3], [1, 3], [1, 1]));
+        for d in shapes {
+            let (k, p, sample) = (d.k(), d.p(), d.c_in * d.h * d.w);
+            let x = random(sample, &mut rng);
+            let ld = p + 3;
+            let mut col = vec![f32::NAN; k * ld];
+            im2col(&x, &d, &mut col, ld, 2);
+            let dcol = random(k * ld, &mut rng);
+            // col2im writes each value's sum, over whatever `dx` held: the phase split sums from
+            // zero and moves the sums, the plain scatter adds term by term, the same bits.
+            let mut dx = vec![f32::NAN; sample];
+            col2im(&dcol, ld, 2, &d, &mut dx);
+            let mut plain = vec![0.0f32; sample];
+            for c in 0..d.c_in {
+                for i in 0..d.kh {
+                    for j in 0..d.kw {
+                        let r = (c * d.kh + i) * d.kw + j;
+                        for oh in 0..d.out_h() {
+                            for ow in 0..d.out_w() {
+                                let at = r * ld + 2 + oh * d.out_w() + ow;
+                                let ih = (oh * d.stride[0] + i) as isize - d.padding[0] as isize;
+                                let iw = (ow * d.stride[1] + j) as isize - d.padding[1] as isize;
+                                let inside = (0..d.h as isize).contains(&ih) && (0..d.w as isize).contains(&iw);
+                                let src = inside.then(|| (c * d.h + ih as usize) * d.w + iw as usize);
+                                assert_eq!(col[at].to_bits(), src.map_or(0.0, |s| x[s]).to_bits(), "{d:?}: im2col row {r}");
+                                if let Some(s) = src {
+                                    plain[s] += dcol[at];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            assert!(col[..2].iter().all(|v| v.is_nan()), "{d:?}: im2col wrote outside its columns");
+            for (a, b) in dx.iter().zip(&plain) {
+                assert_eq!(a.to_bits(), b.to_bits(), "{d:?}: col2im");
             }
         }
     }
