@@ -1274,21 +1274,24 @@ mod tests {
 
     #[test]
     fn results_do_not_depend_on_thread_count() {
-        let d = dims(9, 5, 12, 12, 6, [3, 3], [1, 1], [1, 1]);
-        let (x, w, dy) = problem(&d, 4);
-        let run = |threads: usize| {
-            rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| {
-                let y = conv2d_forward(&x, &w, None, &d);
-                let g = conv2d_backward(&x, &w, &dy, &d, Wanted { x: true, w: true, b: true });
-                (y, g)
-            })
-        };
-        let (y1, g1) = run(1);
-        let (y3, g3) = run(3);
-        assert_eq!(y1, y3, "forward differs between 1 and 3 threads");
-        assert_eq!(g1.dx, g3.dx, "dx differs between 1 and 3 threads");
-        assert_eq!(g1.dw, g3.dw, "dw differs between 1 and 3 threads");
-        assert_eq!(g1.db, g3.db, "db differs between 1 and 3 threads");
+        // Groups on their own threads; and one sample, whose GEMMs split themselves over the
+        // threads (stride 2: its weight gradient is the transposed product, Cout <= K).
+        for d in [dims(9, 5, 12, 12, 6, [3, 3], [1, 1], [1, 1]), dims(1, 6, 40, 40, 5, [3, 3], [2, 2], [1, 1])] {
+            let (x, w, dy) = problem(&d, 4);
+            let run = |threads: usize| {
+                rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| {
+                    let y = conv2d_forward(&x, &w, None, &d);
+                    let g = conv2d_backward(&x, &w, &dy, &d, Wanted { x: true, w: true, b: true });
+                    (y, g)
+                })
+            };
+            let (y1, g1) = run(1);
+            let (y3, g3) = run(3);
+            assert_eq!(y1, y3, "{d:?}: forward differs between 1 and 3 threads");
+            assert_eq!(g1.dx, g3.dx, "{d:?}: dx differs between 1 and 3 threads");
+            assert_eq!(g1.dw, g3.dw, "{d:?}: dw differs between 1 and 3 threads");
+            assert_eq!(g1.db, g3.db, "{d:?}: db differs between 1 and 3 threads");
+        }
     }
 
     #[test]
