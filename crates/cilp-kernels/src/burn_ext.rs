@@ -32,6 +32,10 @@ pub trait FastConvBackend: Backend {
     /// `bias [Cout]` -> `[B, Cout, Hout, Wout]`. f32 only, groups 1, dilation 1.
     fn cilp_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, params: ConvParams) -> FloatTensor<Self>;
 
+    /// `ReLU(conv2d(x) + bias)` in one op: `[B, Cout, Hout, Wout]`. The backward pass keeps the
+    /// output (which the next layer holds anyway) as the ReLU's mask.
+    fn cilp_conv2d_relu(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, params: ConvParams) -> FloatTensor<Self>;
+
     /// `MaxPool2d(2)(ReLU(conv2d(x) + bias))` in one op: `[B, Cout, Hout/2, Wout/2]`. The
     /// full-resolution activation is never stored; the backward pass keeps one byte per output.
     fn cilp_conv2d_relu_maxpool(
@@ -87,6 +91,13 @@ fn forward(pass: Pass, x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor, p
     flex_tensor(y, vec![d.batch, d.c_out, d.out_h(), d.out_w()])
 }
 
+fn forward_relu(pass: Pass, x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor, params: ConvParams) -> FlexTensor {
+    let (xv, wv, bv) = (F32View::new(x), F32View::new(weight), F32View::new(bias));
+    let d = dims_of(&xv.dims(), &wv.dims(), params);
+    let y = conv::conv2d_relu_forward_for(pass, xv.slice(), wv.slice(), bv.slice(), &d);
+    flex_tensor(y, vec![d.batch, d.c_out, d.out_h(), d.out_w()])
+}
+
 fn forward_relu_pool(pass: Pass, x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor, params: ConvParams) -> (FlexTensor, Vec<u8>) {
     let (xv, wv, bv) = (F32View::new(x), F32View::new(weight), F32View::new(bias));
     let d = dims_of(&xv.dims(), &wv.dims(), params);
@@ -98,6 +109,10 @@ fn forward_relu_pool(pass: Pass, x: &FlexTensor, weight: &FlexTensor, bias: &Fle
 impl FastConvBackend for Flex {
     fn cilp_conv2d(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, params: ConvParams) -> FlexTensor {
         forward(Pass::Infer, &x, &weight, &bias, params)
+    }
+
+    fn cilp_conv2d_relu(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, params: ConvParams) -> FlexTensor {
+        forward_relu(Pass::Infer, &x, &weight, &bias, params)
     }
 
     fn cilp_conv2d_relu_maxpool(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, params: ConvParams) -> FlexTensor {
@@ -146,6 +161,26 @@ fn register(
 }
 
 #[derive(Debug)]
+struct ConvReluBackward;
+
+impl Backward<Flex, 3> for ConvReluBackward {
+    // Input, weight and output (shared buffers, not copies), the parameters.
+    type State = (FlexTensor, FlexTensor, FlexTensor, ConvParams);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let [node_x, node_w, node_b] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let (x, weight, y, params) = ops.state;
+        let (xv, wv, yv, dyv) = (F32View::new(&x), F32View::new(&weight), F32View::new(&y), F32View::new(&dy));
+        let (x_shape, w_shape) = (xv.dims(), wv.dims());
+        let d = dims_of(&x_shape, &w_shape, params);
+        let want = Wanted { x: node_x.is_some(), w: node_w.is_some(), b: node_b.is_some() };
+        let g = conv::conv2d_relu_backward(xv.slice(), wv.slice(), yv.slice(), dyv.slice(), &d, want);
+        register(grads, [node_x, node_w, node_b].map(|n| n.map(|n| n.id)), g, x_shape, w_shape, d.c_out);
+    }
+}
+
+#[derive(Debug)]
 struct ConvReluPoolBackward;
 
 impl Backward<Flex, 3> for ConvReluPoolBackward {
@@ -174,6 +209,17 @@ impl<C: CheckpointStrategy> FastConvBackend for Autodiff<Flex, C> {
                 prep.finish((xp, wp, params), y)
             }
             OpsKind::UnTracked(prep) => prep.finish(forward(Pass::Infer, x.primitive(), weight.primitive(), bias.primitive(), params)),
+        }
+    }
+
+    fn cilp_conv2d_relu(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, params: ConvParams) -> FloatTensor<Self> {
+        match ConvReluBackward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (xp, wp) = (x.primitive().clone(), weight.primitive().clone());
+                let y = forward_relu(Pass::Train, &xp, &wp, bias.primitive(), params);
+                prep.finish((xp, wp, y.clone(), params), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(forward_relu(Pass::Infer, x.primitive(), weight.primitive(), bias.primitive(), params)),
         }
     }
 

@@ -396,12 +396,25 @@ pub fn conv2d_forward_with(x: &[f32], w: &[f32], bias: Option<&[f32]>, d: &Conv2
 
 /// [`conv2d_forward`] by the algorithm `algo` and the micro-kernels `isa`.
 pub fn conv2d_forward_by(x: &[f32], w: &[f32], bias: Option<&[f32]>, d: &Conv2dDims, algo: Algo, isa: Isa) -> Vec<f32> {
+    forward_plain(x, w, bias, d, algo, isa, false)
+}
+
+/// `ReLU(conv2d(x) + bias)` in one pass (the ReLU in the GEMM's epilogue, on values still in
+/// cache), with the micro-kernels chosen for `pass`: the same values as [`conv2d_forward_for`]
+/// followed by a ReLU.
+pub fn conv2d_relu_forward_for(pass: Pass, x: &[f32], w: &[f32], bias: &[f32], d: &Conv2dDims) -> Vec<f32> {
+    forward_plain(x, w, Some(bias), d, Algo::choose_forward_for(pass, d), isa_for(Op::Conv, pass), true)
+}
+
+/// The plain convolution's forward pass, with a ReLU after it when `relu`.
+fn forward_plain(x: &[f32], w: &[f32], bias: Option<&[f32]>, d: &Conv2dDims, algo: Algo, isa: Isa, relu: bool) -> Vec<f32> {
     check_lengths(d, x, w);
     check_algo(d, algo);
     if let Some(b) = bias {
         assert_eq!(b.len(), d.c_out, "conv2d: bias length does not match {d:?}");
     }
     let (p, co) = (d.p(), d.c_out);
+    let act = |v: f32| if relu && v <= 0.0 { 0.0 } else { v };
     let mut y = vec![0.0f32; d.y_len()];
     forward_groups(
         x,
@@ -411,19 +424,20 @@ pub fn conv2d_forward_by(x: &[f32], w: &[f32], bias: Option<&[f32]>, d: &Conv2dD
         co * p,
         |_, ns, yg, product| match product {
             // One sample: the GEMM already wrote `yg` (bias pre-filled, see `forward_groups`).
-            Product::InPlace => {}
+            Product::InPlace => {
+                if relu {
+                    yg.iter_mut().for_each(|v| *v = act(*v));
+                }
+            }
             Product::Scratch(tmp, ld) => {
                 for s in 0..ns {
                     for c in 0..co {
                         let dst = &mut yg[(s * co + c) * p..(s * co + c + 1) * p];
                         let src = &tmp[c * ld + s * p..c * ld + (s + 1) * p];
+                        let b = bias.map_or(0.0, |b| b[c]);
                         match bias {
-                            Some(b) => {
-                                for (o, v) in dst.iter_mut().zip(src) {
-                                    *o = v + b[c];
-                                }
-                            }
-                            None => dst.copy_from_slice(src),
+                            Some(_) => dst.iter_mut().zip(src).for_each(|(o, v)| *o = act(v + b)),
+                            None => dst.iter_mut().zip(src).for_each(|(o, v)| *o = act(*v)),
                         }
                     }
                 }
@@ -586,6 +600,34 @@ pub fn conv2d_backward_by(x: &[f32], w: &[f32], dy: &[f32], d: &Conv2dDims, want
         for s in 0..ns {
             for c in 0..co {
                 buf[c * ld + s * p..c * ld + (s + 1) * p].copy_from_slice(&dy_g[(s * co + c) * p..(s * co + c + 1) * p]);
+            }
+        }
+        None
+    })
+}
+
+/// Backward pass of [`conv2d_relu_forward_for`]: `y` is its output (the ReLU's mask, as burn's:
+/// no gradient where `y <= 0`), `dy` the gradient of `y`. The mask is applied while the output gradient
+/// is laid out for the GEMMs, so it costs no pass of its own.
+pub fn conv2d_relu_backward(x: &[f32], w: &[f32], y: &[f32], dy: &[f32], d: &Conv2dDims, want: Wanted) -> Conv2dGrads {
+    check_lengths(d, x, w);
+    let algo = Algo::choose(d);
+    check_algo(d, algo);
+    assert_eq!(dy.len(), d.y_len(), "conv2d backward: output gradient length does not match {d:?}");
+    assert_eq!(y.len(), d.y_len(), "conv2d backward: output length does not match {d:?}");
+    let (p, co) = (d.p(), d.c_out);
+    backward_groups(x, w, d, want, algo, isa_for(Op::Conv, Pass::Train), |b0, ns, buf| {
+        let ld = ns * p;
+        for s in 0..ns {
+            for c in 0..co {
+                let at = ((b0 + s) * co + c) * p;
+                let (dst, g, v) = (&mut buf[c * ld + s * p..c * ld + (s + 1) * p], &dy[at..at + p], &y[at..at + p]);
+                // Branch-free (a bit mask), so that it vectorises: the gradient where y > 0
+                // (or NaN, as burn's `y <= 0` test lets through), +0 elsewhere.
+                for i in 0..p {
+                    let keep = if v[i] <= 0.0 { 0 } else { u32::MAX };
+                    dst[i] = f32::from_bits(g[i].to_bits() & keep);
+                }
             }
         }
         None

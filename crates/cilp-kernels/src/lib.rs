@@ -127,6 +127,29 @@ pub fn conv2d_module(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     conv2d(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), options)
 }
 
+/// `relu(conv(x))` of a `burn::nn::conv::Conv2d`: one fused op on flex (the ReLU in the
+/// convolution's epilogue, its mask applied in the backward pass's gradient layout), burn's
+/// modules otherwise. The same values as `relu(conv2d_module(conv, x))`.
+pub fn conv2d_relu_module(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    if let Some(padding) = padding_pairs(&conv.padding) {
+        let options = ConvOptions::new_with_padding(conv.stride, padding, conv.dilation, conv.groups);
+        let weight = conv.weight.val();
+        let bias = conv.bias.as_ref().map(|b| b.val());
+        if let Some(dims) = fast_dims(&x, &weight, bias.as_ref(), &options) {
+            let params = ConvParams { stride: dims.stride, padding: dims.padding };
+            FAST_CALLS.fetch_add(1, Ordering::Relaxed);
+            let out = <burn::backend::Dispatch as FastConvBackend>::cilp_conv2d_relu(
+                x.into_dispatch(),
+                weight.into_dispatch(),
+                bias.expect("checked by fast_path").into_dispatch(),
+                params,
+            );
+            return Tensor::from_dispatch(out);
+        }
+    }
+    burn::tensor::activation::relu(conv2d_module(conv, x))
+}
+
 /// `pool(relu(conv(x)))` for a `MaxPool2d(2)` (2x2, stride 2, no padding, floor): one fused op
 /// on flex (the full-resolution activation is never stored), the three burn modules otherwise.
 pub fn conv2d_relu_maxpool_module(conv: &Conv2d, pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {

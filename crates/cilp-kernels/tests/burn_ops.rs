@@ -94,6 +94,37 @@ fn fused_conv_relu_maxpool_matches_burn_modules() {
     }
 }
 
+/// The fused conv + ReLU (the strided blocks' first half) gives exactly the bits of the fast
+/// convolution followed by burn's ReLU, in the output and in every gradient, and burn's values.
+#[test]
+fn fused_conv_relu_is_bit_identical_to_the_conv_then_burns_relu() {
+    let device = device();
+    // Direct (few channels), Winograd (stride 1, 16+ channels), stride 2 on odd and even planes.
+    for (c_in, c_out, stride, hw, batch) in [(4, 6, 1, 16, 2), (16, 16, 1, 12, 3), (5, 7, 2, 15, 2), (6, 4, 2, 8, 3)] {
+        let conv = conv(c_in, c_out, stride, 13 + c_in as u64, &device);
+        let x = seeded([batch, c_in, hw, hw], 6, &device);
+        let before = cilp_kernels::fast_calls();
+        let fused = run(&conv, &x, cilp_kernels::conv2d_relu_module);
+        assert!(cilp_kernels::fast_calls() > before, "the fused path was not taken");
+        let two_ops = run(&conv, &x, |c, x| burn::tensor::activation::relu(cilp_kernels::conv2d_module(c, x)));
+        let what = format!("conv+relu {c_in}->{c_out} stride {stride} on {hw}x{hw}");
+        for (name, (a, b)) in ["output", "dx", "dw", "db"].iter().zip(fused.iter().zip(&two_ops)) {
+            let same = a.len() == b.len() && a.iter().zip(b).all(|(u, v)| u.to_bits() == v.to_bits() || (*u == 0.0 && *v == 0.0));
+            assert!(same, "{what}: {name} is not the two ops' bits");
+        }
+        assert!(fused[0].contains(&0.0) && fused[0].iter().any(|v| *v > 0.0), "{what}: the ReLU cut nothing");
+        let slow = run(&conv, &x, |c, x| burn::tensor::activation::relu(c.forward(x)));
+        assert_close(&fused, &slow, &what);
+    }
+    // Without autodiff too.
+    let device = Device::flex();
+    let conv = conv(5, 7, 2, 23, &device);
+    let x = seeded([2, 5, 15, 15], 8, &device);
+    let fused = to_vec(cilp_kernels::conv2d_relu_module(&conv, x.clone()));
+    let two_ops = to_vec(burn::tensor::activation::relu(cilp_kernels::conv2d_module(&conv, x)));
+    assert_eq!(fused, two_ops, "inference: fused conv+relu differs from the two ops");
+}
+
 #[test]
 fn inference_without_autodiff_matches_too() {
     let device = Device::flex();

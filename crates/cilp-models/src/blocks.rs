@@ -114,7 +114,8 @@ impl ConvBlock {
             // conv -> ReLU -> MaxPool2d(2) as one fused op on the CPU backend.
             return cilp_kernels::conv2d_relu_maxpool_module(&self.conv, pool, x); // [batch, out, h/2, w/2]
         }
-        let x = self.activation.forward(cilp_kernels::conv2d_module(&self.conv, x)); // [batch, out, h', w']
+        // conv -> ReLU as one fused op on the CPU backend (`self.activation` is burn's ReLU).
+        let x = cilp_kernels::conv2d_relu_module(&self.conv, x); // [batch, out, h', w']
         let x = match &self.pool {
             Some(pool) => pool.forward(x),
             None => x,
