@@ -230,7 +230,7 @@ fn im2col_rows(x: &[f32], row_len: usize, d: &Conv2dDims, col: &mut [f32], ld: u
                     dst[..lo].fill(0.0);
                     dst[hi..].fill(0.0);
                     if hi > lo {
-                        // Input columns (lo..hi)·s + j - pw: element lo + o on of phase q.
+                        // Input columns (lo..hi)·s + j - pw: elements lo + o onwards of phase q.
                         let first = ih as usize * row_len + q * wq + (lo as isize + o) as usize;
                         dst[lo..hi].copy_from_slice(&plane[first..first + (hi - lo)]);
                     }
