@@ -30,6 +30,7 @@ pub mod winograd4;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use burn::backend::DispatchDevice;
+use burn::backend::tensor::FloatTensor;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
 use burn::nn::{Linear, PaddingConfig2d};
@@ -103,18 +104,71 @@ fn padding_pairs(padding: &PaddingConfig2d) -> Option<[(usize, usize); 2]> {
     }
 }
 
-/// 2-D convolution, same contract as `burn::tensor::module::conv2d`: the fast kernels on the
-/// flex backend (with autodiff), burn's convolution otherwise.
-pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, options: ConvOptions<2>) -> Tensor<4> {
-    let Some(dims) = fast_dims(&x, &weight, bias.as_ref(), &options) else {
-        return burn::tensor::module::conv2d(x, weight, bias, options);
+/// One of the fast convolution ops of [`FastConvBackend`] on the dispatch backend.
+type DispatchConvOp = fn(
+    FloatTensor<burn::backend::Dispatch>,
+    FloatTensor<burn::backend::Dispatch>,
+    FloatTensor<burn::backend::Dispatch>,
+    ConvParams,
+) -> FloatTensor<burn::backend::Dispatch>;
+
+/// What a fast convolution call did: ran, or declined and handed its inputs back.
+// Returned and matched at once: boxing the inputs would allocate on every call.
+#[allow(clippy::large_enum_variant)]
+enum FastConv<T> {
+    Ran(Tensor<4>),
+    Declined(T),
+}
+
+impl<T> FastConv<T> {
+    /// The output, or `fallback` of the inputs where the fast kernels declined.
+    fn or_else(self, fallback: impl FnOnce(T) -> Tensor<4>) -> Tensor<4> {
+        match self {
+            FastConv::Ran(y) => y,
+            FastConv::Declined(inputs) => fallback(inputs),
+        }
+    }
+}
+
+/// Runs `op` on `x`, `weight`, `bias` when the fast kernels handle the call ([`fast_dims`]) and
+/// `accepts` its dims; otherwise hands them back so the caller takes burn's ops.
+fn fast_conv_call(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    options: &ConvOptions<2>,
+    accepts: impl Fn(&Conv2dDims) -> bool,
+    op: DispatchConvOp,
+) -> FastConv<(Tensor<4>, Tensor<4>, Option<Tensor<1>>)> {
+    let Some(dims) = fast_dims(&x, &weight, bias.as_ref(), options).filter(|dims| accepts(dims)) else {
+        return FastConv::Declined((x, weight, bias));
     };
     let params = ConvParams { stride: dims.stride, padding: dims.padding };
     let bias = bias.expect("checked by fast_path");
     FAST_CALLS.fetch_add(1, Ordering::Relaxed);
-    let out =
-        <burn::backend::Dispatch as FastConvBackend>::cilp_conv2d(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch(), params);
-    Tensor::from_dispatch(out)
+    FastConv::Ran(Tensor::from_dispatch(op(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch(), params)))
+}
+
+/// [`fast_conv_call`] for a `burn::nn::conv::Conv2d` module: `x` back where its padding is
+/// `Same` (which only the module's own forward handles) or the fast kernels do not apply.
+fn fast_conv_module_call(conv: &Conv2d, x: Tensor<4>, accepts: impl Fn(&Conv2dDims) -> bool, op: DispatchConvOp) -> FastConv<Tensor<4>> {
+    let Some(padding) = padding_pairs(&conv.padding) else {
+        return FastConv::Declined(x);
+    };
+    let options = ConvOptions::new_with_padding(conv.stride, padding, conv.dilation, conv.groups);
+    let bias = conv.bias.as_ref().map(|b| b.val());
+    match fast_conv_call(x, conv.weight.val(), bias, &options, accepts, op) {
+        FastConv::Ran(y) => FastConv::Ran(y),
+        FastConv::Declined((x, _, _)) => FastConv::Declined(x),
+    }
+}
+
+/// 2-D convolution, same contract as `burn::tensor::module::conv2d`: the fast kernels on the
+/// flex backend (with autodiff), burn's convolution otherwise.
+pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, options: ConvOptions<2>) -> Tensor<4> {
+    let op: DispatchConvOp = <burn::backend::Dispatch as FastConvBackend>::cilp_conv2d;
+    fast_conv_call(x, weight, bias, &options, |_| true, op)
+        .or_else(|(x, weight, bias)| burn::tensor::module::conv2d(x, weight, bias, options))
 }
 
 /// `conv.forward(x)` of a `burn::nn::conv::Conv2d`, through [`conv2d`] (explicit and valid
@@ -131,23 +185,8 @@ pub fn conv2d_module(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 /// convolution's epilogue, its mask applied in the backward pass's gradient layout), burn's
 /// modules otherwise. The same values as `relu(conv2d_module(conv, x))`.
 pub fn conv2d_relu_module(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    if let Some(padding) = padding_pairs(&conv.padding) {
-        let options = ConvOptions::new_with_padding(conv.stride, padding, conv.dilation, conv.groups);
-        let weight = conv.weight.val();
-        let bias = conv.bias.as_ref().map(|b| b.val());
-        if let Some(dims) = fast_dims(&x, &weight, bias.as_ref(), &options) {
-            let params = ConvParams { stride: dims.stride, padding: dims.padding };
-            FAST_CALLS.fetch_add(1, Ordering::Relaxed);
-            let out = <burn::backend::Dispatch as FastConvBackend>::cilp_conv2d_relu(
-                x.into_dispatch(),
-                weight.into_dispatch(),
-                bias.expect("checked by fast_path").into_dispatch(),
-                params,
-            );
-            return Tensor::from_dispatch(out);
-        }
-    }
-    burn::tensor::activation::relu(conv2d_module(conv, x))
+    let op: DispatchConvOp = <burn::backend::Dispatch as FastConvBackend>::cilp_conv2d_relu;
+    fast_conv_module_call(conv, x, |_| true, op).or_else(|x| burn::tensor::activation::relu(conv2d_module(conv, x)))
 }
 
 /// `pool(relu(conv(x)))` for a `MaxPool2d(2)` (2x2, stride 2, no padding, floor): one fused op
@@ -158,27 +197,16 @@ pub fn conv2d_relu_maxpool_module(conv: &Conv2d, pool: &MaxPool2d, x: Tensor<4>)
         && pool.dilation == [1, 1]
         && !pool.ceil_mode
         && matches!(pool.padding, PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0));
-    if fusable_pool && let Some(padding) = padding_pairs(&conv.padding) {
-        let options = ConvOptions::new_with_padding(conv.stride, padding, conv.dilation, conv.groups);
-        let weight = conv.weight.val();
-        let bias = conv.bias.as_ref().map(|b| b.val());
-        if let Some(dims) = fast_dims(&x, &weight, bias.as_ref(), &options)
-            && let (hp, wp) = dims.pooled()
-            && hp > 0
-            && wp > 0
-        {
-            let params = ConvParams { stride: dims.stride, padding: dims.padding };
-            FAST_CALLS.fetch_add(1, Ordering::Relaxed);
-            let out = <burn::backend::Dispatch as FastConvBackend>::cilp_conv2d_relu_maxpool(
-                x.into_dispatch(),
-                weight.into_dispatch(),
-                bias.expect("checked by fast_path").into_dispatch(),
-                params,
-            );
-            return Tensor::from_dispatch(out);
-        }
+    let unfused = |x| pool.forward(burn::tensor::activation::relu(conv2d_module(conv, x)));
+    if !fusable_pool {
+        return unfused(x);
     }
-    pool.forward(burn::tensor::activation::relu(conv2d_module(conv, x)))
+    let op: DispatchConvOp = <burn::backend::Dispatch as FastConvBackend>::cilp_conv2d_relu_maxpool;
+    let pooled_nonempty = |dims: &Conv2dDims| {
+        let (hp, wp) = dims.pooled();
+        hp > 0 && wp > 0
+    };
+    fast_conv_module_call(conv, x, pooled_nonempty, op).or_else(unfused)
 }
 
 static FAST_LINEAR: AtomicBool = AtomicBool::new(true);

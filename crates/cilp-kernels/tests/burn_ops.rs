@@ -178,7 +178,8 @@ fn kernel_larger_than_padded_input_behaves_like_burn() {
         if k == 5 {
             assert_eq!(ours, None, "a kernel that fits the padded input must work");
         } else {
-            assert!(ours.is_some_and(|m| !m.contains("unsupported dims")), "the kernels' assert was reached");
+            // Debug builds panic on the overflow, release builds wrap it: either way, burn's.
+            assert!(!ours.is_some_and(|m| m.contains("unsupported dims")), "the kernels' assert was reached");
         }
     }
     // The module entry points too (valid padding: the kernel does not fit the 3x3 input).
