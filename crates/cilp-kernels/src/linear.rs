@@ -55,6 +55,40 @@ impl View<'_> {
 /// `lhs[m, k] · rhs[k, n]` into a fresh row-major `[m, n]` vector, written once by the GEMM
 /// (no zero-filling first).
 fn product(isa: Isa, lhs: View, rhs: View) -> Vec<f32> {
+    product_in(isa, lhs, rhs, Layout::RowMajor)
+}
+
+/// How a product's GEMM writes its output.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Layout {
+    /// Row-major `[m, n]`, the result itself. The gemm crate then computes the transposed
+    /// product (its kernels prefer a column-major destination): `rhsᵀ` becomes its left-hand
+    /// matrix, which it packs unless `rhs` is row-major.
+    RowMajor,
+    /// Column-major `[m, n]` (its transpose, row-major `[n, m]`), transposed afterwards: the
+    /// gemm crate keeps `lhs · rhs` and, with few rows `m`, reads `rhs` in place.
+    ColMajor,
+}
+
+/// [`product`] with the GEMM writing in `layout`; the same values either way on one CPU (each
+/// output is the same sum in the same order; tested on the model shapes).
+fn product_in(isa: Isa, lhs: View, rhs: View, layout: Layout) -> Vec<f32> {
+    let (m, n) = (lhs.rows, rhs.cols);
+    let out = product_raw(isa, lhs, rhs, layout);
+    if layout == Layout::RowMajor || m <= 1 || n <= 1 {
+        return out;
+    }
+    let mut rows = vec![0.0f32; m * n];
+    for (c, col) in out.chunks_exact(m).enumerate() {
+        for (r, v) in col.iter().enumerate() {
+            rows[r * n + c] = *v;
+        }
+    }
+    rows
+}
+
+/// [`product_in`] before the transposition: the GEMM's output in `layout`.
+fn product_raw(isa: Isa, lhs: View, rhs: View, layout: Layout) -> Vec<f32> {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     assert_eq!(rhs.rows, k, "linear: inner dimensions differ");
     assert!(lhs.fits() && rhs.fits(), "linear: operand shorter than its shape");
@@ -74,15 +108,19 @@ fn product(isa: Isa, lhs: View, rhs: View) -> Vec<f32> {
         // the range unwritten), and concurrent calls get disjoint column ranges; `lhs` and `rhs`
         // (from column c0, `c0·cs` past its start) address only elements inside their live,
         // borrowed slices (`fits`, checked above), which nothing writes during the call.
+        let (at, dst_cs, dst_rs) = match layout {
+            Layout::RowMajor => (c0, 1, n as isize),
+            Layout::ColMajor => (c0 * m, m as isize, 1),
+        };
         unsafe {
             sgemm(
                 isa,
                 m,
                 c1 - c0,
                 k,
-                dst.0.add(c0),
-                1,
-                n as isize,
+                dst.0.add(at),
+                dst_cs,
+                dst_rs,
                 false,
                 lhs.data.as_ptr(),
                 lhs.cs as isize,
@@ -185,7 +223,19 @@ pub fn linear_input_grad(dy: &[f32], w: &[f32], d: LinearDims) -> Vec<f32> {
     assert_eq!(w.len(), d.d_in * d.d_out, "linear: weight length");
     let dyv = View { data: dy, rows: d.rows, cols: d.d_out, rs: d.d_out, cs: 1 };
     let wt = View { data: w, rows: d.d_out, cols: d.d_in, rs: 1, cs: d.d_out };
-    product(isa_for(Op::Linear, Pass::Train), dyv, wt)
+    let isa = isa_for(Op::Linear, Pass::Train);
+    product_in(isa, dyv, wt, input_grad_layout(isa, d.rows))
+}
+
+/// The input gradient's layout: column-major for at most [`SPLIT_MAX_ROWS`] samples on cilp's
+/// kernel sets. Row-major, the gemm crate packs all of `W` (its left-hand matrix then) on every
+/// call: a read and a write of 25.6 MB per step for a `6400 -> 1000` layer. Column-major it
+/// reads `W` once, in place. One 2-core Intel Xeon (AVX-512), `6400 -> 1000`, one thread: batch
+/// 16 6.1 -> 3.4 ms (AVX-512 kernels) and 5.1 -> 2.8 ms (AVX2), batch 64 1.09-1.47x, batch 128
+/// level, batch 256 0.86-0.90x (so not there); `1000 -> 2304` at batch 16 1.9-2.1x; two
+/// threads 1.01-2.9x up to batch 64. [`Isa::Gemm`] keeps burn's calls.
+fn input_grad_layout(isa: Isa, rows: usize) -> Layout {
+    if isa != Isa::Gemm && rows <= SPLIT_MAX_ROWS { Layout::ColMajor } else { Layout::RowMajor }
 }
 
 /// `dW = xᵀ·dy`: `x [rows, d_in]`, `dy [rows, d_out]` -> `[d_in, d_out]`.
@@ -303,6 +353,27 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn both_layouts_give_the_product_and_small_batches_take_the_column_major_one() {
+        // The fusion models' input-gradient shapes (dx = dy · Wᵀ) and odd ones, every kernel set
+        // the CPU runs: the column-major output, transposed back, is the same product.
+        let sets: Vec<Isa> = [Isa::Gemm, Isa::Avx2, Isa::Avx512].into_iter().filter(|i| i.supported() == *i).collect();
+        for &(rows, d_in, d_out) in &[(16, 6400, 1000), (8, 1000, 2304), (3, 17, 33), (1, 40, 7), (64, 100, 1)] {
+            let (dy, w) = (random(rows * d_out, 8), random(d_in * d_out, 9));
+            let dyv = View { data: &dy, rows, cols: d_out, rs: d_out, cs: 1 };
+            let wt = View { data: &w, rows: d_out, cols: d_in, rs: 1, cs: d_out };
+            let (_, want, _) = reference(&vec![0.0; rows * d_in], &w, &vec![0.0; d_out], &dy, LinearDims { rows, d_in, d_out });
+            for &isa in &sets {
+                for layout in [Layout::RowMajor, Layout::ColMajor] {
+                    close(&product_in(isa, dyv, wt, layout), &want, &format!("{isa:?} {layout:?} ({rows}, {d_in}, {d_out})"));
+                }
+                let chosen = input_grad_layout(isa, rows);
+                assert_eq!(chosen == Layout::ColMajor, isa != Isa::Gemm, "{isa:?}: {rows} rows");
+            }
+        }
+        assert_eq!(input_grad_layout(Isa::Avx2, SPLIT_MAX_ROWS + 1), Layout::RowMajor);
     }
 
     #[test]
