@@ -974,10 +974,14 @@ pub fn conv2d_relu_maxpool_forward_by(x: &[f32], w: &[f32], bias: &[f32], d: &Co
 /// One channel plane of `MaxPool2d(2)(ReLU(z + b))` from the pre-activation plane `z` (rows of
 /// `wo` values) into `y` and `arg` (rows of `wp` values): the maximum of each 2x2 window (the
 /// first one wins ties, like PyTorch) plus `b`, or 0 and [`ARG_NONE`] where that is not positive.
-/// Branch-free selects, compiled for AVX2 where the CPU has it (the scalar loop with branches was
-/// 6.5-7.3% of the embedder's training step); the same values either way (comparisons, one
-/// addition and selects: nothing rounds differently).
+/// Branch-free: AVX2 intrinsics where the CPU has AVX2, scalar selects otherwise and for a row's
+/// last `wp mod 8` windows (the scalar loop with branches it replaces was 6.5-7.3% of the
+/// embedder's training step); the same values either way (comparisons, one addition and
+/// selects: nothing rounds differently).
 fn relu_pool_plane(z: &[f32], wo: usize, b: f32, y: &mut [f32], arg: &mut [u8], wp: usize) {
+    if wp == 0 {
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (checked just above).
@@ -1106,9 +1110,13 @@ pub fn conv2d_relu_maxpool_backward_by(
 /// The pre-activation gradient plane (rows of `wo` values, every value written) of one channel
 /// of [`conv2d_relu_maxpool_forward`]: each pooled gradient `dy` (rows of `wp`) at the position
 /// its `arg` code names, 0 elsewhere (the windows' other positions, [`ARG_NONE`] windows, and an
-/// odd last row or column, which pooling floors away). Branch-free, compiled for AVX2 where the
-/// CPU has it; one pass instead of zero-filling then scattering, the same values.
+/// odd last row or column, which pooling floors away). Branch-free (AVX2 intrinsics where the CPU
+/// has AVX2); one pass instead of zero-filling then scattering, the same values.
 fn unpool_plane(dy: &[f32], arg: &[u8], wp: usize, wo: usize, plane: &mut [f32]) {
+    if wp == 0 {
+        plane.fill(0.0);
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (checked just above).
