@@ -880,14 +880,7 @@ fn backward_groups<'a>(
         } else if !dw_transposed {
             acc[..dw_len].to_vec()
         } else {
-            // [K, Cout] -> [Cout, K]
-            let mut dw = vec![0.0f32; co * k];
-            for (kk, row) in acc[..co * k].chunks_exact(co).enumerate() {
-                for (c, v) in row.iter().enumerate() {
-                    dw[c * k + kk] = *v;
-                }
-            }
-            dw
+            crate::transposed(&acc[..co * k], k, co) // [K, Cout] -> [Cout, K]
         }
     });
     give_partial(acc);
@@ -1647,8 +1640,6 @@ mod tests {
         }
     }
 
-    /// The lane sum adds in its documented order (16 lanes, folded pairwise, then the tail) and
-    /// agrees with an f64 sum.
     #[test]
     fn relu_pool_plane_and_unpool_plane_match_the_branchy_scan_and_scatter() {
         // Ties, NaN, zeros and negatives in every window position, an odd row and column.
@@ -1711,6 +1702,8 @@ mod tests {
         }
     }
 
+    /// The lane sum adds in its documented order (16 lanes, folded pairwise, then the tail) and
+    /// agrees with an f64 sum.
     #[test]
     fn lane_sum_adds_in_its_fixed_order() {
         let mut rng = ChaCha8Rng::seed_from_u64(12);

@@ -104,6 +104,11 @@ fn padding_pairs(padding: &PaddingConfig2d) -> Option<[(usize, usize); 2]> {
     }
 }
 
+/// A `Conv2d` module's `ConvOptions`; `None` for `Same` padding ([`padding_pairs`]).
+fn module_options(conv: &Conv2d) -> Option<ConvOptions<2>> {
+    padding_pairs(&conv.padding).map(|padding| ConvOptions::new_with_padding(conv.stride, padding, conv.dilation, conv.groups))
+}
+
 /// One of the fast convolution ops of [`FastConvBackend`] on the dispatch backend.
 type DispatchConvOp = fn(
     FloatTensor<burn::backend::Dispatch>,
@@ -152,15 +157,28 @@ fn fast_conv_call(
 /// [`fast_conv_call`] for a `burn::nn::conv::Conv2d` module: `x` back where its padding is
 /// `Same` (which only the module's own forward handles) or the fast kernels do not apply.
 fn fast_conv_module_call(conv: &Conv2d, x: Tensor<4>, accepts: impl Fn(&Conv2dDims) -> bool, op: DispatchConvOp) -> FastConv<Tensor<4>> {
-    let Some(padding) = padding_pairs(&conv.padding) else {
+    let Some(options) = module_options(conv) else {
         return FastConv::Declined(x);
     };
-    let options = ConvOptions::new_with_padding(conv.stride, padding, conv.dilation, conv.groups);
     let bias = conv.bias.as_ref().map(|b| b.val());
     match fast_conv_call(x, conv.weight.val(), bias, &options, accepts, op) {
         FastConv::Ran(y) => FastConv::Ran(y),
         FastConv::Declined((x, _, _)) => FastConv::Declined(x),
     }
+}
+
+/// The row-major `[cols, rows]` transpose of the row-major `[rows, cols]` matrix `src`.
+pub(crate) fn transposed(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    assert_eq!(src.len(), rows * cols, "transposed: length does not match {rows}x{cols}");
+    let mut out = vec![0.0f32; rows * cols];
+    if cols > 0 {
+        for (r, row) in src.chunks_exact(cols).enumerate() {
+            for (c, v) in row.iter().enumerate() {
+                out[c * rows + r] = *v;
+            }
+        }
+    }
+    out
 }
 
 /// 2-D convolution, same contract as `burn::tensor::module::conv2d`: the fast kernels on the
@@ -174,10 +192,9 @@ pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, options:
 /// `conv.forward(x)` of a `burn::nn::conv::Conv2d`, through [`conv2d`] (explicit and valid
 /// padding; `Same` padding goes to burn's own forward).
 pub fn conv2d_module(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    let Some(padding) = padding_pairs(&conv.padding) else {
+    let Some(options) = module_options(conv) else {
         return conv.forward(x);
     };
-    let options = ConvOptions::new_with_padding(conv.stride, padding, conv.dilation, conv.groups);
     conv2d(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), options)
 }
 

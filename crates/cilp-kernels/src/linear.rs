@@ -78,13 +78,7 @@ fn product_in(isa: Isa, lhs: View, rhs: View, layout: Layout) -> Vec<f32> {
     if layout == Layout::RowMajor || m <= 1 || n <= 1 {
         return out;
     }
-    let mut rows = vec![0.0f32; m * n];
-    for (c, col) in out.chunks_exact(m).enumerate() {
-        for (r, v) in col.iter().enumerate() {
-            rows[r * n + c] = *v;
-        }
-    }
-    rows
+    crate::transposed(&out, n, m)
 }
 
 /// [`product_in`] before the transposition: the GEMM's output in `layout`.
