@@ -19,9 +19,9 @@
 //! The bias gradient (a column sum of `dy`) stays burn's own reduction (see
 //! [`crate::burn_ext`]), so it is bit-identical too.
 //!
-//! With few samples, cilp's kernel sets split the three products into four ranges of output
+//! cilp's kernel sets split each product big enough for threads into four ranges of output
 //! columns run in parallel ([`column_split`]): the same bits at any thread count, up to twice as
-//! fast on two threads at batch 8-32.
+//! fast on two threads at batch 8-32, and 1.1-1.4x at inference batch 256.
 
 use rayon::prelude::*;
 
@@ -92,7 +92,7 @@ fn product_raw(isa: Isa, lhs: View, rhs: View, layout: Layout) -> Vec<f32> {
     }
     let mut out: Vec<f32> = Vec::with_capacity(len);
     let par = parallelism(m, n, k);
-    let split = column_split(isa, m, n, k, par);
+    let split = column_split(isa, n, par);
     let dst = SendPtr(out.as_mut_ptr());
     // Output columns c0..c1 (and the same columns of `rhs`) as one GEMM with parallelism `par`.
     let columns = |c0: usize, c1: usize, par: Parallelism| {
@@ -140,9 +140,9 @@ fn product_raw(isa: Isa, lhs: View, rhs: View, layout: Layout) -> Vec<f32> {
     out
 }
 
-/// The most samples (rows of `x`: `m` of the forward product and the input gradient, `k` of
-/// the weight gradient) a product is split by output columns for (see [`column_split`]).
-const SPLIT_MAX_ROWS: usize = 64;
+/// The most samples (rows of `x` and `dy`) the input gradient is written column-major for (see
+/// [`input_grad_layout`]).
+const COLUMN_MAJOR_MAX_ROWS: usize = 64;
 
 /// Column ranges start at multiples of this (whole AVX-512 vectors).
 const SPLIT_ALIGN: usize = 16;
@@ -154,14 +154,18 @@ const SPLIT_ALIGN: usize = 16;
 /// and the input gradient, `k` of the weight gradient) the gemm crate's own split over two
 /// threads ran its AVX-512 kernels slower than one thread (a forward pass: 3.3 ms on one
 /// thread, 6.7 ms on two, batch 8, 2-core Intel Xeon); with the weight gradients split too the
-/// projector trained 2-8% faster at batch 8-32 on two threads.
+/// projector trained 2-8% faster at batch 8-32 on two threads. With many samples the gemm
+/// crate's own split scaled badly too: the projector's inference (batch 256, `200 -> 1000 ->
+/// 500 -> 3200`) ran 1.2-1.3x as fast on two threads as on one, split here 1.75x (session 22,
+/// same 2-core Xeon: 36-40k -> 41-43k samples/s, three alternating pairs; trained at batch 128
+/// 4.8-6.3k -> 7.4-9.3k).
 /// Here each range of output columns (and of the right-hand matrix) is one single-threaded GEMM;
 /// the ranges depend on the shape only, so the results are bit-identical at any thread count
 /// (tested; an earlier version with one range per thread was not: the gemm crate's blocking
 /// depends on the width it is given). [`Isa::Gemm`] keeps the gemm
 /// crate's own parallelism: it makes the calls burn makes.
-fn column_split(isa: Isa, m: usize, n: usize, k: usize, par: Parallelism) -> usize {
-    if isa == Isa::Gemm || m.min(k) > SPLIT_MAX_ROWS || matches!(par, Parallelism::None) || n < 2 * SPLIT_ALIGN {
+fn column_split(isa: Isa, n: usize, par: Parallelism) -> usize {
+    if isa == Isa::Gemm || matches!(par, Parallelism::None) || n < 2 * SPLIT_ALIGN {
         return 1;
     }
     // A count fixed by the shape, never by the thread count: the gemm crate's blocking depends on
@@ -221,7 +225,7 @@ pub fn linear_input_grad(dy: &[f32], w: &[f32], d: LinearDims) -> Vec<f32> {
     product_in(isa, dyv, wt, input_grad_layout(isa, d.rows))
 }
 
-/// The input gradient's layout: column-major for at most [`SPLIT_MAX_ROWS`] samples on cilp's
+/// The input gradient's layout: column-major for at most [`COLUMN_MAJOR_MAX_ROWS`] samples on cilp's
 /// kernel sets. Row-major, the gemm crate packs all of `W` (its left-hand matrix then) on every
 /// call: a read and a write of 25.6 MB per step for a `6400 -> 1000` layer. Column-major it
 /// reads `W` once, in place. One 2-core Intel Xeon (AVX-512), `6400 -> 1000`, one thread: batch
@@ -229,7 +233,7 @@ pub fn linear_input_grad(dy: &[f32], w: &[f32], d: LinearDims) -> Vec<f32> {
 /// level, batch 256 0.86-0.90x (so not there); `1000 -> 2304` at batch 16 1.9-2.1x; two
 /// threads 1.01-2.9x up to batch 64. [`Isa::Gemm`] keeps burn's calls.
 fn input_grad_layout(isa: Isa, rows: usize) -> Layout {
-    if isa != Isa::Gemm && rows <= SPLIT_MAX_ROWS { Layout::ColMajor } else { Layout::RowMajor }
+    if isa != Isa::Gemm && rows <= COLUMN_MAJOR_MAX_ROWS { Layout::ColMajor } else { Layout::RowMajor }
 }
 
 /// `dW = xᵀ·dy`: `x [rows, d_in]`, `dy [rows, d_out]` -> `[d_in, d_out]`.
@@ -312,11 +316,12 @@ mod tests {
 
     #[test]
     fn products_split_by_columns_equal_the_unsplit_product_bit_for_bit() {
-        // Few rows: the same fixed column ranges on any number of threads; every kernel set the
-        // CPU runs must give the one-thread product's bits, for widths that split evenly and that
-        // do not (1000 = the fusion models' layer, 1001 odd).
+        // The same fixed column ranges on any number of threads; every kernel set the CPU runs
+        // must give the one-thread product's bits, for widths that split evenly and that do not
+        // (1000 = the fusion models' layer, 1001 odd), few rows (training batches) and many (an
+        // inference batch of 256 through the projector's last layer).
         let sets: Vec<Isa> = [Isa::Avx2, Isa::Avx512].into_iter().filter(|i| i.supported() == *i).collect();
-        for &(rows, k, n) in &[(8, 6400, 1000), (16, 700, 1001), (64, 300, 3200)] {
+        for &(rows, k, n) in &[(8, 6400, 1000), (16, 700, 1001), (64, 300, 3200), (256, 500, 3200)] {
             assert!(!matches!(parallelism(rows, n, k), Parallelism::None), "({rows}, {k}, {n}) must be big enough to split");
             let (x, w) = (random(rows * k, 5), random(k * n, 6));
             let lhs = View { data: &x, rows, cols: k, rs: k, cs: 1 };
@@ -329,10 +334,7 @@ mod tests {
                 let run = |threads: usize| {
                     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
                     pool.install(|| {
-                        let splits = (
-                            column_split(isa, rows, n, k, parallelism(rows, n, k)),
-                            column_split(isa, k, n, rows, parallelism(k, n, rows)),
-                        );
+                        let splits = (column_split(isa, n, parallelism(rows, n, k)), column_split(isa, n, parallelism(k, n, rows)));
                         (splits, product(isa, lhs, rhs), product(isa, dyv, wt), product(isa, xt, dyv))
                     })
                 };
@@ -367,7 +369,7 @@ mod tests {
                 assert_eq!(chosen == Layout::ColMajor, isa != Isa::Gemm, "{isa:?}: {rows} rows");
             }
         }
-        assert_eq!(input_grad_layout(Isa::Avx2, SPLIT_MAX_ROWS + 1), Layout::RowMajor);
+        assert_eq!(input_grad_layout(Isa::Avx2, COLUMN_MAJOR_MAX_ROWS + 1), Layout::RowMajor);
     }
 
     #[test]
