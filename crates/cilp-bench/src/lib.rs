@@ -11,7 +11,8 @@
 //! shared, the best run is the least disturbed one).
 
 pub mod agreement;
-pub mod flops;
+/// FLOP counts (moved to `cilp-models`, which owns the layer shapes; kept here by name).
+pub use cilp_models::flops;
 pub mod machine;
 
 use std::time::Instant;
@@ -21,7 +22,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use cilp_kernels::adam::adam_optimizer;
 use cilp_models::loss::mse;
-use cilp_models::{Downsample, ModelInputs, ModelSpec, NvidiaEmbedderConfig, ProjectorConfig, build_cilp};
+use cilp_models::{ModelInputs, ModelSpec, NvidiaEmbedderConfig, ProjectorConfig, build_cilp};
 use serde::{Deserialize, Serialize};
 
 use cilp_train::device::DeviceSpec;
@@ -197,19 +198,7 @@ pub fn network(name: &str) -> Result<Network> {
         Kind::Embedder => Network { branches: vec![nvidia_embedder(4)], shared: vec![] },
         Kind::Projector => projector(),
         Kind::Cilp => Network { branches: vec![nvidia_embedder(4), nvidia_embedder(1)], shared: vec![] },
-        Kind::Classifier(spec) => match spec {
-            ModelSpec::LateFusion(d) => late_fusion(d),
-            ModelSpec::Intermediate(m, d) => intermediate(m, d),
-            ModelSpec::Early(d) => early_fusion(d),
-            ModelSpec::Single(_) => Network { branches: vec![seed_embedder(4, 2, Downsample::MaxPool)], shared: vec![] },
-            ModelSpec::LidarClassifier => lidar_classifier(),
-            ModelSpec::RgbToLidar => {
-                let mut l = nvidia_embedder(4);
-                l.extend(mlp(&[200, 1000, 500, 3200, 100, 1]));
-                Network { branches: vec![l], shared: vec![] }
-            }
-            _ => unreachable!("filtered by parse"),
-        },
+        Kind::Classifier(spec) => spec.network().expect("parse keeps only classifiers with a FLOP model"),
     })
 }
 

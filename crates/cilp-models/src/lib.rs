@@ -41,6 +41,7 @@ use std::path::PathBuf;
 use burn::prelude::Device;
 
 pub mod blocks;
+pub mod flops;
 pub mod loss;
 pub mod nvidia;
 pub mod pytorch;

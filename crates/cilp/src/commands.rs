@@ -408,7 +408,7 @@ pub fn run(a: RunArgs) -> Result<()> {
 
     // Two runs at once where there are two cores: a quick run's small batches keep one core
     // busy far better than two (docs/performance.md); the runs are the same either way.
-    let jobs = a.jobs.unwrap_or_else(|| if cilp_bench::threads() >= 2 { 2 } else { 1 });
+    let jobs = a.jobs.unwrap_or_else(|| crate::default_jobs(a.device));
     // The assessment: after the studies in this process with one job; with more, in a process of
     // its own beside the studies from the start (it takes one of their jobs while it runs, and
     // its stages are bit-identical at any thread count).
@@ -479,7 +479,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         plan: false,
         task_index: None,
         collect: false,
-        jobs,
+        jobs: Some(jobs),
         companion: companion.clone(),
     };
     let fusion_dir = out.join("fusion");

@@ -92,7 +92,7 @@ pub struct RunArgs {
     pub allow_fail: bool,
     /// Train N runs of each study at once, each in a worker process with its share of the
     /// compute threads (see `cilp fusion --jobs`); the results are the same at any N. Default: 2
-    /// on a machine with 2 or more cores (or `RAYON_NUM_THREADS` >= 2), else 1.
+    /// on the CPU device with 2 or more cores (or `RAYON_NUM_THREADS` >= 2), else 1.
     #[arg(long, value_parser = positive_jobs)]
     pub jobs: Option<usize>,
 }
@@ -459,6 +459,14 @@ fn dispatch(cmd: Command) -> Result<()> {
 /// with a clear message, not "unexpected argument".
 fn non_negative_count(s: &str) -> std::result::Result<usize, String> {
     s.trim().parse::<usize>().map_err(|_| format!("must be a non-negative integer, got '{s}'"))
+}
+
+/// Runs trained at once when `--jobs` is not given (`cilp run`, `cilp fusion`, `cilp ablation`):
+/// 2 on the CPU device with 2 or more compute threads (`RAYON_NUM_THREADS`, else every core),
+/// else 1. Two one-thread runs beat one two-thread run on 2 cores (1.2x on the full fusion
+/// study, more on the quick one; docs/performance.md); one GPU gets one process.
+fn default_jobs(device: cilp_train::device::DeviceSpec) -> usize {
+    if device == cilp_train::device::DeviceSpec::Cpu && cilp_bench::threads() >= 2 { 2 } else { 1 }
 }
 
 /// clap parser for `--jobs`: at least 1.

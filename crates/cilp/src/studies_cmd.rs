@@ -73,11 +73,12 @@ pub struct StudyFlags {
     #[arg(long)]
     pub collect: bool,
     /// Train N runs at once, each in a worker process with its share of the compute threads
-    /// (`RAYON_NUM_THREADS` or every core, divided by N). The runs are bit-identical to those of
-    /// one process; small models and batches finish sooner. Each worker's output goes to
-    /// OUT/.workers/RUN.log (kept when one fails).
-    #[arg(long, default_value_t = 1, value_parser = crate::positive_jobs, conflicts_with_all = ["plan", "task_index", "collect"])]
-    pub jobs: usize,
+    /// (`RAYON_NUM_THREADS` or every core, divided by N), the costliest runs first. The runs are
+    /// bit-identical to those of one process; small models and batches finish sooner. Each
+    /// worker's output goes to OUT/.workers/RUN.log (kept when one fails). Default: 2 on the CPU
+    /// device with 2 or more compute threads, else 1.
+    #[arg(long, value_parser = crate::positive_jobs, conflicts_with_all = ["plan", "task_index", "collect"])]
+    pub jobs: Option<usize>,
     /// A process beside the study (`cilp run`'s assessment) that takes one of the jobs while
     /// it runs.
     #[arg(skip)]
@@ -191,6 +192,11 @@ enum Work {
 pub const TASK_INDEX_VARS: [&str; 2] = ["SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX"];
 
 impl StudyFlags {
+    /// Runs trained at once: `--jobs`, else [`default_jobs`](crate::default_jobs).
+    fn jobs(&self) -> usize {
+        self.jobs.unwrap_or_else(|| crate::default_jobs(self.device))
+    }
+
     fn settings(&self) -> Result<StudySettings> {
         let mut s = StudySettings::preset(self.preset.into(), &self.data);
         let custom = self.epochs.is_some()
@@ -339,11 +345,12 @@ fn run_study(
                 bail!("{missing} of the study's runs are missing (named in {}/results.md); the summary covers the others", out.display());
             }
         }
-        Work::All if flags.jobs > 1 => {
+        Work::All if flags.jobs() > 1 => {
             let command = |p: &studies::runner::PlannedRun, config: &Path, mode| worker_command(p, config, mode, &out);
+            let jobs = flags.jobs();
             let workers = studies::Workers {
-                jobs: flags.jobs,
-                threads_per_job: (cilp_bench::threads() / flags.jobs).max(1),
+                jobs,
+                threads_per_job: (cilp_bench::threads() / jobs).max(1),
                 command: &command,
                 companion: flags.companion.as_deref(),
             };

@@ -144,9 +144,10 @@ fn an_array_of_workers_gives_the_study_of_one_machine() {
     }
 }
 
-/// `--jobs N` on one machine: worker processes train N runs at once; the study equals the one
-/// trained run after run. Workers killed in epoch 2 fail the study (naming each run and its
-/// log), no further run starts, and `--resume` with another N finishes it, the same again.
+/// `--jobs N` on one machine: worker processes train N runs at once, the costliest first; the
+/// study equals the one trained run after run. Workers killed in epoch 2 fail the study (naming
+/// each run and its log), no further run starts, and `--resume` with another N finishes it, the
+/// same again.
 #[test]
 fn local_workers_give_the_study_of_one_process() {
     let tmp = tempfile::tempdir().unwrap();
@@ -165,17 +166,18 @@ fn local_workers_give_the_study_of_one_process() {
     let one = tmp.path().join("one");
     ok(&args(&study(&one, &["--quiet"])));
 
-    // Every worker dies in epoch 2: the first three runs fail, and no other run starts.
+    // Every worker dies in epoch 2: the first three runs (intermediate fusion, the costlier model,
+    // though planned second) fail, and no other run starts.
     let par = tmp.path().join("par");
     let o = cilp().args(study(&par, &["--jobs", "3"])).env("CILP_TEST_ABORT_AT", "2:1").output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "{err}");
     assert!(err.contains("3 of the study's workers failed") && err.contains("--resume"), "{err}");
-    for r in ["early-fusion-s51", "early-fusion-s52", "early-fusion-s53"] {
+    for r in ["intermediate-add-s51", "intermediate-add-s52", "intermediate-add-s53"] {
         assert!(err.contains(&format!("{r} (")) && err.contains(&format!(".workers/{r}.log")), "{r}: {err}");
         assert!(par.join(".workers").join(format!("{r}.log")).is_file(), "{r}: the failed worker's log is kept");
     }
-    assert!(!par.join("intermediate-add-s51").exists(), "no run starts after a failure");
+    assert!(!par.join("early-fusion-s51").exists(), "no run starts after a failure");
     assert!(!par.join("summary.json").exists());
 
     // Resumed with two workers: each killed run continues from its committed epoch 1.
@@ -204,6 +206,31 @@ fn local_workers_give_the_study_of_one_process() {
 
     let err = fails(&args(&study(&par, &["--jobs", "0"])));
     assert!(err.contains("--jobs") && err.contains("at least 1"), "{err}");
+}
+
+/// Without `--jobs`, a study on the CPU trains two runs at once where there are two compute
+/// threads, and in this process where there is one; `--jobs 1` keeps one process on any machine.
+#[test]
+fn a_study_takes_two_jobs_by_default_where_there_are_two_threads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = generate(tmp.path(), "data", 4, 11);
+    let study = |out: &str, threads: &str, extra: &[&str]| -> String {
+        let out = tmp.path().join(out);
+        let mut args = vec!["ablation", "--data", s(&data), "--out", s(&out), "--seeds", "51", "--epochs", "1"];
+        args.extend(["--model", "early-fusion", "--limit-per-class", "4", "--batch-size", "4"]);
+        args.extend(extra);
+        let o = cilp().args(&args).env("RAYON_NUM_THREADS", threads).output().unwrap();
+        let e = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{e}");
+        assert!(out.join("summary.json").is_file(), "{e}");
+        e
+    };
+    let two = study("two", "2", &[]);
+    assert!(two.contains(" runs in worker processes, 2 at a time, 1 compute thread(s) each"), "{two}");
+    for (name, threads, extra) in [("one-thread", "1", &[][..]), ("one-job", "2", &["--jobs", "1"][..])] {
+        let e = study(name, threads, extra);
+        assert!(!e.contains("worker processes"), "{name}: {e}");
+    }
 }
 
 /// A study killed with SIGKILL (which it cannot pass on) takes its workers with it: none keeps

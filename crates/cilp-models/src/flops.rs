@@ -9,7 +9,7 @@
 //!   cost again), except for the first layer of each input branch, whose input gradient is not
 //!   needed (PyTorch and burn both skip it).
 
-use cilp_models::{Downsample, FusionMode};
+use crate::{Downsample, FusionMode};
 
 /// One counted layer, per sample.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +131,28 @@ pub fn projector() -> Network {
     Network { branches: vec![mlp(&[200, 1000, 500, 3200])], shared: vec![] }
 }
 
+impl crate::ModelSpec {
+    /// The FLOP model of a zoo classifier (`None` for the contrastive, projector and seed
+    /// assessment models, whose shapes are not described here). Studies use it to start their
+    /// longest runs first.
+    pub fn network(&self) -> Option<Network> {
+        use crate::ModelSpec;
+        Some(match *self {
+            ModelSpec::LateFusion(d) => late_fusion(d),
+            ModelSpec::Intermediate(m, d) => intermediate(m, d),
+            ModelSpec::Early(d) => early_fusion(d),
+            ModelSpec::Single(_) => Network { branches: vec![seed_embedder(4, 2, Downsample::MaxPool)], shared: vec![] },
+            ModelSpec::LidarClassifier => lidar_classifier(),
+            ModelSpec::RgbToLidar => {
+                let mut l = nvidia_embedder(4);
+                l.extend(mlp(&[200, 1000, 500, 3200, 100, 1]));
+                Network { branches: vec![l], shared: vec![] }
+            }
+            _ => return None,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +202,30 @@ mod tests {
         // strided main conv: output at half the side
         let t = conv_trunk(4, &SEED, 64, Downsample::StridedConv);
         assert_eq!(t[0].forward_flops(), 2 * 4 * 9 * 25 * 32 * 32);
+    }
+
+    #[test]
+    fn every_bench_classifier_has_a_network() {
+        use crate::ModelSpec;
+        for spec in ModelSpec::all() {
+            let has = spec.network().is_some();
+            let classifier = matches!(
+                spec,
+                ModelSpec::LateFusion(_)
+                    | ModelSpec::Intermediate(..)
+                    | ModelSpec::Early(_)
+                    | ModelSpec::Single(_)
+                    | ModelSpec::LidarClassifier
+                    | ModelSpec::RgbToLidar
+            );
+            assert_eq!(has, classifier, "{}", spec.name());
+        }
+        // the fusion study's order by cost: late and concat, then add and hadamard, then early
+        let f = |n: &str| ModelSpec::parse(n).unwrap().network().unwrap().train_flops();
+        assert!(f("late-fusion") > f("intermediate-add"));
+        assert!(f("intermediate-concat") > f("intermediate-add"));
+        assert_eq!(f("intermediate-add"), f("intermediate-hadamard"));
+        assert!(f("intermediate-add") > f("early-fusion"));
     }
 
     #[test]
