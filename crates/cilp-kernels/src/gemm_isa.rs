@@ -2,12 +2,12 @@
 //! product, at run time.
 //!
 //! The gemm crate picks one kernel set per process (AVX-512 wherever the CPU has it, once its
-//! `x86-v4` level is compiled in). That is not the fastest choice everywhere: on the Intel Xeons
-//! this project measured, the AVX-512 kernels train the convolutional models 1.07-1.29x faster
-//! but the projector's small (32-row) products 16-22% slower; on an AMD EPYC Zen 4, which runs
-//! 512-bit operations on 256-bit units, they made training about 15% slower and inference 3-15%
-//! faster (docs/performance.md). So cilp calls the micro-kernel sets itself, through
-//! `gemm_common::gemm::gemm_basic_generic` with gemm-f32's public kernels, and picks one per
+//! `x86-v4` level is compiled in), and lets its products split themselves over the threads. That
+//! was not the fastest choice everywhere: on the Intel Xeons this project measured, its AVX-512
+//! kernels trained the projector's small (32-row) products 16-22% slower, and on an AMD EPYC
+//! Zen 4 (512-bit operations on 256-bit units) training about 15% slower (docs/performance.md).
+//! So cilp calls the micro-kernel sets itself, through `gemm_common::gemm::gemm_basic_generic`
+//! with gemm-f32's public kernels and its own split over the threads, and picks one set per
 //! [`Op`] and [`Pass`] ([`isa_for`]): [`auto_isa`] by default, or what [`set_isa`] (the binary's
 //! `CILP_GEMM`) says. The choice depends only on the CPU and the settings, never on timing, so a
 //! run stays bit-identical for one build, CPU and setting.
@@ -85,17 +85,8 @@ fn slot(op: Op, pass: Pass) -> usize {
 /// What the choice depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cpu {
-    pub vendor: Vendor,
     pub fma: bool,
     pub avx512f: bool,
-}
-
-/// The CPU's maker (CPUID leaf 0).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Vendor {
-    Intel,
-    Amd,
-    Other,
 }
 
 impl Cpu {
@@ -103,45 +94,32 @@ impl Cpu {
     pub fn this() -> Cpu {
         #[cfg(target_arch = "x86_64")]
         {
-            let r = std::arch::x86_64::__cpuid(0);
-            let mut id = [0u8; 12];
-            id[..4].copy_from_slice(&r.ebx.to_le_bytes());
-            id[4..8].copy_from_slice(&r.edx.to_le_bytes());
-            id[8..].copy_from_slice(&r.ecx.to_le_bytes());
-            let vendor = match &id {
-                b"GenuineIntel" => Vendor::Intel,
-                b"AuthenticAMD" => Vendor::Amd,
-                _ => Vendor::Other,
-            };
             Cpu {
-                vendor,
                 fma: is_x86_feature_detected!("fma") && is_x86_feature_detected!("avx2"),
                 avx512f: is_x86_feature_detected!("avx512f"),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            Cpu { vendor: Vendor::Other, fma: false, avx512f: false }
+            Cpu { fma: false, avx512f: false }
         }
     }
 }
 
-/// The default choice for `cpu`, from this project's measurements (docs/performance.md):
-/// AVX-512 where the CPU has it, except for training on AMD (Zen 4 splits 512-bit operations in
-/// two: training was slower with them there); AVX2 where the CPU has AVX2 + FMA. (Linear layers
-/// trained on AVX2 on Intel too until session 19: the gemm crate's own two-thread split of their
-/// batch-sized products ran the AVX-512 kernels slowly; split by columns, AVX-512 trained the
-/// fusion models 2-12% and the projector 16-25% faster.)
-pub fn auto_isa(_op: Op, pass: Pass, cpu: Cpu) -> Isa {
-    if !cpu.fma {
-        return Isa::Gemm;
-    }
-    if !cpu.avx512f {
-        return Isa::Avx2;
-    }
-    match (cpu.vendor, pass) {
-        (_, Pass::Infer) | (Vendor::Intel, Pass::Train) => Isa::Avx512,
-        _ => Isa::Avx2,
+/// The default choice for `cpu`, from this project's measurements (docs/performance.md): the
+/// widest set the CPU runs, AVX-512, then AVX2 + FMA, then the gemm crate's own dispatch. With
+/// cilp's split over the threads, AVX-512 trained faster than AVX2 on the Intel Xeons (the
+/// fusion models 2-12%, the projector 16-25%, session 19) and on an AMD EPYC Zen 4 (8 models,
+/// 2 threads batch 32: 13 of 15 pairs, geometric mean 1.07x; 1 thread batch 16: 3 of 3, 1.12x;
+/// session 26); until then Zen 4 trained on AVX2, from a measurement made with the gemm
+/// crate's own split.
+pub fn auto_isa(_op: Op, _pass: Pass, cpu: Cpu) -> Isa {
+    if cpu.avx512f && cpu.fma {
+        Isa::Avx512
+    } else if cpu.fma {
+        Isa::Avx2
+    } else {
+        Isa::Gemm
     }
 }
 
@@ -380,25 +358,18 @@ pub fn matmul_with(isa: Isa, m: usize, n: usize, k: usize, lhs: &[f32], rhs: &[f
 mod tests {
     use super::*;
 
-    fn cpu(vendor: Vendor, fma: bool, avx512f: bool) -> Cpu {
-        Cpu { vendor, fma, avx512f }
+    fn cpu(fma: bool, avx512f: bool) -> Cpu {
+        Cpu { fma, avx512f }
     }
 
     #[test]
-    fn auto_choice_follows_the_measurements() {
-        let intel = cpu(Vendor::Intel, true, true);
-        assert_eq!(auto_isa(Op::Conv, Pass::Train, intel), Isa::Avx512);
-        assert_eq!(auto_isa(Op::Conv, Pass::Infer, intel), Isa::Avx512);
-        assert_eq!(auto_isa(Op::Linear, Pass::Train, intel), Isa::Avx512);
-        assert_eq!(auto_isa(Op::Linear, Pass::Infer, intel), Isa::Avx512);
-        let zen4 = cpu(Vendor::Amd, true, true);
-        assert_eq!(auto_isa(Op::Conv, Pass::Train, zen4), Isa::Avx2);
-        assert_eq!(auto_isa(Op::Linear, Pass::Train, zen4), Isa::Avx2);
-        assert_eq!(auto_isa(Op::Conv, Pass::Infer, zen4), Isa::Avx512);
+    fn auto_choice_is_the_widest_set_the_cpu_runs() {
         for (op, pass) in SLOTS {
-            assert_eq!(auto_isa(op, pass, cpu(Vendor::Intel, true, false)), Isa::Avx2);
-            assert_eq!(auto_isa(op, pass, cpu(Vendor::Amd, true, false)), Isa::Avx2);
-            assert_eq!(auto_isa(op, pass, cpu(Vendor::Other, false, false)), Isa::Gemm);
+            assert_eq!(auto_isa(op, pass, cpu(true, true)), Isa::Avx512, "{}", slot_name(op, pass));
+            assert_eq!(auto_isa(op, pass, cpu(true, false)), Isa::Avx2, "{}", slot_name(op, pass));
+            assert_eq!(auto_isa(op, pass, cpu(false, false)), Isa::Gemm, "{}", slot_name(op, pass));
+            // AVX-512F without FMA + AVX2 does not exist; the choice never names a set the CPU lacks
+            assert_eq!(auto_isa(op, pass, cpu(false, true)), Isa::Gemm, "{}", slot_name(op, pass));
         }
     }
 
