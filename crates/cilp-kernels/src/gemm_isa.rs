@@ -94,10 +94,7 @@ impl Cpu {
     pub fn this() -> Cpu {
         #[cfg(target_arch = "x86_64")]
         {
-            Cpu {
-                fma: is_x86_feature_detected!("fma") && is_x86_feature_detected!("avx2"),
-                avx512f: is_x86_feature_detected!("avx512f"),
-            }
+            Cpu { fma: is_x86_feature_detected!("fma") && is_x86_feature_detected!("avx2"), avx512f: is_x86_feature_detected!("avx512f") }
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
