@@ -284,6 +284,13 @@ def machine():
             "peak_gflops": cores * 2 * fma_lanes * 2 * ghz}
 
 
+def peak_for_threads(mach, threads):
+    """The theoretical peak of `threads` compute threads: the machine's scaled to `threads` of its
+    logical CPUs (as cilp's Machine::peak_for_threads)."""
+    cores = max(mach["cores"], 1)
+    return mach["peak_gflops"] * min(max(threads, 1), cores) / cores
+
+
 def reset_peak():
     """Resets the process's peak-RSS counter (Linux VmHWM), like cilp's memory::reset_peak."""
     try:
@@ -339,7 +346,7 @@ def run_model(name, args, mach):
     train = max(train_runs) if train_runs else None
     infer = max(infer_runs) if infer_runs else None
     gf = lambda sps, fl: None if sps is None else sps * fl / 1e9
-    frac = lambda g: None if g is None else g / mach["peak_gflops"]
+    frac = lambda g: None if g is None else g / peak_for_threads(mach, torch.get_num_threads())
     return {
         "model": name, "parameters": params,
         "train_flops_per_sample": train_flops, "infer_flops_per_sample": fwd,
@@ -366,8 +373,13 @@ def spread(runs):
 
 def print_report(r):
     m = r["machine"]
-    print(f"{r['tool']} {r['version']} | {r['threads']} threads | {m['cpu']} ({m['cores']} logical CPUs, "
-          f"{m['ghz']:.2f} GHz, {m['simd_f32_lanes']}-lane f32 SIMD), theoretical peak {m['peak_gflops']:.1f} GFLOP/s")
+    t = r["threads"]
+    fma = m.get("fma_f32_lanes", m["simd_f32_lanes"])
+    units = f" on {fma}-lane FMA units" if fma and fma != m["simd_f32_lanes"] else ""
+    base = f" on {t} of them" if t < m["cores"] else ""
+    print(f"{r['tool']} {r['version']} | {t} thread{'' if t == 1 else 's'} | {m['cpu']} ({m['cores']} logical CPUs, "
+          f"{m['ghz']:.2f} GHz, {m['simd_f32_lanes']}-lane f32 SIMD{units}), "
+          f"theoretical peak {peak_for_threads(m, t):.1f} GFLOP/s{base}")
     print(f"train batch {r['batch_size']}, inference batch {r['infer_batch_size']}, {r['warmup']} warm-up + "
           f"best of {r['repeats']} x {r['steps']} iterations")
     mib = lambda b: "-" if b is None else f"{b / 2**20:.0f}"

@@ -365,8 +365,8 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&ModelResult)) -> Result<
             infer_samples_per_s: infer,
             train_gflops: gf(train, tf),
             infer_gflops: gf(infer, inf),
-            train_peak_fraction: gf(train, tf).filter(|_| on_cpu).map(|g| g / machine.peak_gflops),
-            infer_peak_fraction: gf(infer, inf).filter(|_| on_cpu).map(|g| g / machine.peak_gflops),
+            train_peak_fraction: gf(train, tf).filter(|_| on_cpu).map(|g| g / machine.peak_for_threads(threads())),
+            infer_peak_fraction: gf(infer, inf).filter(|_| on_cpu).map(|g| g / machine.peak_for_threads(threads())),
             train_runs,
             infer_runs,
             train_peak_rss_bytes,
@@ -413,11 +413,11 @@ pub fn header(r: &BenchReport) -> String {
     };
     device
         + &format!(
-            "{} {} | {} threads | {} ({} logical CPUs, {:.2} GHz, {}-lane f32 SIMD{}), theoretical peak {:.1} GFLOP/s\n\
+            "{} {} | {} | {} ({} logical CPUs, {:.2} GHz, {}-lane f32 SIMD{}), theoretical peak {:.1} GFLOP/s{}\n\
          train batch {}, inference batch {}, {} warm-up + best of {} x {} iterations\n",
             r.tool,
             if r.gemm.is_empty() { r.version.clone() } else { format!("{} (GEMM kernels: {})", r.version, r.gemm) },
-            r.threads,
+            if r.threads == 1 { "1 thread".to_string() } else { format!("{} threads", r.threads) },
             r.machine.cpu,
             r.machine.cores,
             r.machine.ghz,
@@ -427,7 +427,8 @@ pub fn header(r: &BenchReport) -> String {
                 n if n == r.machine.simd_f32_lanes => String::new(),
                 n => format!(" on {n}-lane FMA units"),
             },
-            r.machine.peak_gflops,
+            r.machine.peak_for_threads(r.threads),
+            if r.threads < r.machine.cores { format!(" on {} of them", r.threads) } else { String::new() },
             r.batch_size,
             r.infer_batch_size,
             r.warmup,

@@ -60,6 +60,14 @@ impl Machine {
         let peak_gflops = cores as f64 * 2.0 * fma_f32_lanes as f64 * 2.0 * ghz;
         Machine { cpu, cores, ghz, simd_f32_lanes, fma_f32_lanes, peak_gflops }
     }
+
+    /// The theoretical peak of `threads` compute threads: [`Machine::peak_gflops`] scaled to
+    /// `threads` of the [`Machine::cores`] logical CPUs (a run on one thread of two can reach
+    /// half the machine's peak, not all of it).
+    pub fn peak_for_threads(&self, threads: usize) -> f64 {
+        let cores = self.cores.max(1);
+        self.peak_gflops * threads.clamp(1, cores) as f64 / cores as f64
+    }
 }
 
 #[cfg(test)]
@@ -84,5 +92,18 @@ mod tests {
         assert_eq!((m.simd_f32_lanes, m.fma_f32_lanes), (8, 8));
         let m = Machine::from_cpuinfo(&zen4.replace(": 25", ": 26"), 2);
         assert_eq!((m.simd_f32_lanes, m.fma_f32_lanes), (16, 16));
+    }
+
+    #[test]
+    fn the_peak_counts_the_threads_used() {
+        let info = "model name\t: Intel(R) Xeon(R) CPU @ 2.20GHz\ncpu MHz\t\t: 2200.000\nflags\t\t: fpu avx2 avx512f\n";
+        let m = Machine::from_cpuinfo(info, 4);
+        // 1 core * 2 FMA * 16 lanes * 2 * 2.2 GHz per thread
+        assert!((m.peak_for_threads(1) - 140.8).abs() < 1e-9, "{}", m.peak_for_threads(1));
+        assert!((m.peak_for_threads(2) - 281.6).abs() < 1e-9);
+        // more threads than logical CPUs (or a zero) cannot go past the machine / below one CPU
+        assert_eq!(m.peak_for_threads(4), m.peak_gflops);
+        assert_eq!(m.peak_for_threads(8), m.peak_gflops);
+        assert_eq!(m.peak_for_threads(0), m.peak_for_threads(1));
     }
 }
