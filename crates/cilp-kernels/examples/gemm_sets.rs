@@ -1,17 +1,27 @@
 //! Times matrix products of cilp's shapes with each GEMM micro-kernel set (`gemm_isa`), one
-//! thread: `cargo run --release -p cilp-kernels --example gemm_sets [gemm|avx2|avx512]`.
+//! thread: `cargo run --release -p cilp-kernels --example gemm_sets [gemm|avx2|avx512|bf16]`.
 use std::time::Instant;
 
 use cilp_kernels::gemm_isa::{Isa, matmul};
 
 fn main() {
     let sets: Vec<Isa> = match std::env::args().nth(1) {
-        Some(a) => vec![Isa::parse(&a).unwrap_or_else(|| panic!("`{a}`: expected gemm, avx2 or avx512"))],
-        None => vec![Isa::Gemm, Isa::Avx2, Isa::Avx512],
+        Some(a) => vec![Isa::parse(&a).unwrap_or_else(|| panic!("`{a}`: expected gemm, avx2, avx512 or bf16"))],
+        None => vec![Isa::Gemm, Isa::Avx2, Isa::Avx512, Isa::Bf16],
     };
     // (m, n, k), row-major: an im2col forward product, a Winograd tile product, the projector's
-    // first layer at batch 32, a fusion model's 6400 -> 1000 weight gradient.
-    for &(m, n, k) in &[(100usize, 1024usize, 450usize), (200, 256, 900), (32, 1000, 200), (1000, 32, 6400)] {
+    // first layer at batch 32, a fusion model's 6400 -> 1000 weight gradient, the projector's
+    // three layers at inference batch 256 (200 -> 1000 -> 500 -> 3200).
+    let shapes = [
+        (100usize, 1024usize, 450usize),
+        (200, 256, 900),
+        (32, 1000, 200),
+        (1000, 32, 6400),
+        (256, 1000, 200),
+        (256, 500, 1000),
+        (256, 3200, 500),
+    ];
+    for &(m, n, k) in &shapes {
         let lhs: Vec<f32> = (0..m * k).map(|i| (i % 13) as f32 * 0.1).collect();
         let rhs: Vec<f32> = (0..k * n).map(|i| (i % 7) as f32 * 0.1).collect();
         for &isa in &sets {

@@ -25,6 +25,10 @@ pub enum Isa {
     Avx2,
     /// 512-bit AVX-512F kernels (16 f32 lanes).
     Avx512,
+    /// cilp's bfloat16 products with f32 sums on AVX512_BF16 ([`crate::bf16`]): about twice the
+    /// multiply-adds per instruction, rounding each operand to 8 significant bits. Opt-in only:
+    /// [`auto_isa`] never picks it.
+    Bf16,
 }
 
 impl Isa {
@@ -34,6 +38,7 @@ impl Isa {
             Isa::Gemm => "gemm",
             Isa::Avx2 => "avx2",
             Isa::Avx512 => "avx512",
+            Isa::Bf16 => "bf16",
         }
     }
 
@@ -43,16 +48,23 @@ impl Isa {
             "gemm" => Some(Isa::Gemm),
             "avx2" => Some(Isa::Avx2),
             "avx512" => Some(Isa::Avx512),
+            "bf16" => Some(Isa::Bf16),
             _ => None,
         }
     }
 
-    /// This set if the CPU runs it, else the best one below it that it runs.
+    /// This set if the CPU runs it, else the best one below it that it runs (`bf16` falls back
+    /// to f32 AVX-512, then AVX2).
     pub fn supported(self) -> Isa {
-        let cpu = Cpu::this();
+        self.supported_on(Cpu::this())
+    }
+
+    /// [`Isa::supported`] on `cpu`.
+    pub fn supported_on(self, cpu: Cpu) -> Isa {
         match self {
-            Isa::Avx512 if cpu.avx512f => Isa::Avx512,
-            Isa::Avx512 | Isa::Avx2 if cpu.fma => Isa::Avx2,
+            Isa::Bf16 if cpu.avx512bf16 && cpu.avx512f && cpu.fma => Isa::Bf16,
+            Isa::Bf16 | Isa::Avx512 if cpu.avx512f && cpu.fma => Isa::Avx512,
+            Isa::Bf16 | Isa::Avx512 | Isa::Avx2 if cpu.fma => Isa::Avx2,
             _ => Isa::Gemm,
         }
     }
@@ -87,6 +99,8 @@ fn slot(op: Op, pass: Pass) -> usize {
 pub struct Cpu {
     pub fma: bool,
     pub avx512f: bool,
+    /// AVX512_BF16 (only [`Isa::Bf16`] uses it, when asked for).
+    pub avx512bf16: bool,
 }
 
 impl Cpu {
@@ -94,11 +108,15 @@ impl Cpu {
     pub fn this() -> Cpu {
         #[cfg(target_arch = "x86_64")]
         {
-            Cpu { fma: is_x86_feature_detected!("fma") && is_x86_feature_detected!("avx2"), avx512f: is_x86_feature_detected!("avx512f") }
+            Cpu {
+                fma: is_x86_feature_detected!("fma") && is_x86_feature_detected!("avx2"),
+                avx512f: is_x86_feature_detected!("avx512f"),
+                avx512bf16: is_x86_feature_detected!("avx512bf16"),
+            }
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            Cpu { fma: false, avx512f: false }
+            Cpu { fma: false, avx512f: false, avx512bf16: false }
         }
     }
 }
@@ -109,7 +127,7 @@ impl Cpu {
 /// fusion models 2-12%, the projector 16-25%, session 19) and on an AMD EPYC Zen 4 (8 models,
 /// 2 threads batch 32: 13 of 15 pairs, geometric mean 1.07x; 1 thread batch 16: 3 of 3, 1.12x;
 /// session 26); until then Zen 4 trained on AVX2, from a measurement made with the gemm
-/// crate's own split.
+/// crate's own split. Never [`Isa::Bf16`]: it rounds differently, so a user asks for it.
 pub fn auto_isa(_op: Op, _pass: Pass, cpu: Cpu) -> Isa {
     if cpu.avx512f && cpu.fma {
         Isa::Avx512
@@ -128,6 +146,7 @@ fn encode(isa: Isa) -> u8 {
         Isa::Gemm => 1,
         Isa::Avx2 => 2,
         Isa::Avx512 => 3,
+        Isa::Bf16 => 4,
     }
 }
 
@@ -136,6 +155,7 @@ fn decode(v: u8) -> Option<Isa> {
         1 => Some(Isa::Gemm),
         2 => Some(Isa::Avx2),
         3 => Some(Isa::Avx512),
+        4 => Some(Isa::Bf16),
         _ => None,
     }
 }
@@ -182,7 +202,7 @@ pub fn slot_name(op: Op, pass: Pass) -> &'static str {
 }
 
 /// Applies a `CILP_GEMM` setting: `auto`, one set for everything (`avx2`, `avx512`,
-/// `gemm`), or comma-separated `SLOT=SET` pairs (`conv-train=avx512,linear-train=avx2`;
+/// `gemm`, `bf16`), or comma-separated `SLOT=SET` pairs (`conv-train=avx512,linear-train=avx2`;
 /// slots not named stay automatic). Returns why a setting is not understood.
 pub fn apply_setting(setting: &str) -> Result<(), String> {
     let setting = setting.trim();
@@ -202,7 +222,7 @@ pub fn apply_setting(setting: &str) -> Result<(), String> {
             table[i] = if v == "auto" {
                 None
             } else {
-                Some(Isa::parse(v).ok_or_else(|| format!("`{v}`: not a kernel set (auto, avx2, avx512, gemm)"))?)
+                Some(Isa::parse(v).ok_or_else(|| format!("`{v}`: not a kernel set (auto, avx2, avx512, gemm, bf16)"))?)
             };
         }
     }
@@ -240,6 +260,14 @@ pub unsafe fn sgemm(
     beta: f32,
     par: Parallelism,
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Bf16 {
+        // SAFETY: the caller's contract (the same as `sgemm_bf16`'s, which checks the CPU).
+        unsafe {
+            crate::bf16::sgemm_bf16(m, n, k, dst, dst_cs, dst_rs, read_dst, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs, alpha, beta, par)
+        };
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if isa != Isa::Gemm {
         // What `gemm::gemm` does before its kernels: the micro-kernels prefer a column-major
@@ -302,7 +330,7 @@ pub unsafe fn sgemm(
         match isa {
             Isa::Avx512 => with_kernels!(gemm_common::simd::V4, 16, gemm_f32::microkernel::avx512f::f32, "AVX-512F"),
             Isa::Avx2 => with_kernels!(gemm_common::simd::V3, 8, gemm_f32::microkernel::fma::f32, "AVX2 + FMA"),
-            Isa::Gemm => {}
+            Isa::Gemm | Isa::Bf16 => {}
         }
     }
     let _ = isa;
@@ -356,7 +384,7 @@ mod tests {
     use super::*;
 
     fn cpu(fma: bool, avx512f: bool) -> Cpu {
-        Cpu { fma, avx512f }
+        Cpu { fma, avx512f, avx512bf16: false }
     }
 
     #[test]
@@ -367,7 +395,20 @@ mod tests {
             assert_eq!(auto_isa(op, pass, cpu(false, false)), Isa::Gemm, "{}", slot_name(op, pass));
             // AVX-512F without FMA + AVX2 does not exist; the choice never names a set the CPU lacks
             assert_eq!(auto_isa(op, pass, cpu(false, true)), Isa::Gemm, "{}", slot_name(op, pass));
+            // bf16 is never automatic, even where the CPU has it
+            assert_eq!(auto_isa(op, pass, Cpu { fma: true, avx512f: true, avx512bf16: true }), Isa::Avx512, "{}", slot_name(op, pass));
         }
+    }
+
+    #[test]
+    fn bf16_falls_back_to_f32_where_the_cpu_lacks_it() {
+        let all = Cpu { fma: true, avx512f: true, avx512bf16: true };
+        assert_eq!(Isa::Bf16.supported_on(all), Isa::Bf16);
+        assert_eq!(Isa::Bf16.supported_on(cpu(true, true)), Isa::Avx512);
+        assert_eq!(Isa::Bf16.supported_on(cpu(true, false)), Isa::Avx2);
+        assert_eq!(Isa::Bf16.supported_on(cpu(false, false)), Isa::Gemm);
+        assert_eq!(Isa::parse("bf16"), Some(Isa::Bf16));
+        assert_eq!(Isa::Bf16.name(), "bf16");
     }
 
     #[test]

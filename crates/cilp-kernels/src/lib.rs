@@ -20,6 +20,7 @@
 //! elementwise ops; [`adam::set_fused_adam`]`(false)` makes [`adam::adam_optimizer`] return burn's Adam).
 
 pub mod adam;
+pub mod bf16;
 pub mod burn_ext;
 pub mod conv;
 pub mod gemm_isa;

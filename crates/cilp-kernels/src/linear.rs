@@ -161,7 +161,8 @@ const SPLIT_ALIGN: usize = 16;
 /// depends on the width it is given). [`Isa::Gemm`] keeps the gemm
 /// crate's own parallelism: it makes the calls burn makes.
 fn column_split(isa: Isa, n: usize, par: Parallelism) -> usize {
-    if isa == Isa::Gemm || matches!(par, Parallelism::None) || n < 2 * SPLIT_ALIGN {
+    // Bf16 packs both operands and splits its tiles over the threads itself.
+    if matches!(isa, Isa::Gemm | Isa::Bf16) || matches!(par, Parallelism::None) || n < 2 * SPLIT_ALIGN {
         return 1;
     }
     // A count fixed by the shape, never by the thread count: the gemm crate's blocking depends on
@@ -233,7 +234,8 @@ const COLUMN_MAJOR_MAX_ROWS: usize = 64;
 /// level, batch 256 0.86-0.90x (so not there); `1000 -> 2304` at batch 16 1.9-2.1x; two
 /// threads 1.01-2.9x up to batch 64. [`Isa::Gemm`] keeps burn's calls.
 fn input_grad_layout(isa: Isa, rows: usize) -> Layout {
-    if isa != Isa::Gemm && rows <= COLUMN_MAJOR_MAX_ROWS { Layout::ColMajor } else { Layout::RowMajor }
+    // Bf16 packs `W` whatever the layout.
+    if !matches!(isa, Isa::Gemm | Isa::Bf16) && rows <= COLUMN_MAJOR_MAX_ROWS { Layout::ColMajor } else { Layout::RowMajor }
 }
 
 /// `dW = xᵀ·dy`: `x [rows, d_in]`, `dy [rows, d_out]` -> `[d_in, d_out]`.
@@ -297,6 +299,41 @@ mod tests {
             close(&linear_forward_for(Pass::Train, &x, &w, Some(&b), d), &y, "y (training kernels)");
             close(&linear_input_grad(&dy, &w, d), &dx, "dx");
             close(&linear_weight_grad(&x, &dy, d), &dw, "dW");
+        }
+    }
+
+    #[test]
+    fn bf16_products_stay_within_bf16_rounding_on_the_layers_strided_views() {
+        if Isa::Bf16.supported() != Isa::Bf16 {
+            eprintln!("skipped: this CPU has no AVX512_BF16");
+            return;
+        }
+        // (rows, d_in, d_out): odd, and the projector's 200 -> 1000 above the parallel threshold.
+        for &(rows, d_in, d_out) in &[(3, 5, 7), (33, 70, 45), (256, 200, 1000)] {
+            let (x, w, dy) = (random(rows * d_in, 1), random(d_in * d_out, 2), random(rows * d_out, 3));
+            // the forward pass, the input gradient (Wᵀ read by strides), the weight gradient (xᵀ)
+            let views = [
+                (View { data: &x, rows, cols: d_in, rs: d_in, cs: 1 }, View { data: &w, rows: d_in, cols: d_out, rs: d_out, cs: 1 }),
+                (View { data: &dy, rows, cols: d_out, rs: d_out, cs: 1 }, View { data: &w, rows: d_out, cols: d_in, rs: 1, cs: d_out }),
+                (View { data: &x, rows: d_in, cols: rows, rs: 1, cs: d_in }, View { data: &dy, rows, cols: d_out, rs: d_out, cs: 1 }),
+            ];
+            for (pi, (lhs, rhs)) in views.into_iter().enumerate() {
+                let got = product(Isa::Bf16, lhs, rhs);
+                let at = |v: View, r: usize, c: usize| v.data[r * v.rs + c * v.cs] as f64;
+                for r in 0..lhs.rows {
+                    for c in 0..rhs.cols {
+                        let (e, a) = (0..lhs.cols).fold((0.0, 0.0), |(e, a), j| {
+                            let p = at(lhs, r, j) * at(rhs, j, c);
+                            (e + p, a + p.abs())
+                        });
+                        let g = got[r * rhs.cols + c] as f64;
+                        assert!(
+                            (g - e).abs() <= (2f64.powi(-7) + 1e-5) * a,
+                            "product {pi} {rows}x{d_in}x{d_out} ({r}, {c}): {g} against {e}"
+                        );
+                    }
+                }
+            }
         }
     }
 

@@ -9,7 +9,7 @@
 //! | `CILP_CONV_DIRECT=1` | cilp-kernels' direct (im2col) convolution everywhere, no Winograd (for comparisons) |
 //! | `CILP_KEEP_DENORMALS=1` | do not flush subnormal floats to zero (for comparisons; see `cilp_kernels::flush_denormals`) |
 //! | `CILP_BURN_ADAM=1` | burn's Adam instead of the fused one (for comparisons) |
-//! | `CILP_GEMM=SETTING` | the GEMM micro-kernels: `auto` (default, per CPU), `avx2`, `avx512`, `gemm`, or `SLOT=SET,...` with slots `conv-train`, `conv-infer`, `linear-train`, `linear-infer` (`cilp_kernels::gemm_isa`) |
+//! | `CILP_GEMM=SETTING` | the GEMM micro-kernels: `auto` (default, per CPU), `avx2`, `avx512`, `gemm`, `bf16` (opt-in bfloat16 products on AVX512_BF16 CPUs, `cilp_kernels::bf16`; e.g. `linear-infer=bf16`), or `SLOT=SET,...` with slots `conv-train`, `conv-infer`, `linear-train`, `linear-infer` (`cilp_kernels::gemm_isa`) |
 //! | `CILP_CHECKPOINT_EVERY=SECONDS` | the least time between two checkpoint commits of a run (default 60; `0`: every epoch; the last epoch always commits; `cilp_train::fit::FitSettings::commit_every`) |
 //! | `CILP_TEST_ABORT_AT=E:S` | test hook: abort (like SIGKILL) at step S of epoch E |
 //! | `CILP_TEST_NAN_AT=E:S` | test hook: that step's loss becomes NaN |
@@ -87,6 +87,12 @@ pub fn init() -> Switches {
     {
         eprintln!("error: CILP_GEMM={setting}: {why}");
         std::process::exit(2);
+    }
+    if let Some(setting) = s.gemm
+        && setting.contains("bf16")
+        && !cilp_kernels::bf16::available()
+    {
+        eprintln!("warning: CILP_GEMM={setting}: this CPU has no AVX512_BF16; those products run in f32 (AVX-512 or AVX2)");
     }
     if let Some(setting) = s.checkpoint_every {
         match parse_seconds(setting) {
