@@ -346,6 +346,8 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&ModelResult)) -> Result<
         let runs = f()?.iter().map(|s| batch as f64 / s).collect();
         Ok((runs, cilp_train::memory::peak_bytes().filter(|_| on_cpu)))
     };
+    let threads = threads();
+    let peak = machine.peak_for_threads(threads);
     let mut results = Vec::new();
     for (name, kind) in kinds {
         let net = network(&name)?;
@@ -365,8 +367,8 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&ModelResult)) -> Result<
             infer_samples_per_s: infer,
             train_gflops: gf(train, tf),
             infer_gflops: gf(infer, inf),
-            train_peak_fraction: gf(train, tf).filter(|_| on_cpu).map(|g| g / machine.peak_for_threads(threads())),
-            infer_peak_fraction: gf(infer, inf).filter(|_| on_cpu).map(|g| g / machine.peak_for_threads(threads())),
+            train_peak_fraction: gf(train, tf).filter(|_| on_cpu).map(|g| g / peak),
+            infer_peak_fraction: gf(infer, inf).filter(|_| on_cpu).map(|g| g / peak),
             train_runs,
             infer_runs,
             train_peak_rss_bytes,
@@ -379,7 +381,7 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&ModelResult)) -> Result<
         tool: "cilp".into(),
         version: env!("CARGO_PKG_VERSION").into(),
         gemm: cilp_kernels::gemm_isa::describe(),
-        threads: threads(),
+        threads,
         machine,
         device: cfg.device,
         adapter,

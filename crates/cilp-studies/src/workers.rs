@@ -261,8 +261,8 @@ fn start_order(planned: &[PlannedRun], jobs: usize) -> Vec<&PlannedRun> {
                 .and_then(|s| s.network())
                 .map_or(u128::MAX, |n| u128::from(n.train_flops()) * p.config.epochs as u128)
         };
-        // A stable sort: equal costs stay in the plan's order.
-        order.sort_by_key(|p| std::cmp::Reverse(cost(p)));
+        // A stable sort (equal costs stay in the plan's order), each cost computed once.
+        order.sort_by_cached_key(|p| std::cmp::Reverse(cost(p)));
     }
     order
 }

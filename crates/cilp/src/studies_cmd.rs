@@ -323,6 +323,7 @@ fn run_study(
     t: Instant,
 ) -> Result<()> {
     let out = opts.out.clone();
+    let jobs = flags.jobs();
     match flags.work()? {
         Work::Plan => {
             let plan = studies::runner::plan(settings, models)?;
@@ -345,9 +346,8 @@ fn run_study(
                 bail!("{missing} of the study's runs are missing (named in {}/results.md); the summary covers the others", out.display());
             }
         }
-        Work::All if flags.jobs() > 1 => {
+        Work::All if jobs > 1 => {
             let command = |p: &studies::runner::PlannedRun, config: &Path, mode| worker_command(p, config, mode, &out);
-            let jobs = flags.jobs();
             let workers = studies::Workers {
                 jobs,
                 threads_per_job: (cilp_bench::threads() / jobs).max(1),
