@@ -304,6 +304,7 @@ fn run_section(i: usize, r: &RunRecord, colour: &str) -> String {
             vec!["device".into(), sum.device.clone()],
             vec!["seed".into(), sum.seed.to_string()],
             vec!["git commit".into(), sum.git_commit.clone().unwrap_or_else(|| "-".into())],
+            vec!["CPU kernels".into(), sum.kernels.clone().unwrap_or_else(|| "-".into())],
             vec!["started".into(), sum.started_at.clone()],
             vec!["finished".into(), sum.finished_at.clone().unwrap_or_else(|| "-".into())],
         ];

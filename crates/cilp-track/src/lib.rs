@@ -72,7 +72,7 @@
 //! * **summary.json** ([`RunSummary`]): `name`, `kind` (`train`, `cilp`,
 //!   `projector`, …), `model`, `parameters`, `best_epoch`, `best_val_loss`,
 //!   `final_metrics` (tag → value), `total_seconds`, `git_commit`, `device`,
-//!   `seed`, `status` (`running` | `completed` | `failed`), `started_at`,
+//!   `kernels` (on CPU: the GEMM kernel set of each kind of product), `seed`, `status` (`running` | `completed` | `failed`), `started_at`,
 //!   `finished_at` (RFC 3339 UTC), `extra` (free JSON). Write it at start with
 //!   status `running` and again at the end.
 //!

@@ -101,6 +101,11 @@ pub struct RunSummary {
     pub git_commit: Option<String>,
     /// Device description, e.g. `"cpu"`, `"cuda:0"`.
     pub device: String,
+    /// On CPU, the kernel set of each kind of product the last session ran with (rounding
+    /// differs between sets: a run is bit-identical for one build, CPU and setting), e.g.
+    /// `conv-train avx512, conv-infer avx512, linear-train avx512, linear-infer bf16`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernels: Option<String>,
     /// Random seed.
     pub seed: u64,
     /// Lifecycle state.
@@ -130,6 +135,7 @@ impl Default for RunSummary {
             total_seconds: 0.0,
             git_commit: None,
             device: String::new(),
+            kernels: None,
             seed: 0,
             status: RunStatus::Running,
             started_at: String::new(),

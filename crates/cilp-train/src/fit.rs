@@ -403,6 +403,7 @@ pub fn fit<S: TrainStep>(
     summary.model = info.model.to_string();
     summary.parameters = info.parameters;
     summary.device = info.device.clone();
+    summary.kernels = (info.device == "cpu").then(cilp_kernels::gemm_isa::describe);
     summary.seed = info.seed;
     summary.git_commit = cilp_track::run::git_commit();
     summary.status = RunStatus::Running;
@@ -673,6 +674,31 @@ mod tests {
 
     fn weights(m: &Linear) -> Vec<f32> {
         m.weight.val().into_data().try_into_vec_as::<f32>().unwrap()
+    }
+
+    /// A CPU run's summary names the kernel set of each kind of product (rounding differs
+    /// between sets); a run on another device names none.
+    #[test]
+    fn a_cpu_run_records_its_kernel_sets() {
+        let tmp = tempfile::tempdir().unwrap();
+        for (device, want) in [("cpu", true), ("wgpu", false)] {
+            let dir = tmp.path().join(device);
+            let open = open_run(&dir, "line", CreateMode::New, &Config { epochs: 1 }, &["val/loss"]).unwrap();
+            let mut step = Line::new(false);
+            let model = step.model();
+            let info = RunInfo { device: device.into(), ..INFO };
+            let f = fit(open, &info, &settings(1), &mut step, model, cilp_kernels::adam::adam_optimizer()).unwrap();
+            let on_disk = cilp_track::read_summary(&dir.join("line")).unwrap();
+            assert_eq!(on_disk.kernels, f.summary.kernels);
+            match (want, &on_disk.kernels) {
+                (true, Some(k)) => {
+                    assert_eq!(*k, cilp_kernels::gemm_isa::describe());
+                    assert!(k.contains("conv-train") && k.contains("linear-infer"), "{k}");
+                }
+                (false, None) => {}
+                other => panic!("{device}: {other:?}"),
+            }
+        }
     }
 
     /// Two epochs, then the run reopened for a third, ends bit for bit where three epochs in one
