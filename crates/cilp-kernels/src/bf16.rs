@@ -1,6 +1,7 @@
 //! Products in bfloat16 with f32 sums, on CPUs with AVX512_BF16 (Intel Cooper Lake and Sapphire
 //! Rapids on, AMD Zen 4 on): the opt-in kernel set [`crate::gemm_isa::Isa::Bf16`], never chosen
-//! automatically (`CILP_GEMM=linear-train=bf16,linear-infer=bf16`, or `bf16` for every product).
+//! automatically (`CILP_GEMM=linear-infer=bf16`, the measured use; any slot, or `bf16` for every
+//! product).
 //!
 //! Each operand is rounded to bfloat16 (8 significant bits, round to nearest even) while it is
 //! packed; `vdpbf16ps` then multiplies two pairs of bfloat16 values and adds both products to
@@ -12,7 +13,7 @@
 //!
 //! Layout: the right-hand matrix is packed into panels of [`NR`] columns, `[k/2][NR]` pairs
 //! (one 32-bit lane holds rows `2p` and `2p + 1` of a column), the left-hand one into blocks of
-//! [`MR`] rows, `[k/2][MR]` pairs; the micro-kernel keeps an `MR x NR` tile in 16 registers and
+//! [`MR`] rows, `[MR][k/2]` pairs (a row's pairs contiguous); the micro-kernel keeps an `MR x NR` tile in 16 registers and
 //! streams both packs once per tile.
 
 use rayon::prelude::*;
