@@ -18,7 +18,7 @@
 
 use rayon::prelude::*;
 
-use crate::gemm_isa::Parallelism;
+use crate::gemm_isa::{Cpu, Parallelism};
 
 /// Rows of the micro-kernel's tile.
 const MR: usize = 8;
@@ -44,22 +44,22 @@ pub fn from_bf16(h: u16) -> f32 {
     f32::from_bits((h as u32) << 16)
 }
 
-/// Whether this CPU runs the set (AVX-512F and AVX512_BF16).
+/// Whether this CPU runs the set (AVX-512F and AVX512_BF16; detected by [`Cpu::this`]).
 pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bf16")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    let cpu = Cpu::this();
+    cpu.avx512f && cpu.avx512bf16
 }
 
 /// Two bfloat16 values in one lane: `lo` (the even row) in the low half.
 #[inline(always)]
 fn pair(lo: f32, hi: f32) -> u32 {
     to_bf16(lo) as u32 | (to_bf16(hi) as u32) << 16
+}
+
+/// The pair `p` of a run of `k` values `get(0..k)` (zero past `k`).
+#[inline(always)]
+fn pair_at(k: usize, p: usize, get: impl Fn(usize) -> f32) -> u32 {
+    pair(get(2 * p), if 2 * p + 1 < k { get(2 * p + 1) } else { 0.0 })
 }
 
 /// A strided read-only matrix behind a raw pointer: `(r, c)` at `ptr + r·rs + c·cs`.
@@ -105,9 +105,7 @@ impl Dst {
             *d = if read_dst { alpha * *d + beta * v } else { beta * v };
         }
     }
-}
 
-impl Dst {
     /// Columns `c0..c0 + len` of row `r`, contiguous (`cs == 1`).
     ///
     /// # Safety
@@ -159,10 +157,8 @@ unsafe fn pack_rhs(k: usize, n: usize, rhs: Strided, threads: bool) -> Vec<u32> 
         for p in 0..kp {
             let dst = &mut panel[p * NR..p * NR + cols];
             for (j, d) in dst.iter_mut().enumerate() {
-                // SAFETY: 2p < k and c0 + j < n.
-                let lo = unsafe { rhs.at(2 * p, c0 + j) };
-                let hi = if 2 * p + 1 < k { unsafe { rhs.at(2 * p + 1, c0 + j) } } else { 0.0 };
-                *d = pair(lo, hi);
+                // SAFETY: pair_at reads rows < k; c0 + j < n.
+                *d = pair_at(k, p, |r| unsafe { rhs.at(r, c0 + j) });
             }
         }
     });
@@ -188,10 +184,8 @@ unsafe fn pack_lhs(m: usize, k: usize, lhs: Strided, threads: bool) -> Vec<u32> 
                 p0 = unsafe { pairs_along(lhs.ptr.offset((r0 + i) as isize * lhs.rs), row) };
             }
             for (p, d) in row.iter_mut().enumerate().skip(p0) {
-                // SAFETY: r0 + i < m and 2p < k.
-                let lo = unsafe { lhs.at(r0 + i, 2 * p) };
-                let hi = if 2 * p + 1 < k { unsafe { lhs.at(r0 + i, 2 * p + 1) } } else { 0.0 };
-                *d = pair(lo, hi);
+                // SAFETY: r0 + i < m; pair_at reads columns < k.
+                *d = pair_at(k, p, |c| unsafe { lhs.at(r0 + i, c) });
             }
         }
     });
@@ -321,6 +315,8 @@ pub unsafe fn sgemm_bf16(
     // SAFETY: the caller's contract covers (m, k) of lhs and (k, n) of rhs.
     let (a, b) = unsafe { (pack_lhs(m, k, lhs, threads), pack_rhs(k, n, rhs, threads)) };
     let (blocks, panels) = (m.div_ceil(MR), n.div_ceil(NR));
+    // Rows of the tile copied whole: a plain product into a row-major destination.
+    let whole_rows = dst.cs == 1 && !read_dst && beta == 1.0;
     let one = |t: usize| {
         let (jb, ib) = (t / blocks, t % blocks);
         let mut tile = [[0.0f32; NR]; MR];
@@ -332,7 +328,7 @@ pub unsafe fn sgemm_bf16(
         let (r0, c0) = (ib * MR, jb * NR);
         let cols = n.min(c0 + NR) - c0;
         for (i, row) in tile.iter().enumerate().take(m - r0) {
-            if dst.cs == 1 && !read_dst && beta == 1.0 {
+            if whole_rows {
                 // SAFETY: row r0 + i < m, columns c0..c0 + cols <= n, contiguous; this tile's only.
                 unsafe { dst.row(r0 + i, c0, cols) }.copy_from_slice(&row[..cols]);
                 continue;
