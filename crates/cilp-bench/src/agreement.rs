@@ -6,6 +6,13 @@
 //! with cilp's fused kernels, the other device through their fallback to burn's own ops), and the
 //! results are compared within the stated [`Tolerances`].
 //!
+//! The CPU side runs its training forward passes in Winograd F(2x2, 3x3) where training takes
+//! F(4x4, 3x3) ([`cilp_kernels::winograd::set_reference_forward`], for the check's duration):
+//! F(4x4)'s rounding flips ReLU / MaxPool decisions that sit near a tie about 10x as often, a
+//! flipped decision moves a whole gradient value, and the other device's gradients follow its own
+//! decisions. F(4x4)'s forward values and its backward passes at the same decisions are checked
+//! against the direct kernel in `cilp-models/tests/winograd_gradients.rs`.
+//!
 //! Adam's first step moves every parameter by about `lr * sign(gradient)`, so an element whose
 //! gradient is below the gradient tolerance may legitimately move the other way on the other
 //! device; the step is compared on the elements whose gradient is larger than that ("decisive"
@@ -377,6 +384,7 @@ pub fn check(spec: DeviceSpec, cfg: &AgreementConfig, mut progress: impl FnMut(&
     }
     let dev = device(spec)?.autodiff();
     let adapter = cilp_train::device::adapter(spec);
+    let _reference = ReferenceForward::on();
     let start = Instant::now();
     let cpu = cilp_models::cpu_autodiff_device();
     let (mut conv_on_device, mut adam_on_device) = (0usize, 0usize);
@@ -455,6 +463,22 @@ pub fn check(spec: DeviceSpec, cfg: &AgreementConfig, mut progress: impl FnMut(&
         fused_adam_steps_on_device: adam_on_device,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// Turns [`cilp_kernels::winograd::set_reference_forward`] on while it lives (the check's CPU
+/// side), then back to what it was.
+struct ReferenceForward(bool);
+
+impl ReferenceForward {
+    fn on() -> ReferenceForward {
+        ReferenceForward(cilp_kernels::winograd::set_reference_forward(true))
+    }
+}
+
+impl Drop for ReferenceForward {
+    fn drop(&mut self) {
+        cilp_kernels::winograd::set_reference_forward(self.0);
+    }
 }
 
 #[cfg(test)]

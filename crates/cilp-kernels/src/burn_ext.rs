@@ -15,7 +15,7 @@ use std::sync::Arc;
 use burn::backend::autodiff::NodeId;
 use burn::tensor::{Bytes, DType, Shape};
 
-use crate::conv::{self, Conv2dDims, Wanted};
+use crate::conv::{self, Conv2dDims, SavedInput, Wanted};
 use crate::gemm_isa::Pass;
 use crate::linear::{self, LinearDims};
 
@@ -106,6 +106,29 @@ fn forward_relu_pool(pass: Pass, x: &FlexTensor, weight: &FlexTensor, bias: &Fle
     (flex_tensor(out.y, vec![d.batch, d.c_out, hp, wp]), out.arg)
 }
 
+/// The training forward passes, keeping a Winograd pass's transformed input for the backward
+/// pass's weight gradient (kept even where the weight is frozen: the op cannot see which of
+/// its inputs are tracked; memory only, 2.25 values per input value in F(4x4)).
+fn train_relu(x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor, params: ConvParams) -> (FlexTensor, Option<Arc<SavedInput>>) {
+    let (xv, wv, bv) = (F32View::new(x), F32View::new(weight), F32View::new(bias));
+    let d = dims_of(&xv.dims(), &wv.dims(), params);
+    let (y, saved) = conv::conv2d_relu_forward_train(xv.slice(), wv.slice(), bv.slice(), &d);
+    (flex_tensor(y, vec![d.batch, d.c_out, d.out_h(), d.out_w()]), saved.map(Arc::new))
+}
+
+fn train_relu_pool(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    bias: &FlexTensor,
+    params: ConvParams,
+) -> (FlexTensor, Vec<u8>, Option<Arc<SavedInput>>) {
+    let (xv, wv, bv) = (F32View::new(x), F32View::new(weight), F32View::new(bias));
+    let d = dims_of(&xv.dims(), &wv.dims(), params);
+    let (out, saved) = conv::conv2d_relu_maxpool_forward_train(xv.slice(), wv.slice(), bv.slice(), &d);
+    let (hp, wp) = d.pooled();
+    (flex_tensor(out.y, vec![d.batch, d.c_out, hp, wp]), out.arg, saved.map(Arc::new))
+}
+
 impl FastConvBackend for Flex {
     fn cilp_conv2d(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, params: ConvParams) -> FlexTensor {
         forward(Pass::Infer, &x, &weight, &bias, params)
@@ -164,18 +187,19 @@ fn register(
 struct ConvReluBackward;
 
 impl Backward<Flex, 3> for ConvReluBackward {
-    // Input, weight and output (shared buffers, not copies), the parameters.
-    type State = (FlexTensor, FlexTensor, FlexTensor, ConvParams);
+    // Input, weight and output (shared buffers, not copies), the parameters, and a Winograd
+    // forward pass's transformed input.
+    type State = (FlexTensor, FlexTensor, FlexTensor, ConvParams, Option<Arc<SavedInput>>);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
         let [node_x, node_w, node_b] = ops.parents;
         let dy = grads.consume::<Flex>(&ops.node);
-        let (x, weight, y, params) = ops.state;
+        let (x, weight, y, params, saved) = ops.state;
         let (xv, wv, yv, dyv) = (F32View::new(&x), F32View::new(&weight), F32View::new(&y), F32View::new(&dy));
         let (x_shape, w_shape) = (xv.dims(), wv.dims());
         let d = dims_of(&x_shape, &w_shape, params);
         let want = Wanted { x: node_x.is_some(), w: node_w.is_some(), b: node_b.is_some() };
-        let g = conv::conv2d_relu_backward(xv.slice(), wv.slice(), yv.slice(), dyv.slice(), &d, want);
+        let g = conv::conv2d_relu_backward_saved(xv.slice(), wv.slice(), yv.slice(), dyv.slice(), &d, want, saved.as_deref());
         register(grads, [node_x, node_w, node_b].map(|n| n.map(|n| n.id)), g, x_shape, w_shape, d.c_out);
     }
 }
@@ -184,18 +208,19 @@ impl Backward<Flex, 3> for ConvReluBackward {
 struct ConvReluPoolBackward;
 
 impl Backward<Flex, 3> for ConvReluPoolBackward {
-    // Input, weight, the argmax code of every pooled output, the parameters.
-    type State = (FlexTensor, FlexTensor, Arc<Vec<u8>>, ConvParams);
+    // Input, weight, the argmax code of every pooled output, the parameters, and a Winograd
+    // forward pass's transformed input.
+    type State = (FlexTensor, FlexTensor, Arc<Vec<u8>>, ConvParams, Option<Arc<SavedInput>>);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
         let [node_x, node_w, node_b] = ops.parents;
         let dy = grads.consume::<Flex>(&ops.node);
-        let (x, weight, arg, params) = ops.state;
+        let (x, weight, arg, params, saved) = ops.state;
         let (xv, wv, dyv) = (F32View::new(&x), F32View::new(&weight), F32View::new(&dy));
         let (x_shape, w_shape) = (xv.dims(), wv.dims());
         let d = dims_of(&x_shape, &w_shape, params);
         let want = Wanted { x: node_x.is_some(), w: node_w.is_some(), b: node_b.is_some() };
-        let g = conv::conv2d_relu_maxpool_backward(xv.slice(), wv.slice(), dyv.slice(), &arg, &d, want);
+        let g = conv::conv2d_relu_maxpool_backward_saved(xv.slice(), wv.slice(), dyv.slice(), &arg, &d, want, saved.as_deref());
         register(grads, [node_x, node_w, node_b].map(|n| n.map(|n| n.id)), g, x_shape, w_shape, d.c_out);
     }
 }
@@ -216,8 +241,8 @@ impl<C: CheckpointStrategy> FastConvBackend for Autodiff<Flex, C> {
         match ConvReluBackward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let (xp, wp) = (x.primitive().clone(), weight.primitive().clone());
-                let y = forward_relu(Pass::Train, &xp, &wp, bias.primitive(), params);
-                prep.finish((xp, wp, y.clone(), params), y)
+                let (y, saved) = train_relu(&xp, &wp, bias.primitive(), params);
+                prep.finish((xp, wp, y.clone(), params, saved), y)
             }
             OpsKind::UnTracked(prep) => prep.finish(forward_relu(Pass::Infer, x.primitive(), weight.primitive(), bias.primitive(), params)),
         }
@@ -232,8 +257,8 @@ impl<C: CheckpointStrategy> FastConvBackend for Autodiff<Flex, C> {
         match ConvReluPoolBackward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let (xp, wp) = (x.primitive().clone(), weight.primitive().clone());
-                let (y, arg) = forward_relu_pool(Pass::Train, &xp, &wp, bias.primitive(), params);
-                prep.finish((xp, wp, Arc::new(arg), params), y)
+                let (y, arg, saved) = train_relu_pool(&xp, &wp, bias.primitive(), params);
+                prep.finish((xp, wp, Arc::new(arg), params, saved), y)
             }
             OpsKind::UnTracked(prep) => {
                 prep.finish(forward_relu_pool(Pass::Infer, x.primitive(), weight.primitive(), bias.primitive(), params).0)

@@ -23,8 +23,10 @@
 //! out take Winograd instead: F(4x4, 3x3) where the planes split into 4x4 tiles ([`crate::winograd4`]:
 //! 36 thinner GEMMs on transformed tiles, 4x fewer multiplications), F(2x2, 3x3) otherwise
 //! ([`winograd`]: 16 GEMMs, 2.25x fewer); [`Algo::choose`] picks the path from the shape alone
-//! (forward passes that record gradients keep F(2x2): [`Algo::choose_forward_for`]), and the
-//! `*_with` functions take it explicitly (tests, the `conv_layers` example).
+//! (for forward and backward passes: [`Algo::choose_forward_for`]), and the `*_with` functions
+//! take it explicitly (tests, the `conv_layers` example). A training forward pass keeps its
+//! transformed input ([`SavedInput`], the `*_train` entry points) for the backward pass's weight
+//! gradient (the `*_saved` entry points), which would otherwise transform `x` again.
 
 use std::cell::RefCell;
 use std::sync::Mutex;
@@ -425,18 +427,38 @@ pub fn conv2d_forward_with(x: &[f32], w: &[f32], bias: Option<&[f32]>, d: &Conv2
 
 /// [`conv2d_forward`] by the algorithm `algo` and the micro-kernels `isa`.
 pub fn conv2d_forward_by(x: &[f32], w: &[f32], bias: Option<&[f32]>, d: &Conv2dDims, algo: Algo, isa: Isa) -> Vec<f32> {
-    forward_plain(x, w, bias, d, algo, isa, false)
+    forward_plain(x, w, bias, d, algo, isa, false, None)
 }
 
 /// `ReLU(conv2d(x) + bias)` in one pass (the ReLU in the GEMM's epilogue, on values still in
 /// cache), with the micro-kernels chosen for `pass`: the same values as [`conv2d_forward_for`]
 /// followed by a ReLU.
 pub fn conv2d_relu_forward_for(pass: Pass, x: &[f32], w: &[f32], bias: &[f32], d: &Conv2dDims) -> Vec<f32> {
-    forward_plain(x, w, Some(bias), d, Algo::choose_forward_for(pass, d), isa_for(Op::Conv, pass), true)
+    forward_plain(x, w, Some(bias), d, Algo::choose_forward_for(pass, d), isa_for(Op::Conv, pass), true, None)
 }
 
-/// The plain convolution's forward pass, with a ReLU after it when `relu`.
-fn forward_plain(x: &[f32], w: &[f32], bias: Option<&[f32]>, d: &Conv2dDims, algo: Algo, isa: Isa, relu: bool) -> Vec<f32> {
+/// [`conv2d_relu_forward_for`] in training, keeping the transformed input of a Winograd pass for
+/// [`conv2d_relu_backward_saved`] (`None` for the direct kernel).
+pub fn conv2d_relu_forward_train(x: &[f32], w: &[f32], bias: &[f32], d: &Conv2dDims) -> (Vec<f32>, Option<SavedInput>) {
+    let algo = Algo::choose_forward_for(Pass::Train, d);
+    let mut saved = SavedInput::new(d, algo);
+    let y = forward_plain(x, w, Some(bias), d, algo, isa_for(Op::Conv, Pass::Train), true, saved.as_mut().map(|s| &mut s.v[..]));
+    (y, saved)
+}
+
+/// The plain convolution's forward pass, with a ReLU after it when `relu`, keeping a Winograd
+/// pass's transformed input in `keep` when given.
+#[allow(clippy::too_many_arguments)]
+fn forward_plain(
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    d: &Conv2dDims,
+    algo: Algo,
+    isa: Isa,
+    relu: bool,
+    keep: Option<&mut [f32]>,
+) -> Vec<f32> {
     check_lengths(d, x, w);
     check_algo(d, algo);
     if let Some(b) = bias {
@@ -475,6 +497,7 @@ fn forward_plain(x: &[f32], w: &[f32], bias: Option<&[f32]>, d: &Conv2dDims, alg
         bias,
         algo,
         isa,
+        keep,
     );
     y
 }
@@ -506,6 +529,7 @@ fn forward_groups(
     in_place_bias: Option<&[f32]>,
     algo: Algo,
     isa: Isa,
+    keep: Option<&mut [f32]>,
 ) {
     let (k, p, co, ci) = (d.k(), d.p(), d.c_out, d.c_in);
     let g = d.group(algo);
@@ -515,14 +539,25 @@ fn forward_groups(
     let in_place = out_per_sample == co * p;
     let pts = algo.points();
     let u = (algo != Algo::Direct).then(|| winograd::weights_of(algo, w, co, ci, false));
-    out.par_chunks_mut(g * out_per_sample).enumerate().for_each(|(gi, og)| {
+    // Where `keep` is given (a Winograd training pass), each group's transformed input goes into
+    // its own chunk of it (the layout [`SavedInput`] describes) instead of scratch.
+    let mut kept: Vec<Option<&mut [f32]>> = match keep {
+        Some(buf) => {
+            assert!(u.is_some(), "conv2d: only a Winograd pass keeps its transformed input");
+            let (th, tw) = winograd::tiles_of(d, algo);
+            assert_eq!(buf.len(), pts * ci * d.batch * th * tw, "conv2d: kept input buffer does not match {d:?}");
+            buf.chunks_mut(pts * ci * g * th * tw).map(Some).collect()
+        }
+        None => (0..d.batch.div_ceil(g)).map(|_| None).collect(),
+    };
+    out.par_chunks_mut(g * out_per_sample).zip(kept.par_iter_mut()).enumerate().for_each(|(gi, (og, kept))| {
         let b0 = gi * g;
         let ns = og.len() / out_per_sample;
         let ld = ns * p;
         if let Some(u) = &u {
             let (th, tw) = winograd::tiles_of(d, algo);
             let t = ns * th * tw;
-            with_scratch(&COL, pts * ci * t, |v| {
+            let mut transformed = |v: &mut [f32]| {
                 let x_planes = Planes { sample: sample_x, channel: d.h * d.w };
                 winograd::input_of(algo, &x[b0 * sample_x..], x_planes, ns, ci, d.h, d.w, v);
                 with_scratch(&WIN, pts * co * t, |m| {
@@ -540,7 +575,11 @@ fn forward_groups(
                         epilogue(gi, ns, og, Product::Scratch(tmp, ld));
                     });
                 });
-            });
+            };
+            match kept.take() {
+                Some(v) => transformed(v),
+                None => with_scratch(&COL, pts * ci * t, transformed),
+            }
             return;
         }
         with_scratch(&COL, k * ld, |col| {
@@ -620,7 +659,7 @@ pub fn conv2d_backward_by(x: &[f32], w: &[f32], dy: &[f32], d: &Conv2dDims, want
     check_algo(d, algo);
     assert_eq!(dy.len(), d.y_len(), "conv2d backward: output gradient length does not match {d:?}");
     let (p, co) = (d.p(), d.c_out);
-    backward_groups(x, w, d, want, algo, isa, |b0, ns, buf| {
+    backward_groups(x, w, d, want, algo, isa, None, |b0, ns, buf| {
         let dy_g = &dy[b0 * co * p..(b0 + ns) * co * p];
         if ns == 1 {
             return Some(dy_g);
@@ -639,13 +678,28 @@ pub fn conv2d_backward_by(x: &[f32], w: &[f32], dy: &[f32], d: &Conv2dDims, want
 /// no gradient where `y <= 0`), `dy` the gradient of `y`. The mask is applied while the output gradient
 /// is laid out for the GEMMs, so it costs no pass of its own.
 pub fn conv2d_relu_backward(x: &[f32], w: &[f32], y: &[f32], dy: &[f32], d: &Conv2dDims, want: Wanted) -> Conv2dGrads {
+    conv2d_relu_backward_saved(x, w, y, dy, d, want, None)
+}
+
+/// [`conv2d_relu_backward`] with the forward pass's transformed input, where
+/// [`conv2d_relu_forward_train`] kept one made by the algorithm this pass takes (the weight
+/// gradient then does not transform `x` again; the same values).
+pub fn conv2d_relu_backward_saved(
+    x: &[f32],
+    w: &[f32],
+    y: &[f32],
+    dy: &[f32],
+    d: &Conv2dDims,
+    want: Wanted,
+    saved: Option<&SavedInput>,
+) -> Conv2dGrads {
     check_lengths(d, x, w);
     let algo = Algo::choose(d);
     check_algo(d, algo);
     assert_eq!(dy.len(), d.y_len(), "conv2d backward: output gradient length does not match {d:?}");
     assert_eq!(y.len(), d.y_len(), "conv2d backward: output length does not match {d:?}");
     let (p, co) = (d.p(), d.c_out);
-    backward_groups(x, w, d, want, algo, isa_for(Op::Conv, Pass::Train), |b0, ns, buf| {
+    backward_groups(x, w, d, want, algo, isa_for(Op::Conv, Pass::Train), saved, |b0, ns, buf| {
         let ld = ns * p;
         for s in 0..ns {
             for c in 0..co {
@@ -690,6 +744,7 @@ fn lane_sum(v: &[f32]) -> f32 {
 /// The backward GEMMs, group by group. `dy_of(b0, ns, buf)` provides the group's output
 /// gradient as a `[Cout, ns·P]` matrix: either a slice it returns (one sample, already in that
 /// layout) or written into `buf` (returning `None`).
+#[allow(clippy::too_many_arguments)] // the shared core of three backward passes
 fn backward_groups<'a>(
     x: &[f32],
     w: &[f32],
@@ -697,11 +752,14 @@ fn backward_groups<'a>(
     want: Wanted,
     algo: Algo,
     isa: Isa,
+    saved: Option<&SavedInput>,
     dy_of: impl Fn(usize, usize, &mut [f32]) -> Option<&'a [f32]> + Sync,
 ) -> Conv2dGrads {
     let (k, p, co, ci) = (d.k(), d.p(), d.c_out, d.c_in);
     let wino = algo != Algo::Direct;
     let pts = algo.points();
+    // The forward pass's transformed input, where it was made by this pass's algorithm.
+    let saved_v = saved.and_then(|s| s.for_pass(d, algo));
     // Winograd accumulates the weight gradient in the transform domain ([16][co][ci]) and turns
     // it into [co][ci][3][3] once, after the partials are summed.
     let dw_len = if wino { pts * co * ci } else { co * k };
@@ -746,8 +804,7 @@ fn backward_groups<'a>(
                 let dy_planes = Planes { sample: p, channel: ld };
                 let x_planes = Planes { sample: sample_x, channel: d.h * d.w };
                 if want.w {
-                    with_scratch(&COL, pts * ci * t, |v| {
-                        winograd::input_of(algo, &x[b0 * sample_x..], x_planes, ns, ci, d.h, d.w, v);
+                    let mut weight_grad = |v: &[f32]| {
                         with_scratch(&WIN, pts * co * t, |mdy| {
                             winograd::output_grad_of(algo, dy_mat, dy_planes, ns, co, d.h, d.w, mdy);
                             let (v, mdy) = (&*v, &*mdy);
@@ -760,7 +817,14 @@ fn backward_groups<'a>(
                                 unsafe { gemm_f32(isa, co, ci, t, s_xi, ci, !first, m_xi, v_t, Parallelism::None) };
                             });
                         });
-                    });
+                    };
+                    match saved_v {
+                        Some(sv) => weight_grad(&sv[b0 * th * tw * pts * ci..][..pts * ci * t]),
+                        None => with_scratch(&COL, pts * ci * t, |v| {
+                            winograd::input_of(algo, &x[b0 * sample_x..], x_planes, ns, ci, d.h, d.w, v);
+                            weight_grad(v)
+                        }),
+                    }
                 }
                 if let (Some(dxg), Some(u)) = (dxg, &u_flip) {
                     with_scratch(&COL, pts * co * t, |vdy| {
@@ -887,6 +951,62 @@ fn backward_groups<'a>(
     Conv2dGrads { dx, dw, db }
 }
 
+/// A Winograd training forward pass's transformed input `V` (each group's `[points][Cin][tiles]`,
+/// the groups side by side in the order of [`Conv2dDims`]'s grouping for that algorithm), kept
+/// for the backward pass: its weight gradient needs exactly this transform of `x`, which it would
+/// otherwise compute again. F(4x4)'s `V` holds 2.25 values per input value (F(2x2)'s 4).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedInput {
+    algo: Algo,
+    dims: Conv2dDims,
+    v: Vec<f32>,
+}
+
+/// Buffers of dropped [`SavedInput`]s (at most [`KEPT_POOL`]), for the next step's forward
+/// passes: a reused buffer needs no zeroing (every value is written) and no fresh pages.
+static KEPT: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
+
+/// The most buffers [`KEPT`] holds: more than the Winograd layers of any zoo model (CILP's two
+/// embedders have six).
+const KEPT_POOL: usize = 16;
+
+impl SavedInput {
+    /// A buffer for a pass of `algo` on `d`, its contents to be written (`None` for the direct
+    /// kernel): the smallest pooled one that is long enough, else a new one.
+    fn new(d: &Conv2dDims, algo: Algo) -> Option<SavedInput> {
+        (algo != Algo::Direct).then(|| {
+            let (th, tw) = winograd::tiles_of(d, algo);
+            let len = algo.points() * d.c_in * d.batch * th * tw;
+            let mut pool = KEPT.lock().unwrap_or_else(|e| e.into_inner());
+            let fits = (0..pool.len()).filter(|&i| pool[i].capacity() >= len).min_by_key(|&i| pool[i].capacity());
+            let mut v = fits.map(|i| pool.swap_remove(i)).unwrap_or_default();
+            drop(pool);
+            v.resize(len, 0.0);
+            SavedInput { algo, dims: *d, v }
+        })
+    }
+
+    /// The values, if they were made for `d` by `algo` (a backward pass taking another
+    /// algorithm, or the switch turned off since, transforms `x` itself).
+    fn for_pass(&self, d: &Conv2dDims, algo: Algo) -> Option<&[f32]> {
+        (self.algo == algo && self.dims == *d).then_some(&self.v[..])
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.v.len() * std::mem::size_of::<f32>()
+    }
+}
+
+impl Drop for SavedInput {
+    fn drop(&mut self) {
+        let mut pool = KEPT.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < KEPT_POOL {
+            pool.push(std::mem::take(&mut self.v));
+        }
+    }
+}
+
 /// Code in [`ReluPoolOutput::arg`] of a window whose maximum is not positive (ReLU made the
 /// output 0 and lets no gradient through).
 pub const ARG_NONE: u8 = u8::MAX;
@@ -924,8 +1044,29 @@ pub fn conv2d_relu_maxpool_forward_with(x: &[f32], w: &[f32], bias: &[f32], d: &
     conv2d_relu_maxpool_forward_by(x, w, bias, d, algo, isa_for(Op::Conv, Pass::Infer))
 }
 
+/// [`conv2d_relu_maxpool_forward_for`] in training, keeping the transformed input of a Winograd
+/// pass for [`conv2d_relu_maxpool_backward_saved`] (`None` for the direct kernel).
+pub fn conv2d_relu_maxpool_forward_train(x: &[f32], w: &[f32], bias: &[f32], d: &Conv2dDims) -> (ReluPoolOutput, Option<SavedInput>) {
+    let algo = Algo::choose_forward_for(Pass::Train, d);
+    let mut saved = SavedInput::new(d, algo);
+    let out = relu_maxpool_forward(x, w, bias, d, algo, isa_for(Op::Conv, Pass::Train), saved.as_mut().map(|s| &mut s.v[..]));
+    (out, saved)
+}
+
 /// [`conv2d_relu_maxpool_forward`] by the algorithm `algo` and the micro-kernels `isa`.
 pub fn conv2d_relu_maxpool_forward_by(x: &[f32], w: &[f32], bias: &[f32], d: &Conv2dDims, algo: Algo, isa: Isa) -> ReluPoolOutput {
+    relu_maxpool_forward(x, w, bias, d, algo, isa, None)
+}
+
+fn relu_maxpool_forward(
+    x: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    d: &Conv2dDims,
+    algo: Algo,
+    isa: Isa,
+    keep: Option<&mut [f32]>,
+) -> ReluPoolOutput {
     check_lengths(d, x, w);
     check_algo(d, algo);
     assert_eq!(bias.len(), d.c_out, "conv2d: bias length does not match {d:?}");
@@ -959,6 +1100,7 @@ pub fn conv2d_relu_maxpool_forward_by(x: &[f32], w: &[f32], bias: &[f32], d: &Co
         None,
         algo,
         isa,
+        keep,
     );
     drop(arg_chunks);
     ReluPoolOutput { y, arg }
@@ -1064,12 +1206,28 @@ pub fn conv2d_relu_maxpool_backward_with(
     want: Wanted,
     algo: Algo,
 ) -> Conv2dGrads {
-    conv2d_relu_maxpool_backward_by(x, w, dy, arg, d, want, algo, isa_for(Op::Conv, Pass::Train))
+    relu_maxpool_backward(x, w, dy, arg, d, want, algo, isa_for(Op::Conv, Pass::Train), None)
 }
 
-/// [`conv2d_relu_maxpool_backward`] by the algorithm `algo` and the micro-kernels `isa`.
+/// [`conv2d_relu_maxpool_backward`] with the forward pass's transformed input, where
+/// [`conv2d_relu_maxpool_forward_train`] kept one made by the algorithm this pass takes (the
+/// weight gradient then does not transform `x` again; the same values).
+pub fn conv2d_relu_maxpool_backward_saved(
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    arg: &[u8],
+    d: &Conv2dDims,
+    want: Wanted,
+    saved: Option<&SavedInput>,
+) -> Conv2dGrads {
+    relu_maxpool_backward(x, w, dy, arg, d, want, Algo::choose(d), isa_for(Op::Conv, Pass::Train), saved)
+}
+
+/// [`conv2d_relu_maxpool_backward`] by the algorithm `algo` and the micro-kernels `isa`, with the
+/// forward pass's transformed input where one is given.
 #[allow(clippy::too_many_arguments)]
-pub fn conv2d_relu_maxpool_backward_by(
+fn relu_maxpool_backward(
     x: &[f32],
     w: &[f32],
     dy: &[f32],
@@ -1078,6 +1236,7 @@ pub fn conv2d_relu_maxpool_backward_by(
     want: Wanted,
     algo: Algo,
     isa: Isa,
+    saved: Option<&SavedInput>,
 ) -> Conv2dGrads {
     check_lengths(d, x, w);
     check_algo(d, algo);
@@ -1086,7 +1245,7 @@ pub fn conv2d_relu_maxpool_backward_by(
     let per_sample = co * hp * wp;
     assert_eq!(dy.len(), d.batch * per_sample, "conv2d + maxpool backward: gradient length does not match {d:?}");
     assert_eq!(arg.len(), dy.len(), "conv2d + maxpool backward: argmax length does not match the gradient");
-    backward_groups(x, w, d, want, algo, isa, |b0, ns, buf| {
+    backward_groups(x, w, d, want, algo, isa, saved, |b0, ns, buf| {
         let ld = ns * p;
         for s in 0..ns {
             for c in 0..co {
@@ -1460,7 +1619,7 @@ mod tests {
         assert_eq!(Algo::choose(&layer(4, 64, 50)), Algo::Direct);
         for (c_in, h, c_out) in [(50, 32, 100), (100, 16, 200), (200, 8, 200)] {
             assert_eq!(Algo::choose(&layer(c_in, h, c_out)), Algo::Winograd4, "{c_in} -> {c_out} at {h}x{h}");
-            assert_eq!(Algo::choose_forward(&layer(c_in, h, c_out)), Algo::Winograd, "{c_in} -> {c_out} at {h}x{h}");
+            assert_eq!(Algo::choose_forward(&layer(c_in, h, c_out)), Algo::Winograd4, "{c_in} -> {c_out} at {h}x{h}");
         }
         // F(4x4) needs MIN_TILES_4X4 output tiles in the pass: the 8x8 layer (4 a sample) takes
         // it from batch 32, the 16x16 layer (16 a sample) from batch 8.
@@ -1472,13 +1631,18 @@ mod tests {
         assert_eq!(Algo::choose(&dims(32, 50, 32, 32, 50, [3, 3], [2, 2], [1, 1])), Algo::Direct);
     }
 
-    /// A forward pass in training takes F(2x2) (its ReLU / MaxPool decisions steer gradients), an
-    /// inference pass F(4x4): the entry points give exactly the explicit algorithm's results.
+    /// Forward passes take F(4x4) where it applies, in training too (F(2x2) in training while the
+    /// reference switch is on): the entry points give exactly the explicit algorithm's results.
     #[test]
-    fn inference_forward_passes_take_f4x4_and_training_ones_f2x2() {
+    fn forward_passes_take_f4x4_and_the_reference_switch_f2x2_in_training() {
         let d = dims(8, 16, 16, 16, 16, [3, 3], [1, 1], [1, 1]);
         assert_eq!(Algo::choose_forward_for(Pass::Infer, &d), Algo::Winograd4);
-        assert_eq!(Algo::choose_forward_for(Pass::Train, &d), Algo::Winograd);
+        assert_eq!(Algo::choose_forward_for(Pass::Train, &d), Algo::Winograd4);
+        assert_eq!(winograd::forward_algo(Algo::Winograd4, true), Algo::Winograd);
+        assert_eq!(winograd::forward_algo(Algo::Winograd4, false), Algo::Winograd4);
+        for a in [Algo::Direct, Algo::Winograd] {
+            assert_eq!(winograd::forward_algo(a, true), a);
+        }
         let stem = dims(3, 4, 8, 8, 8, [3, 3], [1, 1], [1, 1]);
         assert_eq!(Algo::choose_forward_for(Pass::Infer, &stem), Algo::Direct, "4 input channels stay direct");
         let (x, w, _) = problem(&d, 7);
@@ -1491,8 +1655,50 @@ mod tests {
         assert_eq!(infer, by(Pass::Infer, Algo::Winograd4), "inference is F(4x4)");
         let train =
             (conv2d_forward_for(Pass::Train, &x, &w, Some(&bias), &d), conv2d_relu_maxpool_forward_for(Pass::Train, &x, &w, &bias, &d).y);
-        assert_eq!(train, by(Pass::Train, Algo::Winograd), "training is F(2x2)");
-        assert_ne!(infer.0, train.0, "the two algorithms round differently, so the check above can tell them apart");
+        assert_eq!(train, by(Pass::Train, Algo::Winograd4), "training is F(4x4)");
+        assert_eq!(conv2d_relu_maxpool_forward_train(&x, &w, &bias, &d).0.y, train.1, "the kept-input entry point computes the same");
+        assert_ne!(
+            by(Pass::Train, Algo::Winograd).0,
+            train.0,
+            "the two algorithms round differently, so the check above can tell them apart"
+        );
+    }
+
+    /// A training forward pass keeps its transformed input, and the backward pass that reuses it
+    /// gives the same bits as one that transforms `x` itself; a kept input made for another
+    /// shape or algorithm is not used.
+    #[test]
+    fn a_kept_transformed_input_gives_the_same_gradients() {
+        let all = Wanted { x: true, w: true, b: true };
+        // F(4x4) (16x16 planes, 16 tiles a sample), F(2x2) (6x6 planes: not 4x4 tiles), groups of
+        // several samples and a last, smaller group.
+        for d in [dims(11, 16, 16, 16, 24, [3, 3], [1, 1], [1, 1]), dims(37, 16, 6, 6, 16, [3, 3], [1, 1], [1, 1])] {
+            let algo = Algo::choose(&d);
+            assert_ne!(algo, Algo::Direct);
+            let (x, w, _) = problem(&d, 3);
+            let bias: Vec<f32> = (0..d.c_out).map(|i| 0.02 * i as f32 - 0.1).collect();
+            let (pooled, kept) = conv2d_relu_maxpool_forward_train(&x, &w, &bias, &d);
+            let kept = kept.expect("a Winograd pass keeps its input");
+            let (th, tw) = winograd::tiles_of(&d, algo);
+            assert_eq!(kept.bytes(), 4 * algo.points() * d.c_in * d.batch * th * tw);
+            let dy: Vec<f32> = (0..pooled.y.len()).map(|i| ((i * 7919 % 201) as f32 - 100.0) / 50.0).collect();
+            let fresh = conv2d_relu_maxpool_backward(&x, &w, &dy, &pooled.arg, &d, all);
+            let reused = conv2d_relu_maxpool_backward_saved(&x, &w, &dy, &pooled.arg, &d, all, Some(&kept));
+            assert!(fresh == reused, "{algo:?} {d:?}: the reused input changed the gradients");
+            // The plain ReLU pass keeps the same transform.
+            let (y, kept_relu) = conv2d_relu_forward_train(&x, &w, &bias, &d);
+            assert_eq!(kept_relu.as_ref(), Some(&kept));
+            let dy_full: Vec<f32> = (0..y.len()).map(|i| ((i * 104729 % 301) as f32 - 150.0) / 75.0).collect();
+            let fresh = conv2d_relu_backward(&x, &w, &y, &dy_full, &d, all);
+            assert!(fresh == conv2d_relu_backward_saved(&x, &w, &y, &dy_full, &d, all, Some(&kept)), "{algo:?}: ReLU pass");
+            // Kept for another batch: ignored, not misread.
+            let other = Conv2dDims { batch: d.batch - 1, ..d };
+            assert!(kept.for_pass(&other, algo).is_none() && kept.for_pass(&d, Algo::Direct).is_none());
+        }
+        // The direct kernel keeps nothing.
+        let strided = dims(4, 8, 16, 16, 8, [3, 3], [2, 2], [1, 1]);
+        let (x, w, _) = problem(&strided, 5);
+        assert!(conv2d_relu_forward_train(&x, &w, &[0.0; 8], &strided).1.is_none());
     }
 
     #[test]

@@ -201,10 +201,19 @@ pub fn slot_name(op: Op, pass: Pass) -> &'static str {
     }
 }
 
-/// Applies a `CILP_GEMM` setting: `auto`, one set for everything (`avx2`, `avx512`,
-/// `gemm`, `bf16`), or comma-separated `SLOT=SET` pairs (`conv-train=avx512,linear-train=avx2`;
-/// slots not named stay automatic). Returns why a setting is not understood.
-pub fn apply_setting(setting: &str) -> Result<(), String> {
+/// A slot whose requested kernel set this CPU does not run, and the set it runs instead (the
+/// best one below it: `bf16` falls back to f32 AVX-512, then AVX2; see [`Isa::supported_on`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fallback {
+    /// The slot's name ([`slot_name`]).
+    pub slot: &'static str,
+    pub requested: Isa,
+    pub used: Isa,
+}
+
+/// Parses a `CILP_GEMM` setting into one choice per slot (in [`SLOTS`] order; `None`:
+/// automatic). Returns why a setting is not understood.
+fn parse_setting(setting: &str) -> Result<[Option<Isa>; 4], String> {
     let setting = setting.trim();
     let mut table: [Option<Isa>; 4] = [None; 4];
     if setting.is_empty() || setting == "auto" {
@@ -226,10 +235,33 @@ pub fn apply_setting(setting: &str) -> Result<(), String> {
             };
         }
     }
+    Ok(table)
+}
+
+/// The slots of a parsed setting that `cpu` cannot run as asked.
+fn fallbacks_on(table: &[Option<Isa>; 4], cpu: Cpu) -> Vec<Fallback> {
+    SLOTS
+        .iter()
+        .zip(table)
+        .filter_map(|(&(op, pass), isa)| {
+            let requested = (*isa)?;
+            let used = requested.supported_on(cpu);
+            (used != requested).then_some(Fallback { slot: slot_name(op, pass), requested, used })
+        })
+        .collect()
+}
+
+/// Applies a `CILP_GEMM` setting: `auto`, one set for everything (`avx2`, `avx512`,
+/// `gemm`, `bf16`), or comma-separated `SLOT=SET` pairs (`conv-train=avx512,linear-train=avx2`;
+/// slots not named stay automatic). Returns the slots this CPU runs on another set than asked
+/// (for a warning: [`set_isa`] takes the best set below), or why a setting is not understood
+/// (nothing is applied then).
+pub fn apply_setting(setting: &str) -> Result<Vec<Fallback>, String> {
+    let table = parse_setting(setting)?;
     for (&(op, pass), isa) in SLOTS.iter().zip(table) {
         set_isa(op, pass, isa);
     }
-    Ok(())
+    Ok(fallbacks_on(&table, Cpu::this()))
 }
 
 /// `gemm::gemm` for f32 (the same arguments: `dst[m, n] = alpha·dst + beta·lhs[m, k]·rhs[k, n]`,
@@ -409,6 +441,24 @@ mod tests {
         assert_eq!(Isa::Bf16.supported_on(cpu(false, false)), Isa::Gemm);
         assert_eq!(Isa::parse("bf16"), Some(Isa::Bf16));
         assert_eq!(Isa::Bf16.name(), "bf16");
+    }
+
+    #[test]
+    fn a_setting_names_the_slots_the_cpu_runs_on_another_set() {
+        let table = parse_setting("conv-train=avx512,linear-infer=bf16").unwrap();
+        assert_eq!(table, [Some(Isa::Avx512), None, None, Some(Isa::Bf16)]);
+        // An AVX-512 CPU without AVX512_BF16: only the bf16 slot falls back.
+        assert_eq!(fallbacks_on(&table, cpu(true, true)), vec![Fallback { slot: "linear-infer", requested: Isa::Bf16, used: Isa::Avx512 }]);
+        // An AVX2-only CPU: both named slots, each to AVX2; automatic slots are never listed.
+        let fb = fallbacks_on(&table, cpu(true, false));
+        assert_eq!(
+            fb.iter().map(|f| (f.slot, f.requested, f.used)).collect::<Vec<_>>(),
+            vec![("conv-train", Isa::Avx512, Isa::Avx2), ("linear-infer", Isa::Bf16, Isa::Avx2)]
+        );
+        // A CPU with everything runs every setting as asked.
+        assert!(fallbacks_on(&parse_setting("bf16").unwrap(), Cpu { fma: true, avx512f: true, avx512bf16: true }).is_empty());
+        assert_eq!(fallbacks_on(&parse_setting("avx2").unwrap(), cpu(false, false)).len(), 4);
+        assert!(fallbacks_on(&parse_setting("auto").unwrap(), cpu(false, false)).is_empty());
     }
 
     #[test]

@@ -55,6 +55,25 @@ pub fn set_winograd(enabled: bool) {
     ENABLED.store(enabled, Ordering::Relaxed);
 }
 
+static REFERENCE_FORWARD: AtomicBool = AtomicBool::new(false);
+
+/// With `on`, training forward passes take F(2x2, 3x3) where F(4x4, 3x3) would apply (the
+/// choice before session 28): their ReLU / MaxPool decisions then sit about 10x closer to the
+/// exact ones. `cilp device-check` turns it on for its CPU side, so that its comparison with
+/// another device's gradients (which follow that device's decisions) keeps its tolerance.
+/// Returns the previous setting.
+pub fn set_reference_forward(on: bool) -> bool {
+    REFERENCE_FORWARD.swap(on, Ordering::Relaxed)
+}
+
+/// A training forward pass's algorithm from the backward passes' `chosen` one.
+pub(crate) fn forward_algo(chosen: Algo, reference: bool) -> Algo {
+    match chosen {
+        Algo::Winograd4 if reference => Algo::Winograd,
+        a => a,
+    }
+}
+
 /// Whether the Winograd path is enabled.
 pub fn winograd_enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
@@ -104,24 +123,23 @@ impl Algo {
         }
     }
 
-    /// The algorithm of a forward pass: [`Algo::choose`], with F(2x2, 3x3) instead of F(4x4, 3x3).
+    /// The algorithm of a training forward pass: [`Algo::choose`] (F(4x4, 3x3) where it
+    /// applies, so that the backward pass's weight gradient reuses the forward pass's
+    /// transformed input, [`crate::conv::SavedInput`]), or F(2x2, 3x3) in its place while
+    /// [`set_reference_forward`] is on.
     ///
     /// F(4x4)'s forward rounding (about 10x F(2x2)'s) flips ReLU and MaxPool decisions that sit
-    /// within it of a tie, and a flipped decision moves a whole gradient value: on NVIDIA's LiDAR
-    /// classifier (batch 4) the second layer's bias gradient then differed from the direct
-    /// kernel's by 5.4e-3 of its largest value, against 1e-5 with an F(2x2) forward pass (its
-    /// backward passes in F(4x4) included). The backward passes have no such decisions, so they
-    /// keep F(4x4).
+    /// within it of a tie more often, and a flipped decision moves a whole gradient value (on
+    /// NVIDIA's LiDAR classifier at batch 4 the second layer's bias gradient then differed from
+    /// the direct kernel's by 5.4e-3 of its largest value). Both are exact gradients of the
+    /// forward pass each computed; `tests/winograd_gradients.rs` (cilp-models) checks the
+    /// forward values against the direct kernel, and the backward pass at the same decisions.
     pub fn choose_forward(d: &Conv2dDims) -> Algo {
-        match Algo::choose(d) {
-            Algo::Winograd4 => Algo::Winograd,
-            a => a,
-        }
+        forward_algo(Algo::choose(d), REFERENCE_FORWARD.load(Ordering::Relaxed))
     }
 
-    /// The algorithm of a forward pass of `pass`: [`Algo::choose_forward`] in training, where
-    /// gradients follow; [`Algo::choose`] (F(4x4, 3x3) where it applies) in inference, where no
-    /// gradient depends on a ReLU or MaxPool decision and the forward pass is all the work.
+    /// The algorithm of a forward pass of `pass`: [`Algo::choose_forward`] in training,
+    /// [`Algo::choose`] in inference.
     pub fn choose_forward_for(pass: crate::gemm_isa::Pass, d: &Conv2dDims) -> Algo {
         match pass {
             crate::gemm_isa::Pass::Train => Algo::choose_forward(d),
@@ -457,7 +475,7 @@ mod tests {
         assert!(!applies(&Conv2dDims { kh: 5, kw: 5, padding: [2, 2], ..d(2, 8, 8, 8, 4) }));
         assert_eq!(Algo::choose(&d(2, 4, 64, 64, 50)), Algo::Direct, "4 input channels stay direct");
         assert_eq!(Algo::choose(&d(2, 50, 32, 32, 100)), Algo::Winograd4);
-        assert_eq!(Algo::choose_forward(&d(2, 50, 32, 32, 100)), Algo::Winograd, "forward passes stay F(2x2)");
+        assert_eq!(Algo::choose_forward(&d(2, 50, 32, 32, 100)), Algo::Winograd4, "forward passes in training take F(4x4) too");
         assert_eq!(Algo::choose_forward(&d(2, 4, 64, 64, 50)), Algo::Direct);
         assert_eq!(Algo::choose(&d(2, 50, 6, 6, 100)), Algo::Winograd, "6x6 planes split into 2x2 tiles only");
         assert_eq!(Algo::choose(&d(2, 50, 2, 2, 100)), Algo::Winograd);

@@ -6,6 +6,7 @@
 //! | `CILP_SYSTEM_MALLOC=1` | keep glibc's allocator defaults ([`crate::alloc`]) |
 //! | `CILP_BURN_CONV=1` | burn's own convolution instead of cilp-kernels' (for comparisons) |
 //! | `CILP_BURN_LINEAR=1` | burn's own linear layer instead of cilp-kernels' (same results on the same GEMM kernels, e.g. with `CILP_GEMM=gemm`; for comparisons) |
+//! | `CILP_REFERENCE_FORWARD=1` | training forward passes in Winograd F(2x2) where F(4x4) applies (the rounding before session 28; what `cilp device-check` compares with; `cilp_kernels::winograd::set_reference_forward`) |
 //! | `CILP_CONV_DIRECT=1` | cilp-kernels' direct (im2col) convolution everywhere, no Winograd (for comparisons) |
 //! | `CILP_KEEP_DENORMALS=1` | do not flush subnormal floats to zero (for comparisons; see `cilp_kernels::flush_denormals`) |
 //! | `CILP_BURN_ADAM=1` | burn's Adam instead of the fused one (for comparisons) |
@@ -25,6 +26,7 @@ pub struct Switches {
     pub burn_conv: bool,
     pub burn_linear: bool,
     pub conv_direct: bool,
+    pub reference_forward: bool,
     pub keep_denormals: bool,
     pub burn_adam: bool,
     /// `CILP_GEMM`, when set.
@@ -63,6 +65,7 @@ impl Switches {
             burn_conv: on("CILP_BURN_CONV"),
             burn_linear: on("CILP_BURN_LINEAR"),
             conv_direct: on("CILP_CONV_DIRECT"),
+            reference_forward: on("CILP_REFERENCE_FORWARD"),
             keep_denormals: on("CILP_KEEP_DENORMALS"),
             burn_adam: on("CILP_BURN_ADAM"),
             // Read once per process; leaked so that the switches stay `Copy`.
@@ -80,19 +83,21 @@ pub fn init() -> Switches {
     cilp_kernels::set_fast_conv(!s.burn_conv);
     cilp_kernels::set_fast_linear(!s.burn_linear);
     cilp_kernels::winograd::set_winograd(!s.conv_direct);
+    cilp_kernels::winograd::set_reference_forward(s.reference_forward);
     cilp_kernels::set_flush_denormals(!s.keep_denormals);
     cilp_kernels::adam::set_fused_adam(!s.burn_adam);
-    if let Some(setting) = s.gemm
-        && let Err(why) = cilp_kernels::gemm_isa::apply_setting(setting)
-    {
-        eprintln!("error: CILP_GEMM={setting}: {why}");
-        std::process::exit(2);
-    }
-    if let Some(setting) = s.gemm
-        && setting.contains("bf16")
-        && !cilp_kernels::bf16::available()
-    {
-        eprintln!("warning: CILP_GEMM={setting}: this CPU has no AVX512_BF16; those products run in f32 (AVX-512 or AVX2)");
+    if let Some(setting) = s.gemm {
+        match cilp_kernels::gemm_isa::apply_setting(setting) {
+            Ok(fallbacks) => {
+                for line in fallback_warnings(setting, &fallbacks) {
+                    eprintln!("{line}");
+                }
+            }
+            Err(why) => {
+                eprintln!("error: CILP_GEMM={setting}: {why}");
+                std::process::exit(2);
+            }
+        }
     }
     if let Some(setting) = s.checkpoint_every {
         match parse_seconds(setting) {
@@ -104,6 +109,37 @@ pub fn init() -> Switches {
         }
     }
     s
+}
+
+/// One warning per kernel set this CPU does not run, naming the slots that run another set:
+/// `warning: CILP_GEMM=bf16: this CPU does not run the bf16 kernels (AVX512_BF16); conv-train,
+/// ... products run avx512 instead`.
+fn fallback_warnings(setting: &str, fallbacks: &[cilp_kernels::gemm_isa::Fallback]) -> Vec<String> {
+    use cilp_kernels::gemm_isa::Isa;
+    let mut pairs: Vec<(Isa, Isa)> = Vec::new();
+    for f in fallbacks {
+        if !pairs.contains(&(f.requested, f.used)) {
+            pairs.push((f.requested, f.used));
+        }
+    }
+    pairs
+        .into_iter()
+        .map(|(requested, used)| {
+            let needs = match requested {
+                Isa::Bf16 => " (AVX512_BF16)",
+                Isa::Avx512 => " (AVX-512F)",
+                Isa::Avx2 => " (AVX2 and FMA)",
+                Isa::Gemm => "",
+            };
+            let slots: Vec<&str> = fallbacks.iter().filter(|f| (f.requested, f.used) == (requested, used)).map(|f| f.slot).collect();
+            format!(
+                "warning: CILP_GEMM={setting}: this CPU does not run the {} kernels{needs}; {} products run {} instead",
+                requested.name(),
+                slots.join(", "),
+                used.name()
+            )
+        })
+        .collect()
 }
 
 /// The test hooks for the training options (none unless a test set them).
@@ -123,5 +159,23 @@ mod tests {
         for bad in ["", "-1", "soon", "inf", "NaN", "1e12"] {
             assert!(parse_seconds(bad).unwrap_err().contains("seconds"), "{bad:?} is refused");
         }
+    }
+
+    #[test]
+    fn a_kernel_set_the_cpu_lacks_is_one_warning_naming_its_slots() {
+        use cilp_kernels::gemm_isa::{Fallback, Isa};
+        assert!(fallback_warnings("avx512", &[]).is_empty());
+        let fb = [
+            Fallback { slot: "conv-train", requested: Isa::Bf16, used: Isa::Avx2 },
+            Fallback { slot: "linear-infer", requested: Isa::Bf16, used: Isa::Avx2 },
+            Fallback { slot: "linear-train", requested: Isa::Avx512, used: Isa::Avx2 },
+        ];
+        let w = fallback_warnings("conv-train=bf16,linear-infer=bf16,linear-train=avx512", &fb);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert_eq!(
+            w[0],
+            "warning: CILP_GEMM=conv-train=bf16,linear-infer=bf16,linear-train=avx512: this CPU does not run the bf16 kernels (AVX512_BF16); conv-train, linear-infer products run avx2 instead"
+        );
+        assert!(w[1].contains("the avx512 kernels (AVX-512F); linear-train products run avx2 instead"), "{}", w[1]);
     }
 }
