@@ -91,32 +91,29 @@ fn forward(pass: Pass, x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor, p
     flex_tensor(y, vec![d.batch, d.c_out, d.out_h(), d.out_w()])
 }
 
-fn forward_relu(pass: Pass, x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor, params: ConvParams) -> FlexTensor {
+/// The fused conv + ReLU forward pass; in training it keeps a Winograd pass's transformed input
+/// for the backward pass's weight gradient (kept even where the weight is frozen: the op cannot
+/// see which of its inputs are tracked; memory only, 2.25 values per input value in F(4x4)).
+fn forward_relu(
+    pass: Pass,
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    bias: &FlexTensor,
+    params: ConvParams,
+) -> (FlexTensor, Option<Arc<SavedInput>>) {
     let (xv, wv, bv) = (F32View::new(x), F32View::new(weight), F32View::new(bias));
     let d = dims_of(&xv.dims(), &wv.dims(), params);
-    let y = conv::conv2d_relu_forward_for(pass, xv.slice(), wv.slice(), bv.slice(), &d);
-    flex_tensor(y, vec![d.batch, d.c_out, d.out_h(), d.out_w()])
-}
-
-fn forward_relu_pool(pass: Pass, x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor, params: ConvParams) -> (FlexTensor, Vec<u8>) {
-    let (xv, wv, bv) = (F32View::new(x), F32View::new(weight), F32View::new(bias));
-    let d = dims_of(&xv.dims(), &wv.dims(), params);
-    let out = conv::conv2d_relu_maxpool_forward_for(pass, xv.slice(), wv.slice(), bv.slice(), &d);
-    let (hp, wp) = d.pooled();
-    (flex_tensor(out.y, vec![d.batch, d.c_out, hp, wp]), out.arg)
-}
-
-/// The training forward passes, keeping a Winograd pass's transformed input for the backward
-/// pass's weight gradient (kept even where the weight is frozen: the op cannot see which of
-/// its inputs are tracked; memory only, 2.25 values per input value in F(4x4)).
-fn train_relu(x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor, params: ConvParams) -> (FlexTensor, Option<Arc<SavedInput>>) {
-    let (xv, wv, bv) = (F32View::new(x), F32View::new(weight), F32View::new(bias));
-    let d = dims_of(&xv.dims(), &wv.dims(), params);
-    let (y, saved) = conv::conv2d_relu_forward_train(xv.slice(), wv.slice(), bv.slice(), &d);
+    let (y, saved) = match pass {
+        Pass::Train => conv::conv2d_relu_forward_train(xv.slice(), wv.slice(), bv.slice(), &d),
+        Pass::Infer => (conv::conv2d_relu_forward_for(pass, xv.slice(), wv.slice(), bv.slice(), &d), None),
+    };
     (flex_tensor(y, vec![d.batch, d.c_out, d.out_h(), d.out_w()]), saved.map(Arc::new))
 }
 
-fn train_relu_pool(
+/// The fused conv + ReLU + MaxPool forward pass and its argmax codes; in training, also the
+/// transformed input, as [`forward_relu`].
+fn forward_relu_pool(
+    pass: Pass,
     x: &FlexTensor,
     weight: &FlexTensor,
     bias: &FlexTensor,
@@ -124,7 +121,10 @@ fn train_relu_pool(
 ) -> (FlexTensor, Vec<u8>, Option<Arc<SavedInput>>) {
     let (xv, wv, bv) = (F32View::new(x), F32View::new(weight), F32View::new(bias));
     let d = dims_of(&xv.dims(), &wv.dims(), params);
-    let (out, saved) = conv::conv2d_relu_maxpool_forward_train(xv.slice(), wv.slice(), bv.slice(), &d);
+    let (out, saved) = match pass {
+        Pass::Train => conv::conv2d_relu_maxpool_forward_train(xv.slice(), wv.slice(), bv.slice(), &d),
+        Pass::Infer => (conv::conv2d_relu_maxpool_forward_for(pass, xv.slice(), wv.slice(), bv.slice(), &d), None),
+    };
     let (hp, wp) = d.pooled();
     (flex_tensor(out.y, vec![d.batch, d.c_out, hp, wp]), out.arg, saved.map(Arc::new))
 }
@@ -135,7 +135,7 @@ impl FastConvBackend for Flex {
     }
 
     fn cilp_conv2d_relu(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, params: ConvParams) -> FlexTensor {
-        forward_relu(Pass::Infer, &x, &weight, &bias, params)
+        forward_relu(Pass::Infer, &x, &weight, &bias, params).0
     }
 
     fn cilp_conv2d_relu_maxpool(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, params: ConvParams) -> FlexTensor {
@@ -241,10 +241,12 @@ impl<C: CheckpointStrategy> FastConvBackend for Autodiff<Flex, C> {
         match ConvReluBackward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let (xp, wp) = (x.primitive().clone(), weight.primitive().clone());
-                let (y, saved) = train_relu(&xp, &wp, bias.primitive(), params);
+                let (y, saved) = forward_relu(Pass::Train, &xp, &wp, bias.primitive(), params);
                 prep.finish((xp, wp, y.clone(), params, saved), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(forward_relu(Pass::Infer, x.primitive(), weight.primitive(), bias.primitive(), params)),
+            OpsKind::UnTracked(prep) => {
+                prep.finish(forward_relu(Pass::Infer, x.primitive(), weight.primitive(), bias.primitive(), params).0)
+            }
         }
     }
 
@@ -257,7 +259,7 @@ impl<C: CheckpointStrategy> FastConvBackend for Autodiff<Flex, C> {
         match ConvReluPoolBackward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let (xp, wp) = (x.primitive().clone(), weight.primitive().clone());
-                let (y, arg, saved) = train_relu_pool(&xp, &wp, bias.primitive(), params);
+                let (y, arg, saved) = forward_relu_pool(Pass::Train, &xp, &wp, bias.primitive(), params);
                 prep.finish((xp, wp, Arc::new(arg), params, saved), y)
             }
             OpsKind::UnTracked(prep) => {

@@ -130,34 +130,48 @@ fn with_scratch<R>(slot: &'static std::thread::LocalKey<RefCell<Vec<f32>>>, len:
     r
 }
 
+/// Buffers kept between passes: a reused one needs no fresh pages and no zeroing, since its
+/// users write every value before they read it.
+struct BufferPool {
+    bufs: Mutex<Vec<Vec<f32>>>,
+    most: usize,
+}
+
+impl BufferPool {
+    /// A pool keeping at most `most` buffers.
+    const fn new(most: usize) -> BufferPool {
+        BufferPool { bufs: Mutex::new(Vec::new()), most }
+    }
+
+    /// A buffer of at least `len` values (old contents): the smallest that is long enough, else
+    /// the longest, lengthened (a buffer is never shortened, so the values past `len` are kept
+    /// for a larger layer's pass).
+    fn take(&self, len: usize) -> Vec<f32> {
+        let mut pool = self.bufs.lock().unwrap_or_else(|e| e.into_inner());
+        let fits = (0..pool.len()).filter(|&i| pool[i].len() >= len).min_by_key(|&i| pool[i].len());
+        let longest = (0..pool.len()).max_by_key(|&i| pool[i].len());
+        let mut buf = fits.or(longest).map(|i| pool.swap_remove(i)).unwrap_or_default();
+        drop(pool);
+        if buf.len() < len {
+            buf.resize(len, 0.0);
+        }
+        buf
+    }
+
+    /// Returns a buffer (dropped if the pool is full).
+    fn give(&self, buf: Vec<f32>) {
+        let mut pool = self.bufs.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < self.most {
+            pool.push(buf);
+        }
+    }
+}
+
 /// Weight-gradient partials kept between backward passes (at most [`MAX_SLABS`] + 1): a slab's
 /// first group writes its partial instead of adding to it, so a reused buffer needs no zeroing
 /// (zeroing fresh ones, up to 5.8 MB each for NVIDIA's 200-channel layers in F(4x4), was about
 /// 2% of the embedder's training step).
-static PARTIALS: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
-
-/// A partial of at least `len` values (old contents) from [`PARTIALS`]: the smallest that is
-/// long enough, else the longest, lengthened (a buffer is never shortened, so the values past
-/// `len` are kept for a larger layer's pass).
-fn take_partial(len: usize) -> Vec<f32> {
-    let mut pool = PARTIALS.lock().unwrap_or_else(|e| e.into_inner());
-    let fits = (0..pool.len()).filter(|&i| pool[i].len() >= len).min_by_key(|&i| pool[i].len());
-    let longest = (0..pool.len()).max_by_key(|&i| pool[i].len());
-    let mut buf = fits.or(longest).map(|i| pool.swap_remove(i)).unwrap_or_default();
-    drop(pool);
-    if buf.len() < len {
-        buf.resize(len, 0.0);
-    }
-    buf
-}
-
-/// Returns a partial to [`PARTIALS`] (dropped if the pool is full).
-fn give_partial(buf: Vec<f32>) {
-    let mut pool = PARTIALS.lock().unwrap_or_else(|e| e.into_inner());
-    if pool.len() <= MAX_SLABS {
-        pool.push(buf);
-    }
-}
+static PARTIALS: BufferPool = BufferPool::new(MAX_SLABS + 1);
 
 /// The range of output columns `ow` whose input column `ow·s + j - pad` lies inside `[0, w)`.
 fn valid_range(out: usize, s: usize, j: usize, pad: usize, w: usize) -> (usize, usize) {
@@ -442,7 +456,7 @@ pub fn conv2d_relu_forward_for(pass: Pass, x: &[f32], w: &[f32], bias: &[f32], d
 pub fn conv2d_relu_forward_train(x: &[f32], w: &[f32], bias: &[f32], d: &Conv2dDims) -> (Vec<f32>, Option<SavedInput>) {
     let algo = Algo::choose_forward_for(Pass::Train, d);
     let mut saved = SavedInput::new(d, algo);
-    let y = forward_plain(x, w, Some(bias), d, algo, isa_for(Op::Conv, Pass::Train), true, saved.as_mut().map(|s| &mut s.v[..]));
+    let y = forward_plain(x, w, Some(bias), d, algo, isa_for(Op::Conv, Pass::Train), true, saved.as_mut().map(SavedInput::values_mut));
     (y, saved)
 }
 
@@ -903,7 +917,7 @@ fn backward_groups<'a>(
     };
 
     let run_slab = |si: usize, dxs: Option<&mut [f32]>| {
-        let mut buf = take_partial(acc_len);
+        let mut buf = PARTIALS.take(acc_len);
         let acc = &mut buf[..acc_len];
         match dxs {
             Some(dxs) => {
@@ -935,7 +949,7 @@ fn backward_groups<'a>(
         for (a, v) in acc[..acc_len].iter_mut().zip(&part) {
             *a += v;
         }
-        give_partial(part);
+        PARTIALS.give(part);
     }
     let db = want.b.then(|| acc[db_at..acc_len].to_vec());
     let dw = want.w.then(|| {
@@ -947,7 +961,7 @@ fn backward_groups<'a>(
             crate::transposed(&acc[..co * k], k, co) // [K, Cout] -> [Cout, K]
         }
     });
-    give_partial(acc);
+    PARTIALS.give(acc);
     Conv2dGrads { dx, dw, db }
 }
 
@@ -955,55 +969,60 @@ fn backward_groups<'a>(
 /// the groups side by side in the order of [`Conv2dDims`]'s grouping for that algorithm), kept
 /// for the backward pass: its weight gradient needs exactly this transform of `x`, which it would
 /// otherwise compute again. F(4x4)'s `V` holds 2.25 values per input value (F(2x2)'s 4).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct SavedInput {
     algo: Algo,
     dims: Conv2dDims,
+    /// At least [`SavedInput::len`] values (a pooled buffer may be longer).
     v: Vec<f32>,
 }
 
-/// Buffers of dropped [`SavedInput`]s (at most [`KEPT_POOL`]), for the next step's forward
-/// passes: a reused buffer needs no zeroing (every value is written) and no fresh pages.
-static KEPT: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
-
-/// The most buffers [`KEPT`] holds: more than the Winograd layers of any zoo model (CILP's two
-/// embedders have six).
-const KEPT_POOL: usize = 16;
+/// Buffers of dropped [`SavedInput`]s, for the next step's forward passes: more than the
+/// Winograd layers of any zoo model (CILP's two embedders have six).
+static KEPT: BufferPool = BufferPool::new(16);
 
 impl SavedInput {
     /// A buffer for a pass of `algo` on `d`, its contents to be written (`None` for the direct
-    /// kernel): the smallest pooled one that is long enough, else a new one.
+    /// kernel).
     fn new(d: &Conv2dDims, algo: Algo) -> Option<SavedInput> {
-        (algo != Algo::Direct).then(|| {
-            let (th, tw) = winograd::tiles_of(d, algo);
-            let len = algo.points() * d.c_in * d.batch * th * tw;
-            let mut pool = KEPT.lock().unwrap_or_else(|e| e.into_inner());
-            let fits = (0..pool.len()).filter(|&i| pool[i].capacity() >= len).min_by_key(|&i| pool[i].capacity());
-            let mut v = fits.map(|i| pool.swap_remove(i)).unwrap_or_default();
-            drop(pool);
-            v.resize(len, 0.0);
-            SavedInput { algo, dims: *d, v }
-        })
+        (algo != Algo::Direct).then(|| SavedInput { algo, dims: *d, v: KEPT.take(Self::len_for(d, algo)) })
+    }
+
+    fn len_for(d: &Conv2dDims, algo: Algo) -> usize {
+        let (th, tw) = winograd::tiles_of(d, algo);
+        algo.points() * d.c_in * d.batch * th * tw
+    }
+
+    fn values(&self) -> &[f32] {
+        &self.v[..Self::len_for(&self.dims, self.algo)]
+    }
+
+    fn values_mut(&mut self) -> &mut [f32] {
+        let len = Self::len_for(&self.dims, self.algo);
+        &mut self.v[..len]
     }
 
     /// The values, if they were made for `d` by `algo` (a backward pass taking another
     /// algorithm, or the switch turned off since, transforms `x` itself).
     fn for_pass(&self, d: &Conv2dDims, algo: Algo) -> Option<&[f32]> {
-        (self.algo == algo && self.dims == *d).then_some(&self.v[..])
+        (self.algo == algo && self.dims == *d).then(|| self.values())
     }
 
-    /// Bytes held.
+    /// Bytes of the values.
     pub fn bytes(&self) -> usize {
-        self.v.len() * std::mem::size_of::<f32>()
+        std::mem::size_of_val(self.values())
+    }
+}
+
+impl PartialEq for SavedInput {
+    fn eq(&self, other: &SavedInput) -> bool {
+        self.algo == other.algo && self.dims == other.dims && self.values() == other.values()
     }
 }
 
 impl Drop for SavedInput {
     fn drop(&mut self) {
-        let mut pool = KEPT.lock().unwrap_or_else(|e| e.into_inner());
-        if pool.len() < KEPT_POOL {
-            pool.push(std::mem::take(&mut self.v));
-        }
+        KEPT.give(std::mem::take(&mut self.v));
     }
 }
 
@@ -1049,7 +1068,7 @@ pub fn conv2d_relu_maxpool_forward_with(x: &[f32], w: &[f32], bias: &[f32], d: &
 pub fn conv2d_relu_maxpool_forward_train(x: &[f32], w: &[f32], bias: &[f32], d: &Conv2dDims) -> (ReluPoolOutput, Option<SavedInput>) {
     let algo = Algo::choose_forward_for(Pass::Train, d);
     let mut saved = SavedInput::new(d, algo);
-    let out = relu_maxpool_forward(x, w, bias, d, algo, isa_for(Op::Conv, Pass::Train), saved.as_mut().map(|s| &mut s.v[..]));
+    let out = relu_maxpool_forward(x, w, bias, d, algo, isa_for(Op::Conv, Pass::Train), saved.as_mut().map(SavedInput::values_mut));
     (out, saved)
 }
 
