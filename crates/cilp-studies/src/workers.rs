@@ -15,7 +15,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -75,12 +75,12 @@ pub fn live_worker_count() -> usize {
     live().len()
 }
 
-/// Starts `cmd` with stdin closed and stdout and stderr to `log`, spawned and put on the live list
-/// under its lock (so that a signal handler never misses it); `what` names it in an error.
-fn spawn_logged(mut cmd: Command, log: &Path, what: &str) -> Result<Child> {
+/// Starts `cmd` with stdin `stdin` and stdout and stderr to `log`, spawned and put on the live
+/// list under its lock (so that a signal handler never misses it); `what` names it in an error.
+fn spawn_logged(mut cmd: Command, log: &Path, what: &str, stdin: Stdio) -> Result<Child> {
     let out = File::create(log).map_err(TrainError::io("create a log", log))?;
     let err = out.try_clone().map_err(TrainError::io("open a log", log))?;
-    cmd.stdin(Stdio::null()).stdout(Stdio::from(out)).stderr(Stdio::from(err));
+    cmd.stdin(stdin).stdout(Stdio::from(out)).stderr(Stdio::from(err));
     let mut pids = live();
     let child = cmd.spawn().map_err(|e| TrainError::Config(format!("cannot start {what}: {e}")))?;
     pids.push(child.id());
@@ -276,7 +276,7 @@ fn start_worker(p: &PlannedRun, mode: CreateMode, dir: &Path, workers: &Workers)
     let log = dir.join(format!("{}.log", p.run));
     let mut cmd = (workers.command)(p, &config, mode);
     cmd.env("RAYON_NUM_THREADS", workers.threads_per_job.max(1).to_string());
-    let child = spawn_logged(cmd, &log, &format!("the worker for {}", p.run))?;
+    let child = spawn_logged(cmd, &log, &format!("the worker for {}", p.run), Stdio::null())?;
     Ok(Worker { index: p.index, run: p.run.clone(), child, log })
 }
 
@@ -285,10 +285,15 @@ fn start_worker(p: &PlannedRun, mode: CreateMode, dir: &Path, workers: &Workers)
 /// process id is on the live list, so a signal handler passes a stop on to it as to the
 /// workers (see [`for_each_live_worker`]). Dropped while still running, it is killed (SIGKILL;
 /// what it had committed stays, and it resumes from there).
+///
+/// Its stdin is a pipe that stays open until [`Companion::close_stdin`]: the main job closes it
+/// when the studies have ended, and the assessment (started with `--start-threads`) then
+/// computes on their core too.
 pub struct Companion {
     what: String,
     log: PathBuf,
     state: Mutex<(Child, Option<ExitStatus>)>,
+    stdin: Mutex<Option<ChildStdin>>,
 }
 
 impl std::fmt::Debug for Companion {
@@ -298,10 +303,18 @@ impl std::fmt::Debug for Companion {
 }
 
 impl Companion {
-    /// Starts `cmd` (stdin closed, stdout and stderr to `log`); `what` names it in messages.
+    /// Starts `cmd` (stdin a pipe left open, stdout and stderr to `log`); `what` names it in
+    /// messages.
     pub fn start(what: &str, cmd: Command, log: &Path) -> Result<Companion> {
-        let child = spawn_logged(cmd, log, what)?;
-        Ok(Companion { what: what.to_string(), log: log.to_path_buf(), state: Mutex::new((child, None)) })
+        let mut child = spawn_logged(cmd, log, what, Stdio::piped())?;
+        let stdin = Mutex::new(child.stdin.take());
+        Ok(Companion { what: what.to_string(), log: log.to_path_buf(), state: Mutex::new((child, None)), stdin })
+    }
+
+    /// Closes its stdin (it reads end of file): for the main job's assessment, the sign that the
+    /// studies have ended and their cores are free. Closing twice is a no-op.
+    pub fn close_stdin(&self) {
+        self.stdin.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 
     /// The log its output goes to.
@@ -428,6 +441,20 @@ mod tests {
         let order = names(start_order(&longer, 2));
         assert_eq!(&order[..2], ["early-fusion-s1", "intermediate-hadamard-s2"]);
         assert_eq!(order.len(), planned.len());
+    }
+
+    #[test]
+    fn a_companion_reads_end_of_file_only_once_its_stdin_is_closed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = tmp.path().join("c.log");
+        // `cat` ends at end of file: the companion runs until its stdin is closed.
+        let c = Companion::start("the test companion", sh("cat; echo stdin closed"), &log).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(c.running(), "its stdin stays open until closed");
+        c.close_stdin();
+        c.close_stdin();
+        c.wait().unwrap();
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "stdin closed\n");
     }
 
     #[test]

@@ -29,6 +29,7 @@ use serde::Serialize;
 
 pub use crate::checkpoint::Score;
 use crate::checkpoint::{Checkpoints, TrainState};
+use crate::cores;
 use crate::error::{Result, TrainError};
 use crate::memory;
 use crate::schedule::LrSchedule;
@@ -165,10 +166,11 @@ pub struct EpochReport<'a> {
     pub improved: bool,
 }
 
-/// A model (or assessment stage) as [`fit`] trains it.
-pub trait TrainStep {
+/// A model (or assessment stage) as [`fit`] trains it. `Send + Sync` (and the model `Sync`):
+/// its steps may run on another thread of the process (see [`crate::cores`]).
+pub trait TrainStep: Send + Sync {
     /// The trained module, on the autodiff device.
-    type Model: Module;
+    type Model: Module + Sync;
 
     /// The training examples, as the indices [`TrainStep::step`] is given batches of (dataset
     /// indices, or rows of a cached table).
@@ -465,7 +467,8 @@ pub fn fit<S: TrainStep>(
                 lr_first = lr;
             }
             lr_last = lr;
-            let Some(out) = step.step(&model, batch) else { continue };
+            // On the compute pool in force now (`cores`: the main job's assessment widens part-way).
+            let Some(out) = cores::run(|| step.step(&model, batch)) else { continue };
             let mut value: f32 = out.loss.clone().into_scalar();
             if settings.hooks.nan_at == Some((epoch, i)) {
                 value = f32::NAN;
@@ -484,8 +487,10 @@ pub fn fit<S: TrainStep>(
                 run.write_summary(&summary)?;
                 return Err(err);
             }
-            let grads = GradientsParams::from_grads(out.loss.backward(), &model);
-            model = step.after_step(optim.step(lr, model, grads));
+            model = cores::run(|| {
+                let grads = GradientsParams::from_grads(out.loss.backward(), &model);
+                step.after_step(optim.step(lr, model, grads))
+            });
             loss_sum += value as f64 * batch.len() as f64;
             if let Some(c) = out.correct {
                 correct += c;
@@ -514,7 +519,7 @@ pub fn fit<S: TrainStep>(
         // ---- validate
         let vstart = Instant::now();
         memory::reset_peak();
-        let v = step.validate(&model.clone().valid(), epoch)?;
+        let v = cores::run(|| step.validate(&model.clone().valid(), epoch))?;
         let val_seconds = vstart.elapsed().as_secs_f64();
         let vrow = val_row(epoch, &v, val_seconds, memory::peak_bytes());
 

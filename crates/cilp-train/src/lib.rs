@@ -13,6 +13,7 @@
 pub mod batching;
 pub mod checkpoint;
 pub mod config;
+pub mod cores;
 pub mod data;
 pub mod device;
 pub mod engine;

@@ -45,7 +45,7 @@ pub enum FrozenArg {
 /// The validation share of `--split ratio` unless `--val-fraction` says otherwise.
 pub const DEFAULT_VAL_FRACTION: f64 = 0.1;
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct AssessArgs {
     /// Dataset root (cubes/ and spheres/).
     #[arg(long)]
@@ -140,6 +140,11 @@ pub struct AssessArgs {
     /// No per-epoch progress lines on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// Compute on this many threads until stdin reaches end of file, then on all of them
+    /// (`RAYON_NUM_THREADS`): `cilp run` starts its assessment so beside the studies and closes
+    /// its stdin when they end. Results are the same at any thread count.
+    #[arg(long, hide = true, value_parser = crate::positive_count)]
+    pub start_threads: Option<usize>,
 }
 
 /// A value-enum argument as its command-line name.
@@ -186,6 +191,7 @@ impl AssessArgs {
         flag("adam-epsilon", self.adam_epsilon.and_then(|x| text(&x)));
         flag("seed", self.seed.and_then(|x| text(&x)));
         flag("device", text(&self.device));
+        flag("start-threads", self.start_threads.and_then(|x| text(&x)));
         for (on, name) in [(self.force, "--force"), (self.resume, "--resume"), (self.dry_run, "--dry-run"), (self.quiet, "--quiet")] {
             if on {
                 v.push(name.into());
@@ -364,6 +370,26 @@ fn assess_seed(a: AssessArgs) -> Result<()> {
 }
 
 pub fn assess(a: AssessArgs) -> Result<()> {
+    if let Some(narrow) = a.start_threads {
+        let all = cilp_bench::threads();
+        cilp_train::cores::start_narrow(narrow, all).map_err(anyhow::Error::msg)?;
+        let quiet = a.quiet;
+        // Whatever ends stdin (the main job closing it, or its death) frees the cores.
+        std::thread::spawn(move || {
+            let mut sink = [0u8; 256];
+            while matches!(std::io::Read::read(&mut std::io::stdin(), &mut sink), Ok(n) if n > 0) {}
+            cilp_train::cores::widen();
+            if !quiet && all > narrow {
+                eprintln!("assess: the studies beside it have ended; computing on {all} threads from the next step");
+            }
+        });
+        return cilp_train::cores::run(|| assess_here(a));
+    }
+    assess_here(a)
+}
+
+/// [`assess`] on the compute threads in force.
+fn assess_here(a: AssessArgs) -> Result<()> {
     if a.variant == VariantArg::Seed {
         return assess_seed(a);
     }
@@ -457,6 +483,7 @@ mod tests {
             resume: true,
             dry_run: true,
             quiet: true,
+            start_threads: Some(1),
         };
         assert_eq!(format!("{:?}", round_trip(&every)), format!("{every:?}"));
     }

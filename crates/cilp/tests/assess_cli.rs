@@ -347,3 +347,61 @@ fn seed_variant_runs_its_four_stages_and_resumes() {
     let err = fails(&bad);
     assert!(err.contains("--loss, --finetune-epochs only apply to NVIDIA's assessment"), "{err}");
 }
+
+/// `cilp run`'s assessment beside the studies (`--start-threads 1`, hidden): one thread until its
+/// stdin closes, then all of `RAYON_NUM_THREADS`. Closed part-way (once the CILP stage has
+/// logged an epoch), it ends with every stage's rows and the graded values equal to an
+/// assessment on one thread throughout.
+#[test]
+fn an_assessment_given_more_threads_part_way_ends_as_on_one_thread() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = generate(tmp.path(), "data", 24, 5);
+    let fixture = lidar_cnn_fixture();
+    let args = |out: &std::path::Path| -> Vec<String> {
+        let mut a: Vec<String> = assess_args(s(&data), s(out)).into_iter().map(String::from).collect();
+        a.retain(|x| x != "--quiet");
+        a.extend(["--lidar-classifier".into(), s(&fixture).into(), "--finetune-epochs".into(), "2".into()]);
+        let i = a.iter().position(|x| x == "--cilp-epochs").unwrap();
+        a[i + 1] = "3".into();
+        a
+    };
+    let one = tmp.path().join("one");
+    let out = cilp().args(args(&one)).env("RAYON_NUM_THREADS", "1").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let widened = tmp.path().join("widened");
+    let mut a = args(&widened);
+    a.extend(["--start-threads".into(), "1".into()]);
+    let mut child = cilp()
+        .args(&a)
+        .env("RAYON_NUM_THREADS", "2")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Written data is not the end of file: it stays narrow.
+    stdin.write_all(b"still running\n").unwrap();
+    let first_epoch = widened.join("cilp/metrics.jsonl");
+    let t = std::time::Instant::now();
+    while !std::fs::read_to_string(&first_epoch).is_ok_and(|m| m.contains("\"val\"")) && t.elapsed().as_secs() < 300 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    // Printed when it widened, before it ended.
+    assert!(err.contains("computing on 2 threads from the next step"), "{err}");
+
+    for stage in ["cilp", "projector", "rgb-to-lidar"] {
+        assert_eq!(stage_rows(&one.join(stage)), stage_rows(&widened.join(stage)), "{stage}: rows differ from one thread's");
+    }
+    let (a, b) = (read_json(&one.join("summary.json")), read_json(&widened.join("summary.json")));
+    for k in ["cilp_val_loss", "projector_val_mse", "classifier_accuracy", "classifier_batch_accuracies", "retrieval", "finetune_selection"]
+    {
+        assert_eq!(a[k], b[k], "{k}");
+    }
+}
