@@ -51,21 +51,6 @@ pub fn widen() {
     }
 }
 
-/// Whether [`widen`] has been called since [`start_narrow`].
-pub fn widened() -> bool {
-    POOLS.get().is_some_and(|p| p.widened.load(Ordering::Relaxed))
-}
-
-/// Threads the next [`run`] computes on: the narrow or wide pool's, or rayon's global pool's
-/// without [`start_narrow`].
-pub fn threads_now() -> usize {
-    match POOLS.get() {
-        Some(p) if p.widened.load(Ordering::Relaxed) => p.wide.current_num_threads(),
-        Some(p) => p.narrow.current_num_threads(),
-        None => rayon::current_num_threads(),
-    }
-}
-
 /// Calls `f` on the pool in force now (see [`start_narrow`]): its parallel work, and rayon's
 /// `current_num_threads`, are that pool's. Nested calls on the same pool run in place.
 pub fn run<R: Send>(f: impl FnOnce() -> R + Send) -> R {
@@ -91,19 +76,16 @@ mod tests {
         assert_eq!(run(rayon::current_num_threads), rayon::current_num_threads(), "without pools: as called");
         start_narrow(1, 3).unwrap();
         assert!(start_narrow(1, 2).unwrap_err().contains("twice"));
-        assert_eq!(threads_now(), 1);
         assert_eq!(run(rayon::current_num_threads), 1);
         // Nested: the inner call runs in place on the same pool.
         assert_eq!(run(|| run(rayon::current_num_threads)), 1);
-        assert!(!widened());
         // Widened from inside a narrow computation (as the assessment's whole run is one).
         let inner = run(|| {
             widen();
             run(|| (rayon::current_num_threads(), cilp_kernels::denormals_flushed_on_this_thread()))
         });
-        assert!(widened());
         assert_eq!(inner.0, 3);
-        assert_eq!(threads_now(), 3);
+        assert_eq!(run(rayon::current_num_threads), 3, "and every computation after");
         #[cfg(target_arch = "x86_64")]
         assert!(inner.1, "the wide pool flushes subnormals like the narrow one");
         // Every wide thread, not only the one the call landed on.

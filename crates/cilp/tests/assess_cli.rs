@@ -184,6 +184,32 @@ fn stage_rows(run: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
+/// The arguments of an assessment of `data` into `out` with NVIDIA's LiDAR classifier and
+/// `epochs` (CILP, projector, fine-tuning), its per-epoch lines on stderr.
+fn chain_args(data: &std::path::Path, out: &std::path::Path, epochs: (usize, usize, usize)) -> Vec<String> {
+    let mut a: Vec<String> = assess_args(s(data), s(out)).into_iter().map(String::from).collect();
+    a.retain(|x| x != "--quiet");
+    for (flag, n) in [("--cilp-epochs", epochs.0), ("--projector-epochs", epochs.1)] {
+        let i = a.iter().position(|x| x == flag).unwrap();
+        a[i + 1] = n.to_string();
+    }
+    a.extend(["--lidar-classifier".into(), s(&lidar_cnn_fixture()).into(), "--finetune-epochs".into(), epochs.2.to_string()]);
+    a
+}
+
+/// Checks that the assessment in `b` ended as the one in `a`: every stage's rows, and the
+/// summary's graded values.
+fn assert_same_assessment(a: &std::path::Path, b: &std::path::Path, what: &str) {
+    for stage in ["cilp", "projector", "rgb-to-lidar"] {
+        assert_eq!(stage_rows(&a.join(stage)), stage_rows(&b.join(stage)), "{stage}: rows differ from {what}");
+    }
+    let (a, b) = (read_json(&a.join("summary.json")), read_json(&b.join("summary.json")));
+    for k in ["cilp_val_loss", "projector_val_mse", "classifier_accuracy", "classifier_batch_accuracies", "retrieval", "finetune_selection"]
+    {
+        assert_eq!(a[k], b[k], "{k}");
+    }
+}
+
 /// Runs an uninterrupted assessment into `reference` and the same one killed by the abort hook
 /// at `abort_at` into `cut`, then resumes `cut`. `epochs` are the (CILP, projector, fine-tuning)
 /// epochs; the LiDAR classifier is NVIDIA's. Checks the kill left `committed_rows` rows in
@@ -192,17 +218,7 @@ fn stage_rows(run: &std::path::Path) -> Vec<String> {
 fn cut_and_resume(epochs: (usize, usize, usize), abort_at: &str, stage: &str, committed_rows: usize) -> String {
     let tmp = tempfile::tempdir().unwrap();
     let data = generate(tmp.path(), "data", 24, 5);
-    let fixture = lidar_cnn_fixture();
-    let args = |out: &std::path::Path| -> Vec<String> {
-        let mut a: Vec<String> = assess_args(s(&data), s(out)).into_iter().map(String::from).collect();
-        a.retain(|x| x != "--quiet");
-        for (flag, n) in [("--cilp-epochs", epochs.0), ("--projector-epochs", epochs.1)] {
-            let i = a.iter().position(|x| x == flag).unwrap();
-            a[i + 1] = n.to_string();
-        }
-        a.extend(["--lidar-classifier".into(), s(&fixture).into(), "--finetune-epochs".into(), epochs.2.to_string()]);
-        a
-    };
+    let args = |out: &std::path::Path| chain_args(&data, out, epochs);
     let reference = tmp.path().join("reference");
     let out = cilp().args(args(&reference)).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -217,14 +233,9 @@ fn cut_and_resume(epochs: (usize, usize, usize), abort_at: &str, stage: &str, co
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{err}");
 
+    assert_same_assessment(&reference, &cut, "the uninterrupted run");
     for stage in ["cilp", "projector", "rgb-to-lidar"] {
-        assert_eq!(stage_rows(&reference.join(stage)), stage_rows(&cut.join(stage)), "{stage}: rows differ from the uninterrupted run");
         assert_eq!(read_json(&cut.join(stage).join("summary.json"))["status"], "completed", "{stage}");
-    }
-    let (a, b) = (read_json(&reference.join("summary.json")), read_json(&cut.join("summary.json")));
-    for k in ["cilp_val_loss", "projector_val_mse", "classifier_accuracy", "classifier_batch_accuracies", "retrieval", "finetune_selection"]
-    {
-        assert_eq!(a[k], b[k], "{k}");
     }
     err
 }
@@ -357,15 +368,8 @@ fn an_assessment_given_more_threads_part_way_ends_as_on_one_thread() {
     use std::io::Write;
     let tmp = tempfile::tempdir().unwrap();
     let data = generate(tmp.path(), "data", 24, 5);
-    let fixture = lidar_cnn_fixture();
-    let args = |out: &std::path::Path| -> Vec<String> {
-        let mut a: Vec<String> = assess_args(s(&data), s(out)).into_iter().map(String::from).collect();
-        a.retain(|x| x != "--quiet");
-        a.extend(["--lidar-classifier".into(), s(&fixture).into(), "--finetune-epochs".into(), "2".into()]);
-        let i = a.iter().position(|x| x == "--cilp-epochs").unwrap();
-        a[i + 1] = "3".into();
-        a
-    };
+    // assess_args' 2 projector epochs.
+    let args = |out: &std::path::Path| chain_args(&data, out, (3, 2, 2));
     let one = tmp.path().join("one");
     let out = cilp().args(args(&one)).env("RAYON_NUM_THREADS", "1").output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -396,12 +400,5 @@ fn an_assessment_given_more_threads_part_way_ends_as_on_one_thread() {
     // Printed when it widened, before it ended.
     assert!(err.contains("computing on 2 threads from the next step"), "{err}");
 
-    for stage in ["cilp", "projector", "rgb-to-lidar"] {
-        assert_eq!(stage_rows(&one.join(stage)), stage_rows(&widened.join(stage)), "{stage}: rows differ from one thread's");
-    }
-    let (a, b) = (read_json(&one.join("summary.json")), read_json(&widened.join("summary.json")));
-    for k in ["cilp_val_loss", "projector_val_mse", "classifier_accuracy", "classifier_batch_accuracies", "retrieval", "finetune_selection"]
-    {
-        assert_eq!(a[k], b[k], "{k}");
-    }
+    assert_same_assessment(&one, &widened, "one thread's");
 }
