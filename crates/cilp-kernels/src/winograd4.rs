@@ -162,24 +162,12 @@ fn transform_input_by_channel(x: &[f32], pl: Planes, ns: usize, c: usize, h: usi
         // Bᵀ d down each column j: e[k][j][t].
         for j in 0..6 {
             let src: [&[f32]; 6] = std::array::from_fn(|r| &d[(j * 6 + r) * t_all..][..t_all]);
-            let dst: [&mut [f32]; 6] = split6(&mut e, std::array::from_fn(|k| (k * 6 + j) * t_all), t_all);
-            for t in 0..t_all {
-                let o = bt(std::array::from_fn(|r| src[r][t]));
-                for (k, val) in o.into_iter().enumerate() {
-                    dst[k][t] = val;
-                }
-            }
+            map_streams(src, split6(&mut e, std::array::from_fn(|k| (k * 6 + j) * t_all), t_all), bt);
         }
         // (Bᵀ d) B along each row k: V[k·6 + l][ch][t].
         for k in 0..6 {
             let src: [&[f32]; 6] = std::array::from_fn(|j| &e[(k * 6 + j) * t_all..][..t_all]);
-            let dst: [&mut [f32]; 6] = split6(v, std::array::from_fn(|l| ((k * 6 + l) * c + ch) * t_all), t_all);
-            for t in 0..t_all {
-                let o = bt(std::array::from_fn(|j| src[j][t]));
-                for (l, val) in o.into_iter().enumerate() {
-                    dst[l][t] = val;
-                }
-            }
+            map_streams(src, split6(v, std::array::from_fn(|l| ((k * 6 + l) * c + ch) * t_all), t_all), bt);
         }
     }
 }
@@ -247,6 +235,21 @@ fn transform_input_by_row(x: &[f32], pl: Planes, ns: usize, c: usize, h: usize, 
                     }
                 }
             }
+        }
+    }
+}
+
+/// `dst[k][t] = f(src[0][t], .., src[N-1][t])[k]` for every tile `t`: one column transform applied
+/// across `N` input streams into six output streams, all of one length (the channel-wide loops of
+/// the input and output-gradient transforms). Inlined, so each use compiles to its own loop.
+#[inline(always)]
+fn map_streams<const N: usize>(src: [&[f32]; N], dst: [&mut [f32]; 6], f: impl Fn([f32; N]) -> [f32; 6]) {
+    let len = dst[0].len();
+    assert!(src.iter().all(|s| s.len() == len) && dst.iter().all(|d| d.len() == len));
+    for t in 0..len {
+        let o = f(std::array::from_fn(|r| src[r][t]));
+        for (k, val) in o.into_iter().enumerate() {
+            dst[k][t] = val;
         }
     }
 }
@@ -336,24 +339,12 @@ pub(crate) fn transform_output_grad(dy: &[f32], pl: Planes, ns: usize, c: usize,
         // A down each column j: e[k][j][t].
         for j in 0..4 {
             let src: [&[f32]; 4] = std::array::from_fn(|i| &d[(j * 4 + i) * t_all..][..t_all]);
-            let dst: [&mut [f32]; 6] = split6(&mut e, std::array::from_fn(|k| (k * 4 + j) * t_all), t_all);
-            for t in 0..t_all {
-                let o = a(std::array::from_fn(|i| src[i][t]));
-                for (k, val) in o.into_iter().enumerate() {
-                    dst[k][t] = val;
-                }
-            }
+            map_streams(src, split6(&mut e, std::array::from_fn(|k| (k * 4 + j) * t_all), t_all), a);
         }
         // Along each row k: M[k·6 + l][ch][t].
         for k in 0..6 {
             let src: [&[f32]; 4] = std::array::from_fn(|j| &e[(k * 4 + j) * t_all..][..t_all]);
-            let dst: [&mut [f32]; 6] = split6(m, std::array::from_fn(|l| ((k * 6 + l) * c + ch) * t_all), t_all);
-            for t in 0..t_all {
-                let o = a(std::array::from_fn(|j| src[j][t]));
-                for (l, val) in o.into_iter().enumerate() {
-                    dst[l][t] = val;
-                }
-            }
+            map_streams(src, split6(m, std::array::from_fn(|l| ((k * 6 + l) * c + ch) * t_all), t_all), a);
         }
     }
 }
