@@ -59,6 +59,40 @@ fn tick_label(v: f64) -> String {
     fmt_num(v, 4)
 }
 
+/// Labels for evenly spaced ticks, all in one notation: fixed with the decimals the step needs
+/// (up to 4: `0.0005, 0.0010, 0.0015`), else scientific with one exponent per tick and the
+/// mantissa digits the step needs (`5.0e-6, 1.0e-5, 1.5e-5`); 0 is always "0". Mixing the two
+/// (`0.0015, 0.001, 5.000e-4`) read badly and the longest label was clipped by the plot's margin.
+fn tick_labels(ticks: &[f64]) -> Vec<String> {
+    let step = match ticks {
+        [a, b, ..] if (b - a).is_finite() && b > a => b - a,
+        _ => return ticks.iter().map(|&v| tick_label(v)).collect(),
+    };
+    let amax = ticks.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    // Decimals that write the step exactly (steps are 1, 2, 2.5 or 5 times a power of ten).
+    let decimals = (0..=12).find(|&d| {
+        let x = step * 10f64.powi(d);
+        (x - x.round()).abs() < 1e-6 * x.max(1.0)
+    });
+    let zero_or = |v: f64, f: &dyn Fn(f64) -> String| if v == 0.0 { "0".to_owned() } else { f(v) };
+    match decimals {
+        Some(d) if d <= 4 && amax < 1e6 => ticks.iter().map(|&v| zero_or(v, &|v| format!("{v:.*}", d as usize))).collect(),
+        Some(d) => {
+            let e = amax.log10().floor() as i32;
+            let p = (d + e).clamp(1, 4) as usize;
+            ticks.iter().map(|&v| zero_or(v, &|v| format!("{v:.p$e}"))).collect()
+        }
+        None => ticks.iter().map(|&v| tick_label(v)).collect(),
+    }
+}
+
+/// The plot's left edge: at least `min`, and wide enough that the longest y tick label (right
+/// aligned 5 px left of the axis) clears the rotated axis title (about 20 px from the edge).
+fn left_for(labels: &[String], min: f64) -> f64 {
+    let n = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    min.max((25.0 + n as f64 * CHAR_W).ceil())
+}
+
 /// Plot area geometry and the data-to-pixel mapping.
 struct Frame {
     w: f64,
@@ -101,9 +135,9 @@ fn open(s: &mut String, w: f64, h: f64, title: &str) {
 /// Axes, grid lines, tick labels and axis titles. `x_ticks` are (value, label) pairs.
 fn axes(s: &mut String, f: &Frame, x_ticks: &[(f64, String)], y_ticks: &[f64], x_label: &str, y_label: &str) {
     let (l, r, t, b) = (f.left, f.w - f.right, f.top, f.h - f.bottom);
-    for &v in y_ticks {
+    let labels = if f.log_y { y_ticks.iter().map(|&v| format!("1e{}", v as i64)).collect() } else { tick_labels(y_ticks) };
+    for (&v, lab) in y_ticks.iter().zip(labels) {
         let y = f.py(if f.log_y { 10f64.powf(v) } else { v });
-        let lab = if f.log_y { format!("1e{}", v as i64) } else { tick_label(v) };
         let _ = write!(
             s,
             "<line x1=\"{l}\" x2=\"{r}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#e6e9ef\"/>\
@@ -197,7 +231,7 @@ pub fn bar_chart(title: &str, labels: &[String], values: &[f64], colours: &[Stri
     let f = Frame {
         w,
         h,
-        left: 56.0,
+        left: left_for(&tick_labels(&ticks), 56.0),
         right: 14.0,
         top: 28.0,
         bottom: 36.0,
@@ -328,8 +362,9 @@ pub fn line_chart(title: &str, series: &[Series], x_label: &str, y_label: &str, 
         (lo, y1 + pad)
     };
     let right = 14.0 + legend_width(&items, w);
-    let f = Frame { w, h, left: 58.0, right, top, bottom, x0, x1, y0, y1, log_y };
-    let y_ticks = if log_y { (y0 as i64..=y1 as i64).map(|v| v as f64).collect() } else { nice_ticks(y0, y1, 5) };
+    let y_ticks: Vec<f64> = if log_y { (y0 as i64..=y1 as i64).map(|v| v as f64).collect() } else { nice_ticks(y0, y1, 5) };
+    let left = if log_y { 58.0 } else { left_for(&tick_labels(&y_ticks), 58.0) };
+    let f = Frame { w, h, left, right, top, bottom, x0, x1, y0, y1, log_y };
     let integer_x = series.iter().flat_map(|s| &s.points).all(|(x, _)| x.fract() == 0.0);
     let mut xt: Vec<(f64, String)> = nice_ticks(x0, x1, 6).into_iter().map(|v| (v, tick_label(v))).collect();
     if integer_x {
@@ -399,9 +434,11 @@ pub fn scatter(
 ) -> String {
     let mut s = String::new();
     open(&mut s, w, h, title);
-    let f = Frame { w, h, left: 52.0, right: 14.0, top: 28.0, bottom: 38.0, x0, x1, y0, y1, log_y: false };
+    let y_ticks = nice_ticks(y0, y1, 5);
+    let left = left_for(&tick_labels(&y_ticks), 52.0);
+    let f = Frame { w, h, left, right: 14.0, top: 28.0, bottom: 38.0, x0, x1, y0, y1, log_y: false };
     let xt: Vec<(f64, String)> = nice_ticks(x0, x1, 6).into_iter().map(|v| (v, tick_label(v))).collect();
-    axes(&mut s, &f, &xt, &nice_ticks(y0, y1, 5), x_label, y_label);
+    axes(&mut s, &f, &xt, &y_ticks, x_label, y_label);
     for (x, y, c) in points {
         if x.is_finite() && y.is_finite() {
             let _ = write!(
@@ -426,6 +463,27 @@ mod tests {
         assert_eq!(nice_ticks(0.0, 10.0, 5), vec![0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
         let t = nice_ticks(0.13, 0.87, 4);
         assert!(t.first().unwrap() >= &0.13 && t.last().unwrap() <= &0.87 && t.len() >= 3);
+    }
+
+    #[test]
+    fn an_axis_labels_its_ticks_in_one_notation() {
+        assert_eq!(tick_labels(&nice_ticks(0.0, 0.0015, 3)), ["0", "0.0005", "0.0010", "0.0015"]);
+        assert_eq!(tick_labels(&nice_ticks(0.0, 1.0, 4)), ["0", "0.25", "0.50", "0.75", "1.00"]);
+        assert_eq!(tick_labels(&nice_ticks(0.0, 400.0, 4)), ["0", "100", "200", "300", "400"]);
+        assert_eq!(tick_labels(&[0.0, 5e-6, 1e-5, 1.5e-5]), ["0", "5.0e-6", "1.0e-5", "1.5e-5"]);
+        assert_eq!(tick_labels(&[0.00025, 0.0005, 0.00075, 0.001]), ["2.50e-4", "5.00e-4", "7.50e-4", "1.00e-3"]);
+        assert_eq!(tick_labels(&[3.0]), ["3"]);
+    }
+
+    #[test]
+    fn long_tick_labels_move_the_plot_right_of_the_axis_title() {
+        let x_of_first_bar = |svg: &str| attr_nums(svg, "rect", "x")[0];
+        let small = bar_chart("b", &["a".into()], &[0.0013], &[], "loss", 300.0, 200.0);
+        let large = bar_chart("b", &["a".into()], &[3.0], &[], "loss", 300.0, 200.0);
+        // "0.0005", "0.0010": 6 characters, so the plot starts at 25 + 6 x 6.4 px, past the default 56.
+        assert!(small.contains(">0.0010</text>"), "{small}");
+        assert!(x_of_first_bar(&small) > x_of_first_bar(&large), "small {} large {}", x_of_first_bar(&small), x_of_first_bar(&large));
+        assert_eq!(left_for(&tick_labels(&nice_ticks(0.0, 3.45, 5)), 56.0), 56.0);
     }
 
     #[test]
@@ -511,7 +569,7 @@ mod tests {
         assert_eq!(legend_x.len(), 12, "every legend entry right of the data");
         // The band's top (2 / 1) sets the y range: the axis goes above the highest mean (1.0).
         assert_eq!(svg.matches("fill-opacity=\"0.18\"").count(), 12);
-        assert!(svg.contains("text-anchor=\"end\" fill=\"#5b6473\">2</text>"), "y ticks reach the band's top");
+        assert!(svg.contains("text-anchor=\"end\" fill=\"#5b6473\">2.0</text>"), "y ticks reach the band's top");
         // One band rectangle per legend entry.
         assert_eq!(svg.matches("fill-opacity=\"0.2\"").count(), 12);
     }
