@@ -86,10 +86,16 @@ fn tick_labels(ticks: &[f64]) -> Vec<String> {
     }
 }
 
+/// Y ticks with their labels: `ticks` are values, or powers of ten on a log axis ("1e-3").
+fn y_tick_pairs(ticks: Vec<f64>, log_y: bool) -> Vec<(f64, String)> {
+    let labels = if log_y { ticks.iter().map(|&v| format!("1e{}", v as i64)).collect() } else { tick_labels(&ticks) };
+    ticks.into_iter().zip(labels).collect()
+}
+
 /// The plot's left edge: at least `min`, and wide enough that the longest y tick label (right
 /// aligned 5 px left of the axis) clears the rotated axis title (about 20 px from the edge).
-fn left_for(labels: &[String], min: f64) -> f64 {
-    let n = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+fn left_for(y_ticks: &[(f64, String)], min: f64) -> f64 {
+    let n = y_ticks.iter().map(|(_, l)| l.chars().count()).max().unwrap_or(0);
     min.max((25.0 + n as f64 * CHAR_W).ceil())
 }
 
@@ -132,11 +138,11 @@ fn open(s: &mut String, w: f64, h: f64, title: &str) {
     );
 }
 
-/// Axes, grid lines, tick labels and axis titles. `x_ticks` are (value, label) pairs.
-fn axes(s: &mut String, f: &Frame, x_ticks: &[(f64, String)], y_ticks: &[f64], x_label: &str, y_label: &str) {
+/// Axes, grid lines, tick labels and axis titles. Ticks are (value, label) pairs; a log axis's
+/// y values are exponents.
+fn axes(s: &mut String, f: &Frame, x_ticks: &[(f64, String)], y_ticks: &[(f64, String)], x_label: &str, y_label: &str) {
     let (l, r, t, b) = (f.left, f.w - f.right, f.top, f.h - f.bottom);
-    let labels = if f.log_y { y_ticks.iter().map(|&v| format!("1e{}", v as i64)).collect() } else { tick_labels(y_ticks) };
-    for (&v, lab) in y_ticks.iter().zip(labels) {
+    for &(v, ref lab) in y_ticks {
         let y = f.py(if f.log_y { 10f64.powf(v) } else { v });
         let _ = write!(
             s,
@@ -144,7 +150,7 @@ fn axes(s: &mut String, f: &Frame, x_ticks: &[(f64, String)], y_ticks: &[f64], x
              <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#5b6473\">{}</text>",
             l - 5.0,
             y + 3.5,
-            escape_html(&lab)
+            escape_html(lab)
         );
     }
     for (v, lab) in x_ticks {
@@ -227,11 +233,11 @@ pub fn bar_chart(title: &str, labels: &[String], values: &[f64], colours: &[Stri
     open(&mut s, w, h, title);
     let ymax = values.iter().cloned().fold(0.0, f64::max);
     let ymax = if ymax > 0.0 { ymax * 1.15 } else { 1.0 };
-    let ticks = nice_ticks(0.0, ymax, 5);
+    let ticks = y_tick_pairs(nice_ticks(0.0, ymax, 5), false);
     let f = Frame {
         w,
         h,
-        left: left_for(&tick_labels(&ticks), 56.0),
+        left: left_for(&ticks, 56.0),
         right: 14.0,
         top: 28.0,
         bottom: 36.0,
@@ -295,7 +301,7 @@ pub fn histogram(title: &str, series: &[(String, String, Vec<usize>)], lo: f64, 
     open(&mut s, w, h, title);
     let f = Frame { w, h, left: 52.0, right, top, bottom, x0: lo, x1: hi, y0: 0.0, y1: ymax, log_y: false };
     let xt: Vec<(f64, String)> = nice_ticks(lo, hi, 6).into_iter().map(|v| (v, tick_label(v))).collect();
-    axes(&mut s, &f, &xt, &nice_ticks(0.0, ymax, 5), x_label, "samples");
+    axes(&mut s, &f, &xt, &y_tick_pairs(nice_ticks(0.0, ymax, 5), false), x_label, "samples");
     let bin_w = (hi - lo) / bins as f64;
     let k = series.len().max(1) as f64;
     for (si, (name, col, c)) in series.iter().enumerate() {
@@ -362,8 +368,8 @@ pub fn line_chart(title: &str, series: &[Series], x_label: &str, y_label: &str, 
         (lo, y1 + pad)
     };
     let right = 14.0 + legend_width(&items, w);
-    let y_ticks: Vec<f64> = if log_y { (y0 as i64..=y1 as i64).map(|v| v as f64).collect() } else { nice_ticks(y0, y1, 5) };
-    let left = if log_y { 58.0 } else { left_for(&tick_labels(&y_ticks), 58.0) };
+    let y_ticks = y_tick_pairs(if log_y { (y0 as i64..=y1 as i64).map(|v| v as f64).collect() } else { nice_ticks(y0, y1, 5) }, log_y);
+    let left = left_for(&y_ticks, 58.0);
     let f = Frame { w, h, left, right, top, bottom, x0, x1, y0, y1, log_y };
     let integer_x = series.iter().flat_map(|s| &s.points).all(|(x, _)| x.fract() == 0.0);
     let mut xt: Vec<(f64, String)> = nice_ticks(x0, x1, 6).into_iter().map(|v| (v, tick_label(v))).collect();
@@ -434,8 +440,8 @@ pub fn scatter(
 ) -> String {
     let mut s = String::new();
     open(&mut s, w, h, title);
-    let y_ticks = nice_ticks(y0, y1, 5);
-    let left = left_for(&tick_labels(&y_ticks), 52.0);
+    let y_ticks = y_tick_pairs(nice_ticks(y0, y1, 5), false);
+    let left = left_for(&y_ticks, 52.0);
     let f = Frame { w, h, left, right: 14.0, top: 28.0, bottom: 38.0, x0, x1, y0, y1, log_y: false };
     let xt: Vec<(f64, String)> = nice_ticks(x0, x1, 6).into_iter().map(|v| (v, tick_label(v))).collect();
     axes(&mut s, &f, &xt, &y_ticks, x_label, y_label);
@@ -483,7 +489,7 @@ mod tests {
         // "0.0005", "0.0010": 6 characters, so the plot starts at 25 + 6 x 6.4 px, past the default 56.
         assert!(small.contains(">0.0010</text>"), "{small}");
         assert!(x_of_first_bar(&small) > x_of_first_bar(&large), "small {} large {}", x_of_first_bar(&small), x_of_first_bar(&large));
-        assert_eq!(left_for(&tick_labels(&nice_ticks(0.0, 3.45, 5)), 56.0), 56.0);
+        assert_eq!(left_for(&y_tick_pairs(nice_ticks(0.0, 3.45, 5), false), 56.0), 56.0);
     }
 
     #[test]
